@@ -1,0 +1,163 @@
+"""Wires the parts of `draftdesk run` into one process: Bolt, web server, intake, worker, digest."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from slack_bolt import App
+
+from bot.config import Settings
+from bot.digest import DigestService
+from bot.intake import Poller, handle_zendesk_webhook
+from bot.listeners import DraftActions, register_listeners
+from bot.store import JOB_FAILED, JOB_QUEUED, Store, utcnow
+from bot.web import DraftdeskWSGI, WebServer
+from bot.worker import DraftBackend, TicketProcessor, Worker
+from integrations.slack import SlackPoster, make_web_client
+from integrations.zendesk import ZendeskGateway
+
+log = logging.getLogger(__name__)
+
+
+def load_local_backend(settings: Settings) -> DraftBackend:
+    from models.engine import DraftEngine
+
+    engine = DraftEngine(settings.models)
+    log.info("loading %s model(s); this can take a few minutes on first start", len(settings.models))
+    engine.load()
+    return engine
+
+
+@dataclass
+class Draftdesk:
+    settings: Settings
+    store: Store
+    poster: SlackPoster
+    zendesk: ZendeskGateway
+    worker: Worker
+    actions: DraftActions
+    bolt: App
+    digest: DigestService
+    poller: Poller | None
+    web: WebServer | None
+    scheduler: BackgroundScheduler
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _socket_handler: Any = None
+
+    def health(self) -> dict:
+        return {
+            "ok": True,
+            "queued_jobs": len(self.store.jobs(JOB_QUEUED)),
+            "failed_jobs": len(self.store.jobs(JOB_FAILED)),
+        }
+
+    def start(self) -> None:
+        interrupted = self.store.requeue_interrupted_jobs()
+        if interrupted:
+            log.info("re-queued %s job(s) interrupted by the last shutdown", interrupted)
+        worker_thread = threading.Thread(
+            target=self.worker.run_forever, args=(self._stop,), name="worker", daemon=True
+        )
+        worker_thread.start()
+        self._threads.append(worker_thread)
+        if self.poller is not None:
+            self.scheduler.add_job(
+                self._poll,
+                IntervalTrigger(seconds=self.settings.intake.poll_interval_seconds),
+                id="zendesk_poll",
+                next_run_time=utcnow(),
+                max_instances=1,
+                coalesce=True,
+            )
+        if self.settings.digest.enabled:
+            self.digest.schedule(self.scheduler)
+        self.scheduler.start()
+        if self.web is not None:
+            self.web.start()
+            log.info("listening on %s:%s", self.settings.server.host, self.web.port)
+        if self.settings.slack.mode == "socket":
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            self._socket_handler = SocketModeHandler(self.bolt, self.settings.secrets.slack_app_token)
+            self._socket_handler.connect()
+            log.info("connected to Slack in Socket Mode")
+
+    def _poll(self) -> None:
+        assert self.poller is not None
+        try:
+            self.poller.poll_once()
+        except Exception:
+            log.exception("polling Zendesk failed; retrying at the next interval")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.worker.wake.set()
+        if self._socket_handler is not None:
+            self._socket_handler.close()
+        if self.web is not None:
+            self.web.stop()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self.store.close()
+
+    def run_until_signal(self) -> None:
+        done = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: done.set())
+        self.start()
+        done.wait()
+        log.info("shutting down")
+        self.stop()
+
+
+def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
+    secrets = settings.secrets
+    store = Store(settings.storage_path)
+    client = make_web_client(secrets.slack_bot_token or "", base_url=settings.slack.api_url)
+    poster = SlackPoster(client)
+    zendesk = ZendeskGateway.from_settings(
+        settings.zendesk.url, secrets.zendesk_email or "", secrets.zendesk_api_token or ""
+    )
+    backend = backend or load_local_backend(settings)
+    model_names = [m.name for m in settings.models]
+    processor = TicketProcessor(
+        store, zendesk, poster, backend, model_names, settings.slack.channel, settings.worker.product_name
+    )
+    worker = Worker(store, processor, settings.worker)
+    actions = DraftActions(store, poster, zendesk)
+    http_mode = settings.slack.mode == "http"
+    bolt = App(
+        client=client,
+        signing_secret=secrets.slack_signing_secret or "",
+        request_verification_enabled=http_mode,
+        process_before_response=False,
+    )
+    register_listeners(bolt, actions)
+    webhook = None
+    if settings.intake.mode in ("webhook", "both"):
+        secret = secrets.zendesk_webhook_secret or ""
+
+        def webhook(body: bytes, headers: dict[str, str]):  # type: ignore[no-redef]
+            return handle_zendesk_webhook(
+                body, headers, secret, store, worker.wake.set, settings.server.max_body_bytes
+            )
+
+    poller = None
+    if settings.intake.mode in ("poll", "both"):
+        poller = Poller(store, zendesk, settings.intake.poll_since, on_queued=worker.wake.set)
+    digest = DigestService(store, poster, settings.digest, model_names)
+    scheduler = BackgroundScheduler(timezone=settings.digest.timezone)
+    app = Draftdesk(settings, store, poster, zendesk, worker, actions, bolt, digest, poller, None, scheduler)
+    if http_mode or webhook is not None:
+        wsgi = DraftdeskWSGI(bolt if http_mode else None, webhook, app.health, settings.server.max_body_bytes)
+        app.web = WebServer(wsgi, settings.server.host, settings.server.port)
+    return app

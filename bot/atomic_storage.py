@@ -1,0 +1,90 @@
+"""A TinyDB storage that never leaves a torn file behind.
+
+TinyDB's stock JSONStorage truncates and rewrites the file in place, so a kill mid-write
+leaves half a database. Here every write goes to a temporary file in the same folder, is
+fsynced, and replaces the old file with one atomic rename (then the folder is fsynced so the
+rename itself survives a power cut). Readers, including other processes such as
+`draftdesk report`, always see either the old or the new complete file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tinydb.storages import Storage
+
+
+class AtomicJSONStorage(Storage):
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._sweep_leftovers()
+        self._cache: dict[str, dict[str, Any]] | None = None
+
+    def _sweep_leftovers(self) -> None:
+        """Temporary files of a writer killed mid-write: never renamed, so never part of the store."""
+        for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+
+    def read(self) -> dict[str, dict[str, Any]] | None:
+        if self._cache is None:
+            self._cache = self._load()
+        return self._cache
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        if not text.strip():
+            return {}
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RuntimeError(
+                f"{self.path} is not valid JSON ({exc}); it was not written by draftdesk's atomic "
+                "storage. Restore it from a backup or move it away to start with an empty store."
+            ) from exc
+        if not isinstance(data, dict):
+            raise RuntimeError(f"{self.path} does not hold a draftdesk store (top level is not an object)")
+        return data
+
+    def write(self, data: dict[str, dict[str, Any]]) -> None:
+        if self.read_only:
+            raise PermissionError(f"{self.path} was opened read-only")
+        payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_name, self.path)
+        except BaseException:
+            # The old file is untouched; drop the cache so memory matches disk again.
+            self._cache = None
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        self._fsync_folder()
+        self._cache = data
+
+    def _fsync_folder(self) -> None:
+        try:
+            fd = os.open(self.path.parent, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        self._cache = None

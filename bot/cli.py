@@ -1,0 +1,144 @@
+"""`draftdesk` command line: run, report, votes export, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+from bot.config import ConfigError, Settings, load_settings, resolve_config_path
+from bot.report import FORMATS, render
+from bot.stats import model_stats
+from bot.votes_io import VotesFileError, read_votes, write_votes
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date like 2024-01-31, got {value!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="draftdesk", description=__doc__)
+    parser.add_argument("--log-level", default=os.environ.get("DRAFTDESK_LOG_LEVEL", "INFO"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the bot: intake, drafts, Slack listeners, weekly digest")
+    run.add_argument("--config", help="config file (default: $DRAFTDESK_CONFIG or ./config.toml)")
+
+    report = sub.add_parser("report", help="Tables 1 and 2 of the ratings, per model")
+    report.add_argument("--config")
+    report.add_argument("--since", type=_date, help="first day included (YYYY-MM-DD)")
+    report.add_argument("--until", type=_date, help="last day included (YYYY-MM-DD)")
+    report.add_argument("--format", choices=FORMATS, default="text")
+    report.add_argument(
+        "--input", type=Path, help="compute from a votes file (CSV or JSONL) instead of the store"
+    )
+
+    votes = sub.add_parser("votes", help="votes stored by the bot")
+    votes_sub = votes.add_subparsers(dest="votes_command", required=True)
+    export = votes_sub.add_parser("export", help="write every vote as CSV or JSON Lines")
+    export.add_argument("--config")
+    export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    export.add_argument("--output", type=Path, help="file to write (default: standard output)")
+
+    demo = sub.add_parser(
+        "demo", help="the whole loop offline: sample tickets, stand-ins for Slack and Zendesk"
+    )
+    demo.add_argument("--workdir", type=Path, default=Path(".draftdesk/demo"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "votes":
+            return cmd_votes_export(args)
+        if args.command == "demo":
+            from bot.demo import run_demo
+
+            return run_demo(args.workdir)
+    except ConfigError as exc:
+        print("draftdesk: the configuration has problems:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    except (VotesFileError, FileNotFoundError) as exc:
+        print(f"draftdesk: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+def _settings(args: argparse.Namespace, need_secrets: bool) -> Settings:
+    return load_settings(resolve_config_path(args.config, os.environ), need_secrets=need_secrets)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bot.app import build
+
+    settings = _settings(args, need_secrets=True)
+    build(settings).run_until_signal()
+    return 0
+
+
+def _window(since: date | None, until: date | None) -> tuple[datetime | None, datetime | None]:
+    start = datetime.combine(since, time.min, UTC) if since else None
+    end = datetime.combine(until + timedelta(days=1), time.min, UTC) if until else None
+    return start, end
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    start, end = _window(args.since, args.until)
+    if args.since and args.until and args.since > args.until:
+        print("draftdesk: --since is after --until", file=sys.stderr)
+        return 2
+    models: list[str] = []
+    if args.input:
+        votes = read_votes(args.input.read_text(encoding="utf-8"), str(args.input))
+        if start or end:
+            votes = [v for v in votes if (not start or v.voted_at >= start) and (not end or v.voted_at < end)]
+    else:
+        settings = _settings(args, need_secrets=False)
+        models = [m.name for m in settings.models]
+        votes = _open_store(settings).votes(start, end)
+    sys.stdout.write(render(model_stats(votes, models), args.format, args.since, args.until))
+    return 0
+
+
+def cmd_votes_export(args: argparse.Namespace) -> int:
+    settings = _settings(args, need_secrets=False)
+    votes = _open_store(settings).votes()
+    if args.output:
+        with args.output.open("w", encoding="utf-8", newline="") as out:
+            count = write_votes(votes, out, args.format)
+        print(f"wrote {count} vote(s) to {args.output}", file=sys.stderr)
+    else:
+        write_votes(votes, sys.stdout, args.format)
+    return 0
+
+
+def _open_store(settings: Settings):
+    from bot.store import Store
+
+    if not settings.storage_path.exists():
+        raise FileNotFoundError(
+            f"no store at {settings.storage_path}: run `draftdesk run` first or check [storage] path"
+        )
+    return Store(settings.storage_path, read_only=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,163 @@
+"""The weekly rating digest: the report for the week before each scheduled time, posted once.
+
+APScheduler's CronTrigger decides when a digest is due. The period each digest covers ends at
+its own scheduled time, and the end of the last posted period is stored, so a digest missed
+while the bot was down is posted once at the next start, and never twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from bot.blocks import escape_mrkdwn
+from bot.config import DigestSettings
+from bot.report import table1_rows, table2_rows
+from bot.stats import ModelStats, model_stats
+from bot.store import Store, utcnow
+from integrations.slack import SlackPoster
+
+log = logging.getLogger(__name__)
+
+META_LAST_PERIOD_END = "digest_last_period_end"
+PERIOD = timedelta(days=7)
+BAR_WIDTH = 20
+
+
+def trigger_for(settings: DigestSettings) -> CronTrigger:
+    return CronTrigger(
+        day_of_week=settings.day_of_week, hour=settings.hour, minute=0, timezone=settings.timezone
+    )
+
+
+def latest_due(trigger: CronTrigger, now: datetime) -> datetime | None:
+    """The most recent scheduled time at or before `now` (within the last period)."""
+    fire = trigger.get_next_fire_time(None, now - PERIOD)
+    latest = None
+    while fire is not None and fire <= now:
+        latest = fire
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    return latest
+
+
+def _bar(share: float) -> str:
+    filled = round(share * BAR_WIDTH)
+    return "█" * filled + "░" * (BAR_WIDTH - filled)
+
+
+def digest_message(rows: Sequence[ModelStats], since: datetime, until: datetime) -> tuple[str, list[dict]]:
+    """Tables 1 and 2 in a Slack message; a text bar per model stands in for the chart."""
+    period = f"{since:%a %d %b} – {until:%a %d %b %Y}"
+    total = sum(r.n for r in rows)
+    fallback = f"draftdesk weekly digest, {period}: {total} ratings"
+    t1_head, t1_body = table1_rows(rows)
+    t2_head, t2_body = table2_rows(rows)
+
+    def code_table(headers: list[str], body: list[list[str]]) -> str:
+        widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)]
+        lines = [
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+            for r in [headers, *body]
+        ]
+        return "```\n" + "\n".join(lines) + "\n```"
+
+    bars = []
+    for row in sorted(rows, key=lambda r: -(r.positive_pct or 0)):
+        if row.n:
+            ci = row.positive_ci_pct
+            ci_text = f" (95% CI {ci[0]:.0f}–{ci[1]:.0f}%)" if ci else ""
+            bars.append(
+                f"`{_bar(row.positive / row.n)}` {row.positive_pct:.1f}% positive{ci_text} — "
+                f"*{escape_mrkdwn(row.model)}*, n={row.n}, mean {row.mean:.2f}"
+            )
+        else:
+            bars.append(f"`{_bar(0)}` no ratings — *{escape_mrkdwn(row.model)}*")
+    blocks: list[dict] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "Weekly draft ratings"}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{period} · {total} ratings"}]},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(bars)[:3000]}},
+    ]
+    if total:
+        blocks += [
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": ("*Table 1: count of ratings*\n" + code_table(t1_head, t1_body))[:3000],
+                },
+            },
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": ("*Table 2: negative (1–2) vs positive (3–5)*\n" + code_table(t2_head, t2_body))[
+                        :3000
+                    ],
+                },
+            },
+        ]
+    else:
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": "No drafts were rated this week."}}
+        )
+    return fallback, blocks
+
+
+class DigestService:
+    def __init__(
+        self,
+        store: Store,
+        poster: SlackPoster,
+        settings: DigestSettings,
+        model_names: Sequence[str],
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.poster = poster
+        self.settings = settings
+        self.model_names = list(model_names)
+        self.clock = clock
+        self.trigger = trigger_for(settings)
+
+    def post_for(self, period_end: datetime) -> None:
+        since = period_end - PERIOD
+        rows = model_stats(self.store.votes(since, period_end), self.model_names)
+        text, blocks = digest_message(rows, since, period_end)
+        if self.settings.channel:
+            self.poster.post(self.settings.channel, text, blocks)
+        for user in self.settings.users:
+            self.poster.dm(user, text, blocks)
+        self.store.set_meta(META_LAST_PERIOD_END, period_end.isoformat())
+        log.info("posted the weekly digest for %s – %s", since, period_end)
+
+    def run_due(self) -> bool:
+        """Posts the latest due digest unless it was already posted. Returns True if it posted."""
+        due = latest_due(self.trigger, self.clock())
+        if due is None:
+            return False
+        last = self.store.get_meta(META_LAST_PERIOD_END)
+        if last is not None and datetime.fromisoformat(last) >= due:
+            return False
+        self.post_for(due)
+        return True
+
+    def schedule(self, scheduler: BackgroundScheduler) -> None:
+        """Catch up once now, then run at every scheduled time (coalesced, with grace for a busy box)."""
+        try:
+            self.run_due()
+        except Exception:
+            log.exception("catching up the weekly digest failed; it will be tried at the next scheduled time")
+        scheduler.add_job(
+            self.run_due,
+            self.trigger,
+            id="weekly_digest",
+            coalesce=True,
+            misfire_grace_time=3600,
+            replace_existing=True,
+        )

@@ -1,0 +1,371 @@
+"""The one store: tickets' Slack threads, draft rounds, drafts, votes, jobs and small state.
+
+Every mutation is a single atomic file replacement (see `atomic_storage`), and every multi-step
+workflow (post parent, save drafts, post each draft) records each step, so a process killed at
+any point resumes where it stopped and never posts twice what it already recorded.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tinydb import Query, TinyDB
+
+from bot.atomic_storage import AtomicJSONStorage
+from bot.domain import Vote
+
+JOB_QUEUED = "queued"
+JOB_RUNNING = "running"
+JOB_DONE = "done"
+JOB_FAILED = "failed"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def _parse_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    ticket_id: int
+    source: str
+    attempts: int
+    status: str
+    created_at: datetime
+    not_before: datetime
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class DraftRecord:
+    id: str
+    ticket_id: int
+    round_id: str
+    round_number: int
+    label: str
+    model: str
+    text: str | None
+    error: str | None
+    channel: str | None
+    slack_ts: tuple[str, ...]  # one draft may span several messages; the last one holds the buttons
+    sent_to_zendesk_by: str | None
+
+    @property
+    def vote_ts(self) -> str | None:
+        return self.slack_ts[-1] if self.slack_ts else None
+
+
+def draft_id_for(ticket_id: int, round_number: int, label: str) -> str:
+    return f"t{ticket_id}r{round_number}{label}"
+
+
+class Store:
+    """Thread-safe facade over one TinyDB file. Listeners, worker and poller share one instance."""
+
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = TinyDB(path, storage=AtomicJSONStorage, read_only=read_only)
+        self._jobs = self._db.table("jobs")
+        self._threads = self._db.table("ticket_threads")
+        self._rounds = self._db.table("rounds")
+        self._drafts = self._db.table("drafts")
+        self._votes = self._db.table("votes")
+        self._meta = self._db.table("meta")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ---- jobs: a durable queue with one queued job per ticket ---------------------------------
+
+    def enqueue(self, ticket_id: int, source: str, now: datetime | None = None) -> bool:
+        """Queue a ticket unless a job for it is already waiting. Returns True if a job was added.
+
+        A job that is already *running* does not absorb the new one: it may have read the ticket
+        before the change that triggered this call.
+        """
+        now = now or utcnow()
+        q = Query()
+        with self._lock:
+            if self._jobs.contains((q.ticket_id == ticket_id) & (q.status == JOB_QUEUED)):
+                return False
+            self._jobs.insert(
+                {
+                    "ticket_id": ticket_id,
+                    "source": source,
+                    "status": JOB_QUEUED,
+                    "attempts": 0,
+                    "created_at": _iso(now),
+                    "not_before": _iso(now),
+                    "last_error": None,
+                }
+            )
+            return True
+
+    def claim_next_job(self, now: datetime | None = None) -> Job | None:
+        now = now or utcnow()
+        with self._lock:
+            due = [
+                doc
+                for doc in self._jobs.all()
+                if doc["status"] == JOB_QUEUED and _parse_iso(doc["not_before"]) <= now
+            ]
+            if not due:
+                return None
+            doc = min(due, key=lambda d: (d["not_before"], d.doc_id))
+            self._jobs.update({"status": JOB_RUNNING, "attempts": doc["attempts"] + 1}, doc_ids=[doc.doc_id])
+            return self._job(self._jobs.get(doc_id=doc.doc_id))
+
+    def finish_job(self, job_id: int) -> None:
+        with self._lock:
+            self._jobs.update({"status": JOB_DONE, "last_error": None}, doc_ids=[job_id])
+
+    def retry_job(self, job_id: int, error: str, not_before: datetime) -> None:
+        with self._lock:
+            self._jobs.update(
+                {"status": JOB_QUEUED, "last_error": error, "not_before": _iso(not_before)}, doc_ids=[job_id]
+            )
+
+    def fail_job(self, job_id: int, error: str) -> None:
+        with self._lock:
+            self._jobs.update({"status": JOB_FAILED, "last_error": error}, doc_ids=[job_id])
+
+    def requeue_interrupted_jobs(self) -> int:
+        """At start-up: jobs left running by a killed process go back to the queue."""
+        with self._lock:
+            ids = [doc.doc_id for doc in self._jobs.all() if doc["status"] == JOB_RUNNING]
+            if ids:
+                self._jobs.update({"status": JOB_QUEUED}, doc_ids=ids)
+            return len(ids)
+
+    def jobs(self, status: str | None = None) -> list[Job]:
+        with self._lock:
+            docs = self._jobs.all() if status is None else self._jobs.search(Query().status == status)
+            return [self._job(doc) for doc in docs]
+
+    def next_job_due(self) -> datetime | None:
+        with self._lock:
+            times = [_parse_iso(d["not_before"]) for d in self._jobs.all() if d["status"] == JOB_QUEUED]
+            return min(times) if times else None
+
+    @staticmethod
+    def _job(doc: Any) -> Job:
+        return Job(
+            id=doc.doc_id,
+            ticket_id=doc["ticket_id"],
+            source=doc["source"],
+            attempts=doc["attempts"],
+            status=doc["status"],
+            created_at=_parse_iso(doc["created_at"]),
+            not_before=_parse_iso(doc["not_before"]),
+            last_error=doc.get("last_error"),
+        )
+
+    # ---- ticket threads ---------------------------------------------------------------------
+
+    def ticket_thread(self, ticket_id: int) -> tuple[str, str] | None:
+        with self._lock:
+            doc = self._threads.get(Query().ticket_id == ticket_id)
+            return (doc["channel"], doc["ts"]) if doc else None
+
+    def save_ticket_thread(self, ticket_id: int, channel: str, ts: str) -> None:
+        with self._lock:
+            self._threads.upsert(
+                {"ticket_id": ticket_id, "channel": channel, "ts": ts, "created_at": _iso(utcnow())},
+                Query().ticket_id == ticket_id,
+            )
+
+    # ---- rounds and drafts ------------------------------------------------------------------
+
+    def round_for(self, ticket_id: int, comment_id: int) -> dict[str, Any] | None:
+        q = Query()
+        with self._lock:
+            doc = self._rounds.get((q.ticket_id == ticket_id) & (q.comment_id == comment_id))
+            return dict(doc) if doc else None
+
+    def create_round(
+        self, ticket_id: int, comment_id: int, assignments: list[tuple[str, str]]
+    ) -> dict[str, Any]:
+        """Record a new round with its blind label → model assignment, before any generation."""
+        with self._lock:
+            number = self._rounds.count(Query().ticket_id == ticket_id) + 1
+            round_id = f"t{ticket_id}r{number}"
+            doc = {
+                "id": round_id,
+                "ticket_id": ticket_id,
+                "comment_id": comment_id,
+                "number": number,
+                "status": "generating",
+                "notices_posted": [],
+                "created_at": _iso(utcnow()),
+            }
+            self._rounds.insert(doc)
+            for label, model in assignments:
+                self._drafts.insert(
+                    {
+                        "id": draft_id_for(ticket_id, number, label),
+                        "ticket_id": ticket_id,
+                        "round_id": round_id,
+                        "round_number": number,
+                        "label": label,
+                        "model": model,
+                        "text": None,
+                        "error": None,
+                        "generated": False,
+                        "channel": None,
+                        "slack_ts": [],
+                        "sent_to_zendesk_by": None,
+                    }
+                )
+            return doc
+
+    def update_round(self, round_id: str, **fields: Any) -> None:
+        with self._lock:
+            self._rounds.update(fields, Query().id == round_id)
+
+    def mark_notice_posted(self, round_id: str, notice: str) -> None:
+        with self._lock:
+            doc = self._rounds.get(Query().id == round_id)
+            posted = list(doc["notices_posted"]) if doc else []
+            if notice not in posted:
+                self._rounds.update({"notices_posted": [*posted, notice]}, Query().id == round_id)
+
+    def drafts_for_round(self, round_id: str) -> list[DraftRecord]:
+        with self._lock:
+            docs = sorted(self._drafts.search(Query().round_id == round_id), key=lambda d: d["label"])
+            return [self._draft(doc) for doc in docs]
+
+    def drafts_for_ticket(self, ticket_id: int) -> list[DraftRecord]:
+        with self._lock:
+            docs = self._drafts.search(Query().ticket_id == ticket_id)
+            return [self._draft(doc) for doc in sorted(docs, key=lambda d: (d["round_number"], d["label"]))]
+
+    def draft_generated(self, round_id: str) -> bool:
+        with self._lock:
+            docs = self._drafts.search(Query().round_id == round_id)
+            return bool(docs) and all(doc["generated"] for doc in docs)
+
+    def save_generated(self, draft_id: str, text: str | None, error: str | None) -> None:
+        with self._lock:
+            self._drafts.update({"text": text, "error": error, "generated": True}, Query().id == draft_id)
+
+    def add_draft_message(self, draft_id: str, channel: str, ts: str) -> None:
+        with self._lock:
+            doc = self._drafts.get(Query().id == draft_id)
+            if doc is None:
+                raise KeyError(draft_id)
+            self._drafts.update(
+                {"channel": channel, "slack_ts": [*doc["slack_ts"], ts]}, Query().id == draft_id
+            )
+
+    def draft(self, draft_id: str) -> DraftRecord | None:
+        with self._lock:
+            doc = self._drafts.get(Query().id == draft_id)
+            return self._draft(doc) if doc else None
+
+    def draft_by_message(self, channel: str, ts: str) -> DraftRecord | None:
+        """The draft whose (any) Slack message has this ts: reactions may land on any part."""
+        with self._lock:
+            for doc in self._drafts.search(Query().channel == channel):
+                if ts in doc["slack_ts"]:
+                    return self._draft(doc)
+            return None
+
+    def mark_sent(self, draft_id: str, user: str) -> None:
+        with self._lock:
+            self._drafts.update({"sent_to_zendesk_by": user}, Query().id == draft_id)
+
+    @staticmethod
+    def _draft(doc: Any) -> DraftRecord:
+        return DraftRecord(
+            id=doc["id"],
+            ticket_id=doc["ticket_id"],
+            round_id=doc["round_id"],
+            round_number=doc["round_number"],
+            label=doc["label"],
+            model=doc["model"],
+            text=doc["text"],
+            error=doc["error"],
+            channel=doc["channel"],
+            slack_ts=tuple(doc["slack_ts"]),
+            sent_to_zendesk_by=doc.get("sent_to_zendesk_by"),
+        )
+
+    # ---- votes: one per (draft, rater), the latest wins ---------------------------------------
+
+    def record_vote(self, vote: Vote) -> None:
+        q = Query()
+        with self._lock:
+            self._votes.upsert(
+                {
+                    "ticket_id": vote.ticket_id,
+                    "draft_id": vote.draft_id,
+                    "model": vote.model,
+                    "rater": vote.rater,
+                    "score": vote.score,
+                    "source": vote.source,
+                    "voted_at": _iso(vote.voted_at),
+                },
+                (q.draft_id == vote.draft_id) & (q.rater == vote.rater),
+            )
+
+    def remove_reaction_vote(self, draft_id: str, rater: str, score: int) -> bool:
+        """Removing a reaction removes the vote only if that reaction is still the rater's vote."""
+        q = Query()
+        with self._lock:
+            removed = self._votes.remove(
+                (q.draft_id == draft_id) & (q.rater == rater) & (q.source == "reaction") & (q.score == score)
+            )
+            return bool(removed)
+
+    def rated_count(self, draft_id: str) -> int:
+        with self._lock:
+            return self._votes.count(Query().draft_id == draft_id)
+
+    def votes(self, since: datetime | None = None, until: datetime | None = None) -> list[Vote]:
+        """Votes with since <= voted_at < until, oldest first."""
+        with self._lock:
+            docs = list(self._votes.all())
+        result = []
+        for doc in docs:
+            voted_at = _parse_iso(doc["voted_at"])
+            if since and voted_at < since:
+                continue
+            if until and voted_at >= until:
+                continue
+            result.append(
+                Vote(
+                    ticket_id=doc["ticket_id"],
+                    draft_id=doc["draft_id"],
+                    model=doc["model"],
+                    rater=doc["rater"],
+                    score=doc["score"],
+                    source=doc["source"],
+                    voted_at=voted_at,
+                )
+            )
+        return sorted(result, key=lambda v: (v.voted_at, v.draft_id, v.rater))
+
+    # ---- small state: poll cursor, digest bookkeeping ----------------------------------------
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        with self._lock:
+            doc = self._meta.get(Query().key == key)
+            return doc["value"] if doc else default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._meta.upsert({"key": key, "value": value}, Query().key == key)

@@ -1,0 +1,108 @@
+"""Votes as CSV or JSON Lines, both ways, so external ratings (the study's own) can be re-analysed."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import TextIO
+
+from bot.domain import SCORES, Vote
+
+COLUMNS = ("ticket_id", "draft_id", "model", "rater", "score", "source", "voted_at")
+REQUIRED = ("model", "score")
+
+
+class VotesFileError(ValueError):
+    pass
+
+
+def _row(vote: Vote) -> dict[str, object]:
+    return {
+        "ticket_id": vote.ticket_id,
+        "draft_id": vote.draft_id,
+        "model": vote.model,
+        "rater": vote.rater,
+        "score": vote.score,
+        "source": vote.source,
+        "voted_at": vote.voted_at.astimezone(UTC).isoformat(),
+    }
+
+
+def write_votes(votes: Iterable[Vote], out: TextIO, fmt: str) -> int:
+    count = 0
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for vote in votes:
+            writer.writerow(_row(vote))
+            count += 1
+    elif fmt == "jsonl":
+        for vote in votes:
+            out.write(json.dumps(_row(vote), ensure_ascii=False) + "\n")
+            count += 1
+    else:
+        raise ValueError(f"unknown format {fmt!r}: use csv or jsonl")
+    return count
+
+
+def read_votes(text: str, name: str = "input") -> list[Vote]:
+    """Reads CSV (header row) or JSON Lines; only `model` and `score` are required per row."""
+    stripped = text.lstrip("\ufeff").lstrip()
+    rows = _jsonl_rows(stripped, name) if stripped.startswith("{") else _csv_rows(stripped, name)
+    return [_vote(row, line, name) for line, row in rows]
+
+
+def _csv_rows(text: str, name: str) -> Iterator[tuple[int, dict[str, str]]]:
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+    if missing:
+        raise VotesFileError(
+            f"{name}: missing column(s) {', '.join(missing)}; expected a header like {','.join(COLUMNS)}"
+        )
+    yield from enumerate(reader, start=2)
+
+
+def _jsonl_rows(text: str, name: str) -> Iterator[tuple[int, dict[str, object]]]:
+    for index, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise VotesFileError(f"{name}:{index}: not valid JSON: {exc.msg}") from exc
+        if not isinstance(row, dict):
+            raise VotesFileError(f"{name}:{index}: each line must be a JSON object")
+        yield index, row
+
+
+def _vote(row: dict, line: int, name: str) -> Vote:
+    model = str(row.get("model") or "").strip()
+    if not model:
+        raise VotesFileError(f"{name}:{line}: empty model")
+    try:
+        score = int(str(row.get("score", "")).strip())
+    except ValueError:
+        raise VotesFileError(f"{name}:{line}: score must be 1-5, got {row.get('score')!r}") from None
+    if score not in SCORES:
+        raise VotesFileError(f"{name}:{line}: score must be 1-5, got {score}")
+    voted_raw = str(row.get("voted_at") or "").strip()
+    try:
+        voted_at = datetime.fromisoformat(voted_raw) if voted_raw else datetime(1970, 1, 1, tzinfo=UTC)
+    except ValueError:
+        raise VotesFileError(f"{name}:{line}: voted_at must be an ISO date/time, got {voted_raw!r}") from None
+    if voted_at.tzinfo is None:
+        voted_at = voted_at.replace(tzinfo=UTC)
+    ticket_raw = str(row.get("ticket_id") or "0").strip()
+    source = str(row.get("source") or "import").strip()
+    return Vote(
+        ticket_id=int(ticket_raw) if ticket_raw.isdigit() else 0,
+        draft_id=str(row.get("draft_id") or f"{name}:{line}"),
+        model=model,
+        rater=str(row.get("rater") or ""),
+        score=score,
+        source=source if source in ("button", "reaction", "import") else "import",
+        voted_at=voted_at,
+    )

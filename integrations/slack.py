@@ -1,0 +1,172 @@
+"""Thin Slack Web API layer: a retrying WebClient and the few calls the worker makes.
+
+slack_sdk retries only connection errors by default; a 429 (with ``Retry-After``) or a 500/503
+would surface as an error. :func:`make_web_client` attaches the SDK's own retry handlers for all
+three. Errors leave this module as :class:`SlackError`, carrying the Slack error code and a hint
+that tells the operator what to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.web import SlackResponse
+
+DEFAULT_BASE_URL = "https://slack.com/api/"
+
+_HINTS: dict[str, str] = {
+    "not_in_channel": "the bot is not a member of this channel: invite it with /invite @draftdesk",
+    "channel_not_found": (
+        "check slack.channel in the config: it must be a channel ID like C0123456789 (not a name), "
+        "and a private channel needs the bot invited with /invite @draftdesk"
+    ),
+    "is_archived": "the channel is archived: unarchive it or set another slack.channel",
+    "invalid_auth": "check SLACK_BOT_TOKEN: it must be the Bot User OAuth Token (xoxb-…) of this workspace",
+    "not_authed": "check SLACK_BOT_TOKEN: no token was sent",
+    "account_inactive": "check SLACK_BOT_TOKEN: the token was revoked or the app uninstalled",
+    "token_revoked": "check SLACK_BOT_TOKEN: the token was revoked; reinstall the app",
+    "ratelimited": "Slack kept rate-limiting after the retries: try again later",
+    "msg_blocks_too_long": "the message blocks are too long: split the text into more messages",
+    "invalid_blocks": "Slack refused the blocks: check them against the Block Kit limits",
+    "message_not_found": "the message to update no longer exists (deleted?)",
+    "user_not_found": "the Slack user ID is wrong or the user is gone",
+}
+
+
+class SlackError(Exception):
+    """A Slack Web API call failed. ``error`` is Slack's error code (e.g. ``not_in_channel``)."""
+
+    def __init__(self, method: str, error: str, hint: str | None = None, needed: str | None = None) -> None:
+        self.method = method
+        self.error = error
+        self.hint = hint
+        self.needed = needed
+        message = f"Slack {method} failed: {error}"
+        if hint:
+            message += f" ({hint})"
+        super().__init__(message)
+
+
+def hint_for(error: str, needed: str | None = None) -> str | None:
+    """What the operator should do about a Slack error code, or None when there is no advice."""
+    if error == "missing_scope":
+        if needed:
+            return f"add the {needed} scope to the Slack app (OAuth & Permissions) and reinstall it"
+        return "add the missing scope to the Slack app (OAuth & Permissions) and reinstall it"
+    return _HINTS.get(error)
+
+
+def make_web_client(
+    token: str,
+    base_url: str = DEFAULT_BASE_URL,
+    max_retries: int = 3,
+    timeout: int = 30,
+) -> WebClient:
+    """A WebClient that retries 429 (honouring ``Retry-After``), 500/503 and connection errors.
+
+    ``base_url`` lets tests and the offline demo point the client at a loopback fake.
+    """
+    if not base_url.endswith("/"):
+        base_url += "/"  # WebClient joins with urljoin: without the slash the last segment is lost
+    return WebClient(
+        token=token,
+        base_url=base_url,
+        timeout=timeout,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=max_retries),
+            RateLimitErrorRetryHandler(max_retry_count=max_retries),
+            ServerErrorRetryHandler(max_retry_count=max_retries),
+        ],
+    )
+
+
+def _error_from_response(method: str, response: SlackResponse) -> SlackError:
+    data = response.data if isinstance(response.data, dict) else {}
+    error = str(data.get("error") or "")
+    needed = str(data["needed"]) if data.get("needed") else None
+    if not error or " " in error:
+        # Not a Slack error code: an HTTP error page (e.g. a 503 after the retries) that
+        # slack_sdk could not parse as JSON. Keep the status as the code, the body as the hint.
+        return SlackError(method, f"http_{response.status_code}", error[:300] or None)
+    return SlackError(method, error, hint_for(error, needed), needed)
+
+
+class SlackPoster:
+    """The Slack calls the worker makes, with errors turned into :class:`SlackError`.
+
+    Every message is sent with a top-level ``text`` fallback (used in notifications and by screen
+    readers) next to its blocks, and with link unfurling off: drafts and ticket subjects may
+    contain customer URLs that should not be fetched and previewed.
+    """
+
+    def __init__(self, client: WebClient) -> None:
+        self.client = client
+
+    def _call(self, method: str, fn: Callable[..., SlackResponse], **kwargs: Any) -> SlackResponse:
+        try:
+            response = fn(**kwargs)
+        except SlackApiError as exc:
+            raise _error_from_response(method, exc.response) from exc
+        except SlackClientError as exc:
+            raise SlackError(method, "client_error", str(exc)) from exc
+        except OSError as exc:  # URLError, ConnectionResetError, timeouts, after the retries
+            raise SlackError(method, "connection_error", f"could not reach Slack: {exc}") from exc
+        return response
+
+    def post(self, channel: str, text: str, blocks: list[dict] | None = None) -> str:
+        """Post a message in a channel; returns its ``ts``."""
+        return self._post_message(channel, text, blocks)
+
+    def post_parent(self, channel: str, text: str, blocks: list[dict] | None = None) -> str:
+        """Post the message that opens a ticket's thread; its ``ts`` is the thread's id."""
+        return self._post_message(channel, text, blocks)
+
+    def post_in_thread(
+        self, channel: str, thread_ts: str, text: str, blocks: list[dict] | None = None
+    ) -> str:
+        """Reply in the thread of the parent message ``thread_ts``; returns the reply's ``ts``."""
+        return self._post_message(channel, text, blocks, thread_ts=thread_ts)
+
+    def _post_message(
+        self, channel: str, text: str, blocks: list[dict] | None, thread_ts: str | None = None
+    ) -> str:
+        kwargs: dict[str, Any] = {
+            "channel": channel,
+            "text": text,
+            "unfurl_links": False,
+            "unfurl_media": False,
+        }
+        if blocks is not None:
+            kwargs["blocks"] = blocks
+        if thread_ts is not None:
+            kwargs["thread_ts"] = thread_ts
+        response = self._call("chat.postMessage", self.client.chat_postMessage, **kwargs)
+        return str(response["ts"])
+
+    def update(self, channel: str, ts: str, text: str, blocks: list[dict] | None = None) -> None:
+        """Replace a message's text and blocks (``channel`` must be an ID, as chat.update requires)."""
+        kwargs: dict[str, Any] = {"channel": channel, "ts": ts, "text": text}
+        if blocks is not None:
+            kwargs["blocks"] = blocks
+        self._call("chat.update", self.client.chat_update, **kwargs)
+
+    def ephemeral(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
+        """A message only ``user`` sees (vote confirmations, errors after a button press)."""
+        kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": text}
+        if thread_ts is not None:
+            kwargs["thread_ts"] = thread_ts
+        self._call("chat.postEphemeral", self.client.chat_postEphemeral, **kwargs)
+
+    def dm(self, user_id: str, text: str, blocks: list[dict] | None = None) -> None:
+        """Send a direct message: open (or find) the DM channel with the user, then post in it."""
+        opened = self._call("conversations.open", self.client.conversations_open, users=user_id)
+        channel = opened["channel"]["id"]
+        self._post_message(channel, text, blocks)

@@ -1,0 +1,80 @@
+"""Builds Slack's signed HTTP requests (interactivity and Events API) the way Slack sends them."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from urllib.parse import urlencode
+
+
+def slack_signature(secret: str, timestamp: str, body: str) -> str:
+    digest = hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    return f"v0={digest}"
+
+
+def signed_headers(secret: str, body: str, content_type: str, timestamp: int | None = None) -> dict[str, str]:
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    return {
+        "Content-Type": content_type,
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": slack_signature(secret, ts, body),
+    }
+
+
+def block_action_body(
+    user: str, channel: str, message_ts: str, thread_ts: str | None, action_id: str, value: str
+) -> str:
+    """A `block_actions` interaction, form-encoded as `payload=<json>` like Slack posts it."""
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "team_id": "T0DEMO"},
+        "api_app_id": "A0DEMO",
+        "token": "legacy-verification-token-unused",
+        "container": {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel,
+            "is_ephemeral": False,
+        },
+        "trigger_id": f"{int(time.time())}.trigger",
+        "team": {"id": "T0DEMO", "domain": "demo"},
+        "channel": {"id": channel, "name": "support-drafts"},
+        "message": {"type": "message", "ts": message_ts, "thread_ts": thread_ts, "text": "draft"},
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": "actions",
+                "value": value,
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def event_body(event: dict, bot_user_id: str = "U0BOT", event_id: str | None = None) -> str:
+    envelope = {
+        "token": "legacy-verification-token-unused",
+        "team_id": "T0DEMO",
+        "api_app_id": "A0DEMO",
+        "event": {"event_ts": f"{time.time():.6f}", **event},
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{time.time_ns()}",
+        "event_time": int(time.time()),
+        "authorizations": [{"team_id": "T0DEMO", "user_id": bot_user_id, "is_bot": True}],
+    }
+    return json.dumps(envelope)
+
+
+def reaction_event(kind: str, user: str, reaction: str, channel: str, ts: str) -> dict:
+    """`kind` is "reaction_added" or "reaction_removed"."""
+    return {
+        "type": kind,
+        "user": user,
+        "reaction": reaction,
+        "item": {"type": "message", "channel": channel, "ts": ts},
+        "item_user": "U0BOT",
+    }

@@ -1,0 +1,412 @@
+"""A loopback stand-in for the Slack Web API, for tests and the offline demo. Stdlib only.
+
+    with FakeSlack() as slack:
+        client = WebClient(token="xoxb-test", base_url=slack.api_url)
+        client.chat_postMessage(channel="C1", text="hi")
+        assert slack.calls_to("chat.postMessage")[0].params["text"] == "hi"
+
+It records every call (failed ones included), keeps the posted messages per channel (updated in
+place by chat.update), and can be told to fail the next calls of a method with an HTTP status
+(429 with ``Retry-After``, 500, …) or with an ``ok: false`` error such as ``not_in_channel``.
+It does not import pytest, so demo scripts can use it too.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+BOT_USER_ID = "U0DRAFTBOT"
+BOT_ID = "B0DRAFTBOT"
+TEAM_ID = "T0FAKETEAM"
+_TS_BASE_SECONDS = 1_700_000_000
+
+
+@dataclass
+class RecordedCall:
+    """One request to the fake: the API method, its merged parameters, the auth header."""
+
+    method: str
+    params: dict[str, Any]
+    authorization: str | None
+    status: int = 200
+    response: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def token(self) -> str | None:
+        """The bearer token sent in the Authorization header, or as a ``token`` parameter."""
+        if self.authorization and self.authorization.startswith("Bearer "):
+            return self.authorization[len("Bearer ") :]
+        token = self.params.get("token")
+        return str(token) if token else None
+
+
+@dataclass
+class _Failure:
+    status: int
+    headers: dict[str, str]
+    body: dict[str, Any]
+    times: int
+
+
+def _maybe_json(value: Any) -> Any:
+    """Decode form values that hold JSON (``blocks``, ``attachments``, ``files``…)."""
+    if isinstance(value, str) and value[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+class FakeSlack:
+    """A fake Slack Web API on ``127.0.0.1`` (a free port), served from a daemon thread.
+
+    It starts when created; use it as a context manager or call :meth:`close`. ``on_call``, when
+    set, is called with each :class:`RecordedCall` after it is answered (from the server thread).
+    ``token``, when given, is the only bot token accepted (others get ``invalid_auth``).
+    """
+
+    def __init__(
+        self,
+        on_call: Callable[[RecordedCall], None] | None = None,
+        token: str | None = None,
+    ) -> None:
+        self.on_call = on_call
+        self.token = token
+        self.calls: list[RecordedCall] = []
+        self.messages: dict[str, list[dict[str, Any]]] = {}
+        self.ephemerals: list[dict[str, Any]] = []
+        self.reactions: list[dict[str, Any]] = []
+        self.files: dict[str, dict[str, Any]] = {}
+        self._failures: dict[str, list[_Failure]] = {}
+        self._dm_channels: dict[str, str] = {}
+        self._ts_counter = 0
+        self._id_counter = 0
+        self._lock = threading.RLock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self.port: int = self._server.server_address[1]
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.api_url = f"{self.base_url}/api/"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-slack", daemon=True
+        )
+        self._thread.start()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeSlack:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ test controls
+
+    def fail_next(
+        self,
+        method: str,
+        status: int = 429,
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` calls of ``method`` with HTTP ``status``.
+
+        ``headers`` defaults to ``{"Retry-After": "1"}`` (only sent for a 429).
+        """
+        if headers is None:
+            headers = {"Retry-After": "1"} if status == 429 else {}
+        error = "ratelimited" if status == 429 else "internal_error"
+        failure = _Failure(status, dict(headers), {"ok": False, "error": error}, times)
+        with self._lock:
+            self._failures.setdefault(method, []).append(failure)
+
+    def error_next(self, method: str, error: str = "not_in_channel", times: int = 1, **extra: Any) -> None:
+        """Answer the next ``times`` calls of ``method`` with HTTP 200 ``{"ok": false, "error": …}``.
+
+        ``extra`` fields go into the body, e.g. ``needed="chat:write"`` for ``missing_scope``.
+        """
+        failure = _Failure(200, {}, {"ok": False, "error": error, **extra}, times)
+        with self._lock:
+            self._failures.setdefault(method, []).append(failure)
+
+    def reset(self) -> None:
+        """Forget calls, messages and queued failures (the server keeps running)."""
+        with self._lock:
+            self.calls.clear()
+            self.messages.clear()
+            self.ephemerals.clear()
+            self.reactions.clear()
+            self.files.clear()
+            self._failures.clear()
+
+    # ------------------------------------------------------------------ inspection
+
+    def calls_to(self, method: str) -> list[RecordedCall]:
+        """The recorded calls of one API method, oldest first."""
+        with self._lock:
+            return [c for c in self.calls if c.method == method]
+
+    def thread(self, channel: str, parent_ts: str) -> list[dict[str, Any]]:
+        """The parent message followed by its replies, like conversations.replies."""
+        with self._lock:
+            return [
+                m
+                for m in self.messages.get(channel, [])
+                if m["ts"] == parent_ts or m.get("thread_ts") == parent_ts
+            ]
+
+    def replies(self, channel: str, parent_ts: str) -> list[dict[str, Any]]:
+        """Only the replies in a thread, oldest first."""
+        return [m for m in self.thread(channel, parent_ts) if m["ts"] != parent_ts]
+
+    def find_message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        with self._lock:
+            for message in self.messages.get(channel, []):
+                if message["ts"] == ts:
+                    return message
+        return None
+
+    # ------------------------------------------------------------------ request handling
+
+    def _next_ts(self) -> str:
+        self._ts_counter += 1
+        micros = self._ts_counter * 100
+        return f"{_TS_BASE_SECONDS + micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _next_id(self, prefix: str) -> str:
+        self._id_counter += 1
+        return f"{prefix}0FAKE{self._id_counter:05d}"
+
+    def _channel_id(self, channel: str) -> str:
+        """A user ID as channel means the DM with that user, as in chat.postMessage."""
+        if channel.startswith(("U", "W")):
+            return self._dm_for(channel)
+        return channel
+
+    def _dm_for(self, users: str) -> str:
+        if users not in self._dm_channels:
+            self._dm_channels[users] = self._next_id("D" if "," not in users else "G")
+        return self._dm_channels[users]
+
+    def handle(
+        self, method: str, params: dict[str, Any], authorization: str | None
+    ) -> tuple[int, dict, dict]:
+        """Answer one API call: (HTTP status, extra headers, JSON body). Also records it."""
+        with self._lock:
+            call = RecordedCall(method, params, authorization)
+            self.calls.append(call)
+            queue = self._failures.get(method)
+            if queue:
+                failure = queue[0]
+                failure.times -= 1
+                if failure.times <= 0:
+                    queue.pop(0)
+                status, headers, body = failure.status, failure.headers, failure.body
+            else:
+                status, headers, body = 200, {}, self._dispatch(method, params, call)
+            call.status, call.response = status, body
+        if self.on_call is not None:
+            self.on_call(call)
+        return status, headers, body
+
+    def _dispatch(self, method: str, params: dict[str, Any], call: RecordedCall) -> dict[str, Any]:
+        if self.token is not None and method != "api.test":
+            if call.token is None:
+                return {"ok": False, "error": "not_authed"}
+            if call.token != self.token:
+                return {"ok": False, "error": "invalid_auth"}
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return {"ok": False, "error": "unknown_method"}
+        return handler(params)
+
+    # ------------------------------------------------------------------ API methods
+
+    def _m_api_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "args": params}
+
+    def _m_auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://fake-team.slack.com/",
+            "team": "Fake Team",
+            "user": "draftdesk",
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _m_chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not params.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        if not params.get("text") and not params.get("blocks") and not params.get("attachments"):
+            return {"ok": False, "error": "no_text"}
+        channel = self._channel_id(str(params["channel"]))
+        message: dict[str, Any] = {
+            "type": "message",
+            "ts": self._next_ts(),
+            "thread_ts": params.get("thread_ts"),
+            "text": params.get("text", ""),
+            "blocks": params.get("blocks", []),
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+        }
+        self.messages.setdefault(channel, []).append(message)
+        return {"ok": True, "channel": channel, "ts": message["ts"], "message": dict(message)}
+
+    def _m_chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = str(params.get("channel", ""))
+        if channel not in self.messages:
+            return {"ok": False, "error": "channel_not_found"}
+        message = self.find_message(channel, str(params.get("ts", "")))
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        for key in ("text", "blocks"):
+            if key in params:
+                message[key] = params[key]
+        message["edited"] = {"user": BOT_USER_ID, "ts": self._next_ts()}
+        return {"ok": True, "channel": channel, "ts": message["ts"], "text": message["text"]}
+
+    def _m_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not params.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        if not params.get("user"):
+            return {"ok": False, "error": "user_not_found"}
+        ephemeral = {**params, "message_ts": self._next_ts()}
+        self.ephemerals.append(ephemeral)
+        return {"ok": True, "message_ts": ephemeral["message_ts"]}
+
+    def _m_conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("channel"):
+            return {"ok": True, "channel": {"id": params["channel"]}}
+        users = str(params.get("users", ""))
+        if not users:
+            return {"ok": False, "error": "users_list_not_supplied"}
+        return {"ok": True, "channel": {"id": self._dm_for(users)}}
+
+    def _m_reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
+        reaction = {k: params.get(k) for k in ("channel", "timestamp", "name")}
+        if not reaction["name"]:
+            return {"ok": False, "error": "invalid_name"}
+        if reaction in self.reactions:
+            return {"ok": False, "error": "already_reacted"}
+        self.reactions.append(reaction)
+        return {"ok": True}
+
+    def _m_files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = self._next_id("F")
+        self.files[file_id] = {"id": file_id, "filename": params.get("filename"), "data": b""}
+        return {"ok": True, "file_id": file_id, "upload_url": f"{self.base_url}/upload/{file_id}"}
+
+    def _m_files_completeUploadExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        done = []
+        for item in params.get("files") or []:
+            stored = self.files.get(item.get("id"))
+            if stored is None:
+                return {"ok": False, "error": "file_not_found"}
+            stored.update(
+                title=item.get("title"),
+                channel=params.get("channel_id"),
+                thread_ts=params.get("thread_ts"),
+                initial_comment=params.get("initial_comment"),
+            )
+            done.append({"id": stored["id"], "title": stored["title"], "name": stored["filename"]})
+        return {"ok": True, "files": done}
+
+    def _store_upload(self, file_id: str, data: bytes) -> bool:
+        with self._lock:
+            if file_id not in self.files:
+                return False
+            self.files[file_id]["data"] = data
+            return True
+
+    # ------------------------------------------------------------------ HTTP plumbing
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "FakeSlack/1.0"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                pass
+
+            def do_GET(self) -> None:
+                self._serve()
+
+            def do_POST(self) -> None:
+                self._serve()
+
+            def _serve(self) -> None:
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                if parts.path.startswith("/upload/"):
+                    ok = fake._store_upload(parts.path[len("/upload/") :], raw)
+                    self._reply(200 if ok else 404, {}, b"OK" if ok else b"not found", "text/plain")
+                    return
+                if not parts.path.startswith("/api/"):
+                    self._reply(404, {}, b"not found", "text/plain")
+                    return
+                method = parts.path[len("/api/") :]
+                params: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
+                params.update(_parse_body(self.headers.get("Content-Type", ""), raw))
+                params = {k: _maybe_json(v) for k, v in params.items()}
+                status, headers, body = fake.handle(method, params, self.headers.get("Authorization"))
+                self._reply(status, headers, json.dumps(body).encode(), "application/json; charset=utf-8")
+
+            def _reply(self, status: int, headers: dict[str, str], body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
+
+
+def _parse_body(content_type: str, raw: bytes) -> dict[str, Any]:
+    """Parameters from a JSON, form-encoded or multipart body."""
+    if not raw:
+        return {}
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind == "application/json":
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except ValueError:
+            return {}
+        return body if isinstance(body, dict) else {}
+    if kind == "multipart/form-data":
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw
+        )
+        params: dict[str, Any] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if not name:
+                continue
+            payload = part.get_payload(decode=True) or b""
+            try:
+                params[str(name)] = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                params[str(name)] = payload
+        return params
+    return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))

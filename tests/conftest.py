@@ -1,0 +1,6 @@
+import os
+
+# Nothing in the tests may reach a model hub or the internet.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,0 +1,91 @@
+import csv
+import io
+import json
+from datetime import UTC, date, datetime
+from importlib import resources
+
+import pytest
+
+from bot.domain import Vote
+from bot.report import render
+from bot.stats import model_stats, wilson_interval
+from bot.votes_io import VotesFileError, read_votes, write_votes
+
+STUDY_TABLE_1 = {
+    "GPT-J-6B fine-tuned": {"1": 18, "2": 21, "3": 31, "4": 28, "5": 26},
+    "LLaMa-2-7B fine-tuned": {"1": 9, "2": 11, "3": 20, "4": 41, "5": 43},
+    "LLaMa-2-7B": {"1": 28, "2": 31, "3": 29, "4": 23, "5": 13},
+}
+STUDY_TABLE_2 = {  # (negative %, positive %) as published
+    "GPT-J-6B fine-tuned": (31.5, 68.5),
+    "LLaMa-2-7B fine-tuned": (16.1, 83.9),
+    "LLaMa-2-7B": (47.6, 52.4),
+}
+
+
+def study_votes():
+    text = resources.files("bot").joinpath("sample_data/study_ratings.csv").read_text("utf-8")
+    return read_votes(text, "study_ratings.csv")
+
+
+def test_the_study_ratings_reproduce_its_tables():
+    report = json.loads(render(model_stats(study_votes()), "json"))
+    by_model = {row["model"]: row for row in report["models"]}
+    assert set(by_model) == set(STUDY_TABLE_1)
+    for model, counts in STUDY_TABLE_1.items():
+        row = by_model[model]
+        assert row["counts"] == counts
+        assert row["n"] == 124
+        assert (row["negative_pct"], row["positive_pct"]) == STUDY_TABLE_2[model]
+    assert by_model["LLaMa-2-7B fine-tuned"]["mean"] == pytest.approx(
+        (9 + 22 + 60 + 164 + 215) / 124, abs=0.005
+    )
+    low, high = by_model["LLaMa-2-7B fine-tuned"]["positive_ci95_pct"]
+    assert low < 83.9 < high and high - low < 15
+
+
+def test_json_shape():
+    votes = [Vote(1, "d1", "m", "U1", 5, "button", datetime(2026, 1, 5, tzinfo=UTC))]
+    report = json.loads(
+        render(model_stats(votes, ["m", "silent"]), "json", date(2026, 1, 1), date(2026, 1, 7))
+    )
+    assert report["since"] == "2026-01-01" and report["until"] == "2026-01-07"
+    first, silent = report["models"]
+    assert set(first) >= {"model", "counts", "n", "mean", "negative_pct", "positive_pct"}
+    assert first["counts"] == {"1": 0, "2": 0, "3": 0, "4": 0, "5": 1}
+    assert silent == {**silent, "n": 0, "mean": None, "positive_pct": None}
+
+
+def test_text_markdown_and_csv_show_both_tables():
+    rows = model_stats(study_votes())
+    text = render(rows, "text")
+    assert "Table 1" in text and "Table 2" in text and "83.9" in text and "LLaMa-2-7B fine-tuned" in text
+    markdown = render(rows, "markdown")
+    assert "| Model | 1 | 2 | 3 | 4 | 5 | n | Mean |" in markdown
+    parsed = list(csv.DictReader(io.StringIO(render(rows, "csv"))))
+    assert {r["model"]: r["positive_pct"] for r in parsed}["LLaMa-2-7B"] == "52.4"
+
+
+def test_wilson_interval_known_value():
+    low, high = wilson_interval(8, 10)
+    assert low == pytest.approx(0.4902, abs=1e-3) and high == pytest.approx(0.9433, abs=1e-3)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_votes_round_trip(fmt):
+    votes = [
+        Vote(10, "t10r1A", "llama", "U1", 4, "button", datetime(2026, 2, 1, 12, tzinfo=UTC)),
+        Vote(11, "t11r1B", 'gptj, "quoted"', "U2", 1, "reaction", datetime(2026, 2, 2, tzinfo=UTC)),
+    ]
+    out = io.StringIO()
+    assert write_votes(votes, out, fmt) == 2
+    assert read_votes(out.getvalue()) == votes
+
+
+def test_votes_file_errors_name_the_line():
+    with pytest.raises(VotesFileError, match="missing column"):
+        read_votes("a,b\n1,2\n")
+    with pytest.raises(VotesFileError, match=":3: score must be 1-5"):
+        read_votes("model,score\nm,4\nm,7\n", "f.csv")
+    with pytest.raises(VotesFileError, match=":2: not valid JSON"):
+        read_votes('{"model": "m", "score": 1}\n{oops\n', "f.jsonl")

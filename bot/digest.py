@@ -142,7 +142,12 @@ class DigestService:
         if due is None:
             return False
         last = self.store.get_meta(META_LAST_PERIOD_END)
-        if last is not None and datetime.fromisoformat(last) >= due:
+        if last is None:
+            # First start: nothing was missed. Mark this period as handled so a new install does
+            # not open with a digest of a week it never saw.
+            self.store.set_meta(META_LAST_PERIOD_END, due.isoformat())
+            return False
+        if datetime.fromisoformat(last) >= due:
             return False
         self.post_for(due)
         return True

@@ -145,7 +145,3 @@ def register_listeners(app: App, actions: DraftActions) -> None:
         item = event.get("item", {})
         if score is not None and item.get("type") == "message":
             actions.unvote_reaction(item.get("channel", ""), item.get("ts", ""), event["user"], score)
-
-    @app.event("message")
-    def ignore_messages() -> None:
-        """Thread replies arrive as message events; nothing to do, but acknowledge them quietly."""

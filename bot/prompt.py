@@ -30,6 +30,7 @@ AGENT = "Agent:"
 STOP_SEQUENCES = ("\nCustomer:", "\nAgent:")
 TRUNCATION_MARKER = "[…]"
 MAX_SUBJECT_CHARS = 250
+_PROBE_CHARS_PER_TOKEN = 16  # well above real text's 3-5 characters per token
 
 INSTRUCTION = (
     "You are a customer support agent for {product}. Write the agent's next reply to the customer "
@@ -61,6 +62,22 @@ def _shorten(text: str, keep: int) -> str:
     tail = keep - head
     end = text[len(text) - tail :] if tail else ""
     return f"{text[:head].rstrip()}\n{TRUNCATION_MARKER}\n{end.lstrip()}".strip()
+
+
+def _count_or_extrapolate(count_tokens: Callable[[str], int], text: str, max_tokens: int) -> int:
+    """Tokens in ``text``, or for a text far over the budget an extrapolation from its beginning.
+
+    Only estimates use this (every prompt returned is counted in full), and a text whose first
+    ``_PROBE_CHARS_PER_TOKEN * (max_tokens + 1)`` characters are already over the budget cannot fit,
+    so a 1 MB message costs one small count instead of tokenizing a megabyte.
+    """
+    probe = _PROBE_CHARS_PER_TOKEN * (max_tokens + 1)
+    if len(text) <= probe:
+        return count_tokens(text)
+    head = count_tokens(text[:probe])
+    if head <= max_tokens:
+        return count_tokens(text)
+    return head * len(text) // probe
 
 
 def _render(instruction: str, subject: str, turns: Sequence[str]) -> str:
@@ -121,7 +138,7 @@ def build_prompt(
     # Count every turn once; a prompt's count is about the sum of its parts (checked before use).
     turns = [_turn(comment) for comment in public]
     per_call = count_tokens("")  # e.g. the BOS a model tokenizer adds to every count
-    cost = [count_tokens(turn) - per_call for turn in turns]
+    cost = [_count_or_extrapolate(count_tokens, turn, max_tokens) - per_call for turn in turns]
     fixed = count_tokens(_render(instruction, subject, []))
     if anchor is None:
         if fixed > max_tokens:

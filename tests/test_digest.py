@@ -26,7 +26,7 @@ def test_digest_posts_last_week_once_and_catches_up(tmp_path):
     store.record_vote(Vote(1, "t1r1A", "llama2-7b-ft", "U1", 5, "button", in_week))
     store.record_vote(Vote(1, "t1r1B", "llama2-7b", "U1", 1, "reaction", in_week))
     store.record_vote(Vote(2, "t2r1A", "llama2-7b", "U2", 4, "button", MONDAY_9_KYIV - timedelta(days=9)))
-    now = [MONDAY_9_KYIV + timedelta(days=2)]  # the bot was down on Monday morning
+    now = [MONDAY_9_KYIV - timedelta(days=5)]  # first start, mid-week
     with FakeSlack() as slack:
         service = DigestService(
             store,
@@ -35,7 +35,10 @@ def test_digest_posts_last_week_once_and_catches_up(tmp_path):
             ["llama2-7b-ft", "gptj-6b-ft", "llama2-7b"],
             clock=lambda: now[0],
         )
-        assert service.run_due()  # caught up at start
+        assert not service.run_due()  # a new install does not open with a digest
+        assert not slack.calls_to("chat.postMessage")
+        now[0] = MONDAY_9_KYIV + timedelta(days=2)  # the bot was down on Monday morning
+        assert service.run_due()  # caught up at the next start
         assert not service.run_due()  # and only once
         posts = slack.calls_to("chat.postMessage")
         assert posts[0].params["channel"] == "CDIGEST"

@@ -1,0 +1,330 @@
+"""The Zendesk edge: read tickets, add internal notes, follow the incremental export. Via zenpy.
+
+How zenpy is pointed at a base URL. zenpy builds every URL as
+``{protocol}://{subdomain}.{domain}/api/v2/…`` with ``protocol`` fixed to ``https`` (only the
+process-wide ``ZENPY_FORCE_SCHEME`` variable changes it), and it deserializes a response only
+when ``subdomain.domain`` occurs in the request URL. So the host of the configured URL is split at
+its first dot (``acme`` + ``zendesk.com``; ``127`` + ``0.0.1:8080`` for a loopback server), and
+for an ``http://`` URL our own ``requests`` session swaps the scheme of zenpy's URLs before
+sending. No environment variable is touched, so two gateways with different URLs can coexist.
+
+Rate limits and server errors. zenpy on its own waits out a 429 only when it carries
+``Retry-After`` (with an uncapped ``time.sleep(1)`` loop) and fails on a 429 without one; the
+urllib3 retries it mounts apply only to a session it creates itself. The session here does the
+retrying instead, with an injectable ``sleep``: a 429 waits ``Retry-After`` seconds (60 when the
+header is missing, capped at ``RetryPolicy.max_wait``); a 5xx on a GET waits with exponential
+backoff. A 5xx on a write is not retried: the note may have been added already, and a retry
+could post it twice. zenpy gets ``ratelimit_budget=0`` so it never sleeps by itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from zenpy import Zenpy
+from zenpy.lib.api_objects import Comment as ZenpyComment
+from zenpy.lib.api_objects import Ticket as ZenpyTicket
+from zenpy.lib.exception import APIException, RecordNotFoundException, ZenpyException
+
+from bot.domain import Comment, Ticket, TicketChange
+
+log = logging.getLogger(__name__)
+
+_RETRYABLE_5XX = frozenset({500, 502, 503, 504})
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class ZendeskError(Exception):
+    """Base class of the errors this module raises."""
+
+
+class TicketNotFound(ZendeskError):
+    """The ticket does not exist (any more): deleted, merged away, or a wrong id."""
+
+
+class ZendeskUnavailable(ZendeskError):
+    """Zendesk could not be used: wrong credentials or URL, rate limits, outage. Says what to check."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 5  # per request, 429s and 5xx together
+    fallback_wait: float = 60.0  # a 429 without Retry-After
+    max_wait: float = 300.0  # cap on one wait, whatever Retry-After says
+    backoff_initial: float = 2.0  # 5xx: 2, 4, 8, … seconds
+    backoff_max: float = 60.0
+
+
+class RetriesExhausted(requests.RequestException):
+    """Still 429 or 5xx after ``RetryPolicy.max_retries`` retries."""
+
+
+class _ZendeskSession(requests.Session):
+    """A requests session that fixes the scheme of zenpy's URLs and retries 429s and 5xx."""
+
+    def __init__(self, scheme: str, netloc: str, policy: RetryPolicy, sleep: Callable[[float], None]) -> None:
+        super().__init__()
+        self._zenpy_prefix = f"https://{netloc}/"
+        self._real_prefix = f"{scheme}://{netloc}/"
+        self.policy = policy
+        self.sleep = sleep
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        url = str(url)
+        if url.startswith(self._zenpy_prefix):
+            url = self._real_prefix + url[len(self._zenpy_prefix) :]
+        verb = method.decode() if isinstance(method, bytes) else method
+        retries = 0
+        while True:
+            response = super().request(verb, url, *args, **kwargs)
+            wait = self._wait_before_retry(verb.upper(), response, retries)
+            if wait is None:
+                return response
+            if retries >= self.policy.max_retries:
+                raise RetriesExhausted(
+                    f"HTTP {response.status_code} from {verb} {urlsplit(url).path} after {retries} retries",
+                    response=response,
+                )
+            response.close()
+            retries += 1
+            log.warning(
+                "Zendesk answered HTTP %s to %s %s: retry %s/%s in %.0fs",
+                response.status_code,
+                verb,
+                urlsplit(url).path,
+                retries,
+                self.policy.max_retries,
+                wait,
+            )
+            self.sleep(wait)
+
+    def _wait_before_retry(self, method: str, response: requests.Response, retries: int) -> float | None:
+        """Seconds to wait before retrying, or None when this response is final."""
+        status = response.status_code
+        retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+        if status == 429:
+            wait = self.policy.fallback_wait if retry_after is None else retry_after
+        elif status in _RETRYABLE_5XX and method in _SAFE_METHODS:
+            backoff = self.policy.backoff_initial * 2**retries
+            wait = min(self.policy.backoff_max, backoff) if retry_after is None else retry_after
+        else:
+            return None
+        return max(0.0, min(wait, self.policy.max_wait))
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds: Zendesk sends a number, HTTP also allows a date."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - datetime.now(UTC)).total_seconds()
+
+
+def _split_url(url: str) -> tuple[str, str]:
+    """(scheme, netloc) of a Zendesk base URL, checked."""
+    parts = urlsplit(url.strip())
+    example = "https://acme.zendesk.com"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"the Zendesk url must look like {example}, got {url!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
+        raise ValueError(f"the Zendesk url must be just the site, like {example} (no path), got {url!r}")
+    if "." not in parts.hostname:
+        # zenpy needs a subdomain and a domain: use 127.0.0.1 rather than localhost.
+        raise ValueError(f"the Zendesk url needs a dotted host name like {example}, got {url!r}")
+    return parts.scheme, parts.netloc
+
+
+class ZendeskGateway:
+    """What draftdesk needs from Zendesk, as domain objects; errors as :class:`ZendeskError`."""
+
+    def __init__(self, client: Zenpy, base_url: str) -> None:
+        self.client = client
+        self.base_url = base_url.rstrip("/")
+
+    @classmethod
+    def from_settings(
+        cls,
+        url: str,
+        email: str,
+        api_token: str,
+        timeout: float = 30,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> ZendeskGateway:
+        """A gateway for ``url`` (``https://acme.zendesk.com``, or ``http://127.0.0.1:PORT``)."""
+        scheme, netloc = _split_url(url)
+        if not email or not api_token:
+            raise ValueError(
+                "Zendesk needs an agent e-mail and an API token (ZENDESK_EMAIL, ZENDESK_API_TOKEN)"
+            )
+        subdomain, domain = netloc.split(".", 1)
+        session = _ZendeskSession(scheme, netloc, retry or RetryPolicy(), sleep)
+        client = Zenpy(
+            subdomain=subdomain,
+            domain=domain,
+            email=email,
+            token=api_token,
+            session=session,
+            timeout=timeout,
+            disable_cache=True,  # zenpy caches tickets for 30 s and users for good otherwise
+            ratelimit_budget=0,  # the session waits out 429s; zenpy must never sleep by itself
+        )
+        return cls(client, f"{scheme}://{netloc}")
+
+    def ticket_url(self, ticket_id: int) -> str:
+        """The ticket in the agent UI."""
+        return f"{self.base_url}/agent/tickets/{ticket_id}"
+
+    def fetch_ticket(self, ticket_id: int) -> Ticket:
+        """The ticket with all its comments (oldest first) and its requester's name."""
+        with self._translate_errors(f"fetching ticket {ticket_id}", ticket_id):
+            raw = self.client.tickets(id=ticket_id)
+            raw_comments = list(self.client.tickets.comments(ticket=ticket_id))
+        requester_id = int(raw.requester_id)
+        comments = [
+            Comment(
+                id=int(c.id),
+                author_id=int(c.author_id),
+                body=c.body or "",
+                public=bool(c.public),
+                created_at=_parse_time(c.created_at, "comment created_at"),
+                author_is_requester=int(c.author_id) == requester_id,
+            )
+            for c in raw_comments
+        ]
+        comments.sort(key=lambda c: (c.created_at, c.id))
+        return Ticket(
+            id=int(raw.id),
+            subject=raw.subject or "",
+            status=raw.status or "",
+            requester_id=requester_id,
+            requester_name=self._user_name(requester_id),
+            created_at=_parse_time(raw.created_at, "ticket created_at"),
+            url=self.ticket_url(int(raw.id)),
+            comments=tuple(comments),
+        )
+
+    def _user_name(self, user_id: int) -> str:
+        """The user's name; "" when the user is gone (the ticket is still worth a draft)."""
+        try:
+            with self._translate_errors(f"fetching user {user_id}", None):
+                return self.client.users(id=user_id).name or ""
+        except TicketNotFound:
+            log.warning("requester %s of a ticket was not found; drafting without a name", user_id)
+            return ""
+
+    def add_internal_note(self, ticket_id: int, body: str) -> None:
+        """Add a private comment (agents see it, the requester does not)."""
+        ticket = ZenpyTicket(id=ticket_id)
+        ticket.comment = ZenpyComment(body=body, public=False)
+        with self._translate_errors(f"adding a note to ticket {ticket_id}", ticket_id):
+            self.client.tickets.update(ticket)
+
+    def incremental_changes(
+        self, cursor: str | None, start_time: int
+    ) -> Iterator[tuple[list[TicketChange], str | None, bool]]:
+        """Pages of the cursor-based incremental ticket export, from ``cursor`` or ``start_time``.
+
+        Yields ``(changes, cursor_to_persist, end_of_stream)`` per page and stops after the page
+        with ``end_of_stream``. Deleted tickets come through with status ``deleted``.
+        """
+        while True:
+            with self._translate_errors("reading the incremental ticket export", None):
+                if cursor:
+                    page = self.client.tickets.incremental(cursor=cursor, paginate_by_time=False)
+                else:
+                    page = self.client.tickets.incremental(start_time=start_time, paginate_by_time=False)
+            # One request per page: read zenpy's first-page values instead of iterating, which
+            # would fetch the following pages before the caller could persist this cursor.
+            tickets = page.values or []
+            changes = [
+                TicketChange(
+                    id=int(t.id),
+                    status=t.status or "",
+                    created_at=_parse_time(t.created_at, "ticket created_at"),
+                    updated_at=_parse_time(t.updated_at, "ticket updated_at"),
+                )
+                for t in tickets
+            ]
+            end_of_stream = bool(getattr(page, "end_of_stream", False))
+            after_cursor = getattr(page, "after_cursor", None) or cursor
+            yield changes, after_cursor, end_of_stream
+            if end_of_stream:
+                return
+            if not after_cursor:
+                raise ZendeskUnavailable(
+                    "an incremental export page had neither after_cursor nor end_of_stream"
+                )
+            cursor = after_cursor
+
+    @contextlib.contextmanager
+    def _translate_errors(self, action: str, ticket_id: int | None) -> Iterator[None]:
+        try:
+            yield
+        except RecordNotFoundException as exc:
+            if ticket_id is not None:
+                raise TicketNotFound(
+                    f"ticket {ticket_id} not found at {self.base_url}: deleted, merged, or a wrong id"
+                ) from exc
+            raise TicketNotFound(f"{action}: not found at {self.base_url}") from exc
+        except RetriesExhausted as exc:
+            raise ZendeskUnavailable(f"{action}: {exc}; {_hint(exc.response)}") from exc
+        except (APIException, requests.HTTPError) as exc:
+            response = getattr(exc, "response", None)
+            if response is not None and response.status_code == 404 and ticket_id is not None:
+                raise TicketNotFound(f"ticket {ticket_id} not found at {self.base_url}") from exc
+            status = f"HTTP {response.status_code}" if response is not None else "an error"
+            raise ZendeskUnavailable(f"{action}: Zendesk answered {status}; {_hint(response)}") from exc
+        except requests.RequestException as exc:
+            raise ZendeskUnavailable(
+                f"{action}: could not reach {self.base_url} ({type(exc).__name__}); check the zendesk "
+                "url/subdomain in the config and the network"
+            ) from exc
+        except ZenpyException as exc:
+            raise ZendeskUnavailable(f"{action}: {exc}") from exc
+
+
+def _hint(response: requests.Response | None) -> str:
+    status = response.status_code if response is not None else None
+    if status == 401:
+        return (
+            "check ZENDESK_EMAIL and ZENDESK_API_TOKEN (Admin Center → Apps and integrations → "
+            "Zendesk API: token access enabled, token active) and the zendesk url"
+        )
+    if status == 403:
+        return "the API user lacks permission: use an agent or admin who can see and edit these tickets"
+    if status == 429:
+        return "Zendesk kept rate-limiting: poll less often; other API clients share the account's limit"
+    if status is not None and status >= 500:
+        return "Zendesk had a server error: check https://status.zendesk.com and try again later"
+    return "check the zendesk url in the config and the API user's permissions"
+
+
+def _parse_time(value: Any, what: str) -> datetime:
+    """Zendesk's ISO-8601 times ("2023-09-18T23:25:58Z") as aware UTC datetimes."""
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise ZendeskUnavailable(f"Zendesk sent an unreadable {what}: {value!r}") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

@@ -1,0 +1,203 @@
+"""The whole loop over HTTP: signed Zendesk webhook → three drafts in a Slack thread (real NF4 +
+LoRA tiny models) → signed button click and reaction → votes export and JSON report."""
+
+import csv
+import io
+import json
+import time
+from contextlib import redirect_stdout
+
+import pytest
+import requests
+
+from bot.app import build
+from bot.cli import main
+from bot.config import load_settings
+from bot.store import JOB_QUEUED, JOB_RUNNING
+from integrations.standins.slack_requests import (
+    block_action_body,
+    event_body,
+    reaction_event,
+    signed_headers,
+)
+from integrations.standins.slack_server import FakeSlack
+from integrations.standins.zendesk_server import FakeZendesk
+from integrations.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+
+SECRETS = {
+    "SLACK_BOT_TOKEN": "xoxb-e2e",
+    "SLACK_SIGNING_SECRET": "slack-signing-secret",
+    "ZENDESK_EMAIL": "agent@example.com",
+    "ZENDESK_API_TOKEN": "zendesk-token",
+    "ZENDESK_WEBHOOK_SECRET": "zendesk-webhook-secret",
+}
+CHANNEL = "CDRAFTS"
+
+
+def write_config(tmp_path, slack, zendesk, models) -> str:
+    path = tmp_path / "config.toml"
+    model_tables = "".join(
+        f"""
+[[models]]
+name = "{name}"
+base_model = "{models[base]}"
+{f'adapter = "{models[adapter]}"' if adapter else ""}
+max_new_tokens = 12
+temperature = 0
+"""
+        for name, base, adapter in [
+            ("llama-ft", "llama_base", "llama_adapter"),
+            ("gptj-ft", "gptj_base", "gptj_adapter"),
+            ("llama", "llama_base", None),
+        ]
+    )
+    path.write_text(
+        f"""
+[slack]
+mode = "http"
+channel = "{CHANNEL}"
+api_url = "{slack.api_url}"
+[server]
+host = "127.0.0.1"
+port = 0
+[zendesk]
+url = "{zendesk.url}"
+[intake]
+mode = "webhook"
+[worker]
+retry_base_seconds = 0.1
+[storage]
+path = "store.json"
+{model_tables}"""
+    )
+    return str(path)
+
+
+@pytest.fixture
+def running(tmp_path, demo_models):
+    with FakeSlack() as slack, FakeZendesk() as zendesk:
+        zendesk.add_user(100, "Maria Schmidt", "maria@example.com")
+        zendesk.add_ticket(
+            7, "Backup stuck <!channel>", 100, comments=[(100, "My backup is stuck at 99%. Help?", True)]
+        )
+        config = write_config(tmp_path, slack, zendesk, demo_models)
+        app = build(load_settings(__import__("pathlib").Path(config), env=SECRETS))
+        app.start()
+        try:
+            yield app, slack, zendesk, config, f"http://127.0.0.1:{app.web.port}"
+        finally:
+            app.stop()
+
+
+def webhook(base, body: bytes, secret=SECRETS["ZENDESK_WEBHOOK_SECRET"]):
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    headers = {SIGNATURE_HEADER: sign(secret, body, stamp), TIMESTAMP_HEADER: stamp}
+    return requests.post(f"{base}/zendesk/webhook", data=body, headers=headers, timeout=10)
+
+
+def slack_post(base, body: str, content_type: str, secret=SECRETS["SLACK_SIGNING_SECRET"], timestamp=None):
+    headers = signed_headers(secret, body, content_type, timestamp)
+    return requests.post(f"{base}/slack/events", data=body.encode(), headers=headers, timeout=10)
+
+
+def wait_until(condition, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def run_cli(*args) -> str:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(list(args)) == 0
+    return out.getvalue()
+
+
+def test_webhook_to_drafts_to_votes_to_report(running):
+    app, slack, zendesk, config, base = running
+    started = time.monotonic()
+    response = webhook(base, b'{"ticket_id": "7"}')
+    assert response.status_code == 200 and response.json()["queued"] == [7]
+    assert time.monotonic() - started < 1.0  # queued, not processed, before answering
+    wait_until(
+        lambda: (
+            not app.store.jobs(JOB_QUEUED)
+            and not app.store.jobs(JOB_RUNNING)
+            and app.store.ticket_thread(7) is not None
+            and len(app.store.drafts_for_ticket(7)) == 3
+            and all(d.vote_ts for d in app.store.drafts_for_ticket(7))
+        )
+    )
+
+    channel, parent_ts = app.store.ticket_thread(7)
+    thread = slack.thread(channel, parent_ts)
+    assert len(thread) == 4
+    assert "&lt;!channel&gt;" in str(thread[0]["blocks"]) and "Maria" in str(thread[0]["blocks"])
+    drafts = app.store.drafts_for_ticket(7)
+    assert sorted(d.model for d in drafts) == ["gptj-ft", "llama", "llama-ft"]
+    for draft in drafts:
+        assert draft.text and draft.model not in str(thread)
+
+    # An agent clicks 4 on Draft A, another reacts :two: on Draft B, then changes their mind.
+    a, b = drafts[0], drafts[1]
+    click = block_action_body("UAGENT1", channel, a.vote_ts, parent_ts, "rate_4", a.id)
+    assert slack_post(base, click, "application/x-www-form-urlencoded").status_code == 200
+    react = event_body(reaction_event("reaction_added", "UAGENT2", "two", channel, b.vote_ts))
+    assert slack_post(base, react, "application/json").status_code == 200
+    wait_until(lambda: len(app.store.votes()) == 2)
+    wait_until(lambda: len(slack.calls_to("chat.postEphemeral")) == 2)
+    assert "Rated by 1" in str(slack.find_message(channel, a.vote_ts)["blocks"])
+    click_again = block_action_body("UAGENT1", channel, a.vote_ts, parent_ts, "rate_5", a.id)
+    slack_post(base, click_again, "application/x-www-form-urlencoded")
+    wait_until(lambda: {v.score for v in app.store.votes() if v.rater == "UAGENT1"} == {5})
+    unreact = event_body(reaction_event("reaction_removed", "UAGENT2", "two", channel, b.vote_ts))
+    slack_post(base, unreact, "application/json")
+    wait_until(lambda: len(app.store.votes()) == 1)
+    react_c = event_body(reaction_event("reaction_added", "UAGENT2", "three", channel, drafts[2].vote_ts))
+    slack_post(base, react_c, "application/json")
+    wait_until(lambda: len(app.store.votes()) == 2)
+
+    exported = list(csv.DictReader(io.StringIO(run_cli("votes", "export", "--config", config))))
+    assert {(r["draft_id"], r["rater"], r["score"], r["source"], r["model"]) for r in exported} == {
+        (a.id, "UAGENT1", "5", "button", a.model),
+        (drafts[2].id, "UAGENT2", "3", "reaction", drafts[2].model),
+    }
+    assert all(r["ticket_id"] == "7" and r["voted_at"] for r in exported)
+    report = json.loads(run_cli("report", "--format", "json", "--config", config))
+    by_model = {m["model"]: m for m in report["models"]}
+    assert by_model[a.model]["counts"]["5"] == 1 and by_model[a.model]["positive_pct"] == 100.0
+    assert by_model[drafts[2].model]["counts"]["3"] == 1
+    assert by_model[b.model]["n"] == 0
+
+    # Send Draft A to Zendesk: an internal note with exactly the draft's text, once.
+    send = block_action_body("UAGENT1", channel, a.vote_ts, parent_ts, "send_to_zendesk", a.id)
+    slack_post(base, send, "application/x-www-form-urlencoded")
+    slack_post(base, send, "application/x-www-form-urlencoded")  # double click
+    wait_until(lambda: app.store.draft(a.id).sent_to_zendesk_by == "UAGENT1")
+    wait_until(lambda: len(slack.calls_to("chat.postEphemeral")) >= 6)
+    notes = [c for c in zendesk.comments(7) if not c["public"]]
+    assert [n["body"] for n in notes] == [a.text]
+
+
+def test_forged_requests_change_nothing(running):
+    app, slack, zendesk, config, base = running
+    body = b'{"ticket_id": "7"}'
+    assert webhook(base, body, secret="not-the-secret").status_code == 401
+    unsigned = requests.post(f"{base}/zendesk/webhook", data=body, timeout=10)
+    assert unsigned.status_code == 401
+    click = block_action_body("UEVIL", CHANNEL, "1.1", "1.0", "rate_1", "t7r1A")
+    assert slack_post(base, click, "application/x-www-form-urlencoded", secret="forged").status_code == 401
+    stale = int(time.time()) - 600
+    assert slack_post(base, click, "application/x-www-form-urlencoded", timestamp=stale).status_code == 401
+    react = event_body(reaction_event("reaction_added", "UEVIL", "one", CHANNEL, "1.1"))
+    assert slack_post(base, react, "application/json", secret="forged").status_code == 401
+    too_big = requests.post(f"{base}/zendesk/webhook", data=b"x" * 3_000_000, timeout=10)
+    assert too_big.status_code == 413
+    assert requests.get(f"{base}/healthz", timeout=5).json()["ok"] is True
+    time.sleep(0.3)
+    assert app.store.jobs() == [] and app.store.votes() == []
+    assert not slack.calls_to("chat.postMessage") and not slack.calls_to("chat.postEphemeral")
+    assert zendesk.requests_to("PUT", "/api/v2/tickets/7.json") == []

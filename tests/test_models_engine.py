@@ -1,0 +1,248 @@
+"""The draft engine on tiny LLaMA- and GPT-J-shaped models: real NF4 + LoRA code path on the CPU."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers / huggingface_hub read it
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import torch
+
+from bot.domain import Comment, DraftResult, Ticket
+from bot.prompt import STOP_SEQUENCES, build_prompt
+from models import engine as engine_module
+from models.engine import DraftEngine, ModelLoadError, ModelSpec
+from models.tiny import build_demo_models
+
+MAX_NEW = 10
+PROMPT = "Customer: I can't log in to my account since this morning.\n\nAgent:"
+
+
+@pytest.fixture(scope="module")
+def offline() -> Iterator[None]:
+    import huggingface_hub.constants
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+        yield
+
+
+@pytest.fixture(scope="module")
+def paths(offline: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return build_demo_models(tmp_path_factory.mktemp("tiny-models"))
+
+
+def study_specs(paths: dict[str, Path], **settings: object) -> list[ModelSpec]:
+    """The study's three models: LLaMa fine-tuned, GPT-J fine-tuned, LLaMa untuned."""
+    llama, gptj = str(paths["llama_base"]), str(paths["gptj_base"])
+    return [
+        ModelSpec("llama-ft", llama, str(paths["llama_adapter"]), **settings),  # type: ignore[arg-type]
+        ModelSpec("gptj-ft", gptj, str(paths["gptj_adapter"]), **settings),  # type: ignore[arg-type]
+        ModelSpec("llama", llama, **settings),  # type: ignore[arg-type]
+    ]
+
+
+@dataclass
+class Study:
+    engine: DraftEngine
+    from_pretrained_calls: list[str]
+
+
+@pytest.fixture(scope="module")
+def study(paths: dict[str, Path]) -> Iterator[Study]:
+    calls: list[str] = []
+    original = engine_module.AutoModelForCausalLM.from_pretrained
+
+    def counting(path: str, *args: object, **kwargs: object) -> object:
+        calls.append(str(path))
+        return original(path, *args, **kwargs)
+
+    engine = DraftEngine(study_specs(paths, max_new_tokens=MAX_NEW, temperature=0.0), device="cpu")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(engine_module.AutoModelForCausalLM, "from_pretrained", counting)
+        engine.load()
+    yield Study(engine, calls)
+    engine.close()
+
+
+def test_nf4_gives_bitsandbytes_4bit_layers_on_cpu(study: Study, paths: dict[str, Path]) -> None:
+    import bitsandbytes as bnb
+
+    base = study.engine._bases[(str(paths["gptj_base"]), "nf4")]
+    quantized = [m for m in base.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert quantized, "no bitsandbytes Linear4bit layer: the model was not quantized"
+    assert all(m.weight.quant_state.quant_type == "nf4" for m in quantized)
+    assert all(m.weight.device.type == "cpu" for m in quantized)
+
+
+def test_study_setup_loads_each_base_once(study: Study, paths: dict[str, Path]) -> None:
+    assert sorted(study.from_pretrained_calls) == sorted([str(paths["llama_base"]), str(paths["gptj_base"])])
+    assert study.engine.base_loads == 2
+    assert len(study.engine.loaded_bases) == 2
+    study.engine.load()  # idempotent
+    assert study.engine.base_loads == 2
+
+
+def test_generate_returns_one_draft_per_model_in_spec_order(study: Study) -> None:
+    prompts = {"llama": PROMPT, "gptj-ft": PROMPT, "llama-ft": PROMPT}  # not in spec order
+    results = study.engine.generate(prompts)
+    assert [r.model for r in results] == ["llama-ft", "gptj-ft", "llama"]
+    for result in results:
+        assert result.ok, result
+        assert result.text and result.text == result.text.strip()
+        assert result.prompt_tokens == study.engine.count_tokens(result.model, PROMPT)
+        assert 0 < result.completion_tokens <= MAX_NEW
+        assert not any(token in result.text for token in ("<s>", "</s>", "<pad>"))
+        assert "log in to my account" not in result.text  # no prompt echo
+
+
+def test_adapter_changes_greedy_output(study: Study) -> None:
+    tuned, untuned = study.engine.generate({"llama-ft": PROMPT, "llama": PROMPT})
+    assert tuned.ok and untuned.ok
+    assert tuned.text != untuned.text
+
+
+def test_mixed_batch_matches_each_model_alone(study: Study) -> None:
+    # Different prompt lengths, so the batch is left-padded; two tickets, so one base gets 4 rows.
+    batch = [
+        {"llama-ft": PROMPT, "gptj-ft": PROMPT, "llama": "Customer: Where is my parcel?\n\nAgent:"},
+        {"llama-ft": "Customer: refund\n\nAgent:", "llama": PROMPT + " Hello"},
+    ]
+    together = study.engine.generate_many(batch)
+    for prompts, results in zip(batch, together, strict=True):
+        assert [r.model for r in results] == [n for n in ("llama-ft", "gptj-ft", "llama") if n in prompts]
+        for result in results:
+            alone = study.engine.generate({result.model: prompts[result.model]})[0]
+            # Exact: the rows agree token for token (float noise from padding did not flip a choice).
+            assert (result.text, result.completion_tokens) == (alone.text, alone.completion_tokens)
+
+
+def test_failing_model_gives_error_and_others_succeed(
+    study: Study, paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = study.engine._bases[(str(paths["llama_base"]), "nf4")].model
+    real_generate = model.generate
+    attempts: list[list[str]] = []
+
+    def generate(*args: object, **kwargs: object) -> object:
+        names = list(kwargs.get("adapter_names", []))  # type: ignore[call-overload]
+        attempts.append(names)
+        if "__base__" in names:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(model, "generate", generate)
+    results = study.engine.generate({"llama-ft": PROMPT, "gptj-ft": PROMPT, "llama": PROMPT})
+    by_model = {r.model: r for r in results}
+    assert by_model["llama-ft"].ok and by_model["gptj-ft"].ok
+    assert by_model["llama"].text is None
+    assert "out of memory" in (by_model["llama"].error or "")
+    # The mixed batch failed, then each row was retried alone.
+    assert attempts == [["llama-ft", "__base__"], ["llama-ft"], ["__base__"]]
+
+
+def test_per_model_settings_seeds_and_stop_strings_in_one_batch(study: Study, paths: dict[str, Path]) -> None:
+    greedy = study.engine.generate({"llama-ft": PROMPT})[0]
+    assert greedy.text
+    # A stop string taken from the middle of the greedy draft must end the draft there.
+    words = [m.group() for m in re.finditer(r"[A-Za-z]{2,}", greedy.text)]
+    stop = next(w for w in words if greedy.text[: greedy.text.index(w)].strip())
+    base_spec = study.engine._by_name["llama-ft"]
+    engine = DraftEngine(
+        [
+            replace(base_spec, name="stopped", stop=(stop,)),
+            replace(base_spec, name="short", max_new_tokens=3),
+            replace(base_spec, name="hot", temperature=1.5, top_p=0.95, seed=7),
+            replace(base_spec, name="hot-untuned", adapter=None, temperature=1.5, seed=7),
+        ],
+        device="cpu",
+    )
+    try:
+        first = engine.generate({name: PROMPT for name in ("stopped", "short", "hot", "hot-untuned")})
+        second = engine.generate({name: PROMPT for name in ("stopped", "short", "hot", "hot-untuned")})
+        stopped, short, hot, _ = first
+        assert engine.base_loads == 1  # four models, one base, one copy of the shared adapter
+        assert stopped.text == greedy.text[: greedy.text.index(stop)].strip()
+        assert stopped.completion_tokens < greedy.completion_tokens  # generation stopped early
+        assert short.completion_tokens <= 3
+        assert hot.ok and hot.text != greedy.text  # sampled, not greedy
+        assert [r.text for r in first] == [r.text for r in second]  # seeded: reproducible
+    finally:
+        engine.close()
+
+
+def test_prompt_builder_and_engine_together(study: Study) -> None:
+    body = "My parcel has not arrived and the tracking page shows nothing. " * 200
+    ticket = Ticket(
+        id=1,
+        subject="Where is my parcel?",
+        status="new",
+        requester_id=5,
+        requester_name="Maria Lopez",
+        created_at=datetime(2024, 5, 1, tzinfo=UTC),
+        url="https://example.zendesk.com/agent/tickets/1",
+        comments=(Comment(1, 5, body, True, datetime(2024, 5, 1, tzinfo=UTC), True),),
+    )
+    name = "gptj-ft"
+    limit = study.engine.context_limit(name)
+    assert limit == 512 - MAX_NEW  # n_positions of the tiny GPT-J minus max_new_tokens
+    prompt = build_prompt(ticket, lambda text: study.engine.count_tokens(name, text), limit)
+    assert study.engine.count_tokens(name, prompt) <= limit
+    (result,) = study.engine.generate({name: prompt})
+    assert result.ok, result
+    assert result.prompt_tokens <= limit
+
+
+def test_prompt_over_the_limit_is_an_error_result(study: Study) -> None:
+    too_long = "refund " * 2000
+    results = study.engine.generate({"llama": too_long, "llama-ft": PROMPT})
+    assert results[0].ok
+    assert results[1].text is None and "over the limit" in (results[1].error or "")
+
+
+def test_missing_base_path_names_the_model(paths: dict[str, Path], tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-such-model")
+    engine = DraftEngine([ModelSpec("llama-ft", missing, str(paths["llama_adapter"]))], device="cpu")
+    with pytest.raises(ModelLoadError, match=r"llama-ft.*no-such-model.*not found: set base_model"):
+        engine.load()
+
+
+def test_broken_model_spares_the_others(paths: dict[str, Path], tmp_path: Path) -> None:
+    engine = DraftEngine(
+        [
+            ModelSpec("gptj-ft", str(paths["gptj_base"]), str(tmp_path / "no-adapter"), temperature=0),
+            ModelSpec("llama", str(paths["llama_base"]), max_new_tokens=4, temperature=0),
+            ModelSpec("hub", "someone/not-downloaded-7b", temperature=0),
+        ],
+        device="cpu",
+    )
+    try:
+        gptj, llama, hub = engine.generate({"gptj-ft": PROMPT, "llama": PROMPT, "hub": PROMPT})
+    finally:
+        engine.close()
+    assert llama.ok
+    assert isinstance(gptj, DraftResult) and gptj.text is None
+    assert "'gptj-ft'" in (gptj.error or "") and "no-adapter" in (gptj.error or "")
+    assert "'hub'" in (hub.error or "") and "set base_model" in (hub.error or "")
+
+
+def test_spec_validation() -> None:
+    with pytest.raises(ValueError, match="top_p"):
+        ModelSpec("x", "base", top_p=0)
+    with pytest.raises(ValueError, match="__base__"):
+        ModelSpec("__base__", "base")
+    with pytest.raises(ValueError, match="unique"):
+        DraftEngine([ModelSpec("x", "a"), ModelSpec("x", "b")])
+
+
+def test_stop_sequences_of_the_prompt_format_are_plain_strings() -> None:
+    # The config layer passes these as ModelSpec.stop.
+    assert ModelSpec("x", "base", stop=STOP_SEQUENCES).stop == STOP_SEQUENCES

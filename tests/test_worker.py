@@ -1,0 +1,211 @@
+import random
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from bot.config import WorkerSettings
+from bot.domain import Comment, DraftResult, Ticket
+from bot.store import JOB_DONE, JOB_FAILED, JOB_QUEUED, Store
+from bot.worker import TicketProcessor, Worker
+from integrations.slack import SlackPoster, make_web_client
+from integrations.standins.slack_server import FakeSlack
+from integrations.zendesk import TicketNotFound
+
+MODELS = ["llama2-7b-ft", "gptj-6b-ft", "llama2-7b"]
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+class ScriptedBackend:
+    """A model runtime double: drafts name their model, chosen models fail."""
+
+    def __init__(self):
+        self.failing: set[str] = set()
+        self.raise_all = False
+        self.calls: list[dict[str, str]] = []
+
+    def count_tokens(self, model_name, text):
+        return len(text.split())
+
+    def context_limit(self, model_name):
+        return 300
+
+    def generate(self, prompts):
+        self.calls.append(dict(prompts))
+        if self.raise_all:
+            raise RuntimeError("CUDA out of memory")
+        return [
+            DraftResult(m, None, error="boom")
+            if m in self.failing
+            else DraftResult(m, f"Reply from {m}. Thanks!")
+            for m in prompts
+        ]
+
+
+class Tickets:
+    def __init__(self):
+        self.tickets: dict[int, Ticket] = {}
+
+    def fetch_ticket(self, ticket_id):
+        if ticket_id not in self.tickets:
+            raise TicketNotFound(f"ticket {ticket_id} not found")
+        return self.tickets[ticket_id]
+
+
+def ticket(tid=1, status="new", comments=None):
+    comments = comments or [Comment(10, 100, "My backup is stuck <!channel>", True, T0, True)]
+    return Ticket(
+        tid,
+        "Backup stuck <!channel> <http://evil|login>",
+        status,
+        100,
+        "Maria Schmidt",
+        T0,
+        f"https://x.zendesk.com/agent/tickets/{tid}",
+        tuple(comments),
+    )
+
+
+@pytest.fixture
+def env(tmp_path):
+    with FakeSlack() as slack:
+        store = Store(tmp_path / "s.json")
+        backend = ScriptedBackend()
+        tickets = Tickets()
+        poster = SlackPoster(make_web_client("xoxb-t", slack.api_url, max_retries=0))
+        processor = TicketProcessor(store, tickets, poster, backend, MODELS, "CDRAFTS", rng=random.Random(3))
+        worker = Worker(store, processor, WorkerSettings(max_attempts=3, retry_base_seconds=0))
+        yield slack, store, backend, tickets, worker
+
+
+def thread_texts(slack, store, tid=1):
+    channel, ts = store.ticket_thread(tid)
+    return [m["text"] for m in slack.thread(channel, ts)]
+
+
+def test_three_blind_drafts_in_one_thread(env):
+    slack, store, backend, tickets, worker = env
+    tickets.tickets[1] = ticket()
+    store.enqueue(1, "webhook")
+    assert worker.run_until_idle() == 1
+    messages = slack.thread(*store.ticket_thread(1))
+    assert len(messages) == 4  # parent + A, B, C
+    body = str(messages)
+    for model in MODELS:
+        assert model not in str(messages[0]) and f"Reply from {model}" in body
+    assert "<!channel>" not in body and "&lt;!channel&gt;" in body
+    assert "<http://evil|login>" not in body
+    drafts = store.drafts_for_ticket(1)
+    assert [d.label for d in drafts] == ["A", "B", "C"]
+    assert sorted(d.model for d in drafts) == sorted(MODELS)
+    for draft, message in zip(drafts, messages[1:], strict=True):
+        assert draft.vote_ts == message["ts"]
+        assert f"Reply from {draft.model}" in str(message["blocks"])  # the label → model mapping is stored
+    assert store.jobs(JOB_DONE)
+
+
+def test_the_label_order_is_shuffled_per_ticket(env):
+    slack, store, backend, tickets, worker = env
+    orders = set()
+    for tid in range(1, 9):
+        tickets.tickets[tid] = ticket(tid)
+        store.enqueue(tid, "webhook")
+    worker.run_until_idle()
+    for tid in range(1, 9):
+        orders.add(tuple(d.model for d in store.drafts_for_ticket(tid)))
+    assert len(orders) > 1
+
+
+def test_one_failing_model_gives_two_drafts_and_a_notice(env):
+    slack, store, backend, tickets, worker = env
+    backend.failing = {"gptj-6b-ft"}
+    tickets.tickets[1] = ticket()
+    store.enqueue(1, "webhook")
+    worker.run_until_idle()
+    texts = thread_texts(slack, store)
+    assert len(texts) == 4  # parent, notice, two drafts
+    assert "1 of 3" in texts[1]
+    failed = [d for d in store.drafts_for_ticket(1) if d.text is None]
+    assert [d.error for d in failed] == ["boom"]
+
+
+def test_all_models_failing_retries_then_posts_a_notice(env):
+    slack, store, backend, tickets, worker = env
+    backend.raise_all = True
+    tickets.tickets[1] = ticket()
+    store.enqueue(1, "webhook")
+    worker.run_until_idle()
+    assert len(backend.calls) == 3  # max_attempts
+    assert "All 3 models failed" in thread_texts(slack, store)[-1]  # the ticket is visible, not lost
+    assert store.jobs(JOB_DONE)
+
+
+def test_interrupted_posting_resumes_without_duplicates(env):
+    slack, store, backend, tickets, worker = env
+    tickets.tickets[1] = ticket()
+    store.enqueue(1, "webhook")
+    slack.error_next("chat.postMessage", error="fatal_error", times=1)  # parent fails: retried
+    worker.run_until_idle()
+    assert len(thread_texts(slack, store)) == 4
+    # A second ticket: Slack fails after the first draft was posted.
+    tickets.tickets[2] = ticket(2)
+    store.enqueue(2, "webhook")
+    original = worker.processor.poster.post_in_thread
+    posted = []
+
+    def flaky(channel, thread_ts, text, blocks=None):
+        if len(posted) == 1:
+            posted.append("failed")
+            raise RuntimeError("connection reset")
+        posted.append(text)
+        return original(channel, thread_ts, text, blocks)
+
+    worker.processor.poster.post_in_thread = flaky
+    worker.run_until_idle()
+    assert len(thread_texts(slack, store, 2)) == 4  # parent + 3 drafts, none twice
+    assert len(backend.calls) == 2  # drafts were generated once per ticket, not again on retry
+
+
+def test_new_customer_comment_starts_round_two_agent_comment_does_not(env):
+    slack, store, backend, tickets, worker = env
+    first = ticket()
+    tickets.tickets[1] = first
+    store.enqueue(1, "webhook")
+    worker.run_until_idle()
+    agent_reply = Comment(11, 900, "Try restarting.", True, T0, False)
+    internal = Comment(12, 900, "note", False, T0, False)
+    tickets.tickets[1] = replace(first, comments=(*first.comments, agent_reply, internal))
+    store.enqueue(1, "webhook")
+    worker.run_until_idle()
+    assert len(thread_texts(slack, store)) == 4  # nothing new
+    customer = Comment(13, 100, "Still stuck after restart.", True, T0, True)
+    tickets.tickets[1] = replace(first, comments=(*first.comments, agent_reply, internal, customer))
+    store.enqueue(1, "poll")
+    worker.run_until_idle()
+    texts = thread_texts(slack, store)
+    assert len(texts) == 8 and "round 2" in texts[4]
+    assert "Still stuck after restart." in backend.calls[-1]["llama2-7b"]
+    assert "note" not in backend.calls[-1]["llama2-7b"]  # internal notes never reach a prompt
+
+
+def test_closed_deleted_and_missing_tickets(env):
+    slack, store, backend, tickets, worker = env
+    tickets.tickets[1] = ticket(status="solved")
+    store.enqueue(1, "webhook")
+    store.enqueue(404, "webhook")
+    worker.run_until_idle()
+    assert not slack.calls_to("chat.postMessage")
+    assert [j.ticket_id for j in store.jobs(JOB_FAILED)] == [404]
+    assert not store.jobs(JOB_QUEUED)
+
+
+def test_a_one_megabyte_ticket_is_drafted(env):
+    slack, store, backend, tickets, worker = env
+    huge = "word " * 200_000
+    tickets.tickets[1] = ticket(comments=[Comment(10, 100, huge + "the actual question?", True, T0, True)])
+    store.enqueue(1, "webhook")
+    worker.run_until_idle()
+    assert len(thread_texts(slack, store)) == 4
+    prompt = backend.calls[0]["llama2-7b"]
+    assert len(prompt.split()) <= 300
+    assert "question?" in prompt  # the newest customer text survives truncation

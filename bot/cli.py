@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the bot: intake, drafts, Slack listeners, weekly digest")
     run.add_argument("--config", help="config file (default: $DRAFTDESK_CONFIG or ./config.toml)")
+    run.set_defaults(func=cmd_run)
 
     report = sub.add_parser("report", help="Tables 1 and 2 of the ratings, per model")
     report.add_argument("--config")
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--input", type=Path, help="compute from a votes file (CSV or JSONL) instead of the store"
     )
+    report.set_defaults(func=cmd_report)
 
     votes = sub.add_parser("votes", help="votes stored by the bot")
     votes_sub = votes.add_subparsers(dest="votes_command", required=True)
@@ -45,11 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--config")
     export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     export.add_argument("--output", type=Path, help="file to write (default: standard output)")
+    export.set_defaults(func=cmd_votes_export)
 
     demo = sub.add_parser(
         "demo", help="the whole loop offline: sample tickets, stand-ins for Slack and Zendesk"
     )
     demo.add_argument("--workdir", type=Path, default=Path(".draftdesk/demo"))
+    demo.set_defaults(func=cmd_demo)
+    # Further command groups register here: each module adds its parser and sets `func`.
     return parser
 
 
@@ -61,16 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "report":
-            return cmd_report(args)
-        if args.command == "votes":
-            return cmd_votes_export(args)
-        if args.command == "demo":
-            from bot.demo import run_demo
-
-            return run_demo(args.workdir)
+        return args.func(args)
     except ConfigError as exc:
         print("draftdesk: the configuration has problems:", file=sys.stderr)
         for problem in exc.problems:
@@ -79,11 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     except (VotesFileError, FileNotFoundError) as exc:
         print(f"draftdesk: {exc}", file=sys.stderr)
         return 2
-    return 1
 
 
 def _settings(args: argparse.Namespace, need_secrets: bool) -> Settings:
     return load_settings(resolve_config_path(args.config, os.environ), need_secrets=need_secrets)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(args.workdir)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

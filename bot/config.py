@@ -115,6 +115,9 @@ class Settings:
     models: tuple[ModelSpec, ...]
     secrets: Secrets = field(repr=False)
     source: Path | None = None
+    # `[finetune]` and each model's `[models.finetune]` table, as written: validated by finetune/.
+    finetune: dict[str, Any] = field(default_factory=dict)
+    model_finetune: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def resolve_config_path(cli_path: str | None, env: Mapping[str, str]) -> Path:
@@ -202,6 +205,7 @@ def parse_settings(
     problems: list[str] = []
     secrets = Secrets.from_env(env)
     known_tables = {"slack", "server", "zendesk", "intake", "worker", "digest", "storage", "models"}
+    known_tables.add("finetune")
     for name in sorted(set(raw) - known_tables):
         problems.append(f"[{name}]: unknown section (known: {', '.join(sorted(known_tables))})")
 
@@ -217,6 +221,15 @@ def parse_settings(
     if not storage_path.is_absolute():
         storage_path = base_dir / storage_path
     models = _parse_models(raw.get("models"), base_dir, problems)
+    finetune = raw.get("finetune") or {}
+    if not isinstance(finetune, dict):
+        problems.append("[finetune]: must be a table")
+        finetune = {}
+    model_finetune = {
+        str(table.get("name")): table["finetune"]
+        for table in raw.get("models") or []
+        if isinstance(table, dict) and isinstance(table.get("finetune"), dict)
+    }
 
     if digest.enabled and not digest.channel and not digest.users:
         digest = replace(digest, channel=slack.channel)  # default: the drafts channel
@@ -224,7 +237,20 @@ def parse_settings(
         problems.extend(_missing_secrets(slack, intake, secrets))
     if problems:
         raise ConfigError(problems)
-    return Settings(slack, server, zendesk, intake, worker, digest, storage_path, models, secrets, source)
+    return Settings(
+        slack,
+        server,
+        zendesk,
+        intake,
+        worker,
+        digest,
+        storage_path,
+        models,
+        secrets,
+        source,
+        finetune=finetune,
+        model_finetune=model_finetune,
+    )
 
 
 def _parse_slack(r: _Reader, secrets: Secrets) -> SlackSettings:
@@ -334,6 +360,7 @@ def _parse_digest(r: _Reader) -> DigestSettings:
 
 
 _MODEL_KEYS = {
+    "finetune",
     "name",
     "base_model",
     "adapter",
@@ -376,6 +403,8 @@ def _parse_models(raw: Any, base_dir: Path, problems: list[str]) -> tuple[ModelS
             stop = []
         max_input = r.table.get("max_input_tokens")
         seed = r.table.get("seed")
+        if not name or not base:
+            continue  # already reported; a spec needs both
         specs.append(
             ModelSpec(
                 name=name,

@@ -31,6 +31,8 @@ def find_stop(text: str, stops: Iterable[str]) -> int | None:
 
 def cut_at_stop(text: str, stops: Iterable[str]) -> str:
     """``text`` up to the earliest stop string (the stop string itself removed)."""
+    # U+FFFD comes from a multi-byte character cut between tokens: never show it to an agent.
+    text = text.replace("\ufffd", "")
     pos = find_stop(text, stops)
     return text if pos is None else text[:pos]
 
@@ -62,6 +64,8 @@ def clean_completion(text: str, stops: Iterable[str] = (), truncated: bool = Fal
 
     ``truncated`` means generation ended at ``max_new_tokens`` and not at eos or a stop string.
     """
+    # U+FFFD comes from a multi-byte character cut between tokens: never show it to an agent.
+    text = text.replace("\ufffd", "")
     pos = find_stop(text, stops)
     if pos is not None:
         text = text[:pos]

@@ -53,3 +53,7 @@ def test_clean_completion() -> None:
     # Ended on its own (eos): a sign-off without a full stop is complete.
     assert clean_completion(" Done.\nBest regards,\nAnna ", truncated=False) == "Done.\nBest regards,\nAnna"
     assert clean_completion("\nCustomer: hi", ["\nCustomer:"]) == ""
+
+
+def test_replacement_characters_from_split_bytes_are_dropped():
+    assert clean_completion("Hello \ufffdworld.\ufffd") == "Hello world."

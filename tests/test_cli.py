@@ -1,0 +1,72 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def draftdesk(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    exe = shutil.which("draftdesk", path=str(Path(sys.executable).parent)) or "draftdesk"
+    clean_env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "ZENDESK_", "DRAFTDESK_"))
+    }
+    return subprocess.run(
+        [exe, *args], capture_output=True, text=True, env={**clean_env, **(env or {})}, cwd=cwd, timeout=120
+    )
+
+
+def test_run_with_a_broken_config_lists_every_problem_and_exits(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[slack]\nmode = "pigeon"\n[digest]\nhour = 25\n[[models]]\nname = "m"\n')
+    result = draftdesk("run", "--config", str(config))
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("  - ")]
+    for key in [
+        "slack.mode",
+        "slack.channel",
+        "digest.hour",
+        "zendesk.subdomain",
+        "models[0].base_model",
+        "SLACK_BOT_TOKEN",
+        "ZENDESK_EMAIL",
+    ]:
+        assert any(key in line for line in lines), key
+    assert "Traceback" not in result.stderr
+
+
+def test_config_path_from_the_environment(tmp_path):
+    result = draftdesk("run", env={"DRAFTDESK_CONFIG": str(tmp_path / "nowhere.toml")})
+    assert result.returncode == 2 and "nowhere.toml not found" in result.stderr
+
+
+def test_secrets_are_not_printed(tmp_path):
+    config = tmp_path / "config.toml"
+    shutil.copy(REPO / "config.toml", config)
+    secret = "xoxb-0000000000-SECRET-VALUE"
+    result = draftdesk("run", "--config", str(config), env={"SLACK_BOT_TOKEN": secret})
+    assert result.returncode == 2
+    assert secret not in result.stderr + result.stdout
+
+
+def test_report_from_the_study_file():
+    result = draftdesk(
+        "report", "--input", str(REPO / "bot/sample_data/study_ratings.csv"), "--format", "json"
+    )
+    assert result.returncode == 0, result.stderr
+    models = {m["model"]: m["positive_pct"] for m in json.loads(result.stdout)["models"]}
+    assert models == {"GPT-J-6B fine-tuned": 68.5, "LLaMa-2-7B fine-tuned": 83.9, "LLaMa-2-7B": 52.4}
+
+
+def test_report_errors_are_one_clear_line(tmp_path):
+    bad = tmp_path / "votes.csv"
+    bad.write_text("model,score\nm,9\n")
+    result = draftdesk("report", "--input", str(bad))
+    assert (
+        result.returncode == 2 and "score must be 1-5" in result.stderr and "Traceback" not in result.stderr
+    )
+    shutil.copy(REPO / "config.toml", tmp_path / "config.toml")
+    missing = draftdesk("votes", "export", "--config", str(tmp_path / "config.toml"))
+    assert missing.returncode == 2 and "no store at" in missing.stderr

@@ -91,6 +91,8 @@ class WorkerSettings:
     max_attempts: int = 5
     retry_base_seconds: float = 10.0
     product_name: str = "our product"
+    batch_tickets: int = 8  # tickets whose drafts are generated together
+    batch_wait_seconds: float = 0.25  # the longest a ticket waits for its batch to fill
 
 
 @dataclass(frozen=True)
@@ -321,8 +323,12 @@ def _parse_since(value: Any) -> datetime | None:
 
 
 def _parse_worker(r: _Reader) -> WorkerSettings:
-    r.unknown_keys({"max_attempts", "retry_base_seconds", "product_name"})
+    r.unknown_keys(
+        {"max_attempts", "retry_base_seconds", "product_name", "batch_tickets", "batch_wait_seconds"}
+    )
     return WorkerSettings(
+        batch_tickets=r.number("batch_tickets", 8, minimum=1, maximum=256, integer=True),
+        batch_wait_seconds=float(r.number("batch_wait_seconds", 0.25, minimum=0, maximum=60, integer=False)),
         max_attempts=r.number("max_attempts", 5, minimum=1, maximum=100, integer=True),
         retry_base_seconds=float(
             r.number("retry_base_seconds", 10.0, minimum=0, maximum=3600, integer=False)

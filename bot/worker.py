@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.blocks import draft_message, model_failure_notice, new_round_notice, ticket_parent_message
 from bot.config import WorkerSettings
@@ -35,6 +37,8 @@ class DraftBackend(Protocol):
 
     def generate(self, prompts: Mapping[str, str]) -> list[DraftResult]: ...
 
+    def generate_many(self, batch: Sequence[Mapping[str, str]]) -> list[list[DraftResult]]: ...
+
 
 class TicketSource(Protocol):
     def fetch_ticket(self, ticket_id: int) -> Ticket: ...
@@ -57,7 +61,21 @@ def question_comment(ticket: Ticket) -> Comment | None:
     return next((c for c in ticket.comments if c.public), None)
 
 
+@dataclass
+class PreparedRound:
+    """A ticket whose thread and blind labels are recorded, waiting for (some of) its drafts."""
+
+    ticket: Ticket
+    round_doc: dict[str, Any]
+    channel: str
+    thread_ts: str
+    prompts: dict[str, str] = field(default_factory=dict)  # model → prompt, for drafts not yet generated
+    prompt_errors: dict[str, str] = field(default_factory=dict)
+
+
 class TicketProcessor:
+    """The steps for one ticket. `prepare` → backend generation (batched by the worker) → `complete`."""
+
     def __init__(
         self,
         store: Store,
@@ -83,6 +101,18 @@ class TicketProcessor:
         self.rng = rng or random.SystemRandom()
 
     def process(self, ticket_id: int, final_attempt: bool = False) -> str:
+        """All steps for one ticket, unbatched."""
+        prepared = self.prepare(ticket_id)
+        if isinstance(prepared, str):
+            return prepared
+        results = self.backend.generate(prepared.prompts) if prepared.prompts else []
+        return self.complete(prepared, results, final_attempt)
+
+    def prepare(self, ticket_id: int) -> PreparedRound | str:
+        """Fetch the ticket, post the parent, record the blind labels, build prompts.
+
+        Returns the outcome as text instead when there is nothing to draft.
+        """
         ticket = self.zendesk.fetch_ticket(ticket_id)
         if ticket.status in SKIPPED_STATUSES:
             return f"skipped: ticket is {ticket.status}"
@@ -92,13 +122,47 @@ class TicketProcessor:
         existing = self.store.round_for(ticket.id, question.id)
         if existing and existing["status"] == "posted":
             return "skipped: this message already has drafts"
-
         channel, thread_ts = self._ensure_thread(ticket)
         round_doc = existing or self.store.create_round(ticket.id, question.id, self._blind_assignment())
-        round_id = round_doc["id"]
-        if not self.store.draft_generated(round_id):
-            self._generate(ticket, round_id, final_attempt)
+        prepared = PreparedRound(ticket, round_doc, channel, thread_ts)
+        for draft in self.store.drafts_for_round(round_doc["id"]):
+            if draft.text is not None or draft.error is not None:
+                continue  # generated before an interruption
+            try:
+                prepared.prompts[draft.model] = build_prompt(
+                    ticket,
+                    count_tokens=lambda text, model=draft.model: self.backend.count_tokens(model, text),
+                    max_tokens=self.backend.context_limit(draft.model),
+                    product_name=self.product_name,
+                )
+            except ValueError as exc:  # the model's context cannot hold even the shortest prompt
+                prepared.prompt_errors[draft.model] = f"prompt does not fit: {exc}"
+        return prepared
 
+    def complete(self, prepared: PreparedRound, results: Sequence[DraftResult], final_attempt: bool) -> str:
+        """Record the drafts, then post notices and drafts that are not posted yet."""
+        round_id = prepared.round_doc["id"]
+        by_model = {r.model: r for r in results}
+        for model, error in prepared.prompt_errors.items():
+            by_model[model] = DraftResult(model, None, error=error)
+        pending = [d for d in self.store.drafts_for_round(round_id) if d.text is None and d.error is None]
+        if pending and not any(by_model.get(d.model, _MISSING).ok for d in pending) and not final_attempt:
+            errors = "; ".join(
+                f"{d.model}: {by_model.get(d.model, _MISSING).error or 'empty draft'}" for d in pending
+            )
+            raise AllModelsFailed(f"no model produced a draft ({errors})")
+        for draft in pending:
+            result = by_model.get(draft.model, _MISSING)
+            if result.ok:
+                self.store.save_generated(draft.id, result.text, None)
+            else:
+                log.warning("model %s failed on ticket %s: %s", draft.model, draft.ticket_id, result.error)
+                self.store.save_generated(draft.id, None, result.error or "empty draft")
+        return self._post(prepared)
+
+    def _post(self, prepared: PreparedRound) -> str:
+        round_doc, channel, thread_ts = prepared.round_doc, prepared.channel, prepared.thread_ts
+        round_id = round_doc["id"]
         posted = set(round_doc.get("notices_posted", []))
         drafts = self.store.drafts_for_round(round_id)
         if round_doc["number"] > 1 and "new_round" not in posted:
@@ -120,8 +184,7 @@ class TicketProcessor:
                 ts = self.poster.post_in_thread(channel, thread_ts, text, blocks)
                 self.store.add_draft_message(draft.id, channel, ts)
         self.store.update_round(round_id, status="posted")
-        ok = len(drafts) - len(failed)
-        return f"posted {ok} of {len(drafts)} drafts (round {round_doc['number']})"
+        return f"posted {len(drafts) - len(failed)} of {len(drafts)} drafts (round {round_doc['number']})"
 
     def _ensure_thread(self, ticket: Ticket) -> tuple[str, str]:
         thread = self.store.ticket_thread(ticket.id)
@@ -137,37 +200,16 @@ class TicketProcessor:
         self.rng.shuffle(shuffled)
         return list(zip(DRAFT_LABELS, shuffled, strict=False))
 
-    def _generate(self, ticket: Ticket, round_id: str, final_attempt: bool) -> None:
-        pending = [d for d in self.store.drafts_for_round(round_id) if d.text is None and d.error is None]
-        prompts = {}
-        for draft in pending:
-            prompts[draft.model] = build_prompt(
-                ticket,
-                count_tokens=lambda text, model=draft.model: self.backend.count_tokens(model, text),
-                max_tokens=self.backend.context_limit(draft.model),
-                product_name=self.product_name,
-            )
-        try:
-            results = {r.model: r for r in self.backend.generate(prompts)}
-        except Exception as exc:  # the whole runtime failed: every draft is missing
-            log.exception("draft generation failed for ticket %s", ticket.id)
-            results = {
-                model: DraftResult(model, None, error=f"{type(exc).__name__}: {exc}") for model in prompts
-            }
-        if not any(r.ok for r in results.values()) and not final_attempt:
-            errors = "; ".join(f"{m}: {r.error or 'empty draft'}" for m, r in results.items())
-            raise AllModelsFailed(f"no model produced a draft ({errors})")
-        for draft in pending:
-            result = results.get(draft.model) or DraftResult(draft.model, None, error="no result returned")
-            if result.ok:
-                self.store.save_generated(draft.id, result.text, None)
-            else:
-                log.warning("model %s failed on ticket %s: %s", draft.model, ticket.id, result.error)
-                self.store.save_generated(draft.id, None, result.error or "empty draft")
+
+_MISSING = DraftResult("", None, error="no result returned")
 
 
 class Worker:
-    """Claims jobs from the store's queue and runs them, retrying with exponential backoff."""
+    """Claims due jobs from the store's queue in batches and runs them, retrying with backoff.
+
+    The drafts of every ticket in a batch go to the backend in one `generate_many` call, so
+    a busy queue fills the GPU's batch instead of running tickets one by one.
+    """
 
     def __init__(
         self,
@@ -182,59 +224,103 @@ class Worker:
         self.clock = clock
         self.wake = threading.Event()
 
-    def run_once(self) -> Job | None:
-        """Runs the next due job, if any. Returns it (as claimed) or None."""
-        job = self.store.claim_next_job(self.clock())
-        if job is None:
-            return None
-        final = job.attempts >= self.settings.max_attempts
+    def run_batch(self, fill_wait: float = 0.0) -> list[Job]:
+        """Runs up to `batch_tickets` due jobs together; returns them (as claimed).
+
+        With `fill_wait`, a short batch waits at most that long for more tickets to arrive.
+        """
+        jobs = self._claim(self.settings.batch_tickets)
+        if not jobs:
+            return []
+        deadline = time.monotonic() + fill_wait
+        while len(jobs) < self.settings.batch_tickets and (remaining := deadline - time.monotonic()) > 0:
+            if self.wake.wait(remaining):
+                self.wake.clear()
+                jobs += self._claim(self.settings.batch_tickets - len(jobs))
+        prepared: list[tuple[Job, PreparedRound]] = []
+        for job in jobs:
+            try:
+                outcome = self.processor.prepare(job.ticket_id)
+            except Exception as exc:
+                self._failed(job, exc)
+                continue
+            if isinstance(outcome, str):
+                self._done(job, outcome)
+            else:
+                prepared.append((job, outcome))
+        results = self._generate([p for _, p in prepared])
+        for (job, round_), drafts in zip(prepared, results, strict=True):
+            try:
+                outcome = self.processor.complete(round_, drafts, job.attempts >= self.settings.max_attempts)
+            except Exception as exc:
+                self._failed(job, exc)
+            else:
+                self._done(job, outcome)
+        return jobs
+
+    def _claim(self, limit: int) -> list[Job]:
+        jobs = []
+        while len(jobs) < limit and (job := self.store.claim_next_job(self.clock())) is not None:
+            jobs.append(job)
+        return jobs
+
+    def _generate(self, rounds: Sequence[PreparedRound]) -> list[list[DraftResult]]:
+        needing = [r for r in rounds if r.prompts]
         try:
-            outcome = self.processor.process(job.ticket_id, final_attempt=final)
-        except TicketNotFound as exc:
+            generated = self.processor.backend.generate_many([r.prompts for r in needing]) if needing else []
+        except Exception as exc:  # the whole runtime failed: every draft in the batch is missing
+            log.exception("draft generation failed for a batch of %s ticket(s)", len(needing))
+            error = f"{type(exc).__name__}: {exc}"
+            generated = [[DraftResult(m, None, error=error) for m in r.prompts] for r in needing]
+        by_round = {id(r): g for r, g in zip(needing, generated, strict=True)}
+        return [by_round.get(id(r), []) for r in rounds]
+
+    def _done(self, job: Job, outcome: str) -> None:
+        log.info("ticket %s: %s", job.ticket_id, outcome)
+        self.store.finish_job(job.id)
+
+    def _failed(self, job: Job, exc: Exception) -> None:
+        if isinstance(exc, TicketNotFound):
             log.warning("job %s: ticket %s not found, dropped: %s", job.id, job.ticket_id, exc)
             self.store.fail_job(job.id, f"ticket not found: {exc}")
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            if final:
-                log.error(
-                    "job %s (ticket %s) failed for good after %s attempts: %s",
-                    job.id,
-                    job.ticket_id,
-                    job.attempts,
-                    error,
-                )
-                self.store.fail_job(job.id, error)
-            else:
-                delay = self.settings.retry_base_seconds * 2 ** (job.attempts - 1)
-                log.warning(
-                    "job %s (ticket %s) attempt %s failed, retrying in %.0fs: %s",
-                    job.id,
-                    job.ticket_id,
-                    job.attempts,
-                    delay,
-                    error,
-                )
-                self.store.retry_job(job.id, error, self.clock() + timedelta(seconds=delay))
-        else:
-            log.info("ticket %s: %s", job.ticket_id, outcome)
-            self.store.finish_job(job.id)
-        return job
+            return
+        error = f"{type(exc).__name__}: {exc}"
+        if job.attempts >= self.settings.max_attempts:
+            log.error(
+                "job %s (ticket %s) failed for good after %s attempts: %s",
+                job.id,
+                job.ticket_id,
+                job.attempts,
+                error,
+            )
+            self.store.fail_job(job.id, error)
+            return
+        delay = self.settings.retry_base_seconds * 2 ** (job.attempts - 1)
+        log.warning(
+            "job %s (ticket %s) attempt %s failed, retrying in %.0fs: %s",
+            job.id,
+            job.ticket_id,
+            job.attempts,
+            delay,
+            error,
+        )
+        self.store.retry_job(job.id, error, self.clock() + timedelta(seconds=delay))
 
     def run_until_idle(self, limit: int = 10_000) -> int:
         """Runs due jobs until none is due (tests, demo). Returns how many ran."""
         count = 0
-        while count < limit and self.run_once() is not None:
-            count += 1
+        while count < limit and (jobs := self.run_batch()):
+            count += len(jobs)
         return count
 
     def run_forever(self, stop: threading.Event, idle_wait: float = 5.0) -> None:
         while not stop.is_set():
             try:
-                ran = self.run_once()
+                ran = self.run_batch(fill_wait=self.settings.batch_wait_seconds)
             except Exception:  # the store itself failed: log and keep the loop alive
                 log.exception("worker loop error")
-                ran = None
-            if ran is None:
+                ran = []
+            if not ran:
                 self.wake.wait(self._wait_seconds(idle_wait))
                 self.wake.clear()
 

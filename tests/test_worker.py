@@ -23,12 +23,17 @@ class ScriptedBackend:
         self.failing: set[str] = set()
         self.raise_all = False
         self.calls: list[dict[str, str]] = []
+        self.batches: list[int] = []
 
     def count_tokens(self, model_name, text):
         return len(text.split())
 
     def context_limit(self, model_name):
         return 300
+
+    def generate_many(self, batch):
+        self.batches.append(len(batch))
+        return [self.generate(prompts) for prompts in batch]
 
     def generate(self, prompts):
         self.calls.append(dict(prompts))
@@ -209,3 +214,48 @@ def test_a_one_megabyte_ticket_is_drafted(env):
     prompt = backend.calls[0]["llama2-7b"]
     assert len(prompt.split()) <= 300
     assert "question?" in prompt  # the newest customer text survives truncation
+
+
+def test_queued_tickets_are_drafted_in_batches(env):
+    slack, store, backend, tickets, worker = env
+    worker.settings = WorkerSettings(max_attempts=3, retry_base_seconds=0, batch_tickets=4)
+    for tid in range(1, 6):
+        tickets.tickets[tid] = ticket(tid)
+        store.enqueue(tid, "webhook")
+    tickets.tickets[3] = ticket(3, status="closed")  # skipped, without holding up the batch
+    store.enqueue(404, "webhook")  # missing in Zendesk: fails alone
+    assert worker.run_until_idle() == 6
+    assert backend.batches == [3, 1]  # tickets 1, 2, 4 together; then 5 (404 and closed had nothing to draft)
+    assert {tid for tid in (1, 2, 4, 5) if len(thread_texts(slack, store, tid)) == 4} == {1, 2, 4, 5}
+    assert [j.ticket_id for j in store.jobs(JOB_FAILED)] == [404]
+
+
+def test_a_short_batch_waits_briefly_for_more_tickets(env):
+    import threading
+
+    slack, store, backend, tickets, worker = env
+    for tid in (1, 2):
+        tickets.tickets[tid] = ticket(tid)
+    store.enqueue(1, "webhook")
+
+    def second_ticket_arrives():
+        store.enqueue(2, "webhook")
+        worker.wake.set()
+
+    threading.Timer(0.1, second_ticket_arrives).start()
+    jobs = worker.run_batch(fill_wait=5.0)
+    assert [j.ticket_id for j in jobs] == [1, 2] and backend.batches == [2]
+
+
+def test_a_failing_batch_is_retried_per_ticket(env):
+    slack, store, backend, tickets, worker = env
+    backend.raise_all = True
+    for tid in (1, 2):
+        tickets.tickets[tid] = ticket(tid)
+        store.enqueue(tid, "webhook")
+    worker.run_batch()
+    assert sorted(j.ticket_id for j in store.jobs(JOB_QUEUED)) == [1, 2]
+    assert all("CUDA out of memory" in j.last_error for j in store.jobs(JOB_QUEUED))
+    backend.raise_all = False
+    worker.run_until_idle()
+    assert all(len(thread_texts(slack, store, tid)) == 4 for tid in (1, 2))

@@ -14,6 +14,7 @@ from slack_bolt import App
 
 from bot.config import Settings
 from bot.digest import DigestService
+from bot.errors import StartupError
 from bot.intake import Poller, handle_zendesk_webhook
 from bot.listeners import DraftActions, register_listeners
 from bot.store import JOB_FAILED, JOB_QUEUED, Store, utcnow
@@ -26,12 +27,14 @@ log = logging.getLogger(__name__)
 
 
 def load_local_backend(settings: Settings) -> DraftBackend:
-    from models.engine import DraftEngine
+    """The model runtime `[[models]]` asks for: local engine, OpenAI-compatible servers, or both."""
+    from models.engine import ModelLoadError
+    from models.router import build_backend
 
-    engine = DraftEngine(settings.models)
-    log.info("loading %s model(s); this can take a few minutes on first start", len(settings.models))
-    engine.load()
-    return engine
+    try:
+        return build_backend(settings.models, settings.engine)
+    except (ModelLoadError, ValueError) as exc:  # RemoteModelError is a ValueError too
+        raise StartupError(f"the draft models could not be loaded: {exc}") from exc
 
 
 @dataclass
@@ -59,6 +62,19 @@ class Draftdesk:
         }
 
     def start(self) -> None:
+        """Starts every part; if one fails, stops those already running and raises StartupError."""
+        try:
+            self._start_parts()
+        except Exception as exc:
+            self.stop()
+            if isinstance(exc, StartupError):
+                raise
+            raise StartupError(f"could not start: {type(exc).__name__}: {exc}") from exc
+
+    def _start_parts(self) -> None:
+        # Slack first: a rejected token should stop start-up before anything else runs.
+        if self.settings.slack.mode == "socket":
+            self._connect_socket_mode()
         interrupted = self.store.requeue_interrupted_jobs()
         if interrupted:
             log.info("re-queued %s job(s) interrupted by the last shutdown", interrupted)
@@ -82,12 +98,26 @@ class Draftdesk:
         if self.web is not None:
             self.web.start()
             log.info("listening on %s:%s", self.settings.server.host, self.web.port)
-        if self.settings.slack.mode == "socket":
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-            self._socket_handler = SocketModeHandler(self.bolt, self.settings.secrets.slack_app_token)
+    def _connect_socket_mode(self) -> None:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+        from slack_sdk.errors import SlackApiError
+
+        self._socket_handler = SocketModeHandler(self.bolt, self.settings.secrets.slack_app_token)
+        try:
             self._socket_handler.connect()
-            log.info("connected to Slack in Socket Mode")
+        except SlackApiError as exc:
+            error = exc.response.get("error", "unknown_error")
+            raise StartupError(
+                f"Slack refused the Socket Mode connection ({error}): check SLACK_APP_TOKEN is an app-level "
+                "token (xapp-…) with the connections:write scope, and that Socket Mode is enabled for the app"
+            ) from exc
+        # slack_sdk swallows a failed WebSocket handshake, so check rather than assume.
+        if not self._socket_handler.client.is_connected():
+            raise StartupError(
+                "could not open the Socket Mode WebSocket: check the network can reach Slack (wss, port 443)"
+            )
+        log.info("connected to Slack in Socket Mode")
 
     def _poll(self) -> None:
         assert self.poller is not None

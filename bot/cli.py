@@ -10,9 +10,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings, resolve_config_path
+from bot.errors import StartupError
 from bot.report import FORMATS, render
 from bot.stats import model_stats
 from bot.votes_io import VotesFileError, read_votes, write_votes
+from models import serve as serve_models
 
 
 def _date(value: str) -> date:
@@ -55,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", type=Path, default=Path(".draftdesk/demo"))
     demo.set_defaults(func=cmd_demo)
     # Further command groups register here: each module adds its parser and sets `func`.
+    __import__("finetune.cli").cli.register(sub)
+    serve_models.register(sub)
     return parser
 
 
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 2
-    except (VotesFileError, FileNotFoundError) as exc:
+    except (VotesFileError, FileNotFoundError, StartupError) as exc:
         print(f"draftdesk: {exc}", file=sys.stderr)
         return 2
 

@@ -7,6 +7,7 @@ and what to put there, so a user fixes the file in one pass rather than one erro
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from models.engine import ModelSpec
+from models.spec import BACKENDS, EngineSettings, ModelSpec
 
 CONFIG_ENV = "DRAFTDESK_CONFIG"
 SECRET_ENV_VARS = (
@@ -120,6 +121,7 @@ class Settings:
     # `[finetune]` and each model's `[models.finetune]` table, as written: validated by finetune/.
     finetune: dict[str, Any] = field(default_factory=dict)
     model_finetune: dict[str, dict[str, Any]] = field(default_factory=dict)
+    engine: EngineSettings = field(default_factory=EngineSettings)  # `[engine]`: local batching limits
 
 
 def resolve_config_path(cli_path: str | None, env: Mapping[str, str]) -> Path:
@@ -208,6 +210,7 @@ def parse_settings(
     secrets = Secrets.from_env(env)
     known_tables = {"slack", "server", "zendesk", "intake", "worker", "digest", "storage", "models"}
     known_tables.add("finetune")
+    known_tables.add("engine")
     for name in sorted(set(raw) - known_tables):
         problems.append(f"[{name}]: unknown section (known: {', '.join(sorted(known_tables))})")
 
@@ -223,6 +226,7 @@ def parse_settings(
     if not storage_path.is_absolute():
         storage_path = base_dir / storage_path
     models = _parse_models(raw.get("models"), base_dir, problems)
+    engine = _parse_engine(_Reader(raw.get("engine"), "engine", problems))
     finetune = raw.get("finetune") or {}
     if not isinstance(finetune, dict):
         problems.append("[finetune]: must be a table")
@@ -252,6 +256,7 @@ def parse_settings(
         source,
         finetune=finetune,
         model_finetune=model_finetune,
+        engine=engine,
     )
 
 
@@ -378,7 +383,16 @@ _MODEL_KEYS = {
     "stop",
     "max_input_tokens",
     "seed",
+    # where the model runs: "local" (this process) or "openai" (vLLM, `draftdesk serve-models`)
+    "backend",
+    "base_url",
+    "model",
+    "api_key_env",
+    "timeout_seconds",
+    "max_retries",
+    "tokenizer",
 }
+_REMOTE_KEYS = ("base_url", "model", "api_key_env", "timeout_seconds", "max_retries", "tokenizer")
 
 
 def _parse_models(raw: Any, base_dir: Path, problems: list[str]) -> tuple[ModelSpec, ...]:
@@ -399,9 +413,11 @@ def _parse_models(raw: Any, base_dir: Path, problems: list[str]) -> tuple[ModelS
         elif name in seen:
             r.problem("name", f"duplicate model name {name!r}: names must be unique")
         seen.add(name)
+        backend = r.choice("backend", BACKENDS, "local")
         base = r.get("base_model", str, "", "a hub id or a local path")
-        if not base:
+        if not base and backend == "local":
             r.problem("base_model", 'missing: a hub id like "meta-llama/Llama-2-7b-hf" or a local path')
+        remote = _parse_remote(r, backend)
         adapter = r.get("adapter", str, None, "a LoRA adapter directory") or None
         stop = r.get("stop", list, [], 'a list of strings like ["\\nCustomer:"]')
         if not all(isinstance(s, str) and s for s in stop):
@@ -409,12 +425,12 @@ def _parse_models(raw: Any, base_dir: Path, problems: list[str]) -> tuple[ModelS
             stop = []
         max_input = r.table.get("max_input_tokens")
         seed = r.table.get("seed")
-        if not name or not base:
+        if not name or (not base and backend == "local") or remote is None:
             continue  # already reported; a spec needs both
-        specs.append(
-            ModelSpec(
+        try:
+            spec = ModelSpec(
                 name=name,
-                base_model=_local_or_hub(base, base_dir),
+                base_model=_local_or_hub(base, base_dir) if base else "",
                 adapter=_local_or_hub(adapter, base_dir) if adapter else None,
                 quantization=r.choice("quantization", ("nf4", "none"), "nf4"),  # type: ignore[arg-type]
                 max_new_tokens=r.number("max_new_tokens", 256, minimum=1, maximum=8192, integer=True),
@@ -430,9 +446,73 @@ def _parse_models(raw: Any, base_dir: Path, problems: list[str]) -> tuple[ModelS
                 seed=r.number("seed", 0, minimum=0, maximum=2**31, integer=True)
                 if seed is not None
                 else None,
+                backend=backend,  # type: ignore[arg-type]
+                **remote,
             )
-        )
+        except ValueError as exc:  # a combination the checks above missed: report, never raise
+            problems.append(f"models[{index}]: {exc}")
+            continue
+        specs.append(spec)
     return tuple(specs)
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _parse_remote(r: _Reader, backend: str) -> dict[str, Any] | None:
+    """The `backend = "openai"` keys of one model, or None after reporting a problem."""
+    if backend != "openai":
+        for key in _REMOTE_KEYS:
+            if key in r.table:
+                r.problem(key, 'only used with backend = "openai": remove it, or set backend = "openai"')
+        return {}
+    before = len(r.problems)
+    base_url = r.get("base_url", str, "", 'a URL like "http://gpu-box:8000/v1"')
+    if not base_url.startswith(("http://", "https://")):
+        r.problem("base_url", f'backend "openai" needs base_url = "http://host:port/v1", got {base_url!r}')
+    api_key_env = r.get("api_key_env", str, None, "an environment variable name")
+    if api_key_env is not None and not _ENV_NAME.fullmatch(api_key_env):
+        # Never echo the value: it may be the key itself, pasted here by mistake.
+        r.problem("api_key_env", "must be the NAME of an environment variable holding the key, not the key")
+    remote = {
+        "base_url": base_url,
+        "remote_model": r.get("model", str, None, "the model id on the server") or None,
+        "api_key_env": api_key_env,
+        "timeout_seconds": float(r.number("timeout_seconds", 120, minimum=1, maximum=3600, integer=False)),
+        "max_retries": r.number("max_retries", 3, minimum=0, maximum=20, integer=True),
+        "tokenizer": r.get("tokenizer", str, None, "a tokenizer path or hub id") or None,
+    }
+    return None if len(r.problems) > before else remote
+
+
+def _parse_engine(r: _Reader) -> EngineSettings:
+    r.unknown_keys({"max_batch_size", "max_batch_tokens", "max_wait_seconds", "device"})
+    device = r.get("device", str, None, '"cuda", "cuda:1" or "cpu"') or None
+    if device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        r.problem("device", f'must be "cpu", "cuda" or "cuda:N", got {device!r}')
+        device = None
+    return EngineSettings(
+        max_batch_size=r.number("max_batch_size", 32, minimum=1, maximum=1024, integer=True),
+        max_batch_tokens=r.number("max_batch_tokens", 32768, minimum=64, maximum=10_000_000, integer=True),
+        max_wait_seconds=float(r.number("max_wait_seconds", 0.05, minimum=0, maximum=60, integer=False)),
+        device=device,
+    )
+
+
+def load_model_settings(path: Path) -> tuple[tuple[ModelSpec, ...], EngineSettings]:
+    """Only `[[models]]` and `[engine]` (`draftdesk serve-models` on a GPU box needs no Slack)."""
+    if not path.is_file():
+        raise ConfigError([f"config file {path} not found: pass --config PATH or set {CONFIG_ENV}"])
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
+    problems: list[str] = []
+    models = _parse_models(raw.get("models"), path.parent, problems)
+    engine = _parse_engine(_Reader(raw.get("engine"), "engine", problems))
+    if problems:
+        raise ConfigError(problems)
+    return models, engine
 
 
 def _local_or_hub(value: str, base_dir: Path) -> str:

@@ -121,5 +121,8 @@ class WebServer:
         self.thread.start()
 
     def stop(self) -> None:
-        self.httpd.shutdown()
+        if self.thread is not None:  # shutdown() waits for serve_forever, so only when it runs
+            self.httpd.shutdown()
+            self.thread.join(timeout=10)
+            self.thread = None
         self.httpd.server_close()

@@ -135,8 +135,8 @@ class TicketProcessor:
                     max_tokens=self.backend.context_limit(draft.model),
                     product_name=self.product_name,
                 )
-            except ValueError as exc:  # the model's context cannot hold even the shortest prompt
-                prepared.prompt_errors[draft.model] = f"prompt does not fit: {exc}"
+            except ValueError as exc:  # prompt cannot fit the context, or a remote server is unreachable
+                prepared.prompt_errors[draft.model] = f"could not build the prompt: {exc}"
         return prepared
 
     def complete(self, prepared: PreparedRound, results: Sequence[DraftResult], final_attempt: bool) -> str:

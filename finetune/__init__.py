@@ -1,1 +1,1 @@
-"""Turns a Zendesk help centre and ticket history into QLoRA adapters (see issue: finetune)."""
+"""Turns a Zendesk help centre and past tickets into QLoRA adapters for `models/` (docs/finetune.md)."""

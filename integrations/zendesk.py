@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -66,6 +66,57 @@ class RetryPolicy:
 
 class RetriesExhausted(requests.RequestException):
     """Still 429 or 5xx after ``RetryPolicy.max_retries`` retries."""
+
+
+# -- what the finetune export reads (Help Center articles, solved tickets, users) -------------
+
+
+@dataclass(frozen=True)
+class HelpCenterArticle:
+    """A Help Center article in one locale; ``body`` is HTML, as Zendesk stores it."""
+
+    id: int
+    title: str
+    body: str
+    locale: str
+    url: str
+    updated_at: str
+    draft: bool = False
+    section_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ExportedTicket:
+    """One row of the incremental ticket export, with the fields the training export keeps."""
+
+    id: int
+    subject: str
+    status: str
+    requester_id: int
+    assignee_id: int | None
+    created_at: str
+    updated_at: str
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExportedComment:
+    """A ticket comment as Zendesk returns it: public replies and internal notes alike."""
+
+    id: int
+    author_id: int
+    body: str
+    html_body: str
+    public: bool
+    created_at: str
+
+
+@dataclass(frozen=True)
+class ZendeskUser:
+    id: int
+    name: str
+    email: str
+    role: str  # "end-user", "agent" or "admin"
 
 
 class _ZendeskSession(requests.Session):
@@ -274,6 +325,96 @@ class ZendeskGateway:
                     "an incremental export page had neither after_cursor nor end_of_stream"
                 )
             cursor = after_cursor
+
+    # -- the finetune export ---------------------------------------------------------------
+
+    def help_center_articles(self, locale: str) -> Iterator[HelpCenterArticle]:
+        """Every article of the Help Center in ``locale`` (``/help_center/{locale}/articles``)."""
+        from zenpy.lib.endpoint import PrimaryEndpoint
+
+        api = self.client.help_center.articles
+        endpoint = PrimaryEndpoint(f"help_center/{locale}/articles")
+        with self._translate_errors(f"listing the Help Center articles in locale {locale!r}", None):
+            for article in api._query_zendesk(endpoint, "article"):
+                yield HelpCenterArticle(
+                    id=int(article.id),
+                    title=article.title or article.name or "",
+                    body=article.body or "",
+                    locale=article.locale or locale,
+                    url=article.html_url or article.url or "",
+                    updated_at=str(article.updated_at or ""),
+                    draft=bool(article.draft),
+                    section_id=int(article.section_id) if article.section_id is not None else None,
+                )
+
+    def ticket_export_pages(
+        self, cursor: str | None, start_time: int
+    ) -> Iterator[tuple[list[ExportedTicket], str | None, bool]]:
+        """Pages of the cursor-based incremental ticket export with the fields training needs.
+
+        Like :meth:`incremental_changes`: yields ``(tickets, cursor_to_persist, end_of_stream)``,
+        one request per page, so the caller can save the cursor before the next request.
+        """
+        while True:
+            with self._translate_errors("reading the incremental ticket export", None):
+                if cursor:
+                    page = self.client.tickets.incremental(cursor=cursor, paginate_by_time=False)
+                else:
+                    page = self.client.tickets.incremental(start_time=start_time, paginate_by_time=False)
+            tickets = [
+                ExportedTicket(
+                    id=int(t.id),
+                    subject=t.subject or "",
+                    status=t.status or "",
+                    requester_id=int(t.requester_id) if t.requester_id is not None else 0,
+                    assignee_id=int(t.assignee_id) if t.assignee_id is not None else None,
+                    created_at=str(t.created_at or ""),
+                    updated_at=str(t.updated_at or ""),
+                    tags=tuple(t.tags or ()),
+                )
+                for t in page.values or []
+            ]
+            end_of_stream = bool(getattr(page, "end_of_stream", False))
+            after_cursor = getattr(page, "after_cursor", None) or cursor
+            yield tickets, after_cursor, end_of_stream
+            if end_of_stream:
+                return
+            if not after_cursor:
+                raise ZendeskUnavailable(
+                    "an incremental export page had neither after_cursor nor end_of_stream"
+                )
+            cursor = after_cursor
+
+    def ticket_comments(self, ticket_id: int) -> list[ExportedComment]:
+        """All comments of a ticket, oldest first, internal notes included (``public=False``)."""
+        with self._translate_errors(f"reading the comments of ticket {ticket_id}", ticket_id):
+            raw = list(self.client.tickets.comments(ticket=ticket_id))
+        comments = [
+            ExportedComment(
+                id=int(c.id),
+                author_id=int(c.author_id),
+                body=c.body or c.plain_body or "",
+                html_body=c.html_body or "",
+                public=bool(c.public),
+                created_at=str(c.created_at or ""),
+            )
+            for c in raw
+        ]
+        return sorted(comments, key=lambda c: (c.created_at, c.id))
+
+    def users_by_ids(self, user_ids: Iterable[int]) -> list[ZendeskUser]:
+        """The users with these ids (``users/show_many``, 100 per request); unknown ids are left out."""
+        ids = sorted(set(user_ids))
+        users: list[ZendeskUser] = []
+        for start in range(0, len(ids), 100):
+            chunk = ids[start : start + 100]
+            with self._translate_errors(f"reading {len(chunk)} user record(s)", None):
+                found = list(self.client.users(ids=chunk))
+            users.extend(
+                ZendeskUser(id=int(u.id), name=u.name or "", email=u.email or "", role=u.role or "end-user")
+                for u in found
+            )
+        return users
 
     @contextlib.contextmanager
     def _translate_errors(self, action: str, ticket_id: int | None) -> Iterator[None]:

@@ -59,13 +59,18 @@ def trim_unfinished_sentence(text: str) -> str:
     return kept if kept else stripped
 
 
+# Control characters other than tab and line breaks: byte-level tokens can decode to them, and
+# they are noise in Slack and Zendesk.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def clean_completion(text: str, stops: Iterable[str] = (), truncated: bool = False) -> str:
     """Cut at the first stop string, strip, and (if ``truncated``) trim an unfinished sentence.
 
     ``truncated`` means generation ended at ``max_new_tokens`` and not at eos or a stop string.
     """
     # U+FFFD comes from a multi-byte character cut between tokens: never show it to an agent.
-    text = text.replace("\ufffd", "")
+    text = _CONTROL.sub("", text.replace("\ufffd", ""))
     pos = find_stop(text, stops)
     if pos is not None:
         text = text[:pos]

@@ -2,28 +2,27 @@
 
 The study's three models are two bases (LLaMa-2-7B with and without its adapter, GPT-J-6B with
 its adapter). Each distinct base is loaded once; every adapter on it is attached with PEFT, and
-the drafts of all models on one base come out of ONE ``generate()`` call, each row routed to its
-adapter with ``adapter_names`` (``"__base__"`` for the untuned model).
+the drafts of all models on one base, for all the tickets handed over together, come out of as few
+``generate()`` calls as the batch limits allow, each row routed to its adapter with
+``adapter_names`` (``"__base__"`` for the untuned model). Rows are left-padded.
 
-Per-model generation settings inside one batch: ``generate()`` takes one temperature / top-p /
-repetition penalty / max_new_tokens for the whole batch, so instead of splitting the batch per
-setting the engine decodes greedily and puts a logits processor in front that applies each row's
-own settings (and samples the row with its own seeded generator, turning the row's scores into a
-one-hot choice that the greedy step then takes). Each row's max_new_tokens and stop strings are a
-per-row stopping criterion. A row's output therefore does not depend on which other rows share
-its batch (up to float noise in batched matmuls).
+Per-model generation settings inside one batch: see ``models/sampling.py``. A row's output does
+not depend on which other rows share its batch (up to float noise in batched matmuls).
+
+A batch that raises (e.g. CUDA out of memory) is split in halves and retried, down to single
+rows; a row that still fails becomes a DraftResult with ``error`` and the other rows come back.
 """
 
 from __future__ import annotations
 
 import gc
-import math
+import logging
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from transformers import (
@@ -32,67 +31,18 @@ from transformers import (
     AutoTokenizer,
     BitsAndBytesConfig,
     GenerationConfig,
-    LogitsProcessor,
     LogitsProcessorList,
     PreTrainedTokenizerBase,
-    StoppingCriteria,
     StoppingCriteriaList,
 )
 
 from bot.domain import DraftResult
-from models.cleanup import clean_completion, completion_ids, find_stop
+from models.batching import plan_batches
+from models.cleanup import clean_completion, completion_ids
+from models.sampling import RowSampler, RowStop
+from models.spec import BASE_ADAPTER, DraftRequest, EngineSettings, ModelSpec, Quantization
 
-BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
-
-Quantization = Literal["nf4", "none"]
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One draft model: a base (local path or downloaded hub id), an optional LoRA adapter, settings.
-
-    ``temperature`` 0 means greedy decoding. ``stop`` strings end the draft (e.g. ``"\\nCustomer:"``
-    so the model does not write the customer's next turn). ``max_input_tokens`` caps the prompt;
-    without it the cap is the model's context window minus ``max_new_tokens``. ``seed`` makes
-    sampling reproducible: every ``generate()`` call starts the model's sampler from it.
-    """
-
-    name: str
-    base_model: str
-    adapter: str | None = None
-    quantization: Quantization = "nf4"
-    max_new_tokens: int = 256
-    temperature: float = 0.7
-    top_p: float = 0.9
-    repetition_penalty: float = 1.1
-    stop: tuple[str, ...] = ()
-    max_input_tokens: int | None = None
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        problems = []
-        if not self.name or self.name == BASE_ADAPTER:
-            problems.append(f"name must be non-empty and not {BASE_ADAPTER!r}")
-        if not self.base_model:
-            problems.append("base_model must be a local path or a hub id")
-        if self.quantization not in ("nf4", "none"):
-            problems.append(f"quantization must be 'nf4' or 'none', got {self.quantization!r}")
-        if self.max_new_tokens < 1:
-            problems.append(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.temperature < 0:
-            problems.append(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            problems.append(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.repetition_penalty <= 0:
-            problems.append(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
-        if self.max_input_tokens is not None and self.max_input_tokens < 1:
-            problems.append(f"max_input_tokens must be >= 1, got {self.max_input_tokens}")
-        if problems:
-            raise ValueError(f"model {self.name!r}: " + "; ".join(problems))
-
-    @property
-    def base_key(self) -> tuple[str, str]:
-        return (self.base_model, self.quantization)
+log = logging.getLogger(__name__)
 
 
 class ModelLoadError(RuntimeError):
@@ -106,6 +56,9 @@ class _Base:
     model: Any  # PreTrainedModel, or PeftModel once an adapter is attached
     tokenizer: PreTrainedTokenizerBase
     adapters: dict[str, str] = field(default_factory=dict)  # spec name -> PEFT adapter name
+    # Fast tokenizers refuse concurrent use while one call changes padding ("Already borrowed"):
+    # counting tokens for a new ticket may run while a batch generates.
+    tokenizer_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def has_adapters(self) -> bool:
@@ -117,8 +70,20 @@ class _Row:
     """One prompt to generate for one model, inside a batch."""
 
     index: int  # position in the caller's result list
-    spec: ModelSpec
+    spec: ModelSpec  # the model's settings with the request's overrides
     prompt: str
+    ignore_eos: bool = False
+    prompt_tokens: int = 0
+
+
+@dataclass
+class EngineStats:
+    """Counters for tests, benchmarks and logs."""
+
+    generate_calls: int = 0  # model.generate() calls, failed ones included
+    rows: int = 0  # rows generated successfully
+    retries: int = 0  # batches split in halves after a failure
+    batch_sizes: list[int] = field(default_factory=list)  # rows of each generate() call
 
 
 def _looks_like_path(value: str) -> bool:
@@ -130,102 +95,43 @@ def _sanitize_adapter_name(name: str) -> str:
     return re.sub(r"[^0-9A-Za-z_\-]", "_", name)
 
 
-class _RowSampler(LogitsProcessor):
-    """Applies each row's repetition penalty, temperature and top-p, and samples the row.
+class _LockedTokenizer:
+    """Decodes under the base's tokenizer lock (RowStop decodes while counting may encode)."""
 
-    ``generate()`` runs greedily; a sampled row leaves this processor with a single finite score
-    (its sampled token), so the greedy argmax takes exactly that token. Greedy rows keep their
-    (penalised) scores. Each seeded row has its own generator, so its draws do not depend on the
-    other rows in the batch.
-    """
+    def __init__(self, base: _Base) -> None:
+        self.base = base
 
-    def __init__(self, specs: Sequence[ModelSpec], prompt_starts: Sequence[int]) -> None:
-        self.specs = list(specs)
-        self.starts = list(prompt_starts)  # index of each row's first real (non-pad) token
-        self.generators: list[torch.Generator | None] | None = None
-
-    def _make_generators(self, device: torch.device) -> list[torch.Generator | None]:
-        generators: list[torch.Generator | None] = []
-        for spec in self.specs:
-            if spec.seed is None or spec.temperature == 0:
-                generators.append(None)
-            else:
-                generators.append(torch.Generator(device=device).manual_seed(spec.seed))
-        return generators
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self.generators is None:
-            self.generators = self._make_generators(scores.device)
-        out = scores.clone()
-        for row, spec in enumerate(self.specs):
-            row_scores = scores[row].float()
-            if spec.repetition_penalty != 1.0:
-                seen = input_ids[row, self.starts[row] :]
-                picked = row_scores.gather(0, seen)
-                picked = torch.where(
-                    picked < 0, picked * spec.repetition_penalty, picked / spec.repetition_penalty
-                )
-                row_scores = row_scores.scatter(0, seen, picked)
-            if spec.temperature > 0:
-                row_scores = row_scores / spec.temperature
-                if spec.top_p < 1.0:
-                    sorted_scores, order = torch.sort(row_scores, descending=True)
-                    cumulative = sorted_scores.softmax(-1).cumsum(-1)
-                    # Drop tokens once the mass before them already reaches top_p (keep at least one).
-                    drop_sorted = (cumulative - sorted_scores.softmax(-1)) >= spec.top_p
-                    drop = drop_sorted.scatter(0, order, drop_sorted)
-                    row_scores = row_scores.masked_fill(drop, -math.inf)
-                probs = row_scores.softmax(-1)
-                token = torch.multinomial(probs, 1, generator=self.generators[row])
-                row_scores = torch.full_like(row_scores, -math.inf)
-                row_scores[token] = 0.0
-            out[row] = row_scores.to(out.dtype)
-        return out
-
-
-class _RowStop(StoppingCriteria):
-    """Per-row stop: the row's own max_new_tokens, or one of its stop strings in the new text."""
-
-    def __init__(
-        self, specs: Sequence[ModelSpec], prompt_length: int, tokenizer: PreTrainedTokenizerBase
-    ) -> None:
-        self.specs = list(specs)
-        self.prompt_length = prompt_length
-        self.tokenizer = tokenizer
-        # Decoding a tail of this many tokens is enough to see any stop string (each token is at
-        # least one character, or part of one).
-        self.tails = [max((len(s) for s in spec.stop), default=0) + 4 for spec in self.specs]
-
-    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
-        new_tokens = input_ids.shape[1] - self.prompt_length
-        done = []
-        for row, spec in enumerate(self.specs):
-            if new_tokens >= spec.max_new_tokens:
-                done.append(True)
-            elif spec.stop:
-                start = max(self.prompt_length, input_ids.shape[1] - self.tails[row])
-                tail = self.tokenizer.decode(input_ids[row, start:].tolist(), skip_special_tokens=True)
-                done.append(find_stop(tail, spec.stop) is not None)
-            else:
-                done.append(False)
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+    def batch_decode(self, *args: Any, **kwargs: Any) -> list[str]:
+        with self.base.tokenizer_lock:
+            return self.base.tokenizer.batch_decode(*args, **kwargs)
 
 
 class DraftEngine:
-    """Loads the draft models and generates one draft per model for a prompt.
+    """Loads the draft models and generates drafts, batching rows that share a base.
 
-    Thread-safe: one lock serialises load, generate and close (one model runtime, one GPU).
+    Thread-safe: one lock serialises load, generate and close (one model runtime, one GPU);
+    ``count_tokens`` and ``context_limit`` do not wait for a running batch once models are loaded.
     """
 
-    def __init__(self, specs: Sequence[ModelSpec], device: str | None = None) -> None:
+    def __init__(
+        self,
+        specs: Sequence[ModelSpec],
+        device: str | None = None,
+        settings: EngineSettings | None = None,
+    ) -> None:
         if not specs:
             raise ValueError("DraftEngine needs at least one ModelSpec")
         names = [spec.name for spec in specs]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"model names must be unique, repeated: {duplicates}")
+        remote = [spec.name for spec in specs if spec.backend != "local"]
+        if remote:
+            raise ValueError(f"DraftEngine runs local models only; not local: {remote} (use build_backend)")
+        self.settings = settings or EngineSettings()
         self.specs: tuple[ModelSpec, ...] = tuple(specs)
         self._by_name = {spec.name: spec for spec in self.specs}
+        device = device or self.settings.device
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if self.device.startswith("cuda"):
             self.compute_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -234,6 +140,7 @@ class DraftEngine:
         self._bases: dict[tuple[str, str], _Base] = {}
         self._lock = threading.RLock()
         self.base_loads = 0  # how many times a base model was loaded from disk (tests check: once each)
+        self.stats = EngineStats()
 
     # ------------------------------------------------------------------ loading
 
@@ -349,6 +256,19 @@ class DraftEngine:
             ) from exc
         base.model.eval()
         base.adapters[spec.name] = peft_name
+        self._cast_adapters(base.model)
+
+    def _cast_adapters(self, model: Any) -> None:
+        """LoRA weights in the compute dtype (bf16 on a GPU) rather than PEFT's float32.
+
+        PEFT upcasts adapters to float32 for stable training; for inference that only doubles
+        the bytes each decoding step reads and makes the LoRA matmuls float32.
+        """
+        if self.compute_dtype == torch.float32:
+            return
+        for name, param in model.named_parameters():
+            if "lora_" in name and param.dtype != self.compute_dtype:
+                param.data = param.data.to(self.compute_dtype)
 
     def close(self) -> None:
         """Free the models (and the GPU memory they held)."""
@@ -374,19 +294,32 @@ class DraftEngine:
             raise KeyError(f"unknown model {model_name!r}; configured: {sorted(self._by_name)}") from None
 
     def _base_for(self, spec: ModelSpec) -> _Base:
+        base = self._bases.get(spec.base_key)
+        if base is not None and (spec.adapter is None or spec.name in base.adapters):
+            return base  # loaded: no need to wait for a running batch
         with self._lock:
             return self._ensure_loaded(spec)
 
+    def _count(self, base: _Base, text: str) -> int:
+        return len(self._encode(base, text))
+
+    @staticmethod
+    def _encode(base: _Base, text: str, special: bool = True) -> list[int]:
+        with base.tokenizer_lock:
+            return list(base.tokenizer(text, add_special_tokens=special, verbose=False)["input_ids"])
+
+    def tokenize(self, model_name: str, text: str, add_special_tokens: bool = True) -> list[int]:
+        """The token ids of ``text`` for this model (``serve-models``' ``/tokenize``)."""
+        return self._encode(self._base_for(self._spec(model_name)), text, add_special_tokens)
+
     def count_tokens(self, model_name: str, text: str) -> int:
         """Tokens ``text`` takes as a prompt for this model, special tokens (e.g. BOS) included."""
-        tokenizer = self._base_for(self._spec(model_name)).tokenizer
-        return len(tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"])
-
-    def context_limit(self, model_name: str) -> int:
-        """The most prompt tokens this model may get: max_input_tokens, else context - max_new_tokens."""
         spec = self._spec(model_name)
-        if spec.max_input_tokens is not None:
-            return spec.max_input_tokens
+        return self._count(self._base_for(spec), text)
+
+    def context_window(self, model_name: str) -> int:
+        """The model's context window in tokens (prompt and new tokens together)."""
+        spec = self._spec(model_name)
         base = self._bases.get(spec.base_key)
         config = base.model.config if base is not None else AutoConfig.from_pretrained(spec.base_model)
         window = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
@@ -395,10 +328,20 @@ class DraftEngine:
                 f"model {model_name!r}: its config has no max_position_embeddings / n_positions; "
                 "set max_input_tokens"
             )
-        limit = int(window) - spec.max_new_tokens
+        return int(window)
+
+    def context_limit(self, model_name: str) -> int:
+        """The most prompt tokens this model may get: max_input_tokens, else context - max_new_tokens."""
+        return self._limit_for(self._spec(model_name))
+
+    def _limit_for(self, spec: ModelSpec) -> int:
+        if spec.max_input_tokens is not None:
+            return spec.max_input_tokens
+        window = self.context_window(spec.name)
+        limit = window - spec.max_new_tokens
         if limit < 1:
             raise ValueError(
-                f"model {model_name!r}: max_new_tokens={spec.max_new_tokens} leaves no room for a prompt "
+                f"model {spec.name!r}: max_new_tokens={spec.max_new_tokens} leaves no room for a prompt "
                 f"in a {window}-token context"
             )
         return limit
@@ -406,7 +349,7 @@ class DraftEngine:
     # ------------------------------------------------------------------ generation
 
     def generate(self, prompts: Mapping[str, str]) -> list[DraftResult]:
-        """One draft per model named in ``prompts``, in spec order.
+        """One draft per model named in ``prompts``, in spec order (the order of ``specs``).
 
         Each prompt must already fit the model (see ``context_limit``). A failing model gives a
         DraftResult with ``error`` set; the others still come back.
@@ -414,47 +357,65 @@ class DraftEngine:
         return self.generate_many([prompts])[0]
 
     def generate_many(self, batch: Sequence[Mapping[str, str]]) -> list[list[DraftResult]]:
-        """Like ``generate`` for several tickets at once: all rows on one base share a batch.
+        """Like ``generate`` for several tickets at once: one result list per ticket, in spec order.
 
-        Batching is nearly free on a GPU (NF4 decoding is overhead-bound at batch 1), so queued
-        tickets should come through here together.
+        All rows on one base share ``generate()`` calls, up to ``max_batch_size`` rows and
+        ``max_batch_tokens`` per call. Batching is nearly free on a GPU (NF4 decoding is
+        overhead-bound at batch 1), so queued tickets should come through here together.
+        Raises KeyError for a model name that is not configured (a caller's bug).
         """
         for prompts in batch:
             unknown = sorted(set(prompts) - set(self._by_name))
             if unknown:
                 raise KeyError(f"unknown model(s) {unknown}; configured: {sorted(self._by_name)}")
-        rows: list[_Row] = []
+        requests: list[DraftRequest] = []
         slots: list[list[int]] = []
         for prompts in batch:
             ticket_slots = []
             for spec in self.specs:
                 if spec.name in prompts:
-                    ticket_slots.append(len(rows))
-                    rows.append(_Row(index=len(rows), spec=spec, prompt=prompts[spec.name]))
+                    ticket_slots.append(len(requests))
+                    requests.append(DraftRequest(spec.name, prompts[spec.name]))
             slots.append(ticket_slots)
-        results: list[DraftResult | None] = [None] * len(rows)
+        results = self.run(requests)
+        return [[results[i] for i in ticket_slots] for ticket_slots in slots]
+
+    def run(self, requests: Sequence[DraftRequest]) -> list[DraftResult]:
+        """One DraftResult per request, in request order; overrides in a request apply to its row.
+
+        Raises KeyError for an unknown model; every other failure is a DraftResult with ``error``.
+        """
+        results: list[DraftResult | None] = [None] * len(requests)
+        rows: list[_Row] = []
+        for index, request in enumerate(requests):
+            spec = self._spec(request.model)
+            try:
+                settings = request.settings_for(spec)
+            except ValueError as exc:
+                results[index] = DraftResult(spec.name, None, error=f"invalid request: {exc}")
+                continue
+            rows.append(_Row(index, settings, request.prompt, request.ignore_eos))
         with self._lock:
             # Load per model, so that one broken model (say, a missing adapter) spares the others.
             load_errors: dict[str, str] = {}
-            for spec in {row.spec.name: row.spec for row in rows}.values():
+            for name in dict.fromkeys(row.spec.name for row in rows):
                 try:
-                    self._ensure_loaded(spec)
+                    self._ensure_loaded(self._by_name[name])
                 except ModelLoadError as exc:
-                    load_errors[spec.name] = str(exc)
+                    load_errors[name] = str(exc)
+            groups: dict[tuple[str, str], list[_Row]] = {}
             for row in rows:
                 if row.spec.name in load_errors:
                     results[row.index] = DraftResult(row.spec.name, None, error=load_errors[row.spec.name])
-            groups: dict[tuple[str, str], list[_Row]] = {}
-            for row in rows:
-                if results[row.index] is None:
+                else:
                     groups.setdefault(row.spec.base_key, []).append(row)
             for key, group in groups.items():
                 for row, result in zip(group, self._generate_group(self._bases[key], group), strict=True):
                     results[row.index] = result
-        return [[results[i] for i in ticket_slots] for ticket_slots in slots]  # type: ignore[misc]
+        return results  # type: ignore[return-value]
 
     def _generate_group(self, base: _Base, rows: Sequence[_Row]) -> list[DraftResult]:
-        """Generate rows that share a base: one batch, then each failed row alone."""
+        """Rows that share a base: in calls within the batch limits, each retried on failure."""
         results: list[DraftResult | None] = [None] * len(rows)
         runnable: list[int] = []
         for i, row in enumerate(rows):
@@ -463,28 +424,47 @@ class DraftEngine:
                 results[i] = too_long
             else:
                 runnable.append(i)
-        if not runnable:
-            return results  # type: ignore[return-value]
-        try:
-            batch_results = self._run_batch(base, [rows[i] for i in runnable])
-            for i, result in zip(runnable, batch_results, strict=True):
+        plan = plan_batches(
+            [rows[i].prompt_tokens for i in runnable],
+            [rows[i].spec.max_new_tokens for i in runnable],
+            self.settings.max_batch_size,
+            self.settings.max_batch_tokens,
+        )
+        for chunk in plan:
+            indices = [runnable[j] for j in chunk]
+            for i, result in zip(
+                indices, self._run_with_retry(base, [rows[i] for i in indices]), strict=True
+            ):
                 results[i] = result
-        except Exception as batch_exc:
-            self._after_failure()
-            for i in runnable:
-                if len(runnable) == 1:
-                    results[i] = self._error(rows[i], batch_exc)
-                    continue
-                try:
-                    results[i] = self._run_batch(base, [rows[i]])[0]
-                except Exception as exc:
-                    self._after_failure()
-                    results[i] = self._error(rows[i], exc)
         return results  # type: ignore[return-value]
 
+    def _run_with_retry(self, base: _Base, rows: Sequence[_Row]) -> list[DraftResult]:
+        """Run one batch; if it raises (out of memory, say), run each half, down to single rows."""
+        try:
+            return self._run_batch(base, rows)
+        except Exception as exc:
+            self._after_failure()
+            if len(rows) == 1:
+                log.warning("model %r failed on its own: %s", rows[0].spec.name, exc)
+                return [self._error(rows[0], exc)]
+            self.stats.retries += 1
+            half = (len(rows) + 1) // 2
+            log.warning(
+                "a batch of %s rows on %s failed (%s); retrying as %s + %s rows",
+                len(rows),
+                rows[0].spec.base_model,
+                self._kind(exc),
+                half,
+                len(rows) - half,
+            )
+            return self._run_with_retry(base, rows[:half]) + self._run_with_retry(base, rows[half:])
+
     def _check_length(self, base: _Base, row: _Row) -> DraftResult | None:
-        tokens = len(base.tokenizer(row.prompt, add_special_tokens=True)["input_ids"])
-        limit = self.context_limit(row.spec.name)
+        row.prompt_tokens = tokens = self._count(base, row.prompt)
+        try:
+            limit = self._limit_for(row.spec)
+        except ValueError as exc:
+            return DraftResult(row.spec.name, None, error=str(exc), prompt_tokens=tokens)
         if tokens > limit:
             return DraftResult(
                 row.spec.name,
@@ -500,16 +480,25 @@ class DraftEngine:
             torch.cuda.empty_cache()  # after an OOM, give the retry the cached blocks back
 
     @staticmethod
-    def _error(row: _Row, exc: BaseException) -> DraftResult:
-        kind = "out of memory" if isinstance(exc, torch.OutOfMemoryError) else type(exc).__name__
-        return DraftResult(row.spec.name, None, error=f"generation failed ({kind}): {exc}")
+    def _kind(exc: BaseException) -> str:
+        return "out of memory" if isinstance(exc, torch.OutOfMemoryError) else type(exc).__name__
+
+    @classmethod
+    def _error(cls, row: _Row, exc: BaseException) -> DraftResult:
+        return DraftResult(
+            row.spec.name,
+            None,
+            error=f"generation failed ({cls._kind(exc)}): {exc}",
+            prompt_tokens=row.prompt_tokens,
+        )
 
     def _run_batch(self, base: _Base, rows: Sequence[_Row]) -> list[DraftResult]:
         tokenizer = base.tokenizer
         specs = [row.spec for row in rows]
-        encoded = tokenizer(
-            [row.prompt for row in rows], return_tensors="pt", padding=True, add_special_tokens=True
-        )
+        with base.tokenizer_lock:
+            encoded = tokenizer(
+                [row.prompt for row in rows], return_tensors="pt", padding=True, add_special_tokens=True
+            )
         input_ids = encoded["input_ids"].to(base.model.device)
         attention_mask = encoded["attention_mask"].to(base.model.device)
         prompt_length = input_ids.shape[1]
@@ -519,31 +508,36 @@ class DraftEngine:
             kwargs["adapter_names"] = [base.adapters.get(spec.name, BASE_ADAPTER) for spec in specs]
         generation_config = GenerationConfig(
             max_new_tokens=max(spec.max_new_tokens for spec in specs),
-            do_sample=False,  # _RowSampler samples the rows that want sampling
+            do_sample=False,  # RowSampler samples the rows that want sampling
             num_beams=1,
             repetition_penalty=1.0,
             bos_token_id=base.model.generation_config.bos_token_id,
             eos_token_id=base.model.generation_config.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
         )
+        end_ids = _end_ids(generation_config.eos_token_id, tokenizer.pad_token_id)
+        sampler = RowSampler(
+            specs, [prompt_length - n for n in real_lengths], [row.ignore_eos for row in rows], end_ids
+        )
+        stop = RowStop(specs, prompt_length, _LockedTokenizer(base))  # type: ignore[arg-type]
+        self.stats.generate_calls += 1
+        self.stats.batch_sizes.append(len(rows))
         with torch.inference_mode():
             output = base.model.generate(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
                 generation_config=generation_config,
-                logits_processor=LogitsProcessorList(
-                    [_RowSampler(specs, [prompt_length - n for n in real_lengths])]
-                ),
-                stopping_criteria=StoppingCriteriaList([_RowStop(specs, prompt_length, tokenizer)]),
+                logits_processor=LogitsProcessorList([sampler]),
+                stopping_criteria=StoppingCriteriaList([stop]),
                 **kwargs,
             )
-        end_ids = _end_ids(generation_config.eos_token_id, tokenizer.pad_token_id)
         results = []
         for row, spec, sequence, n_prompt in zip(rows, specs, output.tolist(), real_lengths, strict=True):
             new = completion_ids(sequence, prompt_length, end_ids)[: spec.max_new_tokens]
-            raw = tokenizer.decode(new, skip_special_tokens=True)
+            with base.tokenizer_lock:
+                raw = tokenizer.decode(new, skip_special_tokens=True)
             hit_limit = len(new) >= spec.max_new_tokens
-            text = clean_completion(raw, spec.stop, truncated=hit_limit)
+            text = clean_completion(raw, spec.stop, truncated=hit_limit and not row.ignore_eos)
             results.append(
                 DraftResult(
                     row.spec.name,
@@ -553,6 +547,7 @@ class DraftEngine:
                     completion_tokens=len(new),
                 )
             )
+        self.stats.rows += len(rows)
         return results
 
 
@@ -563,4 +558,12 @@ def _end_ids(eos: int | Iterable[int] | None, pad: int | None) -> set[int]:
     return ids
 
 
-__all__ = ["BASE_ADAPTER", "DraftEngine", "ModelLoadError", "ModelSpec"]
+__all__ = [
+    "BASE_ADAPTER",
+    "DraftEngine",
+    "DraftRequest",
+    "EngineStats",
+    "ModelLoadError",
+    "ModelSpec",
+    "Quantization",
+]

@@ -105,3 +105,93 @@ def test_config_path_resolution(tmp_path):
     bad.write_text("[slack\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(bad, env={})
+
+
+def test_engine_section_defaults_and_values():
+    from models.spec import EngineSettings
+
+    assert parse_settings(minimal(), ALL_SECRETS).engine == EngineSettings()
+    engine = {"max_batch_size": 12, "max_batch_tokens": 8192, "max_wait_seconds": 0.2, "device": "cuda:1"}
+    settings = parse_settings(minimal(engine=engine), ALL_SECRETS)
+    assert settings.engine == EngineSettings(12, 8192, 0.2, "cuda:1")
+
+
+def test_engine_problems_are_reported_with_the_others():
+    raw = minimal(
+        engine={"max_batch_size": 0, "max_batch_tokens": "lots", "device": "tpu", "batch": 3},
+        slack={"channel": ""},
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_settings(raw, ALL_SECRETS)
+    text = str(info.value)
+    for key in ("max_batch_size", "max_batch_tokens", "device", "batch"):
+        assert f"engine.{key}" in text
+    assert "slack.channel" in text
+
+
+def test_openai_backend_models():
+    models = [
+        {"name": "llama2-7b-ft", "backend": "openai", "base_url": "http://gpu:8000/v1", "model": "llama-ft"},
+        {
+            "name": "gptj-6b-ft",
+            "backend": "openai",
+            "base_url": "https://models.example.com/v1",
+            "api_key_env": "GPU_BOX_KEY",
+            "timeout_seconds": 30,
+            "max_retries": 5,
+            "tokenizer": "./tokenizers/gptj",
+        },
+        {"name": "llama2-7b", "base_model": "/models/llama"},
+    ]
+    settings = parse_settings(minimal(models=models), ALL_SECRETS, base_dir=Path("/etc/draftdesk"))
+    ft, gptj, untuned = settings.models
+    assert (ft.backend, ft.base_url, ft.remote_model, ft.served_name) == (
+        "openai",
+        "http://gpu:8000/v1",
+        "llama-ft",
+        "llama-ft",
+    )
+    assert (ft.api_key_env, ft.timeout_seconds, ft.max_retries, ft.base_model) == (None, 120, 3, "")
+    assert gptj.served_name == "gptj-6b-ft"  # no `model`: the draftdesk name
+    assert (gptj.api_key_env, gptj.timeout_seconds, gptj.max_retries) == ("GPU_BOX_KEY", 30.0, 5)
+    assert gptj.tokenizer == "./tokenizers/gptj"
+    assert untuned.backend == "local"
+
+
+def test_openai_backend_problems_are_aggregated():
+    models = [
+        {"name": "a", "backend": "openai"},  # no base_url
+        {"name": "b", "backend": "carrier-pigeon", "base_model": "x"},
+        {"name": "c", "base_model": "x", "base_url": "http://gpu:8000/v1"},  # remote key on a local model
+        {"name": "d", "backend": "openai", "base_url": "http://gpu/v1", "api_key_env": "sk-live-1234 5678"},
+        {"name": "e", "backend": "openai", "base_url": "http://gpu/v1", "timeout_seconds": 0},
+    ]
+    with pytest.raises(ConfigError) as info:
+        parse_settings(minimal(models=models), ALL_SECRETS)
+    problems = info.value.problems
+    text = "\n".join(problems)
+    assert "models[0].base_url" in text
+    assert "models[1].backend" in text
+    assert "models[2].base_url: only used with backend" in text
+    assert "models[3].api_key_env" in text and "sk-live" not in text  # never echo what may be a key
+    assert "models[4].timeout_seconds" in text
+    assert "models[0].base_model" not in text  # remote models need no base_model
+
+
+def test_model_settings_alone_for_serve_models(tmp_path):
+    from bot.config import load_model_settings
+
+    config = tmp_path / "gpu.toml"
+    config.write_text(
+        '[engine]\nmax_batch_size = 48\n\n[[models]]\nname = "llama2-7b-ft"\n'
+        'base_model = "./llama"\nadapter = "./adapters/ft"\n'
+    )
+    models, engine = load_model_settings(config)  # no [slack] or [zendesk] needed on a GPU box
+    assert [m.name for m in models] == ["llama2-7b-ft"]
+    assert models[0].base_model == str((tmp_path / "llama").resolve())
+    assert engine.max_batch_size == 48
+    config.write_text('[engine]\nmax_wait_seconds = -1\n[[models]]\nname = "x"\n')
+    with pytest.raises(ConfigError) as info:
+        load_model_settings(config)
+    keys = {problem.split(":")[0] for problem in info.value.problems}
+    assert keys == {"engine.max_wait_seconds", "models[0].base_model"}

@@ -7,6 +7,7 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers / huggingface_hub read it
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -20,6 +21,8 @@ from bot.domain import Comment, DraftResult, Ticket
 from bot.prompt import STOP_SEQUENCES, build_prompt
 from models import engine as engine_module
 from models.engine import DraftEngine, ModelLoadError, ModelSpec
+from models.sampling import RowSampler
+from models.spec import DraftRequest, EngineSettings
 from models.tiny import build_demo_models
 
 MAX_NEW = 10
@@ -246,3 +249,153 @@ def test_spec_validation() -> None:
 def test_stop_sequences_of_the_prompt_format_are_plain_strings() -> None:
     # The config layer passes these as ModelSpec.stop.
     assert ModelSpec("x", "base", stop=STOP_SEQUENCES).stop == STOP_SEQUENCES
+
+
+# ---------------------------------------------------------------------- batching and retries
+
+
+LLAMA_NAMES = ("llama-ft", "llama")
+
+
+def queued(n: int) -> list[dict[str, str]]:
+    """``n`` tickets, each with a different prompt, for the study's three models."""
+    return [
+        {name: f"Customer: order {i} has not arrived, it is {'very ' * i}late.\n\nAgent:" for name in NAMES}
+        for i in range(n)
+    ]
+
+
+NAMES = ("llama-ft", "gptj-ft", "llama")
+
+
+def texts(results: list[list[DraftResult]]) -> list[list[tuple[str, str | None, int]]]:
+    return [[(r.model, r.text, r.completion_tokens) for r in ticket] for ticket in results]
+
+
+def test_queued_tickets_share_batches_within_max_batch_size(
+    study: Study, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = queued(4)
+    alone = [study.engine.generate(prompts) for prompts in batch]
+    monkeypatch.setattr(study.engine, "settings", EngineSettings(max_batch_size=3))
+    study.engine.stats.batch_sizes.clear()
+    together = study.engine.generate_many(batch)
+    # llama base: 4 tickets x 2 models = 8 rows -> 3 + 3 + 2; gptj base: 4 rows -> 3 + 1.
+    assert study.engine.stats.batch_sizes == [3, 3, 2, 3, 1]
+    assert texts(together) == texts(alone)
+
+
+def test_token_budget_limits_rows_per_call(study: Study, monkeypatch: pytest.MonkeyPatch) -> None:
+    batch = queued(3)
+    prompt_tokens = max(study.engine.count_tokens("llama", p) for prompts in batch for p in prompts.values())
+    # Room for two rows of (longest prompt + max_new_tokens) per call, not three.
+    budget = 2 * (prompt_tokens + MAX_NEW) + 1
+    monkeypatch.setattr(study.engine, "settings", EngineSettings(max_batch_size=64, max_batch_tokens=budget))
+    study.engine.stats.batch_sizes.clear()
+    results = study.engine.generate_many(batch)
+    assert all(r.ok for ticket in results for r in ticket)
+    assert max(study.engine.stats.batch_sizes) == 2
+    assert sum(study.engine.stats.batch_sizes) == 9
+
+
+def test_out_of_memory_retries_with_smaller_batches(
+    study: Study, paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = queued(3)
+    expected = study.engine.generate_many(batch)
+    model = study.engine._bases[(str(paths["llama_base"]), "nf4")].model
+    real_generate = model.generate
+    llama_sizes: list[int] = []
+
+    def generate(*args: object, **kwargs: object) -> object:
+        rows = kwargs["input_ids"].shape[0]  # type: ignore[attr-defined]
+        llama_sizes.append(rows)
+        if rows > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB")
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(model, "generate", generate)
+    retries = study.engine.stats.retries
+    results = study.engine.generate_many(batch)
+    # 6 llama rows fail, then each half of 3 fails and runs as 2 + 1.
+    assert llama_sizes == [6, 3, 2, 1, 3, 2, 1]
+    assert study.engine.stats.retries == retries + 3
+    assert texts(results) == texts(expected)  # nothing lost, nothing reordered
+
+
+def test_out_of_memory_on_every_size_fails_only_those_drafts(
+    study: Study, paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = study.engine._bases[(str(paths["llama_base"]), "nf4")].model
+
+    def generate(*args: object, **kwargs: object) -> object:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(model, "generate", generate)
+    results = study.engine.generate_many(queued(2))
+    for ticket in results:
+        by_model = {r.model: r for r in ticket}
+        assert by_model["gptj-ft"].ok  # the other base is untouched
+        for name in LLAMA_NAMES:
+            assert by_model[name].text is None
+            assert "out of memory" in (by_model[name].error or "")
+
+
+def test_requests_override_settings_per_row(study: Study) -> None:
+    short, fixed, bad = study.engine.run(
+        [
+            DraftRequest("llama-ft", PROMPT, max_new_tokens=2),
+            DraftRequest("llama", PROMPT, max_new_tokens=7, ignore_eos=True),
+            DraftRequest("gptj-ft", PROMPT, top_p=0.0),
+        ]
+    )
+    assert 0 < short.completion_tokens <= 2
+    assert fixed.completion_tokens == 7  # ignore_eos: exactly max_new_tokens
+    assert bad.text is None and "top_p" in (bad.error or "")
+    with pytest.raises(KeyError, match="unknown model"):
+        study.engine.run([DraftRequest("nope", PROMPT)])
+
+
+def test_row_sampler_ignores_eos_and_penalises_real_tokens_only() -> None:
+    spec = ModelSpec("m", "base", temperature=0.0, repetition_penalty=2.0)
+    pad, eos = 0, 1
+    # Row 0 is left-padded (starts at 2); token 3 appears only in its padding.
+    input_ids = torch.tensor([[pad, 3, 4, 5], [6, 4, 5, 7]])
+    scores = torch.tensor([[0.0, 9.0, 1.0, 4.0, 4.0, 1.0, 0.0, 0.0]] * 2)
+    out = RowSampler([spec, replace(spec, name="n")], [2, 0], [True, False], {pad, eos})(input_ids, scores)
+    assert out[0, eos] == -math.inf and out[1, eos] == 9.0  # only the ignore_eos row loses eos
+    assert out[0, 3] == 4.0  # token 3 was only seen as padding in row 0: no penalty
+    assert out[0, 4] == 2.0 and out[1, 4] == 2.0  # seen: 4.0 / 2
+    assert out[1, 7] == 0.0  # seen, score 0 stays 0
+
+
+def test_row_sampler_samples_each_seeded_row_independently() -> None:
+    hot = ModelSpec("hot", "base", temperature=1.0, top_p=1.0, repetition_penalty=1.0, seed=5)
+    cold = ModelSpec("cold", "base", temperature=0.0, repetition_penalty=1.0)
+    input_ids = torch.tensor([[2], [2], [2]])
+    scores = torch.randn(1, 50, generator=torch.Generator().manual_seed(0)).repeat(3, 1)
+    first = RowSampler([hot, cold, hot], [0, 0, 0])(input_ids, scores.clone())
+    alone = RowSampler([hot], [0])(input_ids[:1], scores[:1].clone())
+    assert torch.isfinite(first[0]).sum() == 1  # one-hot: the sampled token
+    assert torch.equal(first[1], scores[1])  # the greedy row keeps its scores
+    assert torch.equal(first[0], alone[0]) and torch.equal(first[2], alone[0])  # same seed, same draw
+
+
+def test_adapters_run_in_the_compute_dtype(paths: dict[str, Path]) -> None:
+    # What a GPU gets (bf16 compute), forced on the CPU: LoRA weights follow, output still comes.
+    engine = DraftEngine(study_specs(paths, max_new_tokens=4, temperature=0.0)[::2], device="cpu")
+    engine.compute_dtype = torch.bfloat16
+    try:
+        results = engine.generate({"llama-ft": PROMPT, "llama": PROMPT})
+        model = engine._bases[(str(paths["llama_base"]), "nf4")].model
+        lora = {p.dtype for name, p in model.named_parameters() if "lora_" in name}
+    finally:
+        engine.close()
+    assert lora == {torch.bfloat16}
+    assert all(r.ok for r in results)
+
+
+def test_cleanup_drops_control_characters() -> None:
+    from models.cleanup import clean_completion
+
+    assert clean_completion("Hello\x05 there.\tBye\x1b!\n") == "Hello there.\tBye!"

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import json
 import time
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 
 def slack_signature(secret: str, timestamp: str, body: str) -> str:
@@ -78,3 +78,16 @@ def reaction_event(kind: str, user: str, reaction: str, channel: str, ts: str) -
         "item": {"type": "message", "channel": channel, "ts": ts},
         "item_user": "U0BOT",
     }
+
+
+def block_action_payload(
+    user: str, channel: str, message_ts: str, thread_ts: str | None, action_id: str, value: str
+) -> dict:
+    """The `block_actions` payload itself, as a Socket Mode `interactive` envelope carries it."""
+    body = block_action_body(user, channel, message_ts, thread_ts, action_id, value)
+    return json.loads(parse_qs(body)["payload"][0])
+
+
+def event_payload(event: dict, bot_user_id: str = "U0BOT", event_id: str | None = None) -> dict:
+    """The `event_callback` body as a dict, as a Socket Mode `events_api` envelope carries it."""
+    return json.loads(event_body(event, bot_user_id, event_id))

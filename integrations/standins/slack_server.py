@@ -8,6 +8,9 @@
 It records every call (failed ones included), keeps the posted messages per channel (updated in
 place by chat.update), and can be told to fail the next calls of a method with an HTTP status
 (429 with ``Retry-After``, 500, …) or with an ``ok: false`` error such as ``not_in_channel``.
+With a :class:`~integrations.standins.socket_mode_server.SocketModeServer` attached
+(``FakeSlack(socket_mode=server)`` or :meth:`FakeSlack.attach_socket_mode`), ``apps.connections.open``
+hands out that server's WebSocket URLs, so Bolt's ``SocketModeHandler`` runs against it too.
 It does not import pytest, so demo scripts can use it too.
 """
 
@@ -20,13 +23,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 BOT_USER_ID = "U0DRAFTBOT"
 BOT_ID = "B0DRAFTBOT"
 TEAM_ID = "T0FAKETEAM"
 _TS_BASE_SECONDS = 1_700_000_000
+
+if TYPE_CHECKING:
+    from integrations.standins.socket_mode_server import SocketModeServer
 
 
 @dataclass
@@ -72,15 +78,22 @@ class FakeSlack:
     It starts when created; use it as a context manager or call :meth:`close`. ``on_call``, when
     set, is called with each :class:`RecordedCall` after it is answered (from the server thread).
     ``token``, when given, is the only bot token accepted (others get ``invalid_auth``).
+    ``socket_mode`` is the Socket Mode server whose URLs ``apps.connections.open`` returns;
+    ``app_token``, when given, is the only app-level token that method accepts. It always wants an
+    app-level token (``xapp-…``): a bot token gets ``not_allowed_token_type``, like Slack answers.
     """
 
     def __init__(
         self,
         on_call: Callable[[RecordedCall], None] | None = None,
         token: str | None = None,
+        socket_mode: SocketModeServer | None = None,
+        app_token: str | None = None,
     ) -> None:
         self.on_call = on_call
         self.token = token
+        self.socket_mode = socket_mode
+        self.app_token = app_token
         self.calls: list[RecordedCall] = []
         self.messages: dict[str, list[dict[str, Any]]] = {}
         self.ephemerals: list[dict[str, Any]] = []
@@ -116,6 +129,13 @@ class FakeSlack:
         self.close()
 
     # ------------------------------------------------------------------ test controls
+
+    def attach_socket_mode(self, server: SocketModeServer | None, app_token: str | None = None) -> None:
+        """Serve ``apps.connections.open`` from ``server`` (``None`` detaches it)."""
+        with self._lock:
+            self.socket_mode = server
+            if app_token is not None:
+                self.app_token = app_token
 
     def fail_next(
         self,
@@ -225,6 +245,8 @@ class FakeSlack:
         return status, headers, body
 
     def _dispatch(self, method: str, params: dict[str, Any], call: RecordedCall) -> dict[str, Any]:
+        if method == "apps.connections.open":  # the one method that takes the app-level token
+            return self._apps_connections_open(call)
         if self.token is not None and method != "api.test":
             if call.token is None:
                 return {"ok": False, "error": "not_authed"}
@@ -251,6 +273,18 @@ class FakeSlack:
             "bot_id": BOT_ID,
             "is_enterprise_install": False,
         }
+
+    def _apps_connections_open(self, call: RecordedCall) -> dict[str, Any]:
+        if call.token is None:
+            return {"ok": False, "error": "not_authed"}
+        if not call.token.startswith("xapp-"):
+            return {"ok": False, "error": "not_allowed_token_type"}
+        if self.app_token is not None and call.token != self.app_token:
+            return {"ok": False, "error": "invalid_auth"}
+        if self.socket_mode is None:
+            # The fake's own error: no SocketModeServer is attached to hand out URLs.
+            return {"ok": False, "error": "socket_mode_not_enabled"}
+        return {"ok": True, "url": self.socket_mode.issue_url()}
 
     def _m_chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
         if not params.get("channel"):

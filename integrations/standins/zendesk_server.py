@@ -30,6 +30,9 @@ _TICKET_PATH = re.compile(r"/api/v2/tickets/(\d+)\.json")
 _COMMENTS_PATH = re.compile(r"/api/v2/tickets/(\d+)/comments\.json")
 _USER_PATH = re.compile(r"/api/v2/users/(\d+)\.json")
 _INCREMENTAL_PATH = "/api/v2/incremental/tickets/cursor.json"
+_ARTICLES_PATH = re.compile(r"/api/v2/help_center/(?:([A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,4})?)/)?articles\.json")
+_USERS_SHOW_MANY_PATH = "/api/v2/users/show_many.json"
+DEFAULT_LOCALE = "en-us"
 
 
 def _iso(moment: datetime | str | None) -> str:
@@ -79,6 +82,7 @@ class FakeZendesk:
         self._tickets: dict[int, _Ticket] = {}
         self._pages: list[dict[str, Any]] = []
         self._failures: list[_Failure] = []
+        self._articles: dict[tuple[str, int], dict[str, Any]] = {}  # (locale, id) -> article
         self._ids = itertools.count(10_000_000_001)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
@@ -197,6 +201,49 @@ class FakeZendesk:
         with self._lock:
             return self._append_comment(ticket_id, author_id, body, public, _iso(created_at))
 
+    def add_article(
+        self,
+        id: int,
+        title: str,
+        body: str,
+        locale: str = DEFAULT_LOCALE,
+        updated_at: datetime | str | None = None,
+        section_id: int = 360000000001,
+        draft: bool = False,
+    ) -> dict[str, Any]:
+        """Add a Help Center article (``body`` is HTML) in ``locale``; translations share the id."""
+        updated = _iso(updated_at)
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-")
+        article = {
+            "id": id,
+            "url": f"{self.url}/api/v2/help_center/{locale}/articles/{id}.json",
+            "html_url": f"{self.url}/hc/{locale}/articles/{id}-{slug}",
+            "author_id": self.agent_id,
+            "comments_disabled": False,
+            "draft": draft,
+            "promoted": False,
+            "position": 0,
+            "vote_sum": 0,
+            "vote_count": 0,
+            "section_id": section_id,
+            "created_at": updated,
+            "updated_at": updated,
+            "edited_at": updated,
+            "name": title,
+            "title": title,
+            "body": body,
+            "source_locale": DEFAULT_LOCALE,
+            "locale": locale,
+            "outdated": False,
+            "outdated_locales": [],
+            "permission_group_id": 1,
+            "user_segment_id": None,
+            "label_names": [],
+        }
+        with self._lock:
+            self._articles[(locale.lower(), id)] = article
+        return article
+
     def set_incremental_pages(self, pages: list[dict[str, Any]]) -> None:
         """Pages of the cursor export, each a response body (``tickets``, ``after_cursor``, …).
 
@@ -302,6 +349,17 @@ class FakeZendesk:
             elif path == _INCREMENTAL_PATH:
                 if method == "GET":
                     return self._incremental(query)
+            elif match := _ARTICLES_PATH.fullmatch(path):
+                if method == "GET":
+                    return self._list_articles((match.group(1) or DEFAULT_LOCALE).lower(), path, query)
+            elif path == _USERS_SHOW_MANY_PATH:
+                if method == "GET":
+                    ids = [int(i) for i in query.get("ids", "").split(",") if i.strip().isdigit()]
+                    return (
+                        200,
+                        {},
+                        {"users": [copy.deepcopy(self._users[i]) for i in ids if i in self._users]},
+                    )
             else:
                 return 404, {}, {"error": "InvalidEndpoint", "description": "Not found"}
             return 405, {}, {"error": "MethodNotAllowed", "description": f"{method} is not allowed here"}
@@ -373,6 +431,46 @@ class FakeZendesk:
             "links": {"next": next_url, "prev": None},
         }
         return 200, {}, body
+
+    def _list_articles(self, locale: str, path: str, query: dict[str, str]) -> tuple[int, dict, Any]:
+        """Cursor pagination when ``page[size]`` is sent (zenpy sends it), else offset pagination."""
+        articles = [copy.deepcopy(a) for (loc, _), a in sorted(self._articles.items()) if loc == locale]
+        if "page[size]" in query:
+            size = max(1, min(100, int(query["page[size]"])))
+            start = int(query.get("page[after]") or 0)
+            end = min(start + size, len(articles))
+            has_more = end < len(articles)
+            next_query = {k: v for k, v in query.items() if k != "page[after]"} | {"page[after]": str(end)}
+            cursor_body = {
+                "articles": articles[start:end],
+                "meta": {
+                    "has_more": has_more,
+                    "after_cursor": str(end) if has_more else None,
+                    "before_cursor": str(start) if start else None,
+                },
+                "links": {
+                    "next": f"{self.url}{path}?{urlencode(next_query)}" if has_more else None,
+                    "prev": None,
+                },
+            }
+            return 200, {"x-rate-limit": "700", "x-rate-limit-remaining": "699"}, cursor_body
+        per_page = max(1, min(100, int(query.get("per_page") or 30)))
+        page = max(1, int(query.get("page") or 1))
+        start = (page - 1) * per_page
+        page_count = max(1, -(-len(articles) // per_page))
+        next_query = {k: v for k, v in query.items() if k != "page"} | {"page": str(page + 1)}
+        body = {
+            "articles": articles[start : start + per_page],
+            "page": page,
+            "per_page": per_page,
+            "page_count": page_count,
+            "count": len(articles),
+            "next_page": f"{self.url}{path}?{urlencode(next_query)}" if page < page_count else None,
+            "previous_page": None,
+            "sort_by": "position",
+            "sort_order": "asc",
+        }
+        return 200, {"x-rate-limit": "700", "x-rate-limit-remaining": "699"}, body
 
     def _incremental(self, query: dict[str, str]) -> tuple[int, dict, Any]:
         if ("start_time" in query) == ("cursor" in query):

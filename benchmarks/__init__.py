@@ -1,0 +1,1 @@
+"""Speed benchmarks (not tests): each prints one JSON object with its figures."""

@@ -1,0 +1,239 @@
+"""`draftdesk finetune export|prepare|train|eval`: the command group, registered by bot/cli.py."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from bot.config import ConfigError, Settings, load_settings, resolve_config_path
+from finetune.config import FinetuneSettings, load_finetune_settings
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``finetune`` and its four commands to the ``draftdesk`` parser."""
+    group = sub.add_parser("finetune", help="turn a help centre and past tickets into LoRA adapters")
+    commands = group.add_subparsers(dest="finetune_command", required=True)
+
+    export = commands.add_parser("export", help="Help Center articles and solved/closed tickets to a folder")
+    export.add_argument("--config", help="config file (default: $DRAFTDESK_CONFIG or ./config.toml)")
+    export.add_argument("--out", type=Path, help="export folder (default: [finetune] workdir/export)")
+    export.add_argument(
+        "--sample", action="store_true", help="export the bundled sample from a loopback Zendesk"
+    )
+    export.add_argument("--locales", help="comma-separated Help Center locales (default: [finetune.export])")
+    export.add_argument("--since", help="tickets changed since this date, YYYY-MM-DD")
+    export.set_defaults(func=_guard(cmd_export))
+
+    prepare = commands.add_parser("prepare", help="clean, redact, pair, deduplicate and split an export")
+    prepare.add_argument("--config")
+    prepare.add_argument("--in", dest="input", type=Path, help="export folder (default: workdir/export)")
+    prepare.add_argument("--out", type=Path, help="dataset folder (default: workdir/dataset)")
+    prepare.add_argument(
+        "--pairs", choices=("first", "multi_turn"), help="first answer only, or every answer"
+    )
+    prepare.add_argument(
+        "--tokenizer", help="local tokenizer (path or downloaded hub id) to count tokens with"
+    )
+    prepare.add_argument("--product-name", help="product name in the prompt (default: [worker] product_name)")
+    prepare.set_defaults(func=_guard(cmd_prepare))
+
+    train = commands.add_parser("train", help="QLoRA-train the adapter of one [[models]] entry")
+    train.add_argument("--config")
+    train.add_argument("--model", required=True, help="a [[models]] name from the config")
+    train.add_argument("--dataset", type=Path, help="prepared dataset (default: workdir/dataset)")
+    train.add_argument("--output-dir", type=Path, help="adapters root (default: [finetune] output_dir)")
+    train.add_argument("--max-steps", type=int, help="override max_steps (e.g. a short trial run)")
+    train.add_argument("--fresh", action="store_true", help="discard this run's checkpoints and start over")
+    train.add_argument("--keep-checkpoints", action="store_true", help="keep checkpoints after success")
+    train.set_defaults(func=_guard(cmd_train))
+
+    evaluate = commands.add_parser("eval", help="adapter vs untuned base on the eval split")
+    evaluate.add_argument("--config")
+    evaluate.add_argument("--model", required=True, help="a [[models]] name from the config")
+    evaluate.add_argument("--adapter", type=Path, help="adapter folder (default: the model's LATEST version)")
+    evaluate.add_argument(
+        "--dataset", type=Path, help="prepared dataset (default: the adapter's, or workdir/dataset)"
+    )
+    evaluate.add_argument("--out", type=Path, help="JSON report (default: ADAPTER/eval.json)")
+    evaluate.add_argument("--max-generate", type=int, help="eval examples to generate answers for")
+    evaluate.set_defaults(func=_guard(cmd_eval))
+
+
+def _guard(command: Command) -> Command:
+    """Print the errors a user can fix as one line each, with exit status 2."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        from finetune.modeling import BaseModelError
+        from integrations.zendesk import ZendeskError
+
+        try:
+            return command(args)
+        except ConfigError:
+            raise  # bot.cli prints these, one line per problem
+        except (ZendeskError, BaseModelError, ValueError, FileNotFoundError) as exc:
+            print(f"draftdesk finetune {args.finetune_command}: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _settings(args: argparse.Namespace, required: bool = True) -> tuple[Settings | None, FinetuneSettings]:
+    """The config and its finetune part; without a config file, defaults (when not ``required``)."""
+    path = resolve_config_path(args.config, os.environ)
+    if not path.is_file() and not required and not args.config:
+        return None, load_finetune_settings({})
+    settings = load_settings(path, need_secrets=False)
+    return settings, load_finetune_settings(settings.finetune, settings.model_finetune)
+
+
+def _workdir(finetune: FinetuneSettings, name: str) -> Path:
+    return Path(finetune.paths.workdir) / name
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from finetune.export import export_zendesk
+    from integrations.zendesk import ZendeskGateway
+
+    settings, finetune = _settings(args, required=not args.sample)
+    config = finetune.export
+    if args.locales:
+        config = replace(config, locales=[x.strip() for x in args.locales.split(",") if x.strip()])
+    if args.since:
+        config = replace(config, start_time=args.since)
+    problems = config.problems()
+    if problems:
+        raise ConfigError([f"finetune.export.{p}" for p in problems])
+    out = args.out or _workdir(finetune, "export")
+    if args.sample:
+        from finetune.sample import SAMPLE_EMAIL, SAMPLE_LOCALES, SAMPLE_TOKEN, sample_zendesk
+
+        if not args.locales:
+            config = replace(config, locales=list(SAMPLE_LOCALES))
+        with sample_zendesk() as zendesk:
+            gateway = ZendeskGateway.from_settings(zendesk.url, SAMPLE_EMAIL, SAMPLE_TOKEN)
+            state = export_zendesk(gateway, out, replace(config, requests_per_minute=0))
+    else:
+        assert settings is not None
+        secrets = settings.secrets
+        if not secrets.zendesk_email or not secrets.zendesk_api_token:
+            raise ConfigError(
+                ["ZENDESK_EMAIL / ZENDESK_API_TOKEN: not set: export the agent e-mail and an API token"]
+            )
+        gateway = ZendeskGateway.from_settings(
+            settings.zendesk.url, secrets.zendesk_email, secrets.zendesk_api_token
+        )
+        state = export_zendesk(gateway, out, config)
+    counts = state.counts
+    print(
+        f"exported to {out}: {sum(v for k, v in counts.items() if k.startswith('articles_'))} articles "
+        f"({', '.join(state.locales_done)}), {counts.get('tickets_exported', 0)} tickets, "
+        f"{counts.get('internal_notes', 0)} internal notes kept apart; "
+        + ("caught up" if state.caught_up else "not caught up yet: run again to continue")
+    )
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from finetune.prepare import prepare_dataset
+
+    settings, finetune = _settings(args, required=False)
+    config = finetune.prepare
+    if args.pairs:
+        config = replace(config, pairs=args.pairs)
+    product = args.product_name or config.product_name or (settings.worker.product_name if settings else "")
+    product = product or "our product"  # the bot's own default ([worker] product_name)
+    source = args.input or _workdir(finetune, "export")
+    out = args.out or _workdir(finetune, "dataset")
+    card = prepare_dataset(source, out, config, product, tokenizer=args.tokenizer)
+    splits = card["splits"]
+    print(
+        f"dataset in {out}: {splits['train']['examples']} train / {splits['eval']['examples']} eval "
+        "examples, "
+        f"{splits['articles']['examples']} articles; card: {out / 'card.md'}"
+    )
+    return 0
+
+
+def _model(settings: Settings, name: str) -> str:
+    for spec in settings.models:
+        if spec.name == name:
+            return spec.base_model
+    known = ", ".join(spec.name for spec in settings.models)
+    raise ConfigError([f"--model {name}: no [[models]] entry with that name (configured: {known})"])
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from finetune.train import train_adapter
+
+    settings, finetune = _settings(args)
+    assert settings is not None
+    base_model = _model(settings, args.model)
+    config, _ = finetune.for_model(args.model)
+    if args.max_steps is not None:
+        config = replace(config, max_steps=args.max_steps)
+        problems = config.problems()
+        if problems:
+            raise ConfigError([f"--max-steps: {p}" for p in problems])
+    result = train_adapter(
+        args.model,
+        base_model,
+        args.dataset or _workdir(finetune, "dataset"),
+        args.output_dir or Path(finetune.paths.output_dir),
+        config,
+        fresh=args.fresh,
+        keep_checkpoints=args.keep_checkpoints,
+    )
+    metrics = result.manifest["metrics"]
+    print(
+        f"adapter: {result.adapter_dir}"
+        + (" (already trained)" if result.already_done else "")
+        + f"\neval loss {metrics.get('eval_loss_before')} -> {metrics.get('eval_loss')}; "
+        f'to use it, set adapter = "{result.adapter_dir}" for {args.model} in [[models]]'
+    )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from finetune.evaluate import evaluate_adapter, render_table
+    from finetune.files import read_json, write_json
+    from finetune.train import MANIFEST, latest_adapter
+
+    settings, finetune = _settings(args)
+    assert settings is not None
+    base_model = _model(settings, args.model)
+    train_config, eval_config = finetune.for_model(args.model)
+    if args.max_generate is not None:
+        eval_config = replace(eval_config, max_generate=args.max_generate)
+    adapter = args.adapter or latest_adapter(Path(finetune.paths.output_dir), args.model)
+    if adapter is None:
+        spec = next(s for s in settings.models if s.name == args.model)
+        if spec.adapter is None:
+            raise FileNotFoundError(
+                f"no adapter for {args.model}: run `draftdesk finetune train --model {args.model}` "
+                "or pass --adapter"
+            )
+        adapter = Path(spec.adapter)
+    dataset = args.dataset
+    if dataset is None and (Path(adapter) / MANIFEST).is_file():
+        dataset = Path(read_json(Path(adapter) / MANIFEST)["dataset"]["path"])
+    report = evaluate_adapter(
+        args.model,
+        base_model,
+        Path(adapter),
+        dataset or _workdir(finetune, "dataset"),
+        train_config,
+        eval_config,
+    )
+    out = args.out or Path(adapter) / "eval.json"
+    write_json(out, report)
+    sys.stdout.write(render_table(report))
+    print(f"report: {out}")
+    return 0

@@ -1,0 +1,297 @@
+"""Settings of the finetune commands: dataclasses with a ``help`` per field, checked as a whole.
+
+``config.toml`` carries them in ``[finetune]`` (paths), ``[finetune.export]``,
+``[finetune.prepare]``, ``[finetune.train]`` and ``[finetune.eval]`` (defaults for every model), and
+each model's ``[models.finetune]`` table (its own training and evaluation settings, which win).
+Every problem is collected and raised together as :class:`bot.config.ConfigError`, one line per
+key, like the rest of the configuration.
+
+The training defaults are the QLoRA paper's settings for 7B models (DESIGN.md): NF4 with double
+quantization, bf16 compute, LoRA on all linear layers with r=64, alpha=16, dropout 0.1, learning
+rate 2e-4 constant after a 3% warm-up, paged AdamW 32-bit, max_grad_norm 0.3, gradient
+checkpointing.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+from bot.config import ConfigError
+from finetune.pairs import PAIR_MODES
+
+
+def _help(text: str, default: Any = MISSING, factory: Any = MISSING) -> Any:
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata={"help": text})
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    workdir: str = _help("where export and prepare write by default", ".draftdesk/finetune")
+    output_dir: str = _help("where trained adapters are written: OUTPUT_DIR/MODEL/VERSION", "./adapters")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    locales: list[str] = field(
+        default_factory=lambda: ["en-us"], metadata={"help": "Help Center locales to export"}
+    )
+    statuses: list[str] = field(
+        default_factory=lambda: ["solved", "closed"], metadata={"help": "ticket statuses to export"}
+    )
+    start_time: str = _help("export tickets changed since this date (YYYY-MM-DD)", "2000-01-01")
+    requests_per_minute: float = _help(
+        "pace of the incremental export (Zendesk allows 10 a minute; 0 = no pacing)", 10.0
+    )
+    include_draft_articles: bool = _help("export unpublished (draft) articles too", False)
+
+    def problems(self) -> list[str]:
+        problems = []
+        if not self.locales or not all(isinstance(x, str) and x for x in self.locales):
+            problems.append('locales: list at least one locale, e.g. ["en-us", "de"]')
+        allowed = {"new", "open", "pending", "hold", "solved", "closed"}
+        if not self.statuses or not set(self.statuses) <= allowed:
+            problems.append(f"statuses: use some of {sorted(allowed)}, got {self.statuses!r}")
+        if parse_start_time(self.start_time) is None:
+            problems.append(f'start_time: expected a date like "2024-01-31", got {self.start_time!r}')
+        if self.requests_per_minute < 0:
+            problems.append(f"requests_per_minute: must be >= 0, got {self.requests_per_minute}")
+        return problems
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    pairs: str = _help('"first" (question and first answer) or "multi_turn" (every answer)', "first")
+    near_duplicate_threshold: float = _help("Jaccard similarity at which questions are near duplicates", 0.6)
+    shingle_size: int = _help("words per shingle for near-duplicate detection", 3)
+    num_perm: int = _help("MinHash permutations", 128)
+    eval_fraction: float = _help("share of tickets held out for evaluation", 0.1)
+    seed: int = _help("seed of the train/eval split and of MinHash", 42)
+    max_prompt_tokens: int = _help(
+        "budget of a rendered prompt (counted by --tokenizer, else ~4 chars a token)", 1536
+    )
+    min_answer_chars: int = _help("answers shorter than this (after cleaning) do not count as answers", 2)
+    product_name: str = _help("product name in the prompt (default: [worker] product_name)", "")
+
+    def problems(self) -> list[str]:
+        problems = []
+        if self.pairs not in PAIR_MODES:
+            problems.append(f"pairs: must be one of {', '.join(PAIR_MODES)}, got {self.pairs!r}")
+        if not 0.0 < self.near_duplicate_threshold <= 1.0:
+            problems.append("near_duplicate_threshold: must be in (0, 1] (1 disables near-duplicate removal)")
+        if not 1 <= self.shingle_size <= 10:
+            problems.append(f"shingle_size: must be between 1 and 10, got {self.shingle_size}")
+        if not 16 <= self.num_perm <= 1024:
+            problems.append(f"num_perm: must be between 16 and 1024, got {self.num_perm}")
+        if not 0.0 <= self.eval_fraction < 1.0:
+            problems.append(f"eval_fraction: must be in [0, 1), got {self.eval_fraction}")
+        if self.max_prompt_tokens < 64:
+            problems.append(f"max_prompt_tokens: must be >= 64, got {self.max_prompt_tokens}")
+        if self.min_answer_chars < 1:
+            problems.append(f"min_answer_chars: must be >= 1, got {self.min_answer_chars}")
+        return problems
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    quantization: str = _help('"nf4" (QLoRA), "fp4", or "none" (plain LoRA on a 16/32-bit base)', "nf4")
+    double_quant: bool = _help("quantize the quantization constants too (QLoRA)", True)
+    compute_dtype: str = _help('"auto" (bf16 where supported), "bfloat16", "float16" or "float32"', "auto")
+    lora_r: int = _help("LoRA rank", 64)
+    lora_alpha: int = _help("LoRA scaling numerator (scale = alpha / r)", 16)
+    lora_dropout: float = _help("dropout on the LoRA input", 0.1)
+    target_modules: list[str] = field(
+        default_factory=list,
+        metadata={"help": "LoRA targets; empty: every linear layer but the output head"},
+    )
+    learning_rate: float = _help("peak learning rate", 2e-4)
+    lr_scheduler_type: str = _help("transformers scheduler name", "constant_with_warmup")
+    warmup_ratio: float = _help("share of the steps spent warming up", 0.03)
+    optim: str = _help(
+        "optimizer; paged ones need CUDA and fall back to adamw_torch on the CPU", "paged_adamw_32bit"
+    )
+    max_grad_norm: float = _help("gradient clipping", 0.3)
+    weight_decay: float = _help("AdamW weight decay", 0.0)
+    per_device_train_batch_size: int = _help("examples per step per device", 16)
+    per_device_eval_batch_size: int = _help("examples per eval step", 8)
+    gradient_accumulation_steps: int = _help("steps accumulated per optimizer update", 1)
+    num_train_epochs: float = _help("passes over the data (ignored when max_steps > 0)", 3.0)
+    max_steps: int = _help("optimizer updates; -1: use num_train_epochs", -1)
+    max_length: int = _help("tokens per training sequence; longer prompts are rebuilt to fit", 1024)
+    packing: bool = _help("pack several short examples into one sequence (TRL bfd)", False)
+    gradient_checkpointing: bool = _help("recompute activations to save memory", True)
+    include_articles: bool = _help("train on help-centre articles as plain text beside the pairs", True)
+    logging_steps: int = _help("log every N steps", 10)
+    save_steps: int = _help("checkpoint (and evaluate) every N steps", 100)
+    save_total_limit: int = _help("checkpoints kept", 3)
+    seed: int = _help("training seed", 42)
+
+    def problems(self) -> list[str]:
+        problems = []
+        if self.quantization not in ("nf4", "fp4", "none"):
+            problems.append(f'quantization: must be "nf4", "fp4" or "none", got {self.quantization!r}')
+        if self.compute_dtype not in ("auto", "bfloat16", "float16", "float32"):
+            problems.append(
+                f"compute_dtype: must be auto, bfloat16, float16 or float32, got {self.compute_dtype!r}"
+            )
+        for name in ("lora_r", "lora_alpha", "per_device_train_batch_size", "per_device_eval_batch_size"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name}: must be >= 1, got {getattr(self, name)}")
+        for name in ("gradient_accumulation_steps", "logging_steps", "save_steps", "save_total_limit"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            problems.append(f"lora_dropout: must be in [0, 1), got {self.lora_dropout}")
+        if not 0.0 < self.learning_rate < 1.0:
+            problems.append(f"learning_rate: must be in (0, 1), got {self.learning_rate}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            problems.append(f"warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
+        if self.max_grad_norm <= 0:
+            problems.append(f"max_grad_norm: must be > 0, got {self.max_grad_norm}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            problems.append(f"max_steps: must be -1 (use epochs) or >= 1, got {self.max_steps}")
+        if self.max_steps == -1 and self.num_train_epochs <= 0:
+            problems.append(f"num_train_epochs: must be > 0, got {self.num_train_epochs}")
+        if self.max_length < 32:
+            problems.append(f"max_length: must be >= 32, got {self.max_length}")
+        return problems
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    max_generate: int = _help("eval examples that get a generated answer for the overlap score (0: none)", 50)
+    max_new_tokens: int = _help("tokens generated per answer", 256)
+    batch_size: int = _help("examples per forward pass", 8)
+
+    def problems(self) -> list[str]:
+        problems = []
+        if self.max_generate < 0:
+            problems.append(f"max_generate: must be >= 0, got {self.max_generate}")
+        if self.max_new_tokens < 1:
+            problems.append(f"max_new_tokens: must be >= 1, got {self.max_new_tokens}")
+        if self.batch_size < 1:
+            problems.append(f"batch_size: must be >= 1, got {self.batch_size}")
+        return problems
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    paths: PathsConfig
+    export: ExportConfig
+    prepare: PrepareConfig
+    train: TrainConfig
+    eval: EvalConfig
+    model_tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def for_model(self, name: str) -> tuple[TrainConfig, EvalConfig]:
+        """The model's training and evaluation settings: its ``[models.finetune]`` over the defaults."""
+        table = dict(self.model_tables.get(name) or {})
+        eval_table = table.pop("eval", None) or {}
+        problems: list[str] = []
+        prefix = f"models[{name}].finetune"
+        train = _build(TrainConfig, table, prefix, problems, base=self.train)
+        evaluation = _build(EvalConfig, eval_table, f"{prefix}.eval", problems, base=self.eval)
+        if problems:
+            raise ConfigError(problems)
+        return train, evaluation
+
+
+T = TypeVar("T")
+
+
+def _accepts(kind: Any, value: Any) -> bool:
+    origin = typing.get_origin(kind)
+    if origin in (types.UnionType, typing.Union):
+        return any(_accepts(arg, value) for arg in typing.get_args(kind))
+    if kind is type(None):
+        return value is None
+    if origin is list:
+        (item,) = typing.get_args(kind)
+        return isinstance(value, list) and all(_accepts(item, v) for v in value)
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str | date)
+    return isinstance(value, kind)
+
+
+def _build(
+    cls: type[T], table: Mapping[str, Any], prefix: str, problems: list[str], base: T | None = None
+) -> T:
+    """``cls`` from a TOML table, over ``base``; problems are appended, never raised."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in known:
+            problems.append(f"{prefix}.{key}: unknown setting (known: {', '.join(sorted(known))})")
+            continue
+        if not _accepts(hints[key], value):
+            problems.append(f"{prefix}.{key}: expected {_describe(hints[key])}, got {value!r}")
+            continue
+        values[key] = str(value) if hints[key] is str else (float(value) if hints[key] is float else value)
+    built = replace(base, **values) if base is not None else cls(**values)  # type: ignore[type-var]
+    checker = getattr(built, "problems", None)
+    if checker is not None:
+        problems.extend(f"{prefix}.{problem}" for problem in checker())
+    return built
+
+
+def _describe(kind: Any) -> str:
+    if typing.get_origin(kind) is list:
+        return "a list of strings"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(kind, str(kind))
+
+
+def parse_start_time(value: str) -> int | None:
+    """A date or ISO time as Unix seconds (UTC), or None when unreadable."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0, int(moment.timestamp()))
+
+
+def load_finetune_settings(
+    finetune_table: Mapping[str, Any] | None, model_tables: Mapping[str, Mapping[str, Any]] | None = None
+) -> FinetuneSettings:
+    """Validate ``Settings.finetune`` and ``Settings.model_finetune``; ConfigError lists every problem."""
+    table = dict(finetune_table or {})
+    problems: list[str] = []
+    sections = {"export", "prepare", "train", "eval"}
+    subtables: dict[str, Mapping[str, Any]] = {}
+    for name in sections:
+        raw = table.pop(name, None) or {}
+        if not isinstance(raw, Mapping):
+            problems.append(f"[finetune.{name}]: must be a table")
+            raw = {}
+        subtables[name] = raw
+    paths = _build(PathsConfig, table, "finetune", problems)
+    settings = FinetuneSettings(
+        paths=paths,
+        export=_build(ExportConfig, subtables["export"], "finetune.export", problems),
+        prepare=_build(PrepareConfig, subtables["prepare"], "finetune.prepare", problems),
+        train=_build(TrainConfig, subtables["train"], "finetune.train", problems),
+        eval=_build(EvalConfig, subtables["eval"], "finetune.eval", problems),
+        model_tables={k: dict(v) for k, v in (model_tables or {}).items()},
+    )
+    for name in settings.model_tables:
+        try:
+            settings.for_model(name)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return settings

@@ -1,0 +1,103 @@
+"""Loading a base model for QLoRA and finding its LoRA targets, for any causal-LM family.
+
+LoRA goes on every linear layer but the output head (the QLoRA paper's "all linear layers"), found
+by walking the model rather than from a list per family: LLaMA's ``q_proj … down_proj`` and
+GPT-J's ``q_proj, k_proj, v_proj, out_proj, fc_in, fc_out`` come out of the same code, and so
+does any other family. 4-bit layers from bitsandbytes are ``torch.nn.Linear`` subclasses and
+GPT-2-style models use ``Conv1D``; both count.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PreTrainedTokenizerBase
+from transformers.pytorch_utils import Conv1D
+
+from finetune.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+def device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def compute_dtype(choice: str) -> torch.dtype:
+    """bf16 where the GPU supports it, fp16 on older GPUs, fp32 on the CPU (unless chosen)."""
+    if choice != "auto":
+        return getattr(torch, choice)
+    if torch.cuda.is_available():
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def quantization_config(config: TrainConfig, dtype: torch.dtype) -> BitsAndBytesConfig | None:
+    if config.quantization == "none":
+        return None
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=config.quantization,
+        bnb_4bit_use_double_quant=config.double_quant,
+        bnb_4bit_compute_dtype=dtype,
+    )
+
+
+def find_lora_targets(model: torch.nn.Module) -> list[str]:
+    """Leaf names of the linear layers, without the output head (and any module sharing its name)."""
+    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    head_names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if module is output}
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear | Conv1D) and module is not output
+    }
+    targets = sorted(names - head_names)
+    if not targets:
+        raise ValueError("no linear layers found for LoRA: set target_modules in [models.finetune]")
+    return targets
+
+
+@dataclass
+class LoadedBase:
+    model: Any
+    tokenizer: PreTrainedTokenizerBase
+    dtype: torch.dtype
+    device: str
+
+
+class BaseModelError(RuntimeError):
+    """The base model could not be loaded; says what to fix."""
+
+
+def load_base(base_model: str, config: TrainConfig) -> LoadedBase:
+    """The base model (4-bit unless ``quantization = "none"``) and its tokenizer, ready for LoRA."""
+    where = Path(base_model).expanduser()
+    path = str(where) if where.exists() else base_model
+    dtype = compute_dtype(config.compute_dtype)
+    target = device()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(
+            path,
+            quantization_config=quantization_config(config, dtype),
+            dtype=dtype,
+            device_map={"": 0} if target == "cuda" else "cpu",
+        )
+    except OSError as exc:
+        raise BaseModelError(
+            f"base model {base_model!r} not found: set base_model in [[models]] to a local path or a hub id "
+            f"you have downloaded ({exc})"
+        ) from exc
+    except ImportError as exc:
+        raise BaseModelError(
+            f"base model {base_model!r}: a library for quantization={config.quantization!r} is missing "
+            f"(install bitsandbytes, or set quantization = 'none' in [models.finetune]): {exc}"
+        ) from exc
+    if tokenizer.pad_token_id is None:  # LLaMa-2 and GPT-J ship without a pad token
+        tokenizer.pad_token = tokenizer.eos_token
+    return LoadedBase(model=model, tokenizer=tokenizer, dtype=dtype, device=target)

@@ -1,0 +1,311 @@
+"""`draftdesk finetune prepare`: an export folder to a training dataset with its card.
+
+Pipeline (each step counted in the card): tickets → cleaned public conversations (HTML to text,
+quoted mails and signatures cut) → personal data to placeholders (names from the export's user
+records, patterns for the rest) → question–answer examples in the bot's prompt format →
+unanswered and too-short answers dropped → exact, then near-duplicate questions dropped → a
+train/eval split by ticket. Articles go through the same cleaning, redaction and deduplication
+and are written beside the pairs as plain text.
+
+Output folder::
+
+    train.jsonl   {"ticket_id", "prompt", "completion", "subject", "context": [{"role", "text"}]}
+    eval.jsonl    the same, for held-out tickets
+    articles.jsonl {"id", "locale", "title", "url", "text"}
+    card.json, card.md
+
+The result depends only on the export and the settings (no clock, no randomness without a
+seed), so re-running gives byte-identical files and the same dataset hash.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from finetune.card import render_markdown
+from finetune.cleaning import clean_comment
+from finetune.config import PrepareConfig
+from finetune.dedup import deduplicate
+from finetune.files import files_hash, read_json, read_jsonl, write_json, write_jsonl, write_text
+from finetune.html_text import html_to_text
+from finetune.pairs import Conversation, Example, Turn, conversation_examples
+from finetune.pii import Redactor
+from finetune.split import split_tickets
+
+log = logging.getLogger(__name__)
+
+DATA_FILES = ("train.jsonl", "eval.jsonl", "articles.jsonl")
+CUSTOMER_ROLES = frozenset({"requester", "end-user"})
+
+
+class ExportNotFound(FileNotFoundError):
+    """The input folder is not an export: says which command makes one."""
+
+
+def approximate_tokens(text: str) -> int:
+    """About four characters a token: the budget rule when no tokenizer is given."""
+    return math.ceil(len(text) / 4)
+
+
+def token_counter(tokenizer: str | None) -> tuple[Callable[[str], int], str]:
+    """A counting function and its description: a local tokenizer's, or the approximation."""
+    if not tokenizer:
+        return approximate_tokens, "approximation (characters / 4)"
+    from transformers import AutoTokenizer
+
+    loaded = AutoTokenizer.from_pretrained(tokenizer)
+
+    def count(text: str) -> int:
+        return len(loaded(text, add_special_tokens=True, verbose=False)["input_ids"])
+
+    return count, f"tokenizer {tokenizer}"
+
+
+@dataclass
+class _Ticket:
+    id: int
+    subject: str
+    comments: list[dict[str, Any]]
+
+
+def _read_tickets(export_dir: Path) -> list[_Ticket]:
+    folder = export_dir / "tickets"
+    tickets = []
+    for path in sorted(folder.glob("*.json"), key=lambda p: int(p.stem) if p.stem.isdigit() else 0):
+        data = read_json(path)
+        tickets.append(
+            _Ticket(int(data["ticket"]["id"]), data["ticket"].get("subject") or "", data["comments"])
+        )
+    return tickets
+
+
+def _known_names(export_dir: Path) -> list[str]:
+    path = export_dir / "users.jsonl"
+    return sorted({row["name"] for row in read_jsonl(path) if row.get("name")}) if path.is_file() else []
+
+
+def _conversation(ticket: _Ticket, redactor: Redactor, placeholders: Counter[str]) -> Conversation:
+    turns = []
+    for comment in sorted(ticket.comments, key=lambda c: (c.get("created_at") or "", c.get("id") or 0)):
+        if not comment.get("public", True):
+            continue  # internal notes never reach a prompt or an answer
+        role = comment.get("role")
+        if role == "agent":
+            kind = "agent"
+        elif role in CUSTOMER_ROLES:
+            kind = "customer"
+        else:
+            continue  # an author Zendesk no longer knows: not attributable
+        body = comment.get("body") or html_to_text(comment.get("html_body") or "")
+        text = clean_comment(body)
+        if not text:
+            continue
+        redacted = redactor.redact(text)
+        placeholders.update(redacted.counts)
+        turns.append(Turn(kind, redacted.text))  # type: ignore[arg-type]
+    subject = redactor.redact(ticket.subject)
+    placeholders.update(subject.counts)
+    return Conversation(ticket.id, subject.text, tuple(turns))
+
+
+def _articles(export_dir: Path, redactor: Redactor, placeholders: Counter[str]) -> list[dict[str, Any]]:
+    metadata_path = export_dir / "articles" / "metadata.json"
+    if not metadata_path.is_file():
+        return []
+    rows = []
+    for meta in read_json(metadata_path):
+        folder = export_dir / "articles" / meta["locale"]
+        html_path, text_path = folder / f"{meta['id']}.html", folder / f"{meta['id']}.txt"
+        if html_path.is_file():
+            text = html_to_text(html_path.read_text(encoding="utf-8"))
+        elif text_path.is_file():
+            text = text_path.read_text(encoding="utf-8").split("\n\n", 1)[-1].strip()
+        else:
+            continue
+        redacted = redactor.redact(text)
+        title = redactor.redact(meta.get("title") or "")
+        placeholders.update(redacted.counts + title.counts)
+        rows.append(
+            {
+                "id": meta["id"],
+                "locale": meta["locale"],
+                "title": title.text,
+                "url": meta.get("url") or "",
+                "text": redacted.text,
+            }
+        )
+    return rows
+
+
+def _example_row(example: Example) -> dict[str, Any]:
+    return {
+        "ticket_id": example.ticket_id,
+        "prompt": example.prompt,
+        "completion": example.completion,
+        "subject": example.subject,
+        "context": [{"role": t.role, "text": t.text} for t in example.context],
+    }
+
+
+def prepare_dataset(
+    export_dir: Path,
+    out_dir: Path,
+    config: PrepareConfig,
+    product_name: str,
+    tokenizer: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Build the dataset in ``out_dir`` from the export in ``export_dir``; returns the card."""
+    export_dir, out_dir = Path(export_dir), Path(out_dir)
+    if not (export_dir / "tickets").is_dir() and not (export_dir / "articles").is_dir():
+        raise ExportNotFound(
+            f"{export_dir} holds no export (no tickets/ or articles/): run `draftdesk finetune export --out "
+            f"{export_dir}` first"
+        )
+    count_tokens, counted_with = token_counter(tokenizer)
+    redactor = Redactor(_known_names(export_dir))
+    placeholders: Counter[str] = Counter()
+    filters: Counter[str] = Counter()
+    state_path = export_dir / "state.json"
+    if state_path.is_file():
+        filters["internal_notes"] = int(read_json(state_path).get("counts", {}).get("internal_notes", 0))
+
+    tickets = _read_tickets(export_dir)
+    filters["tickets_exported"] = len(tickets)
+    examples: list[Example] = []
+    for ticket in tqdm(tickets, desc="prepare tickets", unit=" tickets", disable=not progress):
+        conversation = _conversation(ticket, redactor, placeholders)
+        if not any(turn.role == "customer" for turn in conversation.turns):
+            continue
+        filters["tickets_with_question"] += 1
+        found = conversation_examples(
+            conversation,
+            config.pairs,
+            count_tokens,
+            config.max_prompt_tokens,
+            product_name,  # type: ignore[arg-type]
+        )
+        if found:
+            filters["tickets_answered"] += 1
+        examples.extend(found)
+    filters["examples"] = len(examples)
+    examples = [e for e in examples if len(e.completion.strip()) >= config.min_answer_chars]
+    filters["examples_after_short_answers"] = len(examples)
+    result = deduplicate(
+        [e.question for e in examples],
+        threshold=config.near_duplicate_threshold,
+        shingle_size=config.shingle_size,
+        num_perm=config.num_perm,
+        seed=config.seed,
+    )
+    filters["examples_after_exact_dedup"] = len(examples) - len(result.exact)
+    examples = [examples[i] for i in result.kept]
+    filters["examples_after_near_dedup"] = len(examples)
+
+    split = split_tickets({e.ticket_id for e in examples}, config.eval_fraction, config.seed)
+    train = [e for e in examples if e.ticket_id in split.train]
+    held_out = [e for e in examples if e.ticket_id in split.eval]
+
+    articles = _articles(export_dir, redactor, placeholders)
+    filters["articles_exported"] = len(articles)
+    articles = [a for a in articles if a["text"].strip()]
+    filters["articles_non_empty"] = len(articles)
+    article_dedup = deduplicate(
+        [f"{a['title']}\n{a['text']}" for a in articles],
+        threshold=config.near_duplicate_threshold,
+        shingle_size=config.shingle_size,
+        num_perm=config.num_perm,
+        seed=config.seed,
+    )
+    articles = [articles[i] for i in article_dedup.kept]
+    filters["articles_after_dedup"] = len(articles)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out_dir / "train.jsonl", (_example_row(e) for e in train))
+    write_jsonl(out_dir / "eval.jsonl", (_example_row(e) for e in held_out))
+    write_jsonl(out_dir / "articles.jsonl", articles)
+
+    def part(rows: list[Example]) -> dict[str, int]:
+        texts = [e.prompt + e.completion for e in rows]
+        return {
+            "examples": len(rows),
+            "tickets": len({e.ticket_id for e in rows}),
+            "characters": sum(len(t) for t in texts),
+            "tokens": sum(count_tokens(t) for t in texts),
+        }
+
+    card = {
+        "source": str(export_dir),
+        "dataset_hash": files_hash(out_dir / name for name in DATA_FILES),
+        "files": list(DATA_FILES),
+        "tokens_counted_with": counted_with,
+        "settings": {
+            "pairs": config.pairs,
+            "near_duplicate_threshold": config.near_duplicate_threshold,
+            "shingle_size": config.shingle_size,
+            "num_perm": config.num_perm,
+            "eval_fraction": config.eval_fraction,
+            "seed": config.seed,
+            "max_prompt_tokens": config.max_prompt_tokens,
+            "min_answer_chars": config.min_answer_chars,
+            "product_name": product_name,
+        },
+        "filters": dict(filters),
+        "duplicates": {
+            "exact": len(result.exact),
+            "near": len(result.near),
+            "articles_exact": len(article_dedup.exact),
+            "articles_near": len(article_dedup.near),
+        },
+        "splits": {
+            "train": part(train),
+            "eval": part(held_out),
+            "articles": {
+                "examples": len(articles),
+                "characters": sum(len(a["text"]) for a in articles),
+                "tokens": sum(count_tokens(a["text"]) for a in articles),
+            },
+        },
+        "placeholders": dict(sorted(placeholders.items())),
+        "train_tickets": sorted(split.train),
+        "eval_tickets": sorted(split.eval),
+    }
+    write_json(out_dir / "card.json", card)
+    write_text(out_dir / "card.md", render_markdown(card))
+    log.info(
+        "dataset: %d train / %d eval examples, %d articles; %d duplicates and %d unanswered tickets dropped",
+        len(train),
+        len(held_out),
+        len(articles),
+        len(result.exact) + len(result.near),
+        filters["tickets_with_question"] - filters["tickets_answered"],
+    )
+    return card
+
+
+def load_dataset_dir(
+    path: Path,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], dict]:
+    """(train rows, eval rows, articles, card) of a prepared dataset; says how to make one if missing."""
+    path = Path(path)
+    missing = [name for name in (*DATA_FILES, "card.json") if not (path / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{path} is not a prepared dataset (missing {', '.join(missing)}): run "
+            "`draftdesk finetune prepare "
+            f"--in EXPORT_DIR --out {path}` first"
+        )
+    return (
+        list(read_jsonl(path / "train.jsonl")),
+        list(read_jsonl(path / "eval.jsonl")),
+        list(read_jsonl(path / "articles.jsonl")),
+        read_json(path / "card.json"),
+    )

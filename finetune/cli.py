@@ -196,7 +196,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"adapter: {result.adapter_dir}"
         + (" (already trained)" if result.already_done else "")
         + f"\neval loss {metrics.get('eval_loss_before')} -> {metrics.get('eval_loss')}; "
-        f'to use it, set adapter = "{result.adapter_dir}" for {args.model} in [[models]]'
+        f'to use it, set adapter = "{result.adapter_dir.parent}" for {args.model} in [[models]] '
+        "(its LATEST version is loaded; restart the bot to pick up a new one)"
     )
     return 0
 

@@ -38,12 +38,13 @@ from finetune.files import files_hash, read_json, write_json, write_text
 from finetune.fitting import article_chunks, fit_pair
 from finetune.modeling import find_lora_targets, load_base
 from finetune.prepare import DATA_FILES, load_dataset_dir
+from models.spec import ADAPTER_POINTER
 
 log = logging.getLogger(__name__)
 
 LIBRARIES = ("torch", "transformers", "peft", "trl", "bitsandbytes", "accelerate", "datasets")
 MANIFEST = "manifest.json"
-LATEST = "LATEST"
+LATEST = ADAPTER_POINTER
 
 
 @dataclass(frozen=True)

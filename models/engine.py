@@ -40,7 +40,14 @@ from bot.domain import DraftResult
 from models.batching import plan_batches
 from models.cleanup import clean_completion, completion_ids
 from models.sampling import RowSampler, RowStop
-from models.spec import BASE_ADAPTER, DraftRequest, EngineSettings, ModelSpec, Quantization
+from models.spec import (
+    BASE_ADAPTER,
+    DraftRequest,
+    EngineSettings,
+    ModelSpec,
+    Quantization,
+    resolve_adapter_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -225,12 +232,13 @@ class DraftEngine:
 
     def _attach_adapter(self, base: _Base, spec: ModelSpec) -> None:
         assert spec.adapter is not None
-        path = Path(spec.adapter).expanduser()
+        path = resolve_adapter_dir(spec.adapter)
         where = f"model {spec.name!r}: adapter {spec.adapter!r}"
         if not (path / "adapter_config.json").is_file():
             raise ModelLoadError(
-                f"{where} not found: set adapter to a directory with adapter_config.json "
-                "(the output of finetune), or remove it for the untuned base"
+                f"{where} not found: set adapter to a directory with adapter_config.json, or to "
+                "`draftdesk finetune train`'s output folder for the model (its LATEST version is used), "
+                "or remove it for the untuned base"
             )
         # Two specs with the same adapter (e.g. different temperatures) share one copy of it.
         for other, peft_name in base.adapters.items():

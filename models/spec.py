@@ -6,6 +6,7 @@ Pure data with validation, no torch: ``bot/config.py`` builds these from ``confi
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Literal
 
 BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
@@ -143,3 +144,18 @@ class DraftRequest:
 
 
 __all__ = ["BASE_ADAPTER", "DEFAULT_API_KEY_ENV", "DraftRequest", "EngineSettings", "ModelSpec"]
+
+
+ADAPTER_POINTER = "LATEST"  # written by `draftdesk finetune train` next to its versioned adapters
+
+
+def resolve_adapter_dir(path: str | Path) -> Path:
+    """An adapter folder, or a model's adapters folder whose LATEST file names the version to use.
+
+    So `adapter = "./adapters/llama2-7b-ft"` follows each retraining without editing the config.
+    """
+    folder = Path(path).expanduser()
+    pointer = folder / ADAPTER_POINTER
+    if not (folder / "adapter_config.json").is_file() and pointer.is_file():
+        return folder / pointer.read_text(encoding="utf-8").strip()
+    return folder

@@ -100,8 +100,9 @@ def test_short_run_beats_the_untuned_base_and_loads_into_the_engine(
     assert report["adapter_metrics"]["perplexity"] < report["base"]["perplexity"]
     assert report["generated"] == 2 and report["base"]["chrf"] is not None
 
+    # The config names the model's adapters folder; the engine follows its LATEST version.
     engine = DraftEngine(
-        [ModelSpec("tiny-llama-ft", base, str(result.adapter_dir), max_new_tokens=6, temperature=0)]
+        [ModelSpec("tiny-llama-ft", base, str(tmp_path / "tiny-llama-ft"), max_new_tokens=6, temperature=0)]
     )
     with engine:
         [draft] = engine.generate(

@@ -16,30 +16,11 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, GenerationConfig, GPTJConfig, LlamaConfig, PretrainedConfig
 
+from models.shapes import GPT_J_6B, LLAMA_2_7B
 from models.tiny import build_demo_models, sample_corpus, train_tokenizer
 
-# Hub configs of meta-llama/Llama-2-7b-hf and EleutherAI/gpt-j-6b (the parts that set the shapes).
 SHAPES: dict[str, dict[str, dict[str, Any]]] = {
-    "7b": {
-        "llama": {
-            "hidden_size": 4096,
-            "intermediate_size": 11008,
-            "num_hidden_layers": 32,
-            "num_attention_heads": 32,
-            "num_key_value_heads": 32,
-            "max_position_embeddings": 4096,
-            "vocab_size": 32000,
-            "rms_norm_eps": 1e-5,
-        },
-        "gptj": {
-            "n_embd": 4096,
-            "n_layer": 28,
-            "n_head": 16,
-            "rotary_dim": 64,
-            "n_positions": 2048,
-            "vocab_size": 50400,
-        },
-    },
+    "7b": {"llama": LLAMA_2_7B, "gptj": GPT_J_6B},
     # The same code path at a size a CPU builds in seconds (smoke runs of the 7b path).
     "mini": {
         "llama": {

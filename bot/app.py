@@ -11,6 +11,7 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from slack_bolt import App
+from slack_bolt.error import BoltError
 
 from bot.config import Settings
 from bot.digest import DigestService
@@ -26,7 +27,7 @@ from integrations.zendesk import ZendeskGateway
 log = logging.getLogger(__name__)
 
 
-def load_local_backend(settings: Settings) -> DraftBackend:
+def load_backend(settings: Settings) -> DraftBackend:
     """The model runtime `[[models]]` asks for: local engine, OpenAI-compatible servers, or both."""
     from models.engine import ModelLoadError
     from models.router import build_backend
@@ -150,27 +151,37 @@ class Draftdesk:
 
 
 def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
+    """Builds every part; the cheap checks (store, Slack token) come before loading the models."""
     secrets = settings.secrets
-    store = Store(settings.storage_path)
+    try:
+        store = Store(settings.storage_path)
+    except (RuntimeError, OSError) as exc:
+        raise StartupError(f"cannot open the store at {settings.storage_path}: {exc}") from exc
     client = make_web_client(secrets.slack_bot_token or "", base_url=settings.slack.api_url)
     poster = SlackPoster(client)
+    http_mode = settings.slack.mode == "http"
+    try:  # Bolt checks the bot token with auth.test here
+        bolt = App(
+            client=client,
+            signing_secret=secrets.slack_signing_secret or "",
+            request_verification_enabled=http_mode,
+            process_before_response=False,
+        )
+    except BoltError as exc:
+        raise StartupError(
+            f"Slack did not accept SLACK_BOT_TOKEN ({exc}): use the app's Bot User OAuth Token (xoxb-…) "
+            f"and check [slack] api_url ({settings.slack.api_url})"
+        ) from exc
     zendesk = ZendeskGateway.from_settings(
         settings.zendesk.url, secrets.zendesk_email or "", secrets.zendesk_api_token or ""
     )
-    backend = backend or load_local_backend(settings)
+    backend = backend or load_backend(settings)
     model_names = [m.name for m in settings.models]
     processor = TicketProcessor(
         store, zendesk, poster, backend, model_names, settings.slack.channel, settings.worker.product_name
     )
     worker = Worker(store, processor, settings.worker)
     actions = DraftActions(store, poster, zendesk)
-    http_mode = settings.slack.mode == "http"
-    bolt = App(
-        client=client,
-        signing_secret=secrets.slack_signing_secret or "",
-        request_verification_enabled=http_mode,
-        process_before_response=False,
-    )
     register_listeners(bolt, actions)
     webhook = None
     if settings.intake.mode in ("webhook", "both"):

@@ -17,6 +17,7 @@ from tinydb import Query, TinyDB
 
 from bot.atomic_storage import AtomicJSONStorage
 from bot.domain import Vote
+from bot.votes_io import vote_row
 
 JOB_QUEUED = "queued"
 JOB_RUNNING = "running"
@@ -78,6 +79,7 @@ class Store:
         self.path = path
         self._lock = threading.RLock()
         self._db = TinyDB(path, storage=AtomicJSONStorage, read_only=read_only)
+        self._db.storage.read()  # a damaged file is reported now, not at the first vote
         self._jobs = self._db.table("jobs")
         self._threads = self._db.table("ticket_threads")
         self._rounds = self._db.table("rounds")
@@ -310,15 +312,7 @@ class Store:
         q = Query()
         with self._lock:
             self._votes.upsert(
-                {
-                    "ticket_id": vote.ticket_id,
-                    "draft_id": vote.draft_id,
-                    "model": vote.model,
-                    "rater": vote.rater,
-                    "score": vote.score,
-                    "source": vote.source,
-                    "voted_at": _iso(vote.voted_at),
-                },
+                vote_row(vote),
                 (q.draft_id == vote.draft_id) & (q.rater == vote.rater),
             )
 

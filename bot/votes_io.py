@@ -19,7 +19,8 @@ class VotesFileError(ValueError):
     pass
 
 
-def _row(vote: Vote) -> dict[str, object]:
+def vote_row(vote: Vote) -> dict[str, object]:
+    """A vote as one flat record: an export row, and how the store keeps it."""
     return {
         "ticket_id": vote.ticket_id,
         "draft_id": vote.draft_id,
@@ -37,11 +38,11 @@ def write_votes(votes: Iterable[Vote], out: TextIO, fmt: str) -> int:
         writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
         for vote in votes:
-            writer.writerow(_row(vote))
+            writer.writerow(vote_row(vote))
             count += 1
     elif fmt == "jsonl":
         for vote in votes:
-            out.write(json.dumps(_row(vote), ensure_ascii=False) + "\n")
+            out.write(json.dumps(vote_row(vote), ensure_ascii=False) + "\n")
             count += 1
     else:
         raise ValueError(f"unknown format {fmt!r}: use csv or jsonl")

@@ -24,27 +24,11 @@ from finetune.export import export_zendesk
 from finetune.prepare import prepare_dataset
 from finetune.sample import SAMPLE_EMAIL, SAMPLE_PRODUCT, SAMPLE_TOKEN, load_sample, sample_zendesk
 from finetune.train import train_adapter
+from models.shapes import GPT_J_6B, LLAMA_2_7B
 
 SHAPES: dict[str, dict[str, Any]] = {
-    "llama-7b": {
-        "family": "llama",
-        "hidden_size": 4096,
-        "intermediate_size": 11008,
-        "num_hidden_layers": 32,
-        "num_attention_heads": 32,
-        "num_key_value_heads": 32,
-        "max_position_embeddings": 4096,
-        "vocab_size": 32000,
-    },
-    "gptj-6b": {
-        "family": "gptj",
-        "n_embd": 4096,
-        "n_layer": 28,
-        "n_head": 16,
-        "rotary_dim": 64,
-        "n_positions": 2048,
-        "vocab_size": 50400,
-    },
+    "llama-7b": {"family": "llama", **LLAMA_2_7B},
+    "gptj-6b": {"family": "gptj", **GPT_J_6B},
     "tiny-llama": {"family": "llama", "tiny": True},
     "tiny-gptj": {"family": "gptj", "tiny": True},
 }

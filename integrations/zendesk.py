@@ -297,15 +297,7 @@ class ZendeskGateway:
         Yields ``(changes, cursor_to_persist, end_of_stream)`` per page and stops after the page
         with ``end_of_stream``. Deleted tickets come through with status ``deleted``.
         """
-        while True:
-            with self._translate_errors("reading the incremental ticket export", None):
-                if cursor:
-                    page = self.client.tickets.incremental(cursor=cursor, paginate_by_time=False)
-                else:
-                    page = self.client.tickets.incremental(start_time=start_time, paginate_by_time=False)
-            # One request per page: read zenpy's first-page values instead of iterating, which
-            # would fetch the following pages before the caller could persist this cursor.
-            tickets = page.values or []
+        for tickets, after_cursor, end_of_stream in self._export_pages(cursor, start_time):
             changes = [
                 TicketChange(
                     id=int(t.id),
@@ -315,9 +307,23 @@ class ZendeskGateway:
                 )
                 for t in tickets
             ]
+            yield changes, after_cursor, end_of_stream
+
+    def _export_pages(
+        self, cursor: str | None, start_time: int
+    ) -> Iterator[tuple[list[Any], str | None, bool]]:
+        """zenpy's ticket objects, one export page per request, until ``end_of_stream``."""
+        while True:
+            with self._translate_errors("reading the incremental ticket export", None):
+                if cursor:
+                    page = self.client.tickets.incremental(cursor=cursor, paginate_by_time=False)
+                else:
+                    page = self.client.tickets.incremental(start_time=start_time, paginate_by_time=False)
+            # One request per page: read zenpy's first-page values instead of iterating, which
+            # would fetch the following pages before the caller could persist this cursor.
             end_of_stream = bool(getattr(page, "end_of_stream", False))
             after_cursor = getattr(page, "after_cursor", None) or cursor
-            yield changes, after_cursor, end_of_stream
+            yield list(page.values or []), after_cursor, end_of_stream
             if end_of_stream:
                 return
             if not after_cursor:
@@ -355,12 +361,7 @@ class ZendeskGateway:
         Like :meth:`incremental_changes`: yields ``(tickets, cursor_to_persist, end_of_stream)``,
         one request per page, so the caller can save the cursor before the next request.
         """
-        while True:
-            with self._translate_errors("reading the incremental ticket export", None):
-                if cursor:
-                    page = self.client.tickets.incremental(cursor=cursor, paginate_by_time=False)
-                else:
-                    page = self.client.tickets.incremental(start_time=start_time, paginate_by_time=False)
+        for page, after_cursor, end_of_stream in self._export_pages(cursor, start_time):
             tickets = [
                 ExportedTicket(
                     id=int(t.id),
@@ -372,18 +373,9 @@ class ZendeskGateway:
                     updated_at=str(t.updated_at or ""),
                     tags=tuple(t.tags or ()),
                 )
-                for t in page.values or []
+                for t in page
             ]
-            end_of_stream = bool(getattr(page, "end_of_stream", False))
-            after_cursor = getattr(page, "after_cursor", None) or cursor
             yield tickets, after_cursor, end_of_stream
-            if end_of_stream:
-                return
-            if not after_cursor:
-                raise ZendeskUnavailable(
-                    "an incremental export page had neither after_cursor nor end_of_stream"
-                )
-            cursor = after_cursor
 
     def ticket_comments(self, ticket_id: int) -> list[ExportedComment]:
         """All comments of a ticket, oldest first, internal notes included (``public=False``)."""

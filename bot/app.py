@@ -22,7 +22,7 @@ from bot.store import JOB_FAILED, JOB_QUEUED, Store, utcnow
 from bot.web import DraftdeskWSGI, WebServer
 from bot.worker import DraftBackend, TicketProcessor, Worker
 from integrations.slack import SlackPoster, make_web_client
-from integrations.zendesk import ZendeskGateway
+from integrations.zendesk import ZendeskAccessDenied, ZendeskGateway, ZendeskUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,30 @@ def load_backend(settings: Settings) -> DraftBackend:
         return build_backend(settings.models, settings.engine)
     except (ModelLoadError, ValueError) as exc:  # RemoteModelError is a ValueError too
         raise StartupError(f"the draft models could not be loaded: {exc}") from exc
+
+
+def check_zendesk_api_user(zendesk: ZendeskGateway) -> None:
+    """Stops start-up on credentials that can never work; an unreachable Zendesk only warns,
+    since webhooks still queue and the worker retries once Zendesk is back."""
+    try:
+        user = zendesk.api_user()
+    except ZendeskAccessDenied as exc:
+        raise StartupError(f"Zendesk refused the API user: {exc}") from exc
+    except ZendeskUnavailable as exc:
+        log.warning("could not check the Zendesk API user, starting anyway: %s", exc)
+        return
+    if not user.id:
+        raise StartupError(
+            f"Zendesk did not sign in ZENDESK_EMAIL with ZENDESK_API_TOKEN at {zendesk.base_url} "
+            "(it answered as an anonymous user): check both, and that token access is enabled in "
+            "Admin Center → Apps and integrations → Zendesk API"
+        )
+    if user.role not in ("agent", "admin"):
+        raise StartupError(
+            f"the Zendesk API user {user.email or user.id} is an {user.role}: drafts need an agent or admin "
+            "who can read the tickets and add internal notes; set ZENDESK_EMAIL to such a user"
+        )
+    log.info("Zendesk API user: %s (%s)", user.email or user.id, user.role)
 
 
 @dataclass
@@ -175,6 +199,7 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
     zendesk = ZendeskGateway.from_settings(
         settings.zendesk.url, secrets.zendesk_email or "", secrets.zendesk_api_token or ""
     )
+    check_zendesk_api_user(zendesk)
     backend = backend or load_backend(settings)
     model_names = [m.name for m in settings.models]
     processor = TicketProcessor(
@@ -198,7 +223,7 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
     digest = DigestService(store, poster, settings.digest, model_names)
     scheduler = BackgroundScheduler(timezone=settings.digest.timezone)
     app = Draftdesk(settings, store, poster, zendesk, worker, actions, bolt, digest, poller, None, scheduler)
-    if http_mode or webhook is not None:
+    if http_mode or webhook is not None or settings.server.health_check:
         wsgi = DraftdeskWSGI(bolt if http_mode else None, webhook, app.health, settings.server.max_body_bytes)
         app.web = WebServer(wsgi, settings.server.host, settings.server.port)
     return app

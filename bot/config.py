@@ -72,6 +72,8 @@ class ServerSettings:
     host: str = "0.0.0.0"
     port: int = 3000
     max_body_bytes: int = 2_000_000
+    # Serve GET /healthz even when nothing else needs the server (Socket Mode with polling).
+    health_check: bool = False
 
 
 @dataclass(frozen=True)
@@ -276,11 +278,12 @@ def _parse_slack(r: _Reader, secrets: Secrets) -> SlackSettings:
 
 
 def _parse_server(r: _Reader) -> ServerSettings:
-    r.unknown_keys({"host", "port", "max_body_bytes"})
+    r.unknown_keys({"host", "port", "max_body_bytes", "health_check"})
     return ServerSettings(
         host=r.get("host", str, "0.0.0.0", "a host name or address"),
         port=r.number("port", 3000, minimum=0, maximum=65535, integer=True),
         max_body_bytes=r.number("max_body_bytes", 2_000_000, minimum=1024, maximum=100_000_000, integer=True),
+        health_check=r.get("health_check", bool, False, "true or false"),
     )
 
 

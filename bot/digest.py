@@ -134,7 +134,11 @@ class DigestService:
         for user in self.settings.users:
             self.poster.dm(user, text, blocks)
         self.store.set_meta(META_LAST_PERIOD_END, period_end.isoformat())
-        log.info("posted the weekly digest for %s – %s", since, period_end)
+        log.info(
+            "posted the weekly digest for %s – %s",
+            f"{since:%Y-%m-%d %H:%M %Z}",
+            f"{period_end:%Y-%m-%d %H:%M %Z}",
+        )
 
     def run_due(self) -> bool:
         """Posts the latest due digest unless it was already posted. Returns True if it posted."""

@@ -55,6 +55,10 @@ class ZendeskUnavailable(ZendeskError):
     """Zendesk could not be used: wrong credentials or URL, rate limits, outage. Says what to check."""
 
 
+class ZendeskAccessDenied(ZendeskUnavailable):
+    """Zendesk answered 401 or 403: the credentials or the API user's role are wrong, not the network."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     max_retries: int = 5  # per request, 429s and 5xx together
@@ -239,6 +243,15 @@ class ZendeskGateway:
             ratelimit_budget=0,  # the session waits out 429s; zenpy must never sleep by itself
         )
         return cls(client, f"{scheme}://{netloc}")
+
+    def api_user(self) -> ZendeskUser:
+        """Who the credentials sign in as (``users/me``); Zendesk answers an anonymous end user,
+        id ``None``, when it does not authenticate the request rather than refusing it."""
+        with self._translate_errors("checking the Zendesk API user", None):
+            me = self.client.users.me()
+        return ZendeskUser(
+            id=int(me.id or 0), name=me.name or "", email=me.email or "", role=me.role or "end-user"
+        )
 
     def ticket_url(self, ticket_id: int) -> str:
         """The ticket in the agent UI."""
@@ -425,6 +438,8 @@ class ZendeskGateway:
             if response is not None and response.status_code == 404 and ticket_id is not None:
                 raise TicketNotFound(f"ticket {ticket_id} not found at {self.base_url}") from exc
             status = f"HTTP {response.status_code}" if response is not None else "an error"
+            if response is not None and response.status_code in (401, 403):
+                raise ZendeskAccessDenied(f"{action}: Zendesk answered {status}; {_hint(response)}") from exc
             raise ZendeskUnavailable(f"{action}: Zendesk answered {status}; {_hint(response)}") from exc
         except requests.RequestException as exc:
             raise ZendeskUnavailable(

@@ -113,6 +113,23 @@ def test_short_run_beats_the_untuned_base_and_loads_into_the_engine(
     assert draft.error in (None, "the model produced no text") and draft.completion_tokens > 0
 
 
+def test_packing_fills_each_batch_with_more_answer_tokens(
+    demo_models: dict, dataset_dir: Path, tmp_path: Path
+) -> None:
+    base = str(demo_models["llama_base"])
+    padded = TrainConfig(**{**TINY.__dict__, "max_steps": 6})
+    packed = TrainConfig(**{**TINY.__dict__, "max_steps": 6, "packing": True})
+    plain = train_adapter("plain", base, dataset_dir, tmp_path, padded, progress=False).manifest
+    result = train_adapter("packed", base, dataset_dir, tmp_path, packed, progress=False)
+
+    metrics = result.manifest["metrics"]
+    assert result.manifest["hyperparameters"]["packing"] is True
+    assert metrics["global_step"] == 6 and metrics["eval_loss"] < metrics["eval_loss_before"]
+    # Same steps and batch size; packed rows hold several examples, padded rows hold one.
+    assert metrics["tokens_seen"] > 1.15 * plain["metrics"]["tokens_seen"]
+    assert (result.adapter_dir / "adapter_model.safetensors").is_file()
+
+
 class Interrupted(Exception):
     pass
 

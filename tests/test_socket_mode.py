@@ -50,7 +50,9 @@ MODELS = [
 ]
 
 
-def write_config(tmp_path, slack, zendesk, models: dict | None, intake: str = "poll") -> Path:
+def write_config(
+    tmp_path, slack, zendesk, models: dict | None, intake: str = "poll", health_check: bool = False
+) -> Path:
     """A socket-mode config. ``models=None`` names hub ids that are never loaded (stub backend)."""
     model_tables = "".join(
         f"""
@@ -73,6 +75,7 @@ api_url = "{slack.api_url}"
 [server]
 host = "127.0.0.1"
 port = 0
+health_check = {str(health_check).lower()}
 [zendesk]
 url = "{zendesk.url}"
 [intake]
@@ -248,6 +251,25 @@ def test_socket_mode_webhook_intake_and_reconnects(tmp_path, fakes):
     finally:
         _stop_within(app, 15)
     socket_mode.wait_for_disconnect(timeout=5)
+
+
+def test_socket_mode_with_polling_can_still_serve_a_health_check(tmp_path, fakes):
+    socket_mode, slack, zendesk = fakes
+    app = _started(write_config(tmp_path, slack, zendesk, None, health_check=True), StubBackend())
+    try:
+        socket_mode.wait_for_connection(timeout=10)
+        assert app.web is not None
+        base = f"http://127.0.0.1:{app.web.port}"
+        assert requests.get(f"{base}/healthz", timeout=5).json() == {
+            "ok": True,
+            "queued_jobs": 0,
+            "failed_jobs": 0,
+        }
+        # Only the health check: neither Slack nor Zendesk can reach the bot through this server.
+        assert requests.post(f"{base}/slack/events", data=b"{}", timeout=5).status_code == 404
+        assert requests.post(f"{base}/zendesk/webhook", data=b"{}", timeout=5).status_code == 404
+    finally:
+        _stop_within(app, 15)
 
 
 def test_wrong_app_token_is_refused(tmp_path, fakes):

@@ -6,6 +6,7 @@ from bot.app import build
 from bot.config import parse_settings
 from bot.errors import StartupError
 from integrations.standins.slack_server import FakeSlack
+from integrations.standins.zendesk_server import DEFAULT_AGENT_ID, FakeZendesk
 
 SECRETS = {
     "SLACK_BOT_TOKEN": "xoxb-wrong",
@@ -23,11 +24,11 @@ class NeverLoaded:
         raise AssertionError(f"the backend was used ({name}) although start-up should have failed")
 
 
-def settings(tmp_path, slack):
+def settings(tmp_path, slack, zendesk_url="http://127.0.0.1:9"):
     raw = {
         "slack": {"channel": "C1", "mode": "http", "api_url": slack.api_url},
         "server": {"host": "127.0.0.1", "port": 0},
-        "zendesk": {"url": "http://127.0.0.1:9"},
+        "zendesk": {"url": zendesk_url},
         "storage": {"path": str(tmp_path / "store.json")},
         "models": [{"name": "m", "base_model": "/nowhere"}],
     }
@@ -55,3 +56,47 @@ def test_missing_model_files_stop_start_up(tmp_path):
         pytest.raises(StartupError, match=r"draft models could not be loaded.*'m'"),
     ):
         build(settings(tmp_path, slack))
+
+
+def test_a_rejected_zendesk_token_stops_start_up(tmp_path):
+    with (
+        FakeSlack() as slack,
+        FakeZendesk(credentials=(SECRETS["ZENDESK_EMAIL"], "the-real-token")) as zendesk,
+        pytest.raises(StartupError, match=r"Zendesk refused the API user.*401.*ZENDESK_API_TOKEN"),
+    ):
+        build(settings(tmp_path, slack, zendesk.url), NeverLoaded())
+
+
+def test_an_end_user_cannot_be_the_zendesk_api_user(tmp_path):
+    with (
+        FakeSlack() as slack,
+        FakeZendesk() as zendesk,
+        pytest.raises(StartupError, match=r"a@example.com is an end-user: drafts need an agent or admin"),
+    ):
+        zendesk.add_user(DEFAULT_AGENT_ID, "Customer", "a@example.com", role="end-user")
+        build(settings(tmp_path, slack, zendesk.url), NeverLoaded())
+
+
+def test_an_unreachable_zendesk_only_warns(tmp_path, caplog):
+    # Nothing listens on port 9: start-up goes on to the models (and fails there, on /nowhere).
+    with FakeSlack() as slack, pytest.raises(StartupError, match=r"draft models could not be loaded"):
+        build(settings(tmp_path, slack))
+    assert "could not check the Zendesk API user, starting anyway" in caplog.text
+
+
+class AnonymousZendesk:
+    """users/me as Zendesk answers a request it did not authenticate: an anonymous end user."""
+
+    base_url = "https://acme.zendesk.com"
+
+    def api_user(self):
+        from integrations.zendesk import ZendeskUser
+
+        return ZendeskUser(id=0, name="Anonymous user", email="", role="end-user")
+
+
+def test_an_anonymous_zendesk_answer_stops_start_up():
+    from bot.app import check_zendesk_api_user
+
+    with pytest.raises(StartupError, match=r"anonymous user.*token access is enabled"):
+        check_zendesk_api_user(AnonymousZendesk())

@@ -17,6 +17,7 @@ from integrations.standins.zendesk_server import DEFAULT_AGENT_ID, FakeZendesk
 from integrations.zendesk import (
     RetryPolicy,
     TicketNotFound,
+    ZendeskAccessDenied,
     ZendeskGateway,
     ZendeskUnavailable,
 )
@@ -131,6 +132,18 @@ def test_wrong_token_says_what_to_check(sleeps: list[float]) -> None:
             bad.fetch_ticket(1)
         good = ZendeskGateway.from_settings(fake.url, EMAIL, "the-real-token", sleep=sleeps.append)
         assert good.fetch_ticket(1).requester_name == "Ada"
+    assert sleeps == []
+
+
+def test_api_user_names_who_the_credentials_sign_in_as(sleeps: list[float]) -> None:
+    with FakeZendesk(credentials=(EMAIL, TOKEN)) as fake:
+        fake.add_user(DEFAULT_AGENT_ID, "Support Bot", EMAIL, role="agent")
+        user = ZendeskGateway.from_settings(fake.url, EMAIL, TOKEN, sleep=sleeps.append).api_user()
+        assert (user.id, user.email, user.role) == (DEFAULT_AGENT_ID, EMAIL, "agent")
+        bad = ZendeskGateway.from_settings(fake.url, EMAIL, "a-wrong-token", sleep=sleeps.append)
+        with pytest.raises(ZendeskAccessDenied, match=r"401.*ZENDESK_API_TOKEN"):
+            bad.api_user()
+        assert [r.path for r in fake.requests] == ["/api/v2/users/me.json"] * 2
     assert sleeps == []
 
 

@@ -32,6 +32,7 @@ _USER_PATH = re.compile(r"/api/v2/users/(\d+)\.json")
 _INCREMENTAL_PATH = "/api/v2/incremental/tickets/cursor.json"
 _ARTICLES_PATH = re.compile(r"/api/v2/help_center/(?:([A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,4})?)/)?articles\.json")
 _USERS_SHOW_MANY_PATH = "/api/v2/users/show_many.json"
+_ME_PATH = "/api/v2/users/me.json"
 DEFAULT_LOCALE = "en-us"
 
 
@@ -301,6 +302,13 @@ class FakeZendesk:
         ticket.data["updated_at"] = created_at
         return comment
 
+    def _api_user(self) -> dict[str, Any]:
+        """The signed-in user: the seeded user ``agent_id`` if any, else an admin of that id."""
+        if self.agent_id in self._users:
+            return copy.deepcopy(self._users[self.agent_id])
+        email = self.credentials[0] if self.credentials else "api-agent@example.com"
+        return {"id": self.agent_id, "name": "API agent", "email": email, "role": "admin", "active": True}
+
     def _take_failure(self, path: str) -> _Failure | None:
         for failure in self._failures:
             if path.startswith(failure.path_prefix) and failure.times > 0:
@@ -340,6 +348,9 @@ class FakeZendesk:
                     return _not_found()
                 if method == "GET":
                     return self._list_comments(ticket_id, path, query)
+            elif path == _ME_PATH:
+                if method == "GET":
+                    return 200, {}, {"user": self._api_user()}
             elif match := _USER_PATH.fullmatch(path):
                 user = self._users.get(int(match.group(1)))
                 if user is None:

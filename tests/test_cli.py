@@ -45,7 +45,7 @@ def test_config_path_from_the_environment(tmp_path):
 def test_secrets_are_not_printed(tmp_path):
     config = tmp_path / "config.toml"
     shutil.copy(REPO / "config.toml", config)
-    secret = "xoxb-0000000000-SECRET-VALUE"
+    secret = "xoxb-fake-test-sentinel"  # not a token: a marker that must never be printed
     result = draftdesk("run", "--config", str(config), env={"SLACK_BOT_TOKEN": secret})
     assert result.returncode == 2
     assert secret not in result.stderr + result.stdout

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings, resolve_config_path
 from finetune.config import FinetuneSettings, load_finetune_settings
+from models.spec import ModelSpec
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -162,10 +163,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model(settings: Settings, name: str) -> str:
+def _model(settings: Settings, name: str) -> ModelSpec:
     for spec in settings.models:
         if spec.name == name:
-            return spec.base_model
+            return spec
     known = ", ".join(spec.name for spec in settings.models)
     raise ConfigError([f"--model {name}: no [[models]] entry with that name (configured: {known})"])
 
@@ -175,7 +176,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     settings, finetune = _settings(args)
     assert settings is not None
-    base_model = _model(settings, args.model)
+    base_model = _model(settings, args.model).base_model
     config, _ = finetune.for_model(args.model)
     if args.max_steps is not None:
         config = replace(config, max_steps=args.max_steps)
@@ -209,13 +210,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     settings, finetune = _settings(args)
     assert settings is not None
-    base_model = _model(settings, args.model)
+    spec = _model(settings, args.model)
     train_config, eval_config = finetune.for_model(args.model)
     if args.max_generate is not None:
         eval_config = replace(eval_config, max_generate=args.max_generate)
     adapter = args.adapter or latest_adapter(Path(finetune.paths.output_dir), args.model)
     if adapter is None:
-        spec = next(s for s in settings.models if s.name == args.model)
         if spec.adapter is None:
             raise FileNotFoundError(
                 f"no adapter for {args.model}: run `draftdesk finetune train --model {args.model}` "
@@ -227,7 +227,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         dataset = Path(read_json(Path(adapter) / MANIFEST)["dataset"]["path"])
     report = evaluate_adapter(
         args.model,
-        base_model,
+        spec.base_model,
         Path(adapter),
         dataset or _workdir(finetune, "dataset"),
         train_config,

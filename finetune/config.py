@@ -31,6 +31,15 @@ def _help(text: str, default: Any = MISSING, factory: Any = MISSING) -> Any:
     return field(default=default, metadata={"help": text})
 
 
+def _below_minimum(config: Any, minimums: dict[str, float]) -> list[str]:
+    """One problem line per field of ``config`` that is below its minimum."""
+    return [
+        f"{name}: must be >= {minimum}, got {getattr(config, name)}"
+        for name, minimum in minimums.items()
+        if getattr(config, name) < minimum
+    ]
+
+
 @dataclass(frozen=True)
 class PathsConfig:
     workdir: str = _help("where export and prepare write by default", ".draftdesk/finetune")
@@ -60,9 +69,7 @@ class ExportConfig:
             problems.append(f"statuses: use some of {sorted(allowed)}, got {self.statuses!r}")
         if parse_start_time(self.start_time) is None:
             problems.append(f'start_time: expected a date like "2024-01-31", got {self.start_time!r}')
-        if self.requests_per_minute < 0:
-            problems.append(f"requests_per_minute: must be >= 0, got {self.requests_per_minute}")
-        return problems
+        return problems + _below_minimum(self, {"requests_per_minute": 0})
 
 
 @dataclass(frozen=True)
@@ -91,11 +98,7 @@ class PrepareConfig:
             problems.append(f"num_perm: must be between 16 and 1024, got {self.num_perm}")
         if not 0.0 <= self.eval_fraction < 1.0:
             problems.append(f"eval_fraction: must be in [0, 1), got {self.eval_fraction}")
-        if self.max_prompt_tokens < 64:
-            problems.append(f"max_prompt_tokens: must be >= 64, got {self.max_prompt_tokens}")
-        if self.min_answer_chars < 1:
-            problems.append(f"min_answer_chars: must be >= 1, got {self.min_answer_chars}")
-        return problems
+        return problems + _below_minimum(self, {"max_prompt_tokens": 64, "min_answer_chars": 1})
 
 
 @dataclass(frozen=True)
@@ -140,12 +143,17 @@ class TrainConfig:
             problems.append(
                 f"compute_dtype: must be auto, bfloat16, float16 or float32, got {self.compute_dtype!r}"
             )
-        for name in ("lora_r", "lora_alpha", "per_device_train_batch_size", "per_device_eval_batch_size"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name}: must be >= 1, got {getattr(self, name)}")
-        for name in ("gradient_accumulation_steps", "logging_steps", "save_steps", "save_total_limit"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name}: must be >= 1, got {getattr(self, name)}")
+        at_least_one = (
+            "lora_r",
+            "lora_alpha",
+            "per_device_train_batch_size",
+            "per_device_eval_batch_size",
+            "gradient_accumulation_steps",
+            "logging_steps",
+            "save_steps",
+            "save_total_limit",
+        )
+        problems += _below_minimum(self, dict.fromkeys(at_least_one, 1))
         if not 0.0 <= self.lora_dropout < 1.0:
             problems.append(f"lora_dropout: must be in [0, 1), got {self.lora_dropout}")
         if not 0.0 < self.learning_rate < 1.0:
@@ -158,9 +166,7 @@ class TrainConfig:
             problems.append(f"max_steps: must be -1 (use epochs) or >= 1, got {self.max_steps}")
         if self.max_steps == -1 and self.num_train_epochs <= 0:
             problems.append(f"num_train_epochs: must be > 0, got {self.num_train_epochs}")
-        if self.max_length < 32:
-            problems.append(f"max_length: must be >= 32, got {self.max_length}")
-        return problems
+        return problems + _below_minimum(self, {"max_length": 32})
 
 
 @dataclass(frozen=True)
@@ -170,14 +176,7 @@ class EvalConfig:
     batch_size: int = _help("examples per forward pass", 8)
 
     def problems(self) -> list[str]:
-        problems = []
-        if self.max_generate < 0:
-            problems.append(f"max_generate: must be >= 0, got {self.max_generate}")
-        if self.max_new_tokens < 1:
-            problems.append(f"max_new_tokens: must be >= 1, got {self.max_new_tokens}")
-        if self.batch_size < 1:
-            problems.append(f"batch_size: must be >= 1, got {self.batch_size}")
-        return problems
+        return _below_minimum(self, {"max_generate": 0, "max_new_tokens": 1, "batch_size": 1})
 
 
 @dataclass(frozen=True)

@@ -216,9 +216,28 @@ _ADDRESS = re.compile(
 
 # -- names ------------------------------------------------------------------------------------
 
+# Words for a team or a role ("Hi Support", "Regards,\nBilling"): never taken for a name.
+_ROLE_WORDS = frozenset(
+    [
+        "team",
+        "support",
+        "help",
+        "admin",
+        "agent",
+        "customer",
+        "user",
+        "service",
+        "sales",
+        "billing",
+        "info",
+        "backup",
+        "cloud",
+    ]
+)
+
 # Tokens that are names AND ordinary words: replaced only in a name context (greeting, title,
 # "my name is"), never on their own, so "Will you…", "in May" and "Mark as read" survive.
-AMBIGUOUS_NAME_TOKENS = frozenset(
+AMBIGUOUS_NAME_TOKENS = _ROLE_WORDS | frozenset(
     [
         "will",
         "may",
@@ -267,19 +286,6 @@ AMBIGUOUS_NAME_TOKENS = frozenset(
         "rich",
         "bell",
         "banks",
-        "backup",
-        "cloud",
-        "team",
-        "support",
-        "help",
-        "admin",
-        "agent",
-        "customer",
-        "user",
-        "service",
-        "sales",
-        "billing",
-        "info",
         "der",
         "die",
         "das",
@@ -321,29 +327,14 @@ _SIGN_OFF_NAME = re.compile(
     rf"(?P<lead>(?i:regards|thanks|thank you|cheers|best|grüße|grüßen|gruß|cordialement|saludos|"
     rf"saluti|з повагою|дякую),?[ \t]*\n[ \t]*)(?P<name>{_WORD}(?:[ \t]+{_WORD})?)[ \t]*(?=\n|$)",
 )
-_NOT_A_NAME = frozenset(
+_NOT_A_NAME = _ROLE_WORDS | frozenset(
     [
-        "team",
-        "support",
-        "help",
-        "admin",
-        "agent",
-        "customer",
-        "user",
-        "service",
-        "sales",
-        "billing",
-        "info",
-        "backup",
-        "cloud",
         "there",
         "all",
         "everyone",
         "everybody",
         "folks",
         "guys",
-        "team",
-        "support",
         "again",
         "sir",
         "madam",

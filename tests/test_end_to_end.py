@@ -13,7 +13,6 @@ import requests
 from bot.app import build
 from bot.cli import main
 from bot.config import load_settings
-from bot.store import JOB_QUEUED, JOB_RUNNING
 from integrations.standins.slack_requests import (
     block_action_body,
     event_body,
@@ -23,6 +22,8 @@ from integrations.standins.slack_requests import (
 from integrations.standins.slack_server import FakeSlack
 from integrations.standins.zendesk_server import FakeZendesk
 from integrations.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from tests import waiting
+from tests.waiting import drafts_posted
 
 SECRETS = {
     "SLACK_BOT_TOKEN": "xoxb-e2e",
@@ -101,12 +102,7 @@ def slack_post(base, body: str, content_type: str, secret=SECRETS["SLACK_SIGNING
 
 
 def wait_until(condition, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
+    waiting.wait_until(condition, timeout)
 
 
 def run_cli(*args) -> str:
@@ -122,15 +118,7 @@ def test_webhook_to_drafts_to_votes_to_report(running):
     response = webhook(base, b'{"ticket_id": "7"}')
     assert response.status_code == 200 and response.json()["queued"] == [7]
     assert time.monotonic() - started < 1.0  # queued, not processed, before answering
-    wait_until(
-        lambda: (
-            not app.store.jobs(JOB_QUEUED)
-            and not app.store.jobs(JOB_RUNNING)
-            and app.store.ticket_thread(7) is not None
-            and len(app.store.drafts_for_ticket(7)) == 3
-            and all(d.vote_ts for d in app.store.drafts_for_ticket(7))
-        )
-    )
+    wait_until(lambda: drafts_posted(app.store, 7))
 
     channel, parent_ts = app.store.ticket_thread(7)
     thread = slack.thread(channel, parent_ts)

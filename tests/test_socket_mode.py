@@ -20,7 +20,6 @@ from bot.app import build
 from bot.blocks import vote_confirmation
 from bot.config import load_settings
 from bot.errors import StartupError
-from bot.store import JOB_QUEUED, JOB_RUNNING
 from integrations.standins.slack_requests import block_action_payload, event_payload, reaction_event
 from integrations.standins.slack_server import BOT_USER_ID, FakeSlack
 from integrations.standins.socket_mode_server import (
@@ -32,6 +31,8 @@ from integrations.standins.socket_mode_server import (
     websocket_accept,
 )
 from integrations.standins.zendesk_server import FakeZendesk
+from tests import waiting
+from tests.waiting import drafts_posted
 
 BOT_TOKEN = "xoxb-socket"
 APP_TOKEN = "xapp-1-test"
@@ -91,12 +92,7 @@ path = "store.json"
 
 
 def wait_until(condition, timeout=40.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not met in {timeout} s")
+    waiting.wait_until(condition, timeout, what)
 
 
 class StubBackend:
@@ -160,16 +156,7 @@ def test_socket_mode_drafts_then_button_and_reaction_votes(tmp_path, demo_models
 
         app.store.enqueue(7, "test")
         app.worker.wake.set()
-        wait_until(
-            lambda: (
-                not app.store.jobs(JOB_QUEUED)
-                and not app.store.jobs(JOB_RUNNING)
-                and app.store.ticket_thread(7) is not None
-                and len(app.store.drafts_for_ticket(7)) == 3
-                and all(d.vote_ts for d in app.store.drafts_for_ticket(7))
-            ),
-            what="three drafts in the thread",
-        )
+        wait_until(lambda: drafts_posted(app.store, 7), what="three drafts in the thread")
         channel, parent_ts = app.store.ticket_thread(7)
         assert channel == CHANNEL and len(slack.thread(channel, parent_ts)) == 4
         assert all(c.token == BOT_TOKEN for c in slack.calls_to("chat.postMessage"))

@@ -40,6 +40,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 from benchmarks.bandwidth import bound_seconds, kv_bytes_per_token, weight_bytes_per_step
 from benchmarks.random_models import build_models
 from models.engine import DraftEngine
+from models.machine import cpu_description
 from models.spec import DraftRequest, EngineSettings, ModelSpec
 from models.tiny import sample_corpus
 
@@ -346,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": args.device,
         "device_name": _device_name(args.device),
+        "cpu": cpu_description(),  # AVX512-BF16 changes bitsandbytes' CPU path
         "torch": torch.__version__,
         "shape": args.shape,
         "tickets": args.tickets,

@@ -74,8 +74,51 @@ class BaseModelError(RuntimeError):
     """The base model could not be loaded; says what to fix."""
 
 
+def keep_4bit_layers_trainable(model: torch.nn.Module) -> int:
+    """Keep every 4-bit layer in the layout that backpropagates; returns how many were repacked.
+
+    On a CPU with AVX512-BF16, bitsandbytes (0.49 and later) converts a ``Linear4bit`` in place and
+    for good to a CPU inference layout the first time it runs in eval mode on an input without
+    grad, e.g. in the trainer's evaluation pass. Later training steps then go through ``gemv_4bit``,
+    which has no backward: gradients stop flowing through the frozen 4-bit layers to the adapters
+    below them, and layers with a bias (GPT-J) fail on an in-place add. Training and evaluation
+    measurements must see the same weights on every machine, so the layout is switched off here
+    and any layer already converted is converted back. The draft engine (inference only) keeps it.
+    """
+    import bitsandbytes as bnb
+    from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+
+    repacked = 0
+    for module in model.modules():
+        if not isinstance(module, bnb.nn.Linear4bit):
+            continue
+        module.support_avx512bf16_for_cpu = False
+        weight = module.weight
+        if getattr(weight.quant_state, "packing_format_for_cpu", False):
+            weight.data, weight.quant_state = _convert_weight_packed_for_cpu_inverse(
+                weight.data, weight.quant_state
+            )
+            repacked += 1
+    return repacked
+
+
+def packed_for_cpu_inference(model: torch.nn.Module) -> list[str]:
+    """Names of the 4-bit layers now in bitsandbytes' CPU inference layout (none while training)."""
+    return [
+        name
+        for name, module in model.named_modules()
+        if getattr(
+            getattr(getattr(module, "weight", None), "quant_state", None), "packing_format_for_cpu", False
+        )
+    ]
+
+
 def load_base(base_model: str, config: TrainConfig) -> LoadedBase:
-    """The base model (4-bit unless ``quantization = "none"``) and its tokenizer, ready for LoRA."""
+    """The base model (4-bit unless ``quantization = "none"``) and its tokenizer, ready for LoRA.
+
+    Its 4-bit layers stay in the trainable layout on every CPU (``keep_4bit_layers_trainable``),
+    so training, the trainer's evaluation passes and ``finetune eval`` see the same weights.
+    """
     where = Path(base_model).expanduser()
     path = str(where) if where.exists() else base_model
     dtype = compute_dtype(config.compute_dtype)
@@ -100,4 +143,6 @@ def load_base(base_model: str, config: TrainConfig) -> LoadedBase:
         ) from exc
     if tokenizer.pad_token_id is None:  # LLaMa-2 and GPT-J ship without a pad token
         tokenizer.pad_token = tokenizer.eos_token
+    if config.quantization != "none":
+        keep_4bit_layers_trainable(model)
     return LoadedBase(model=model, tokenizer=tokenizer, dtype=dtype, device=target)

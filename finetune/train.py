@@ -38,6 +38,7 @@ from finetune.files import files_hash, read_json, write_json, write_text
 from finetune.fitting import article_chunks, fit_pair
 from finetune.modeling import find_lora_targets, load_base
 from finetune.prepare import DATA_FILES, load_dataset_dir
+from models.machine import cpu_description
 from models.spec import ADAPTER_POINTER
 
 log = logging.getLogger(__name__)
@@ -249,6 +250,7 @@ def train_adapter(
             "compute_dtype": str(base.dtype).removeprefix("torch."),
             "optimizer": str(getattr(args.optim, "value", args.optim)),
             "device": torch.cuda.get_device_name(0) if on_gpu else "cpu",
+            "cpu": cpu_description(),
             "quantization": config.quantization,
         },
         "metrics": {

@@ -13,14 +13,11 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from finetune.config import EvalConfig, ExportConfig, PrepareConfig, TrainConfig
+from finetune.config import EvalConfig, TrainConfig
 from finetune.evaluate import evaluate_adapter
-from finetune.export import export_zendesk
 from finetune.modeling import find_lora_targets, load_base
-from finetune.prepare import prepare_dataset
-from finetune.sample import SAMPLE_EMAIL, SAMPLE_PRODUCT, SAMPLE_TOKEN, sample_zendesk
+from finetune.sample import SAMPLE_PRODUCT
 from finetune.train import LATEST, train_adapter
-from integrations.zendesk import ZendeskGateway
 from models.engine import DraftEngine, ModelSpec
 
 TINY = TrainConfig(
@@ -36,19 +33,6 @@ TINY = TrainConfig(
     logging_steps=4,
     save_steps=100,
 )
-
-
-@pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    export_dir = tmp_path_factory.mktemp("export")
-    with sample_zendesk() as zd:
-        gateway = ZendeskGateway.from_settings(zd.url, SAMPLE_EMAIL, SAMPLE_TOKEN, timeout=5)
-        export_zendesk(
-            gateway, export_dir, ExportConfig(locales=["en-us"], requests_per_minute=0), progress=False
-        )
-    out = tmp_path_factory.mktemp("dataset")
-    prepare_dataset(export_dir, out, PrepareConfig(eval_fraction=0.15), SAMPLE_PRODUCT, progress=False)
-    return out
 
 
 def test_lora_targets_are_found_for_both_families(demo_models: dict) -> None:

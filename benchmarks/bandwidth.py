@@ -1,4 +1,4 @@
-"""The memory-bandwidth limit of decoding (DESIGN.md, "Models").
+"""The memory-bandwidth limit of decoding (docs/performance.md, "The bandwidth arithmetic").
 
 Each decoding step of a batch reads every weight of the base once (NF4 packed weights with their
 quantization state, the bf16 norms and output head, the LoRA weights), plus each row's KV cache.

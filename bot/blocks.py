@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from bot.domain import Ticket
+from core.domain import Ticket
 
 SECTION_TEXT_LIMIT = 3000
 HEADER_TEXT_LIMIT = 150

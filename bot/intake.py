@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from bot.domain import TicketChange
 from bot.store import Store, utcnow
+from core.domain import FINISHED_STATUSES, TicketChange
 from integrations.zendesk_webhook import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -21,7 +21,6 @@ from integrations.zendesk_webhook import (
 
 log = logging.getLogger(__name__)
 
-POLL_SKIPPED_STATUSES = frozenset({"deleted", "closed", "solved"})
 META_CURSOR = "poll_cursor"
 META_SINCE = "poll_since"
 
@@ -121,7 +120,7 @@ class Poller:
             cursor, int(self.since.timestamp())
         ):
             for change in changes:
-                if change.status in POLL_SKIPPED_STATUSES or change.created_at < self.since:
+                if change.status in FINISHED_STATUSES or change.created_at < self.since:
                     continue
                 if self.store.enqueue(change.id, source="poll"):
                     queued += 1

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 from slack_bolt import Ack, App
 
 from bot.blocks import SCORE_REACTIONS, draft_message, score_from_action_id, vote_confirmation
-from bot.domain import Vote
 from bot.store import DraftRecord, Store, utcnow
+from core.domain import Vote
 from integrations.slack import SlackPoster
 
 log = logging.getLogger(__name__)

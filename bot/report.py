@@ -8,8 +8,8 @@ import json
 from collections.abc import Sequence
 from datetime import date
 
-from bot.domain import SCORES
 from bot.stats import ModelStats
+from core.domain import SCORES
 
 FORMATS = ("text", "markdown", "json", "csv")
 

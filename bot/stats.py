@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot.domain import NEGATIVE_SCORES, SCORES, Vote
+from core.domain import NEGATIVE_SCORES, SCORES, Vote
 
 Z_95 = 1.959963984540054
 

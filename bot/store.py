@@ -16,8 +16,8 @@ from typing import Any
 from tinydb import Query, TinyDB
 
 from bot.atomic_storage import AtomicJSONStorage
-from bot.domain import Vote
 from bot.votes_io import vote_row
+from core.domain import Vote
 
 JOB_QUEUED = "queued"
 JOB_RUNNING = "running"

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TextIO
 
-from bot.domain import SCORES, Vote
+from core.domain import SCORES, Vote
 
 COLUMNS = ("ticket_id", "draft_id", "model", "rater", "score", "source", "voted_at")
 REQUIRED = ("model", "score")

@@ -10,38 +10,20 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from bot.blocks import draft_message, model_failure_notice, new_round_notice, ticket_parent_message
 from bot.config import WorkerSettings
-from bot.domain import DRAFT_LABELS, Comment, DraftResult, Ticket
-from bot.prompt import build_prompt
 from bot.store import Job, Store, utcnow
+from core.domain import DRAFT_LABELS, FINISHED_STATUSES, Comment, DraftResult, Ticket
+from core.ports import DraftBackend, TicketNotFound, TicketSource
+from core.prompt import build_prompt
 from integrations.slack import SlackPoster
-from integrations.zendesk import TicketNotFound
 
 log = logging.getLogger(__name__)
-
-SKIPPED_STATUSES = frozenset({"solved", "closed", "deleted"})
-
-
-class DraftBackend(Protocol):
-    """What the worker needs from a model runtime: local engine, remote server, or a test double."""
-
-    def count_tokens(self, model_name: str, text: str) -> int: ...
-
-    def context_limit(self, model_name: str) -> int: ...
-
-    def generate(self, prompts: Mapping[str, str]) -> list[DraftResult]: ...
-
-    def generate_many(self, batch: Sequence[Mapping[str, str]]) -> list[list[DraftResult]]: ...
-
-
-class TicketSource(Protocol):
-    def fetch_ticket(self, ticket_id: int) -> Ticket: ...
 
 
 class AllModelsFailed(RuntimeError):
@@ -114,7 +96,7 @@ class TicketProcessor:
         Returns the outcome as text instead when there is nothing to draft.
         """
         ticket = self.zendesk.fetch_ticket(ticket_id)
-        if ticket.status in SKIPPED_STATUSES:
+        if ticket.status in FINISHED_STATUSES:
             return f"skipped: ticket is {ticket.status}"
         question = question_comment(ticket)
         if question is None:

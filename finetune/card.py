@@ -29,7 +29,7 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"- pairs: `{card['settings']['pairs']}`; near-duplicate threshold "
         f"{card['settings']['near_duplicate_threshold']}; eval fraction {card['settings']['eval_fraction']}, "
         f"seed {card['settings']['seed']}",
-        f"- prompt format: `bot.prompt.build_prompt`, product name `{card['settings']['product_name']}`",
+        f"- prompt format: `core.prompt.build_prompt`, product name `{card['settings']['product_name']}`",
         f"- tokens counted with: {card['tokens_counted_with']}",
         "",
         "## Filters",

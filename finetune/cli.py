@@ -1,4 +1,4 @@
-"""`draftdesk finetune export|prepare|train|eval`: the command group, registered by bot/cli.py."""
+"""`draftdesk finetune export|prepare|train|eval`: the command group, registered by draftdesk/cli.py."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from bot.config import ConfigError, Settings, load_settings, resolve_config_path
-from finetune.config import FinetuneSettings, load_finetune_settings
+from core.config import ConfigError, resolve_config_path
+from finetune.config import FinetuneContext, FinetuneSettings, load_finetune_context, load_finetune_settings
 from models.spec import ModelSpec
 
 Command = Callable[[argparse.Namespace], int]
@@ -78,7 +78,7 @@ def _guard(command: Command) -> Command:
         try:
             return command(args)
         except ConfigError:
-            raise  # bot.cli prints these, one line per problem
+            raise  # draftdesk.cli prints these, one line per problem
         except (ZendeskError, BaseModelError, ValueError, FileNotFoundError) as exc:
             print(f"draftdesk finetune {args.finetune_command}: {exc}", file=sys.stderr)
             return 2
@@ -86,13 +86,15 @@ def _guard(command: Command) -> Command:
     return run
 
 
-def _settings(args: argparse.Namespace, required: bool = True) -> tuple[Settings | None, FinetuneSettings]:
-    """The config and its finetune part; without a config file, defaults (when not ``required``)."""
+def _settings(
+    args: argparse.Namespace, required: bool = True
+) -> tuple[FinetuneContext | None, FinetuneSettings]:
+    """The config's finetune sections; without a config file, defaults (when not ``required``)."""
     path = resolve_config_path(args.config, os.environ)
     if not path.is_file() and not required and not args.config:
         return None, load_finetune_settings({})
-    settings = load_settings(path, need_secrets=False)
-    return settings, load_finetune_settings(settings.finetune, settings.model_finetune)
+    context = load_finetune_context(path, os.environ)
+    return context, context.finetune
 
 
 def _workdir(finetune: FinetuneSettings, name: str) -> Path:
@@ -123,6 +125,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             state = export_zendesk(gateway, out, replace(config, requests_per_minute=0))
     else:
         assert settings is not None
+        if settings.zendesk is None:
+            raise ConfigError(['[zendesk]: missing: set subdomain = "acme" (for acme.zendesk.com) or url'])
         secrets = settings.secrets
         if not secrets.zendesk_email or not secrets.zendesk_api_token:
             raise ConfigError(
@@ -149,7 +153,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     config = finetune.prepare
     if args.pairs:
         config = replace(config, pairs=args.pairs)
-    product = args.product_name or config.product_name or (settings.worker.product_name if settings else "")
+    product = args.product_name or config.product_name or (settings.product_name if settings else "")
     product = product or "our product"  # the bot's own default ([worker] product_name)
     source = args.input or _workdir(finetune, "export")
     out = args.out or _workdir(finetune, "dataset")
@@ -163,7 +167,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model(settings: Settings, name: str) -> ModelSpec:
+def _model(settings: FinetuneContext, name: str) -> ModelSpec:
     for spec in settings.models:
         if spec.name == name:
             return spec

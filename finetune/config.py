@@ -3,10 +3,10 @@
 ``config.toml`` carries them in ``[finetune]`` (paths), ``[finetune.export]``,
 ``[finetune.prepare]``, ``[finetune.train]`` and ``[finetune.eval]`` (defaults for every model), and
 each model's ``[models.finetune]`` table (its own training and evaluation settings, which win).
-Every problem is collected and raised together as :class:`bot.config.ConfigError`, one line per
+Every problem is collected and raised together as :class:`core.config.ConfigError`, one line per
 key, like the rest of the configuration.
 
-The training defaults are the QLoRA paper's settings for 7B models (DESIGN.md): NF4 with double
+The training defaults are the QLoRA paper's settings for 7B models (Dettmers et al., 2023): NF4 with double
 quantization, bf16 compute, LoRA on all linear layers with r=64, alpha=16, dropout 0.1, learning
 rate 2e-4 constant after a 3% warm-up, paged AdamW 32-bit, max_grad_norm 0.3, gradient
 checkpointing.
@@ -17,27 +17,19 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields, replace
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, field, fields, replace
+from datetime import date
+from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.config import ConfigError
+from core.config import ConfigError, TableReader, parse_iso_datetime, read_toml
+from core.config import below_minimum as _below_minimum
+from core.config import setting as _help
+from core.secrets import Secrets
 from finetune.pairs import PAIR_MODES
-
-
-def _help(text: str, default: Any = MISSING, factory: Any = MISSING) -> Any:
-    if factory is not MISSING:
-        return field(default_factory=factory, metadata={"help": text})
-    return field(default=default, metadata={"help": text})
-
-
-def _below_minimum(config: Any, minimums: dict[str, float]) -> list[str]:
-    """One problem line per field of ``config`` that is below its minimum."""
-    return [
-        f"{name}: must be >= {minimum}, got {getattr(config, name)}"
-        for name, minimum in minimums.items()
-        if getattr(config, name) < minimum
-    ]
+from integrations.zendesk_config import ZendeskSettings, parse_zendesk
+from models.config import parse_models
+from models.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -254,13 +246,8 @@ def _describe(kind: Any) -> str:
 
 def parse_start_time(value: str) -> int | None:
     """A date or ISO time as Unix seconds (UTC), or None when unreadable."""
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0, int(moment.timestamp()))
+    moment = parse_iso_datetime(str(value))
+    return None if moment is None else max(0, int(moment.timestamp()))
 
 
 def load_finetune_settings(
@@ -294,3 +281,44 @@ def load_finetune_settings(
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+@dataclass(frozen=True)
+class FinetuneContext:
+    """What the finetune commands read from ``config.toml``: no Slack, no bot sections.
+
+    ``zendesk`` is None when the file has no ``[zendesk]`` (only ``export`` needs it);
+    ``product_name`` is ``[worker] product_name``, the name the bot's prompts use.
+    """
+
+    finetune: FinetuneSettings
+    models: tuple[ModelSpec, ...]
+    zendesk: ZendeskSettings | None
+    product_name: str
+    secrets: Secrets
+
+
+def load_finetune_context(path: Path, env: Mapping[str, str]) -> FinetuneContext:
+    """The sections of ``path`` the finetune commands use, validated together."""
+    raw = read_toml(path)
+    problems: list[str] = []
+    models = parse_models(raw.get("models"), path.parent, problems)
+    zendesk = parse_zendesk(TableReader(raw["zendesk"], "zendesk", problems)) if "zendesk" in raw else None
+    worker = TableReader(raw.get("worker"), "worker", problems)
+    product_name = worker.get("product_name", str, "", "a product name")
+    finetune_table = raw.get("finetune") or {}
+    if not isinstance(finetune_table, Mapping):
+        problems.append("[finetune]: must be a table")
+        finetune_table = {}
+    model_tables = {
+        str(table.get("name")): table["finetune"]
+        for table in raw.get("models") or []
+        if isinstance(table, dict) and isinstance(table.get("finetune"), dict)
+    }
+    try:
+        finetune = load_finetune_settings(finetune_table, model_tables)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return FinetuneContext(finetune, models, zendesk, product_name, Secrets.from_env(env))

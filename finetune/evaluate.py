@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from bot.prompt import STOP_SEQUENCES
+from core.prompt import STOP_SEQUENCES
 from finetune.config import EvalConfig, TrainConfig
 from finetune.fitting import fit_pair
 from finetune.modeling import load_base

@@ -2,7 +2,7 @@
 
 ``prepare`` renders prompts with a generous, approximate budget. Training needs each prompt plus
 its answer within ``max_length`` tokens of the model being trained, so a prompt that is too long
-is rendered again by ``bot.prompt.build_prompt`` with the room that is left: the oldest comments
+is rendered again by ``core.prompt.build_prompt`` with the room that is left: the oldest comments
 go first and the customer's newest message stays, exactly as the bot cuts prompts at draft time.
 Articles are split at paragraph (then line, then word) boundaries into pieces that fit.
 """

@@ -1,7 +1,7 @@
 """Question–answer examples from a ticket's public conversation, in the bot's prompt format. Pure.
 
 Each example is ``prompt`` + ``completion``: the prompt is exactly what the bot sends a model at
-draft time (``bot.prompt.build_prompt``: instruction, subject, the conversation so far, ending with
+draft time (``core.prompt.build_prompt``: instruction, subject, the conversation so far, ending with
 ``Agent:``) and the completion is the agent's real public answer. Two modes:
 
 - ``first``: one example per ticket: the customer's question (everything before the first agent
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from bot.domain import Comment, Ticket
-from bot.prompt import build_prompt
+from core.domain import Comment, Ticket
+from core.prompt import build_prompt
 
 PairMode = Literal["first", "multi_turn"]
 PAIR_MODES: tuple[PairMode, ...] = ("first", "multi_turn")

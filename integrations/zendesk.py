@@ -35,7 +35,8 @@ from zenpy.lib.api_objects import Comment as ZenpyComment
 from zenpy.lib.api_objects import Ticket as ZenpyTicket
 from zenpy.lib.exception import APIException, RecordNotFoundException, ZenpyException
 
-from bot.domain import Comment, Ticket, TicketChange
+from core import ports
+from core.domain import Comment, Ticket, TicketChange
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +44,15 @@ _RETRYABLE_5XX = frozenset({500, 502, 503, 504})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class ZendeskError(Exception):
+class ZendeskError(ports.GatewayError):
     """Base class of the errors this module raises."""
 
 
-class TicketNotFound(ZendeskError):
+class TicketNotFound(ZendeskError, ports.TicketNotFound):
     """The ticket does not exist (any more): deleted, merged away, or a wrong id."""
 
 
-class ZendeskUnavailable(ZendeskError):
+class ZendeskUnavailable(ZendeskError, ports.UpstreamUnavailable):
     """Zendesk could not be used: wrong credentials or URL, rate limits, outage. Says what to check."""
 
 

@@ -36,7 +36,7 @@ from transformers import (
     StoppingCriteriaList,
 )
 
-from bot.domain import DraftResult
+from core.domain import DraftResult
 from models.batching import plan_batches
 from models.cleanup import clean_completion, completion_ids
 from models.sampling import RowSampler, RowStop

@@ -23,7 +23,7 @@ from typing import Any
 
 import openai
 
-from bot.domain import DraftResult
+from core.domain import DraftResult
 from models.cleanup import clean_completion
 from models.spec import DEFAULT_API_KEY_ENV, ModelSpec
 

@@ -11,29 +11,12 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
 
-from bot.domain import DraftResult
+from core.domain import DraftResult
+from core.ports import DraftBackend
 from models.spec import EngineSettings, ModelSpec
 
 log = logging.getLogger(__name__)
-
-
-class DraftBackend(Protocol):
-    """What the bot needs from a model runtime (the same as ``bot.worker.DraftBackend``).
-
-    ``generate`` / ``generate_many`` return results in spec order (the order of ``[[models]]``),
-    limited to the models named in each mapping, and never raise for one model's failure: that
-    model's DraftResult carries ``error``.
-    """
-
-    def count_tokens(self, model_name: str, text: str) -> int: ...
-
-    def context_limit(self, model_name: str) -> int: ...
-
-    def generate(self, prompts: Mapping[str, str]) -> list[DraftResult]: ...
-
-    def generate_many(self, batch: Sequence[Mapping[str, str]]) -> list[list[DraftResult]]: ...
 
 
 class BackendRouter:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from core.prompt import AGENT, CUSTOMER, transcript, turn
 from models.batching import RequestBatcher
 from models.spec import DEFAULT_API_KEY_ENV, DraftRequest, EngineSettings
 
@@ -66,7 +67,7 @@ def render_chat(messages: Any) -> str:
     """Chat messages as draftdesk's plain transcript, ending with ``Agent:`` for the model to continue."""
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "messages must be a non-empty list", param="messages")
-    roles = {"user": "Customer: ", "assistant": "Agent: ", "system": "", "developer": ""}
+    roles = {"user": CUSTOMER, "assistant": AGENT, "system": "", "developer": ""}
     parts = []
     for message in messages:
         if not isinstance(message, dict) or message.get("role") not in roles:
@@ -78,8 +79,9 @@ def render_chat(messages: Any) -> str:
             )
         if not isinstance(content, str):
             raise ApiError(400, "message content must be text", param="messages")
-        parts.append(f"{roles[message['role']]}{content.strip()}")
-    return "\n\n".join([*parts, "Agent:"])
+        role = roles[message["role"]]
+        parts.append(turn(role, content.strip()) if role else content.strip())
+    return transcript(parts)
 
 
 class ModelService:
@@ -412,7 +414,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_serve_models(args: argparse.Namespace) -> int:
-    from bot.config import load_model_settings, resolve_config_path
+    from core.config import resolve_config_path
+    from models.config import load_model_settings
     from models.engine import DraftEngine
 
     api_key = os.environ.get(args.api_key_env, "").strip() or None

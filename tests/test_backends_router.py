@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.domain import DraftResult
+from core.domain import DraftResult
 from models.batching import RequestBatcher, batch_cost, plan_batches
 from models.engine import DraftEngine
 from models.router import BackendRouter, build_backend

@@ -29,7 +29,7 @@ from bot.blocks import (
     truncate_escaped,
     unescape_mrkdwn,
 )
-from bot.domain import Ticket
+from core.domain import Ticket
 
 DRAFT_ID = "t123-r1-A-5f0c"
 

@@ -2,9 +2,9 @@ from datetime import UTC, datetime, timedelta
 
 from bot.config import DigestSettings
 from bot.digest import DigestService, digest_message, latest_due, trigger_for
-from bot.domain import Vote
 from bot.stats import model_stats
 from bot.store import Store
+from core.domain import Vote
 from integrations.slack import SlackPoster, make_web_client
 from integrations.standins.slack_server import FakeSlack
 

@@ -10,9 +10,9 @@ from contextlib import redirect_stdout
 import pytest
 import requests
 
-from bot.app import build
-from bot.cli import main
 from bot.config import load_settings
+from draftdesk.app import build
+from draftdesk.cli import main
 from integrations.standins.slack_requests import (
     block_action_body,
     event_body,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.domain import Comment, Ticket
-from bot.prompt import build_prompt
+from core.domain import Comment, Ticket
+from core.prompt import build_prompt
 from finetune.config import ExportConfig, PrepareConfig
 from finetune.export import export_zendesk
 from finetune.prepare import approximate_tokens, prepare_dataset

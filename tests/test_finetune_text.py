@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.config import ConfigError
-from bot.prompt import AGENT, INSTRUCTION, STOP_SEQUENCES
+from core.prompt import AGENT, INSTRUCTION, STOP_SEQUENCES
 from finetune.cleaning import clean_comment, cut_quoted, cut_signature
 from finetune.config import TrainConfig, load_finetune_settings
 from finetune.dedup import deduplicate, normalize

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from draftdesk.cli import main
 from finetune.config import EvalConfig, TrainConfig
 from finetune.evaluate import evaluate_adapter
 from finetune.modeling import find_lora_targets, load_base

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bot.domain import Comment, DraftResult, Ticket
-from bot.prompt import STOP_SEQUENCES, build_prompt
+from core.domain import Comment, DraftResult, Ticket
+from core.prompt import STOP_SEQUENCES, build_prompt
 from models import engine as engine_module
 from models.engine import DraftEngine, ModelLoadError, ModelSpec
 from models.sampling import RowSampler

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.domain import Comment, Ticket
-from bot.prompt import AGENT, STOP_SEQUENCES, TRUNCATION_MARKER, build_prompt
+from core.domain import Comment, Ticket
+from core.prompt import AGENT, STOP_SEQUENCES, TRUNCATION_MARKER, build_prompt
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 REQUESTER = 100

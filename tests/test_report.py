@@ -6,10 +6,10 @@ from importlib import resources
 
 import pytest
 
-from bot.domain import Vote
 from bot.report import render
 from bot.stats import model_stats, wilson_interval
 from bot.votes_io import VotesFileError, read_votes, write_votes
+from core.domain import Vote
 
 STUDY_TABLE_1 = {
     "GPT-J-6B fine-tuned": {"1": 18, "2": 21, "3": 31, "4": 28, "5": 26},

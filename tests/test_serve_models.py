@@ -218,7 +218,7 @@ def test_a_lone_request_does_not_wait_for_a_full_batch(demo_models: dict[str, Pa
 def test_serve_models_command_refuses_to_run_open(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bot.cli import main
+    from draftdesk.cli import main
 
     config = tmp_path / "gpu.toml"
     config.write_text('[[models]]\nname = "remote"\nbackend = "openai"\nbase_url = "http://gpu:8000/v1"\n')

@@ -16,10 +16,10 @@ import requests
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.app import build
 from bot.blocks import vote_confirmation
 from bot.config import load_settings
 from bot.errors import StartupError
+from draftdesk.app import build
 from integrations.standins.slack_requests import block_action_payload, event_payload, reaction_event
 from integrations.standins.slack_server import BOT_USER_ID, FakeSlack
 from integrations.standins.socket_mode_server import (

@@ -2,9 +2,9 @@
 
 import pytest
 
-from bot.app import build
 from bot.config import parse_settings
 from bot.errors import StartupError
+from draftdesk.app import build
 from integrations.standins.slack_server import FakeSlack
 from integrations.standins.zendesk_server import DEFAULT_AGENT_ID, FakeZendesk
 
@@ -96,7 +96,7 @@ class AnonymousZendesk:
 
 
 def test_an_anonymous_zendesk_answer_stops_start_up():
-    from bot.app import check_zendesk_api_user
+    from draftdesk.app import check_zendesk_api_user
 
     with pytest.raises(StartupError, match=r"anonymous user.*token access is enabled"):
         check_zendesk_api_user(AnonymousZendesk())

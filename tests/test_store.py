@@ -6,8 +6,8 @@ import textwrap
 import time
 from datetime import UTC, datetime, timedelta
 
-from bot.domain import Vote
 from bot.store import JOB_DONE, JOB_FAILED, JOB_QUEUED, Store
+from core.domain import Vote
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.config import WorkerSettings
-from bot.domain import Comment, DraftResult, Ticket
 from bot.store import JOB_DONE, JOB_FAILED, JOB_QUEUED, Store
 from bot.worker import TicketProcessor, Worker
+from core.domain import Comment, DraftResult, Ticket
 from integrations.slack import SlackPoster, make_web_client
 from integrations.standins.slack_server import FakeSlack
 from integrations.zendesk import TicketNotFound

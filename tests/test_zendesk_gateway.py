@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.domain import TicketChange
+from core.domain import TicketChange
 from integrations.standins.zendesk_server import DEFAULT_AGENT_ID, FakeZendesk
 from integrations.zendesk import (
     RetryPolicy,

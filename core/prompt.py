@@ -23,11 +23,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from bot.domain import Comment, Ticket
+from core.domain import Comment, Ticket
 
 CUSTOMER = "Customer:"
 AGENT = "Agent:"
 STOP_SEQUENCES = ("\nCustomer:", "\nAgent:")
+TURN_SEPARATOR = "\n\n"
 TRUNCATION_MARKER = "[…]"
 MAX_SUBJECT_CHARS = 250
 _PROBE_CHARS_PER_TOKEN = 16  # well above real text's 3-5 characters per token
@@ -50,8 +51,18 @@ def _role(comment: Comment) -> str:
     return CUSTOMER if comment.author_is_requester else AGENT
 
 
+def turn(role: str, text: str) -> str:
+    """One turn of the transcript: ``Customer: …`` or ``Agent: …`` (the role word, a space, the text)."""
+    return f"{role} {text}".rstrip()
+
+
+def transcript(parts: Sequence[str]) -> str:
+    """Turns (and any heading lines) joined as the models read them, ending with ``Agent:``."""
+    return TURN_SEPARATOR.join([*parts, AGENT])
+
+
 def _turn(comment: Comment, body: str | None = None) -> str:
-    return f"{_role(comment)} {_normalize(comment.body) if body is None else body}".rstrip()
+    return turn(_role(comment), _normalize(comment.body) if body is None else body)
 
 
 def _shorten(text: str, keep: int) -> str:
@@ -81,7 +92,7 @@ def _count_or_extrapolate(count_tokens: Callable[[str], int], text: str, max_tok
 
 
 def _render(instruction: str, subject: str, turns: Sequence[str]) -> str:
-    return "\n\n".join([instruction, f"Subject: {subject}", *turns, AGENT])
+    return transcript([instruction, f"Subject: {subject}", *turns])
 
 
 def _largest_fitting(length: int, fits: Callable[[int], bool], guess: int) -> int:

@@ -141,7 +141,7 @@ def _message_lines(message: dict) -> list[str]:
 
 
 def run_demo(workdir: Path) -> int:
-    from bot.app import build
+    from draftdesk.app import build
     from models.tiny import build_demo_models
 
     workdir.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,8 @@ SCORES = (1, 2, 3, 4, 5)
 NEGATIVE_SCORES = frozenset({1, 2})  # the study: 1-2 negative, 3-5 positive
 VOTE_SOURCES = ("button", "reaction", "import")
 DRAFT_LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+# A ticket in one of these needs no draft: it is answered, or gone (webhook and poll intake alike).
+FINISHED_STATUSES = frozenset({"solved", "closed", "deleted"})
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from bot.errors import StartupError
 from bot.report import FORMATS, render
 from bot.stats import model_stats
 from bot.votes_io import VotesFileError, read_votes, write_votes
+from finetune import cli as finetune_cli
 from models import serve as serve_models
 
 
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", type=Path, default=Path(".draftdesk/demo"))
     demo.set_defaults(func=cmd_demo)
     # Further command groups register here: each module adds its parser and sets `func`.
-    __import__("finetune.cli").cli.register(sub)
+    finetune_cli.register(sub)
     serve_models.register(sub)
     return parser
 
@@ -86,13 +87,13 @@ def _settings(args: argparse.Namespace, need_secrets: bool) -> Settings:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bot.demo import run_demo
+    from draftdesk.demo import run_demo
 
     return run_demo(args.workdir)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bot.app import build
+    from draftdesk.app import build
 
     settings = _settings(args, need_secrets=True)
     build(settings).run_until_signal()

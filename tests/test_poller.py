@@ -10,11 +10,11 @@ from bot.intake import META_CURSOR, Poller
 from bot.store import Store
 from integrations.standins.zendesk_server import FakeZendesk
 from integrations.zendesk import ZendeskGateway
-from tests.fixtures_path import shared_fixture
+from tests.fixtures_path import recorded_fixture
 
 
 def recorded_page() -> dict:
-    return json.loads(shared_fixture("zendesk/incremental_tickets_cursor_page1.json").read_text("utf-8"))[
+    return json.loads(recorded_fixture("zendesk/incremental_tickets_cursor_page1.json").read_text("utf-8"))[
         "body"
     ]
 

@@ -21,7 +21,7 @@ from integrations.zendesk import (
     ZendeskGateway,
     ZendeskUnavailable,
 )
-from tests.fixtures_path import shared_fixture
+from tests.fixtures_path import recorded_fixture
 
 EMAIL = "bot@acme.example"
 TOKEN = "test-api-token"
@@ -262,7 +262,8 @@ def test_retries_are_bounded(zd: FakeZendesk, sleeps: list[float]) -> None:
 
 
 def _recorded_page() -> dict[str, Any]:
-    recording = json.loads(shared_fixture("zendesk/incremental_tickets_cursor_page1.json").read_text("utf-8"))
+    path = recorded_fixture("zendesk/incremental_tickets_cursor_page1.json")
+    recording = json.loads(path.read_text("utf-8"))
     assert recording["request"]["path"].startswith(INCREMENTAL)
     return recording["body"]
 

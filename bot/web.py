@@ -7,16 +7,19 @@ and slow work happens after the answer, in Bolt's listener threads or the worker
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.request.internals import parse_body
+from slack_sdk.signature import SignatureVerifier
 
 from bot.intake import WebhookResponse
 
@@ -71,8 +74,12 @@ class DraftdeskWSGI:
         webhook: WebhookHandler | None,
         health: Callable[[], dict],
         max_body_bytes: int,
+        slack_signing_secret: str | None = None,
     ) -> None:
+        if slack_app is not None and not slack_signing_secret:
+            raise ValueError("Slack over HTTP needs the signing secret (SLACK_SIGNING_SECRET)")
         self.slack = SlackRequestHandler(slack_app, path=SLACK_PATH) if slack_app else None
+        self.slack_verifier = SignatureVerifier(slack_signing_secret) if slack_signing_secret else None
         self.webhook = webhook
         self.health = health
         self.max_body_bytes = max_body_bytes
@@ -90,19 +97,62 @@ class DraftdeskWSGI:
             return _json(start_response, 404, {"error": "not found"})
         if method != "POST":
             return _json(start_response, 405, {"error": "use POST"})
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return _json(start_response, 411, {"error": "invalid Content-Length"})
+        raw_length = (environ.get("CONTENT_LENGTH") or "0").strip()
+        if not (raw_length.isascii() and raw_length.isdigit()) or len(raw_length) > 12:
+            return _json(start_response, 400, {"error": "Content-Length must be a number of bytes"})
+        length = int(raw_length)
         if length > self.max_body_bytes:
             return _json(start_response, 413, {"error": f"body over {self.max_body_bytes} bytes"})
-        if path == SLACK_PATH:
-            assert self.slack is not None
-            return self.slack(environ, start_response)
         body = environ["wsgi.input"].read(length) if length else b""
+        headers = _headers(environ)
+        if path == SLACK_PATH:
+            return self._slack(environ, body, headers, start_response)
         assert self.webhook is not None
-        response = self.webhook(body, _headers(environ))
+        response = self.webhook(body, headers)
         return _json(start_response, response.status, response.body)
+
+    def _slack(
+        self, environ: dict[str, Any], body: bytes, headers: dict[str, str], start_response: Callable
+    ) -> Iterable[bytes]:
+        """Bolt gets only signed requests whose body it can parse: anyone can send the others."""
+        assert self.slack is not None and self.slack_verifier is not None
+        if not slack_signature_valid(self.slack_verifier, body, headers):
+            log.warning("rejected a Slack request: missing, wrong or stale signature")
+            return _json(start_response, 401, {"error": "invalid Slack signature"})
+        problem = slack_body_problem(body, environ.get("CONTENT_TYPE"))
+        if problem:
+            log.warning("rejected a signed Slack request: %s", problem)
+            return _json(start_response, 400, {"error": problem})
+        environ = {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
+        return self.slack(environ, start_response)
+
+
+def slack_signature_valid(verifier: SignatureVerifier, body: bytes, headers: Mapping[str, str]) -> bool:
+    """slack_sdk's check, made safe for any input: it raises on a non-numeric timestamp or a body
+    that is not UTF-8, and Slack signs neither."""
+    timestamp = headers.get("X-Slack-Request-Timestamp", "")
+    signature = headers.get("X-Slack-Signature")
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12) or not signature:
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return verifier.is_valid(body, timestamp, signature)
+
+
+def slack_body_problem(body: bytes, content_type: str | None) -> str | None:
+    """Why Bolt could not read ``body`` (parsed with Bolt's own parser), or None if it can."""
+    try:
+        text = body.decode("utf-8")
+        parsed = parse_body(text, content_type)
+    except UnicodeDecodeError:
+        return "body is not UTF-8"
+    except (ValueError, RecursionError):
+        return "body is not the JSON or form data Slack sends"
+    if not isinstance(parsed, dict):
+        return "body is not a JSON object"
+    return None
 
 
 class WebServer:

@@ -224,6 +224,12 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
     scheduler = BackgroundScheduler(timezone=settings.digest.timezone)
     app = Draftdesk(settings, store, poster, zendesk, worker, actions, bolt, digest, poller, None, scheduler)
     if http_mode or webhook is not None or settings.server.health_check:
-        wsgi = DraftdeskWSGI(bolt if http_mode else None, webhook, app.health, settings.server.max_body_bytes)
+        wsgi = DraftdeskWSGI(
+            bolt if http_mode else None,
+            webhook,
+            app.health,
+            settings.server.max_body_bytes,
+            slack_signing_secret=secrets.slack_signing_secret,
+        )
         app.web = WebServer(wsgi, settings.server.host, settings.server.port)
     return app

@@ -93,6 +93,9 @@ def _parse_timestamp(value: str) -> float:
     return parsed.timestamp()
 
 
+MAX_TICKET_ID = 2**63 - 1  # Zendesk ids are signed 64-bit integers
+
+
 def parse_ticket_ids(body: bytes) -> list[int]:
     """The ticket ids a webhook body is about; ``[]`` for events that need no drafts.
 
@@ -101,8 +104,8 @@ def parse_ticket_ids(body: bytes) -> list[int]:
     """
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WebhookPayloadError(f"body is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, a 5,000-digit number, deep nesting
+        raise WebhookPayloadError(f"body is not valid JSON: {str(exc)[:120]}") from None
     if not isinstance(payload, dict):
         raise WebhookPayloadError(f"expected a JSON object, got {type(payload).__name__}")
 
@@ -136,12 +139,14 @@ def _ticket_id_of_event(payload: dict[str, Any], event_type: str) -> int:
 def _as_ticket_id(value: Any, field: str) -> int:
     if isinstance(value, bool):
         raise WebhookPayloadError(f"{field} must be a ticket number, got {value!r}")
+    text = value.strip() if isinstance(value, str) else None
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        number = int(value.strip())
+    elif text and text.isascii() and text.isdigit() and len(text) <= len(str(MAX_TICKET_ID)):
+        number = int(text)
     else:
         raise WebhookPayloadError(f"{field} must be a ticket number, got {str(value)[:40]!r}")
-    if number <= 0:
-        raise WebhookPayloadError(f"{field} must be a positive ticket number, got {number}")
+    if not 0 < number <= MAX_TICKET_ID:
+        shown = str(number) if number.bit_length() < 128 else f"a number of {number.bit_length()} bits"
+        raise WebhookPayloadError(f"{field} must be a positive ticket number up to 2**63-1, got {shown}")
     return number

@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from datetime import date
 
+from bot.comparisons import Analysis
 from bot.stats import ModelStats
 from core.domain import SCORES
 
@@ -27,19 +28,70 @@ def _ci(row: ModelStats) -> str:
     return "–" if ci is None else f"{ci[0]:.1f}–{ci[1]:.1f}"
 
 
-def render(rows: Sequence[ModelStats], fmt: str, since: date | None = None, until: date | None = None) -> str:
+def render(
+    rows: Sequence[ModelStats],
+    fmt: str,
+    since: date | None = None,
+    until: date | None = None,
+    analysis: Analysis | None = None,
+) -> str:
     if fmt == "json":
-        return render_json(rows, since, until)
+        return render_json(rows, since, until, analysis)
     if fmt == "csv":
-        return render_csv(rows)
+        return render_csv(rows, analysis)
     if fmt == "markdown":
-        return render_markdown(rows, since, until)
+        return render_markdown(rows, since, until, analysis)
     if fmt == "text":
-        return render_text(rows, since, until)
+        return render_text(rows, since, until, analysis)
     raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
-def as_dict(rows: Sequence[ModelStats], since: date | None, until: date | None) -> dict:
+def _pair(values: tuple[float, float] | None) -> list[float] | None:
+    return list(values) if values else None
+
+
+def analysis_dict(analysis: Analysis) -> dict:
+    """The JSON keys the issue names: comparisons, ranking, agreement, trend."""
+    agreement = analysis.agreement
+    return {
+        "baseline": analysis.baseline,
+        "comparisons": [
+            {
+                "model": c.model,
+                "baseline": c.baseline,
+                "n_pairs": c.n_pairs,
+                "diff_positive_pct": c.diff_positive_pct,
+                "diff_ci_pct": _pair(c.diff_ci_pct),
+                "mcnemar_p": c.mcnemar_p,
+                "wilcoxon_p": c.wilcoxon_p,
+                "test": c.test,
+            }
+            for c in analysis.comparisons
+        ],
+        "ranking": [{"model": r.model, "strength": r.strength, "ci": _pair(r.ci)} for r in analysis.ranking],
+        "agreement": {
+            "krippendorff_alpha_ordinal": agreement.krippendorff_alpha_ordinal,
+            "units": agreement.units,
+            "raters": agreement.raters,
+            "reliable": agreement.reliable,
+        },
+        "trend": [
+            {
+                "week_start": w.week_start.date().isoformat(),
+                "model": w.model,
+                "n": w.n,
+                "positive_pct": w.positive_pct,
+                "ci_pct": _pair(w.ci_pct),
+            }
+            for w in analysis.trend
+        ],
+    }
+
+
+def as_dict(
+    rows: Sequence[ModelStats], since: date | None, until: date | None, analysis: Analysis | None = None
+) -> dict:
+    extra = analysis_dict(analysis) if analysis else {}
     return {
         "since": since.isoformat() if since else None,
         "until": until.isoformat() if until else None,
@@ -55,14 +107,17 @@ def as_dict(rows: Sequence[ModelStats], since: date | None, until: date | None) 
             }
             for row in rows
         ],
+        **extra,
     }
 
 
-def render_json(rows: Sequence[ModelStats], since: date | None, until: date | None) -> str:
-    return json.dumps(as_dict(rows, since, until), indent=2, ensure_ascii=False)
+def render_json(
+    rows: Sequence[ModelStats], since: date | None, until: date | None, analysis: Analysis | None = None
+) -> str:
+    return json.dumps(as_dict(rows, since, until, analysis), indent=2, ensure_ascii=False)
 
 
-def render_csv(rows: Sequence[ModelStats]) -> str:
+def render_csv(rows: Sequence[ModelStats], analysis: Analysis | None = None) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["model", *[f"score_{s}" for s in SCORES], "n", "mean", "negative_pct", "positive_pct"])
@@ -77,6 +132,11 @@ def render_csv(rows: Sequence[ModelStats]) -> str:
                 "" if row.positive_pct is None else f"{row.positive_pct:.1f}",
             ]
         )
+    if analysis is not None:  # further tables follow, each after a blank line and its own header
+        for headers, body in analysis_tables(analysis):
+            out.write("\n")
+            writer.writerow(headers)
+            writer.writerows(body)
     return out.getvalue()
 
 
@@ -103,12 +163,73 @@ def table2_rows(rows: Sequence[ModelStats]) -> tuple[list[str], list[list[str]]]
     return headers, body
 
 
-def render_text(rows: Sequence[ModelStats], since: date | None, until: date | None) -> str:
+def _p(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _range(values: tuple[float, float] | None, digits: int = 1) -> str:
+    return "–" if values is None else f"{values[0]:.{digits}f} to {values[1]:.{digits}f}"
+
+
+TITLES = ("Against the baseline", "Ranking (Bradley-Terry)", "Agreement between raters", "Weekly trend")
+
+
+def analysis_tables(analysis: Analysis) -> list[tuple[list[str], list[list[str]]]]:
+    """The analysis as four tables: comparisons, ranking, agreement, trend (weeks with ratings)."""
+    comparisons = (
+        ["Model", "vs", "Tickets", "Diff positive %", "95% CI", "p, positive share", "p, scores", "Test"],
+        [
+            [
+                c.model,
+                c.baseline,
+                str(c.n_pairs),
+                _fmt(c.diff_positive_pct),
+                _range(c.diff_ci_pct),
+                _p(c.mcnemar_p),
+                _p(c.wilcoxon_p),
+                c.test,
+            ]
+            for c in analysis.comparisons
+        ],
+    )
+    ranked = (
+        ["Rank", "Model", "Strength", "95% CI"],
+        [[str(i), r.model, f"{r.strength:.2f}", _range(r.ci, 2)] for i, r in enumerate(analysis.ranking, 1)],
+    )
+    a = analysis.agreement
+    if a.krippendorff_alpha_ordinal is None:
+        verdict = "not measurable yet: needs drafts rated by two or more agents, with different scores"
+    else:
+        verdict = "reliable" if a.reliable else "not yet reliable (below 0.667): draw no conclusions"
+    agreement = (
+        ["Krippendorff alpha (ordinal)", "Drafts rated by 2+ agents", "Raters", "Verdict"],
+        [[_fmt(a.krippendorff_alpha_ordinal, 3), str(a.units), str(a.raters), verdict]],
+    )
+    trend = (
+        ["Week of", "Model", "n", "Positive %", "95% CI"],
+        [
+            [w.week_start.date().isoformat(), w.model, str(w.n), _fmt(w.positive_pct), _range(w.ci_pct)]
+            for w in analysis.trend
+            if w.n
+        ],
+    )
+    return [comparisons, ranked, agreement, trend]
+
+
+def render_text(
+    rows: Sequence[ModelStats], since: date | None, until: date | None, analysis: Analysis | None = None
+) -> str:
     lines = [f"Draft ratings, {_period(since, until)}", ""]
     lines += ["Table 1: count of ratings (1 = worst, 5 = best)", *_table(*table1_rows(rows)), ""]
     lines += ["Table 2: negative (1-2) vs positive (3-5)", *_table(*table2_rows(rows))]
     if not any(r.n for r in rows):
         lines += ["", "No votes in this period."]
+    elif analysis is not None:
+        for title, (headers, body) in zip(TITLES, analysis_tables(analysis), strict=True):
+            if body:
+                lines += ["", title, *_table(headers, body)]
     return "\n".join(lines) + "\n"
 
 
@@ -121,8 +242,14 @@ def _md_table(headers: list[str], body: list[list[str]]) -> list[str]:
     ]
 
 
-def render_markdown(rows: Sequence[ModelStats], since: date | None, until: date | None) -> str:
+def render_markdown(
+    rows: Sequence[ModelStats], since: date | None, until: date | None, analysis: Analysis | None = None
+) -> str:
     lines = [f"## Draft ratings, {_period(since, until)}", ""]
     lines += ["### Table 1: count of ratings", "", *_md_table(*table1_rows(rows)), ""]
     lines += ["### Table 2: negative (1–2) vs positive (3–5)", "", *_md_table(*table2_rows(rows))]
+    if analysis is not None and any(r.n for r in rows):
+        for title, (headers, body) in zip(TITLES, analysis_tables(analysis), strict=True):
+            if body:
+                lines += ["", f"### {title}", "", *_md_table(headers, body)]
     return "\n".join(lines) + "\n"

@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+from bot.comparisons import analyse, choose_baseline
 from bot.config import ConfigError, Settings, load_settings, resolve_config_path
 from bot.errors import StartupError
 from bot.report import FORMATS, render
@@ -41,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=FORMATS, default="text")
     report.add_argument(
         "--input", type=Path, help="compute from a votes file (CSV or JSONL) instead of the store"
+    )
+    report.add_argument(
+        "--baseline",
+        help="the model the others are compared with (default: the first [[models]] entry without an "
+        "adapter, else the first model)",
     )
     report.set_defaults(func=cmd_report)
 
@@ -112,6 +118,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print("draftdesk: --since is after --until", file=sys.stderr)
         return 2
     models: list[str] = []
+    untuned: list[str] = []
     if args.input:
         votes = read_votes(args.input.read_text(encoding="utf-8"), str(args.input))
         if start or end:
@@ -119,8 +126,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         settings = _settings(args, need_secrets=False)
         models = [m.name for m in settings.models]
+        untuned = [m.name for m in settings.models if not m.adapter]
         votes = _open_store(settings).votes(start, end)
-    sys.stdout.write(render(model_stats(votes, models), args.format, args.since, args.until))
+    rows = model_stats(votes, models)
+    names = [row.model for row in rows]
+    if args.baseline and args.baseline not in names:
+        known = ", ".join(names)
+        print(f"draftdesk: --baseline {args.baseline!r} is not one of the models: {known}", file=sys.stderr)
+        return 2
+    baseline = choose_baseline(names, untuned, args.baseline)
+    analysis = analyse(votes, names, baseline, datetime.now(UTC))
+    sys.stdout.write(render(rows, args.format, args.since, args.until, analysis))
     return 0
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import ConfigError, TableReader, local_or_hub, read_toml
+from core.prompt import STOP_SEQUENCES
 from models.spec import BACKENDS, EngineSettings, ModelSpec
 
 _MODEL_KEYS = {
@@ -62,7 +63,9 @@ def parse_models(raw: Any, base_dir: Path, problems: list[str]) -> tuple[ModelSp
             r.problem("base_model", 'missing: a hub id like "meta-llama/Llama-2-7b-hf" or a local path')
         remote = _parse_remote(r, backend)
         adapter = r.get("adapter", str, None, "a LoRA adapter directory") or None
-        stop = r.get("stop", list, [], 'a list of strings like ["\\nCustomer:"]')
+        # Default: the prompt format's turn markers, so a draft ends before a made-up next turn
+        # ("\nCustomer: …"); `stop = []` turns that off.
+        stop = r.get("stop", list, list(STOP_SEQUENCES), 'a list of strings like ["\\nCustomer:"]')
         if not all(isinstance(s, str) and s for s in stop):
             r.problem("stop", "must be a list of non-empty strings")
             stop = []

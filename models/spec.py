@@ -27,7 +27,8 @@ class ModelSpec:
     (default: ``name``), the API key is read from the environment variable ``api_key_env``.
 
     ``temperature`` 0 means greedy decoding. ``stop`` strings end the draft (e.g. ``"\\nCustomer:"``
-    so the model does not write the customer's next turn). ``max_input_tokens`` caps the prompt;
+    so the model does not write the customer's next turn); none here, but ``[[models]]`` in the
+    config defaults to ``core.prompt.STOP_SEQUENCES``. ``max_input_tokens`` caps the prompt;
     without it the cap is the model's context window minus ``max_new_tokens``. ``seed`` makes
     sampling reproducible: every ``generate()`` call starts the model's sampler from it.
     """

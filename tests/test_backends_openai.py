@@ -163,19 +163,30 @@ def test_client_errors_are_not_retried(stub: Any) -> None:
 
 
 def test_a_slow_server_times_out(stub: Any) -> None:
+    """The client gives up after timeout_seconds while the server is still holding its answer."""
     base_url, install = stub
+    answered = threading.Event()
+    release = threading.Event()
 
     def slow(path: str, body: dict[str, Any], n: int) -> Reply:
-        time.sleep(2)
+        # Answers only once the test has seen the client give up (or after 30 s, a failing test).
+        release.wait(timeout=30)
+        answered.set()
         return 200, completion("late")
 
-    install(slow)
+    script = install(slow)
     backend = OpenAIBackend([spec(base_url, timeout_seconds=0.3, max_retries=0)])
     try:
+        started = time.monotonic()
         (result,) = backend.generate({"llama2-7b-ft": "hi"})
+        waited = time.monotonic() - started
+        assert not answered.is_set()  # the draft's error came before any answer existed
     finally:
+        release.set()
         backend.close()
     assert result.text is None and "timed out after 0.3s" in (result.error or "")
+    assert 0.3 <= waited < 10
+    assert len(script.requests) == 1  # max_retries=0: the timed-out request is not sent again
 
 
 def test_an_unreachable_server_is_a_draft_error() -> None:

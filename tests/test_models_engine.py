@@ -13,13 +13,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
+from transformers import AutoTokenizer
 
 from core.domain import Comment, DraftResult, Ticket
 from core.prompt import STOP_SEQUENCES, build_prompt
 from models import engine as engine_module
+from models.config import parse_models
 from models.engine import DraftEngine, ModelLoadError, ModelSpec
 from models.sampling import RowSampler
 from models.spec import DraftRequest, EngineSettings
@@ -246,9 +249,54 @@ def test_spec_validation() -> None:
         DraftEngine([ModelSpec("x", "a"), ModelSpec("x", "b")])
 
 
-def test_stop_sequences_of_the_prompt_format_are_plain_strings() -> None:
-    # The config layer passes these as ModelSpec.stop.
-    assert ModelSpec("x", "base", stop=STOP_SEQUENCES).stop == STOP_SEQUENCES
+SCRIPTED = " Sure, I can reset it for you.\nCustomer: Thanks, that worked!\nAgent: Glad to hear it."
+
+
+class ScriptedSampler(RowSampler):
+    """Greedy decoding forced onto ``SCRIPTED``'s tokens, then eos: a model that runs on into a turn."""
+
+    script: ClassVar[tuple[int, ...]] = ()
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        out = super().__call__(input_ids, scores)
+        if not hasattr(self, "prompt_length"):
+            self.prompt_length = input_ids.shape[1]
+        step = input_ids.shape[1] - self.prompt_length
+        token = self.script[step] if step < len(self.script) else min(self.eos_ids)
+        return torch.full_like(out, -math.inf).index_fill(1, torch.tensor([token]), 0.0)
+
+
+def test_a_configured_draft_ends_before_a_made_up_customer_turn(
+    paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From ``[[models]]`` to the draft: without a ``stop`` key a model gets the prompt format's turn
+    markers, and the engine cuts its draft there; ``stop = []`` lets the draft run on."""
+    base = str(paths["llama_base"])
+    tables = [
+        {"name": "default", "base_model": base, "temperature": 0, "max_new_tokens": 60},
+        {"name": "no-stop", "base_model": base, "temperature": 0, "max_new_tokens": 60, "stop": []},
+    ]
+    problems: list[str] = []
+    default, no_stop = parse_models(tables, paths["llama_base"].parent, problems)
+    assert not problems
+    assert default.stop == STOP_SEQUENCES == ("\nCustomer:", "\nAgent:")
+    assert no_stop.stop == ()
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    script = tokenizer(SCRIPTED, add_special_tokens=False)["input_ids"]
+    assert tokenizer.decode(script) == SCRIPTED
+    monkeypatch.setattr(ScriptedSampler, "script", tuple(script))
+    monkeypatch.setattr(engine_module, "RowSampler", ScriptedSampler)
+    engine = DraftEngine([default, no_stop], device="cpu")
+    try:
+        stopped, ran_on = engine.generate({"default": PROMPT, "no-stop": PROMPT})
+    finally:
+        engine.close()
+    assert stopped.text == "Sure, I can reset it for you."
+    # Generation itself stopped at the stop string, a few tokens after it, not at max_new_tokens.
+    assert stopped.completion_tokens < len(script)
+    assert ran_on.text == SCRIPTED.strip() and "Customer:" in ran_on.text
+    assert ran_on.completion_tokens == len(script)
 
 
 # ---------------------------------------------------------------------- batching and retries

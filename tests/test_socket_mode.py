@@ -207,9 +207,27 @@ def test_socket_mode_drafts_then_button_and_reaction_votes(tmp_path, demo_models
     )
 
 
-def test_socket_mode_webhook_intake_and_reconnects(tmp_path, fakes):
+def _record_finished_listeners(app, monkeypatch) -> list[dict]:
+    """The bodies of the requests whose Bolt listener has returned (Bolt runs them after the ack)."""
+    finished: list[dict] = []
+    runner = app.bolt.listener_runner
+    original = runner.listener_completion_handler
+
+    class Recording:
+        def handle(self, request, response) -> None:
+            try:
+                original.handle(request=request, response=response)
+            finally:
+                finished.append(request.body)
+
+    monkeypatch.setattr(runner, "listener_completion_handler", Recording())
+    return finished
+
+
+def test_socket_mode_webhook_intake_and_reconnects(tmp_path, fakes, monkeypatch):
     socket_mode, slack, zendesk = fakes
     app = _started(write_config(tmp_path, slack, zendesk, None, intake="webhook"), StubBackend())
+    finished = _record_finished_listeners(app, monkeypatch)
     try:
         socket_mode.wait_for_connection(timeout=10)
         # Webhook intake needs the web server, but it must not take Slack requests in socket mode.
@@ -233,7 +251,12 @@ def test_socket_mode_webhook_intake_and_reconnects(tmp_path, fakes):
         react = event_payload(reaction_event("reaction_added", "UAGENT2", "one", CHANNEL, "1.000100"))
         envelope_id = socket_mode.send_envelope("events_api", react)
         assert socket_mode.wait_for_ack(envelope_id, timeout=10) == {"envelope_id": envelope_id}
-        time.sleep(0.2)
+        # The ack comes before the listener runs: wait for the listener to have returned.
+        wait_until(
+            lambda: any(b.get("event", {}).get("item", {}).get("ts") == "1.000100" for b in finished),
+            timeout=10,
+            what="reaction_added listener finished",
+        )
         assert app.store.votes() == [] and not slack.calls_to("chat.postEphemeral")
     finally:
         _stop_within(app, 15)

@@ -8,6 +8,8 @@ TORCH_SPEC ?= torch==2.13.0
 # Every other library at the exact version `make test` last passed with (`make lock` refreshes it).
 CONSTRAINTS := constraints.txt
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+# The CPU build of torch, explicitly: PyTorch's CPU index (a machine with a local wheel folder uses that).
+TORCH_INDEX ?= $(if $(wildcard /opt/wheels),,--index-url https://download.pytorch.org/whl/cpu)
 
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
@@ -18,7 +20,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
-	$(BIN)/python -m pip install -q $(FIND_LINKS) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q $(FIND_LINKS) $(TORCH_INDEX) "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q $(FIND_LINKS) -c $(CONSTRAINTS) -e ".[dev]"
 	touch $@
 
@@ -48,7 +50,7 @@ format: install
 lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/python -m pip install -q $(FIND_LINKS) "$(TORCH_SPEC)"
+	.venv-lock/bin/python -m pip install -q $(FIND_LINKS) $(TORCH_INDEX) "$(TORCH_SPEC)"
 	.venv-lock/bin/python -m pip install -q $(FIND_LINKS) -e ".[dev]"
 	{ echo "# Exact versions for \`make install\` and CI (pip -c). Refresh: \`make lock\`, then \`make clean test\`."; \
 	  echo "# torch is not here: TORCH_SPEC in the Makefile (CPU), or the CUDA build you install first."; \

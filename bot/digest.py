@@ -18,8 +18,8 @@ from bot.blocks import escape_mrkdwn
 from bot.config import DigestSettings
 from bot.report import table1_rows, table2_rows
 from bot.stats import ModelStats, model_stats
-from bot.store import Store, utcnow
-from integrations.slack import SlackPoster
+from core.domain import utcnow
+from core.ports import ChatError, ChatPoster, Store
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class DigestService:
     def __init__(
         self,
         store: Store,
-        poster: SlackPoster,
+        poster: ChatPoster,
         settings: DigestSettings,
         model_names: Sequence[str],
         clock: Callable[[], datetime] = utcnow,
@@ -129,10 +129,13 @@ class DigestService:
         since = period_end - PERIOD
         rows = model_stats(self.store.votes(since, period_end), self.model_names)
         text, blocks = digest_message(rows, since, period_end)
-        if self.settings.channel:
+        if self.settings.channel:  # a failure here raises: nothing is posted yet, the next run retries
             self.poster.post(self.settings.channel, text, blocks)
         for user in self.settings.users:
-            self.poster.dm(user, text, blocks)
+            try:
+                self.poster.dm(user, text, blocks)
+            except ChatError as exc:  # one unreachable user must not repeat the digest for everyone
+                log.error("could not send the weekly digest to %s: %s", user, exc)
         self.store.set_meta(META_LAST_PERIOD_END, period_end.isoformat())
         log.info(
             "posted the weekly digest for %s – %s",

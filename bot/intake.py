@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from bot.store import Store, utcnow
-from core.domain import FINISHED_STATUSES, TicketChange
+from core.domain import FINISHED_STATUSES, TicketChange, utcnow
+from core.ports import Store
 from integrations.zendesk_webhook import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,

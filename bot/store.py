@@ -1,4 +1,4 @@
-"""The one store: tickets' Slack threads, draft rounds, drafts, votes, jobs and small state.
+"""The TinyDB store: the ``core.ports.Store`` of `draftdesk run`, kept in one JSON file.
 
 Every mutation is a single atomic file replacement (see `atomic_storage`), and every multi-step
 workflow (post parent, save drafts, post each draft) records each step, so a process killed at
@@ -7,8 +7,9 @@ any point resumes where it stopped and never posts twice what it already recorde
 
 from __future__ import annotations
 
+import copy
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,16 +18,21 @@ from tinydb import Query, TinyDB
 
 from bot.atomic_storage import AtomicJSONStorage
 from bot.votes_io import vote_row
-from core.domain import Vote
-
-JOB_QUEUED = "queued"
-JOB_RUNNING = "running"
-JOB_DONE = "done"
-JOB_FAILED = "failed"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from core.domain import (
+    JOB_DONE,
+    JOB_FAILED,
+    JOB_QUEUED,
+    JOB_RUNNING,
+    ROUND_GENERATING,
+    ROUND_POSTED,
+    DraftRecord,
+    Job,
+    RoundRecord,
+    Vote,
+    draft_id_for,
+    round_id_for,
+    utcnow,
+)
 
 
 def _iso(value: datetime) -> str:
@@ -37,43 +43,11 @@ def _parse_iso(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-@dataclass(frozen=True)
-class Job:
-    id: int
-    ticket_id: int
-    source: str
-    attempts: int
-    status: str
-    created_at: datetime
-    not_before: datetime
-    last_error: str | None = None
+class TinyDBStore:
+    """Thread-safe store in one TinyDB file. Listeners, worker and poller share one instance.
 
-
-@dataclass(frozen=True)
-class DraftRecord:
-    id: str
-    ticket_id: int
-    round_id: str
-    round_number: int
-    label: str
-    model: str
-    text: str | None
-    error: str | None
-    channel: str | None
-    slack_ts: tuple[str, ...]  # one draft may span several messages; the last one holds the buttons
-    sent_to_zendesk_by: str | None
-
-    @property
-    def vote_ts(self) -> str | None:
-        return self.slack_ts[-1] if self.slack_ts else None
-
-
-def draft_id_for(ticket_id: int, round_number: int, label: str) -> str:
-    return f"t{ticket_id}r{round_number}{label}"
-
-
-class Store:
-    """Thread-safe facade over one TinyDB file. Listeners, worker and poller share one instance."""
+    ``read_only`` opens the file for reading (reports, exports): it is never written.
+    """
 
     def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = path
@@ -192,25 +166,25 @@ class Store:
 
     # ---- rounds and drafts ------------------------------------------------------------------
 
-    def round_for(self, ticket_id: int, comment_id: int) -> dict[str, Any] | None:
+    def round_for(self, ticket_id: int, comment_id: int) -> RoundRecord | None:
         q = Query()
         with self._lock:
             doc = self._rounds.get((q.ticket_id == ticket_id) & (q.comment_id == comment_id))
-            return dict(doc) if doc else None
+            return self._round(doc) if doc else None
 
     def create_round(
-        self, ticket_id: int, comment_id: int, assignments: list[tuple[str, str]]
-    ) -> dict[str, Any]:
+        self, ticket_id: int, comment_id: int, assignments: Sequence[tuple[str, str]]
+    ) -> RoundRecord:
         """Record a new round with its blind label → model assignment, before any generation."""
         with self._lock:
             number = self._rounds.count(Query().ticket_id == ticket_id) + 1
-            round_id = f"t{ticket_id}r{number}"
+            round_id = round_id_for(ticket_id, number)
             doc = {
                 "id": round_id,
                 "ticket_id": ticket_id,
                 "comment_id": comment_id,
                 "number": number,
-                "status": "generating",
+                "status": ROUND_GENERATING,
                 "notices_posted": [],
                 "created_at": _iso(utcnow()),
             }
@@ -226,17 +200,27 @@ class Store:
                         "model": model,
                         "text": None,
                         "error": None,
-                        "generated": False,
                         "channel": None,
                         "slack_ts": [],
                         "sent_to_zendesk_by": None,
                     }
                 )
-            return doc
+            return self._round(doc)
 
-    def update_round(self, round_id: str, **fields: Any) -> None:
+    def mark_round_posted(self, round_id: str) -> None:
         with self._lock:
-            self._rounds.update(fields, Query().id == round_id)
+            self._rounds.update({"status": ROUND_POSTED}, Query().id == round_id)
+
+    @staticmethod
+    def _round(doc: Any) -> RoundRecord:
+        return RoundRecord(
+            id=doc["id"],
+            ticket_id=doc["ticket_id"],
+            comment_id=doc["comment_id"],
+            number=doc["number"],
+            status=doc["status"],
+            notices_posted=tuple(doc.get("notices_posted", ())),
+        )
 
     def mark_notice_posted(self, round_id: str, notice: str) -> None:
         with self._lock:
@@ -255,14 +239,9 @@ class Store:
             docs = self._drafts.search(Query().ticket_id == ticket_id)
             return [self._draft(doc) for doc in sorted(docs, key=lambda d: (d["round_number"], d["label"]))]
 
-    def draft_generated(self, round_id: str) -> bool:
-        with self._lock:
-            docs = self._drafts.search(Query().round_id == round_id)
-            return bool(docs) and all(doc["generated"] for doc in docs)
-
     def save_generated(self, draft_id: str, text: str | None, error: str | None) -> None:
         with self._lock:
-            self._drafts.update({"text": text, "error": error, "generated": True}, Query().id == draft_id)
+            self._drafts.update({"text": text, "error": error}, Query().id == draft_id)
 
     def add_draft_message(self, draft_id: str, channel: str, ts: str) -> None:
         with self._lock:
@@ -358,8 +337,9 @@ class Store:
     def get_meta(self, key: str, default: Any = None) -> Any:
         with self._lock:
             doc = self._meta.get(Query().key == key)
-            return doc["value"] if doc else default
+            # a copy: TinyDB hands out the cached document, which a caller must not change
+            return copy.deepcopy(doc["value"]) if doc else default
 
     def set_meta(self, key: str, value: Any) -> None:
         with self._lock:
-            self._meta.upsert({"key": key, "value": value}, Query().key == key)
+            self._meta.upsert({"key": key, "value": copy.deepcopy(value)}, Query().key == key)

@@ -13,15 +13,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from bot.blocks import draft_message, model_failure_notice, new_round_notice, ticket_parent_message
 from bot.config import WorkerSettings
-from bot.store import Job, Store, utcnow
-from core.domain import DRAFT_LABELS, FINISHED_STATUSES, Comment, DraftResult, Ticket
-from core.ports import DraftBackend, TicketNotFound, TicketSource
+from core.domain import (
+    DRAFT_LABELS,
+    FINISHED_STATUSES,
+    Comment,
+    DraftResult,
+    Job,
+    RoundRecord,
+    Ticket,
+    utcnow,
+)
+from core.ports import ChatPoster, DraftBackend, Store, TicketNotFound, TicketSource
 from core.prompt import build_prompt
-from integrations.slack import SlackPoster
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +54,7 @@ class PreparedRound:
     """A ticket whose thread and blind labels are recorded, waiting for (some of) its drafts."""
 
     ticket: Ticket
-    round_doc: dict[str, Any]
+    round: RoundRecord
     channel: str
     thread_ts: str
     prompts: dict[str, str] = field(default_factory=dict)  # model → prompt, for drafts not yet generated
@@ -62,7 +68,7 @@ class TicketProcessor:
         self,
         store: Store,
         zendesk: TicketSource,
-        poster: SlackPoster,
+        poster: ChatPoster,
         backend: DraftBackend,
         model_names: Sequence[str],
         channel: str,
@@ -82,14 +88,6 @@ class TicketProcessor:
         self.product_name = product_name
         self.rng = rng or random.SystemRandom()
 
-    def process(self, ticket_id: int, final_attempt: bool = False) -> str:
-        """All steps for one ticket, unbatched."""
-        prepared = self.prepare(ticket_id)
-        if isinstance(prepared, str):
-            return prepared
-        results = self.backend.generate(prepared.prompts) if prepared.prompts else []
-        return self.complete(prepared, results, final_attempt)
-
     def prepare(self, ticket_id: int) -> PreparedRound | str:
         """Fetch the ticket, post the parent, record the blind labels, build prompts.
 
@@ -102,13 +100,13 @@ class TicketProcessor:
         if question is None:
             return "skipped: no public message to answer"
         existing = self.store.round_for(ticket.id, question.id)
-        if existing and existing["status"] == "posted":
+        if existing and existing.posted:
             return "skipped: this message already has drafts"
         channel, thread_ts = self._ensure_thread(ticket)
-        round_doc = existing or self.store.create_round(ticket.id, question.id, self._blind_assignment())
-        prepared = PreparedRound(ticket, round_doc, channel, thread_ts)
-        for draft in self.store.drafts_for_round(round_doc["id"]):
-            if draft.text is not None or draft.error is not None:
+        round_ = existing or self.store.create_round(ticket.id, question.id, self._blind_assignment())
+        prepared = PreparedRound(ticket, round_, channel, thread_ts)
+        for draft in self.store.drafts_for_round(round_.id):
+            if draft.generated:
                 continue  # generated before an interruption
             try:
                 prepared.prompts[draft.model] = build_prompt(
@@ -123,11 +121,11 @@ class TicketProcessor:
 
     def complete(self, prepared: PreparedRound, results: Sequence[DraftResult], final_attempt: bool) -> str:
         """Record the drafts, then post notices and drafts that are not posted yet."""
-        round_id = prepared.round_doc["id"]
+        round_id = prepared.round.id
         by_model = {r.model: r for r in results}
         for model, error in prepared.prompt_errors.items():
             by_model[model] = DraftResult(model, None, error=error)
-        pending = [d for d in self.store.drafts_for_round(round_id) if d.text is None and d.error is None]
+        pending = [d for d in self.store.drafts_for_round(round_id) if not d.generated]
         if pending and not any(by_model.get(d.model, _MISSING).ok for d in pending) and not final_attempt:
             errors = "; ".join(
                 f"{d.model}: {by_model.get(d.model, _MISSING).error or 'empty draft'}" for d in pending
@@ -143,12 +141,12 @@ class TicketProcessor:
         return self._post(prepared)
 
     def _post(self, prepared: PreparedRound) -> str:
-        round_doc, channel, thread_ts = prepared.round_doc, prepared.channel, prepared.thread_ts
-        round_id = round_doc["id"]
-        posted = set(round_doc.get("notices_posted", []))
+        round_, channel, thread_ts = prepared.round, prepared.channel, prepared.thread_ts
+        round_id = round_.id
+        posted = set(round_.notices_posted)
         drafts = self.store.drafts_for_round(round_id)
-        if round_doc["number"] > 1 and "new_round" not in posted:
-            text, blocks = new_round_notice(round_doc["number"])
+        if round_.number > 1 and "new_round" not in posted:
+            text, blocks = new_round_notice(round_.number)
             self.poster.post_in_thread(channel, thread_ts, text, blocks)
             self.store.mark_notice_posted(round_id, "new_round")
         failed = [d for d in drafts if d.text is None]
@@ -165,8 +163,8 @@ class TicketProcessor:
                     continue  # posted before an interruption
                 ts = self.poster.post_in_thread(channel, thread_ts, text, blocks)
                 self.store.add_draft_message(draft.id, channel, ts)
-        self.store.update_round(round_id, status="posted")
-        return f"posted {len(drafts) - len(failed)} of {len(drafts)} drafts (round {round_doc['number']})"
+        self.store.mark_round_posted(round_id)
+        return f"posted {len(drafts) - len(failed)} of {len(drafts)} drafts (round {round_.number})"
 
     def _ensure_thread(self, ticket: Ticket) -> tuple[str, str]:
         thread = self.store.ticket_thread(ticket.id)

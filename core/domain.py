@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 SCORES = (1, 2, 3, 4, 5)
 NEGATIVE_SCORES = frozenset({1, 2})  # the study: 1-2 negative, 3-5 positive
@@ -92,3 +92,81 @@ class Vote:
             raise ValueError(f"score must be 1-5, got {self.score!r}")
         if self.source not in VOTE_SOURCES:
             raise ValueError(f"source must be one of {VOTE_SOURCES}, got {self.source!r}")
+
+
+def utcnow() -> datetime:
+    """The services' default clock: now, time-zone aware, in UTC."""
+    return datetime.now(UTC)
+
+
+# ---- the bot's records: a durable job queue, and blind draft rounds in Slack threads ----------
+
+JOB_QUEUED = "queued"
+JOB_RUNNING = "running"
+JOB_DONE = "done"
+JOB_FAILED = "failed"
+
+ROUND_GENERATING = "generating"
+ROUND_POSTED = "posted"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One queued request to draft a ticket. ``attempts`` counts the claims so far."""
+
+    id: int
+    ticket_id: int
+    source: str
+    attempts: int
+    status: str
+    created_at: datetime
+    not_before: datetime
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """One round of blind drafts for one customer message (``comment_id``) of a ticket."""
+
+    id: str
+    ticket_id: int
+    comment_id: int
+    number: int  # 1 for a ticket's first round, then 2, 3... for each new customer message
+    status: str  # ROUND_GENERATING until every draft is posted, then ROUND_POSTED
+    notices_posted: tuple[str, ...] = ()  # the notices already in the thread ("new_round", "failures")
+
+    @property
+    def posted(self) -> bool:
+        return self.status == ROUND_POSTED
+
+
+@dataclass(frozen=True)
+class DraftRecord:
+    id: str
+    ticket_id: int
+    round_id: str
+    round_number: int
+    label: str
+    model: str
+    text: str | None
+    error: str | None
+    channel: str | None
+    slack_ts: tuple[str, ...]  # one draft may span several messages; the last one holds the buttons
+    sent_to_zendesk_by: str | None
+
+    @property
+    def generated(self) -> bool:
+        """The model's answer is recorded: a text, or the error that explains why there is none."""
+        return self.text is not None or self.error is not None
+
+    @property
+    def vote_ts(self) -> str | None:
+        return self.slack_ts[-1] if self.slack_ts else None
+
+
+def round_id_for(ticket_id: int, round_number: int) -> str:
+    return f"t{ticket_id}r{round_number}"
+
+
+def draft_id_for(ticket_id: int, round_number: int, label: str) -> str:
+    return f"{round_id_for(ticket_id, round_number)}{label}"

@@ -1,16 +1,18 @@
-"""The contracts the layers meet at: what the bot needs from a model runtime and from a ticket
-system, and the errors that belong to those contracts rather than to one adapter.
+"""The contracts the layers meet at: what the bot needs from a model runtime, a ticket system, a
+chat and its own storage, and the errors that belong to those contracts rather than to one adapter.
 
-Adapters (`models/`, `integrations/`) implement them; services (`bot/`) depend on them only, so a
-test can hand a service an in-memory double.
+Adapters (`models/`, `integrations/`, the TinyDB store in `bot/`) implement them; services (`bot/`)
+depend on them only, so a test can hand a service an in-memory double (`bot.memory_store`,
+`tests.recording_poster`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
-from core.domain import DraftResult, Ticket
+from core.domain import DraftRecord, DraftResult, Job, RoundRecord, Ticket, Vote
 
 
 class DraftBackend(Protocol):
@@ -36,6 +38,132 @@ class TicketSource(Protocol):
     def fetch_ticket(self, ticket_id: int) -> Ticket: ...
 
 
+class NoteSink(Protocol):
+    """Where a draft an agent chose goes: an internal note on the ticket."""
+
+    def add_internal_note(self, ticket_id: int, body: str) -> None: ...
+
+
+class ChatPoster(Protocol):
+    """The chat calls the services make (Slack in production). Failures raise :class:`ChatError`.
+
+    Every ``post*`` returns the new message's id (Slack's ``ts``), unique within its channel;
+    ``post_in_thread`` replies in the thread opened by the message ``thread_ts``.
+    """
+
+    def post(self, channel: str, text: str, blocks: list[dict] | None = None) -> str: ...
+
+    def post_parent(self, channel: str, text: str, blocks: list[dict] | None = None) -> str: ...
+
+    def post_in_thread(
+        self, channel: str, thread_ts: str, text: str, blocks: list[dict] | None = None
+    ) -> str: ...
+
+    def update(self, channel: str, ts: str, text: str, blocks: list[dict] | None = None) -> None: ...
+
+    def ephemeral(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None: ...
+
+    def dm(self, user_id: str, text: str, blocks: list[dict] | None = None) -> None: ...
+
+
+class Store(Protocol):
+    """The bot's durable state: the job queue, tickets' threads, draft rounds, votes, small state.
+
+    Implementations: ``bot.store.TinyDBStore`` (a JSON file, every write atomic) and
+    ``bot.memory_store.MemoryStore`` (tests). Both must pass ``tests/test_store.py``. Every method
+    is safe to call from several threads, and every returned record is a snapshot.
+    """
+
+    # jobs: a queue with at most one *queued* job per ticket
+    def enqueue(self, ticket_id: int, source: str, now: datetime | None = None) -> bool:
+        """Queue a ticket unless a job for it is already queued; True if a job was added.
+        A *running* job does not absorb the new one: it may have read the ticket too early."""
+        ...
+
+    def claim_next_job(self, now: datetime | None = None) -> Job | None:
+        """The queued job due first (``not_before <= now``), now running with one more attempt."""
+        ...
+
+    def finish_job(self, job_id: int) -> None: ...
+
+    def retry_job(self, job_id: int, error: str, not_before: datetime) -> None:
+        """Back to the queue, not to be claimed before ``not_before``."""
+        ...
+
+    def fail_job(self, job_id: int, error: str) -> None: ...
+
+    def requeue_interrupted_jobs(self) -> int:
+        """At start-up: jobs left running by a stopped process go back to the queue; how many."""
+        ...
+
+    def jobs(self, status: str | None = None) -> list[Job]: ...
+
+    def next_job_due(self) -> datetime | None: ...
+
+    # tickets' Slack threads
+    def ticket_thread(self, ticket_id: int) -> tuple[str, str] | None:
+        """(channel, ts of the parent message) of the ticket's thread, once it is posted."""
+        ...
+
+    def save_ticket_thread(self, ticket_id: int, channel: str, ts: str) -> None: ...
+
+    # rounds and their drafts
+    def round_for(self, ticket_id: int, comment_id: int) -> RoundRecord | None: ...
+
+    def create_round(
+        self, ticket_id: int, comment_id: int, assignments: Sequence[tuple[str, str]]
+    ) -> RoundRecord:
+        """Record the ticket's next round (numbered from 1) and one draft per (label, model)
+        assignment, before anything is generated. Ids: ``round_id_for``, ``draft_id_for``."""
+        ...
+
+    def mark_round_posted(self, round_id: str) -> None: ...
+
+    def mark_notice_posted(self, round_id: str, notice: str) -> None: ...
+
+    def drafts_for_round(self, round_id: str) -> list[DraftRecord]:
+        """The round's drafts in label order."""
+        ...
+
+    def drafts_for_ticket(self, ticket_id: int) -> list[DraftRecord]:
+        """Every draft of the ticket, by round, then label."""
+        ...
+
+    def save_generated(self, draft_id: str, text: str | None, error: str | None) -> None: ...
+
+    def add_draft_message(self, draft_id: str, channel: str, ts: str) -> None:
+        """One more Slack message of the draft (KeyError for an unknown draft)."""
+        ...
+
+    def draft(self, draft_id: str) -> DraftRecord | None: ...
+
+    def draft_by_message(self, channel: str, ts: str) -> DraftRecord | None:
+        """The draft any of whose messages has this ts: reactions may land on any part."""
+        ...
+
+    def mark_sent(self, draft_id: str, user: str) -> None: ...
+
+    # votes: one per (draft, rater), the latest wins
+    def record_vote(self, vote: Vote) -> None: ...
+
+    def remove_reaction_vote(self, draft_id: str, rater: str, score: int) -> bool:
+        """Remove the rater's vote only if it is still the reaction with this score; True if removed."""
+        ...
+
+    def rated_count(self, draft_id: str) -> int: ...
+
+    def votes(self, since: datetime | None = None, until: datetime | None = None) -> list[Vote]:
+        """Votes with since <= voted_at < until, oldest first."""
+        ...
+
+    # small state (poll cursor, digest bookkeeping): JSON values
+    def get_meta(self, key: str, default: Any = None) -> Any: ...
+
+    def set_meta(self, key: str, value: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class GatewayError(Exception):
     """An upstream service (ticket system, chat) could not do what was asked."""
 
@@ -46,3 +174,11 @@ class TicketNotFound(GatewayError):
 
 class UpstreamUnavailable(GatewayError):
     """The upstream could not be used now: outage, rate limit, credentials. Says what to check."""
+
+
+class ChatError(GatewayError):
+    """The chat refused or failed a call. ``code`` is a short machine-readable reason."""
+
+    def __init__(self, message: str, code: str = "chat_error") -> None:
+        super().__init__(message)
+        self.code = code

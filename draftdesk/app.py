@@ -18,9 +18,11 @@ from bot.digest import DigestService
 from bot.errors import StartupError
 from bot.intake import Poller, handle_zendesk_webhook
 from bot.listeners import DraftActions, register_listeners
-from bot.store import JOB_FAILED, JOB_QUEUED, Store, utcnow
+from bot.store import TinyDBStore
 from bot.web import DraftdeskWSGI, WebServer
-from bot.worker import DraftBackend, TicketProcessor, Worker
+from bot.worker import TicketProcessor, Worker
+from core.domain import JOB_FAILED, JOB_QUEUED, utcnow
+from core.ports import ChatPoster, DraftBackend, Store
 from integrations.slack import SlackPoster, make_web_client
 from integrations.zendesk import ZendeskAccessDenied, ZendeskGateway, ZendeskUnavailable
 
@@ -66,7 +68,7 @@ def check_zendesk_api_user(zendesk: ZendeskGateway) -> None:
 class Draftdesk:
     settings: Settings
     store: Store
-    poster: SlackPoster
+    poster: ChatPoster
     zendesk: ZendeskGateway
     worker: Worker
     actions: DraftActions
@@ -178,7 +180,7 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
     """Builds every part; the cheap checks (store, Slack token) come before loading the models."""
     secrets = settings.secrets
     try:
-        store = Store(settings.storage_path)
+        store = TinyDBStore(settings.storage_path)
     except (RuntimeError, OSError) as exc:
         raise StartupError(f"cannot open the store at {settings.storage_path}: {exc}") from exc
     client = make_web_client(secrets.slack_bot_token or "", base_url=settings.slack.api_url)

@@ -15,6 +15,7 @@ from bot.errors import StartupError
 from bot.report import FORMATS, render
 from bot.stats import model_stats
 from bot.votes_io import VotesFileError, read_votes, write_votes
+from core.ports import Store
 from finetune import cli as finetune_cli
 from models import serve as serve_models
 
@@ -152,14 +153,14 @@ def cmd_votes_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_store(settings: Settings):
-    from bot.store import Store
+def _open_store(settings: Settings) -> Store:
+    from bot.store import TinyDBStore
 
     if not settings.storage_path.exists():
         raise FileNotFoundError(
             f"no store at {settings.storage_path}: run `draftdesk run` first or check [storage] path"
         )
-    return Store(settings.storage_path, read_only=True)
+    return TinyDBStore(settings.storage_path, read_only=True)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from bot.config import load_settings
 from bot.digest import PERIOD
 from bot.report import render_text
 from bot.stats import model_stats
-from bot.store import JOB_QUEUED, JOB_RUNNING, utcnow
+from core.domain import JOB_QUEUED, JOB_RUNNING, utcnow
 from integrations.standins.slack_requests import (
     block_action_body,
     event_body,

@@ -2,8 +2,8 @@
 
 slack_sdk retries only connection errors by default; a 429 (with ``Retry-After``) or a 500/503
 would surface as an error. :func:`make_web_client` attaches the SDK's own retry handlers for all
-three. Errors leave this module as :class:`SlackError`, carrying the Slack error code and a hint
-that tells the operator what to fix.
+three. Errors leave this module as :class:`SlackError` (a ``core.ports.ChatError``), carrying the
+Slack error code and a hint that tells the operator what to fix.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 from slack_sdk.web import SlackResponse
+
+from core.ports import ChatError
 
 DEFAULT_BASE_URL = "https://slack.com/api/"
 
@@ -41,8 +43,8 @@ _HINTS: dict[str, str] = {
 }
 
 
-class SlackError(Exception):
-    """A Slack Web API call failed. ``error`` is Slack's error code (e.g. ``not_in_channel``)."""
+class SlackError(ChatError):
+    """A Slack Web API call failed. ``error`` (also ``code``) is Slack's code, e.g. ``not_in_channel``."""
 
     def __init__(self, method: str, error: str, hint: str | None = None, needed: str | None = None) -> None:
         self.method = method
@@ -52,7 +54,7 @@ class SlackError(Exception):
         message = f"Slack {method} failed: {error}"
         if hint:
             message += f" ({hint})"
-        super().__init__(message)
+        super().__init__(message, code=error)
 
 
 def hint_for(error: str, needed: str | None = None) -> str | None:
@@ -100,7 +102,7 @@ def _error_from_response(method: str, response: SlackResponse) -> SlackError:
 
 
 class SlackPoster:
-    """The Slack calls the worker makes, with errors turned into :class:`SlackError`.
+    """The ``core.ports.ChatPoster`` of Slack: Web API calls, errors turned into :class:`SlackError`.
 
     Every message is sent with a top-level ``text`` fallback (used in notifications and by screen
     readers) next to its blocks, and with link unfurling off: drafts and ticket subjects may

@@ -1,12 +1,14 @@
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from bot.config import DigestSettings
-from bot.digest import DigestService, digest_message, latest_due, trigger_for
+from bot.digest import META_LAST_PERIOD_END, DigestService, digest_message, latest_due, trigger_for
+from bot.memory_store import MemoryStore
 from bot.stats import model_stats
-from bot.store import Store
 from core.domain import Vote
-from integrations.slack import SlackPoster, make_web_client
-from integrations.standins.slack_server import FakeSlack
+from core.ports import ChatError
+from tests.recording_poster import RecordingPoster
 
 SETTINGS = DigestSettings(
     day_of_week="mon", hour=9, timezone="Europe/Kyiv", channel="CDIGEST", users=("ULEAD",)
@@ -20,34 +22,62 @@ def test_latest_due_follows_the_cron_in_its_time_zone():
     assert latest_due(trigger, MONDAY_9_KYIV + timedelta(hours=30)) == MONDAY_9_KYIV
 
 
-def test_digest_posts_last_week_once_and_catches_up(tmp_path):
-    store = Store(tmp_path / "s.json")
+MODELS = ["llama2-7b-ft", "gptj-6b-ft", "llama2-7b"]
+
+
+def test_digest_posts_last_week_once_and_catches_up():
+    store = MemoryStore()
     in_week = MONDAY_9_KYIV - timedelta(days=2)
     store.record_vote(Vote(1, "t1r1A", "llama2-7b-ft", "U1", 5, "button", in_week))
     store.record_vote(Vote(1, "t1r1B", "llama2-7b", "U1", 1, "reaction", in_week))
     store.record_vote(Vote(2, "t2r1A", "llama2-7b", "U2", 4, "button", MONDAY_9_KYIV - timedelta(days=9)))
     now = [MONDAY_9_KYIV - timedelta(days=5)]  # first start, mid-week
-    with FakeSlack() as slack:
-        service = DigestService(
-            store,
-            SlackPoster(make_web_client("xoxb-t", slack.api_url)),
-            SETTINGS,
-            ["llama2-7b-ft", "gptj-6b-ft", "llama2-7b"],
-            clock=lambda: now[0],
-        )
-        assert not service.run_due()  # a new install does not open with a digest
-        assert not slack.calls_to("chat.postMessage")
-        now[0] = MONDAY_9_KYIV + timedelta(days=2)  # the bot was down on Monday morning
-        assert service.run_due()  # caught up at the next start
-        assert not service.run_due()  # and only once
-        posts = slack.calls_to("chat.postMessage")
-        assert posts[0].params["channel"] == "CDIGEST"
-        assert len(slack.calls_to("conversations.open")) == 1  # the team lead's DM
-        text = str(posts[0].params["blocks"])
-        assert "llama2-7b-ft" in text and "gptj-6b-ft" in text and "Table 1" in text and "Table 2" in text
-        assert "n=1" in text  # the vote 9 days back belongs to the week before
-        now[0] = MONDAY_9_KYIV + timedelta(days=7, minutes=1)
-        assert service.run_due()  # next week's
+    slack = RecordingPoster()
+    service = DigestService(store, slack, SETTINGS, MODELS, clock=lambda: now[0])
+    assert not service.run_due()  # a new install does not open with a digest
+    assert slack.calls == []
+    now[0] = MONDAY_9_KYIV + timedelta(days=2)  # the bot was down on Monday morning
+    assert service.run_due()  # caught up at the next start
+    assert not service.run_due()  # and only once
+    [post] = slack.calls_to("post")
+    assert post.channel == "CDIGEST"
+    assert [dm.user for dm in slack.calls_to("dm")] == ["ULEAD"]  # the team lead's DM
+    text = str(post.blocks)
+    assert "llama2-7b-ft" in text and "gptj-6b-ft" in text and "Table 1" in text and "Table 2" in text
+    assert "n=1" in text  # the vote 9 days back belongs to the week before
+    now[0] = MONDAY_9_KYIV + timedelta(days=7, minutes=1)
+    assert service.run_due()  # next week's
+    assert len(slack.calls_to("post")) == 2
+
+
+def _service_due_now(store, slack, settings=SETTINGS):
+    store.set_meta(META_LAST_PERIOD_END, (MONDAY_9_KYIV - timedelta(days=7)).isoformat())
+    return DigestService(store, slack, settings, MODELS, clock=lambda: MONDAY_9_KYIV + timedelta(hours=1))
+
+
+def test_a_failed_channel_post_is_retried_at_the_next_run():
+    store, slack = MemoryStore(), RecordingPoster()
+    service = _service_due_now(store, slack)
+    slack.fail_next("post", code="not_in_channel")
+    with pytest.raises(ChatError):
+        service.run_due()
+    assert slack.calls == []  # nobody got this week's digest yet
+    assert service.run_due()
+    assert len(slack.calls_to("post")) == 1 and len(slack.calls_to("dm")) == 1
+    assert datetime.fromisoformat(store.get_meta(META_LAST_PERIOD_END)) == MONDAY_9_KYIV
+
+
+def test_one_unreachable_user_does_not_repeat_the_digest_for_everyone():
+    store, slack = MemoryStore(), RecordingPoster()
+    settings = DigestSettings(
+        day_of_week="mon", hour=9, timezone="Europe/Kyiv", channel="CDIGEST", users=("UGONE", "ULEAD")
+    )
+    service = _service_due_now(store, slack, settings)
+    slack.fail_next("dm", code="user_not_found")
+    assert service.run_due()
+    assert [dm.user for dm in slack.calls_to("dm")] == ["ULEAD"]
+    assert not service.run_due()  # recorded as posted: the channel does not get it twice
+    assert len(slack.calls_to("post")) == 1
 
 
 def test_digest_message_respects_block_limits():

@@ -4,7 +4,8 @@ import time
 import pytest
 
 from bot.intake import handle_zendesk_webhook
-from bot.store import JOB_QUEUED, Store
+from bot.memory_store import MemoryStore
+from core.domain import JOB_QUEUED
 from integrations.zendesk_webhook import SIGNATURE_HEADER, TEST_SECRET, TIMESTAMP_HEADER, sign
 
 SECRET = "webhook-secret"
@@ -16,8 +17,8 @@ def signed(body: bytes, secret: str = SECRET, stamp: str | None = None) -> dict[
 
 
 @pytest.fixture
-def store(tmp_path):
-    return Store(tmp_path / "s.json")
+def store():
+    return MemoryStore()
 
 
 def test_trigger_payload_queues_once(store):

@@ -5,12 +5,11 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.config import WorkerSettings
-from bot.store import JOB_DONE, JOB_FAILED, JOB_QUEUED, Store
+from bot.memory_store import MemoryStore
 from bot.worker import TicketProcessor, Worker
-from core.domain import Comment, DraftResult, Ticket
-from integrations.slack import SlackPoster, make_web_client
-from integrations.standins.slack_server import FakeSlack
-from integrations.zendesk import TicketNotFound
+from core.domain import JOB_DONE, JOB_FAILED, JOB_QUEUED, Comment, DraftResult, Ticket
+from core.ports import TicketNotFound
+from tests.recording_poster import RecordingPoster
 
 MODELS = ["llama2-7b-ft", "gptj-6b-ft", "llama2-7b"]
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -72,20 +71,20 @@ def ticket(tid=1, status="new", comments=None):
 
 
 @pytest.fixture
-def env(tmp_path):
-    with FakeSlack() as slack:
-        store = Store(tmp_path / "s.json")
-        backend = ScriptedBackend()
-        tickets = Tickets()
-        poster = SlackPoster(make_web_client("xoxb-t", slack.api_url, max_retries=0))
-        processor = TicketProcessor(store, tickets, poster, backend, MODELS, "CDRAFTS", rng=random.Random(3))
-        worker = Worker(store, processor, WorkerSettings(max_attempts=3, retry_base_seconds=0))
-        yield slack, store, backend, tickets, worker
+def env():
+    """The worker with in-memory doubles of every port: the chat, the store, Zendesk, the models."""
+    slack = RecordingPoster()
+    store = MemoryStore()
+    backend = ScriptedBackend()
+    tickets = Tickets()
+    processor = TicketProcessor(store, tickets, slack, backend, MODELS, "CDRAFTS", rng=random.Random(3))
+    worker = Worker(store, processor, WorkerSettings(max_attempts=3, retry_base_seconds=0))
+    return slack, store, backend, tickets, worker
 
 
 def thread_texts(slack, store, tid=1):
     channel, ts = store.ticket_thread(tid)
-    return [m["text"] for m in slack.thread(channel, ts)]
+    return [m.text for m in slack.thread(channel, ts)]
 
 
 def test_three_blind_drafts_in_one_thread(env):
@@ -95,17 +94,18 @@ def test_three_blind_drafts_in_one_thread(env):
     assert worker.run_until_idle() == 1
     messages = slack.thread(*store.ticket_thread(1))
     assert len(messages) == 4  # parent + A, B, C
-    body = str(messages)
+    assert [c.method for c in slack.calls] == ["post_parent"] + ["post_in_thread"] * 3
+    body = str([(m.text, m.blocks) for m in messages])
     for model in MODELS:
-        assert model not in str(messages[0]) and f"Reply from {model}" in body
+        assert model not in str(messages[0].blocks) and f"Reply from {model}" in body
     assert "<!channel>" not in body and "&lt;!channel&gt;" in body
     assert "<http://evil|login>" not in body
     drafts = store.drafts_for_ticket(1)
     assert [d.label for d in drafts] == ["A", "B", "C"]
     assert sorted(d.model for d in drafts) == sorted(MODELS)
     for draft, message in zip(drafts, messages[1:], strict=True):
-        assert draft.vote_ts == message["ts"]
-        assert f"Reply from {draft.model}" in str(message["blocks"])  # the label → model mapping is stored
+        assert draft.vote_ts == message.ts
+        assert f"Reply from {draft.model}" in str(message.blocks)  # the label → model mapping is stored
     assert store.jobs(JOB_DONE)
 
 
@@ -149,25 +149,27 @@ def test_interrupted_posting_resumes_without_duplicates(env):
     slack, store, backend, tickets, worker = env
     tickets.tickets[1] = ticket()
     store.enqueue(1, "webhook")
-    slack.error_next("chat.postMessage", error="fatal_error", times=1)  # parent fails: retried
+    slack.fail_next("post_parent")  # parent fails: retried
     worker.run_until_idle()
     assert len(thread_texts(slack, store)) == 4
+    assert len(slack.calls_to("post_parent")) == 1
     # A second ticket: Slack fails after the first draft was posted.
     tickets.tickets[2] = ticket(2)
     store.enqueue(2, "webhook")
-    original = worker.processor.poster.post_in_thread
-    posted = []
+    drafts_before = len(slack.calls_to("post_in_thread"))
+    original = slack.post_in_thread
+    failed = []
 
-    def flaky(channel, thread_ts, text, blocks=None):
-        if len(posted) == 1:
-            posted.append("failed")
-            raise RuntimeError("connection reset")
-        posted.append(text)
+    def fail_the_second_draft(channel, thread_ts, text, blocks=None):
+        if len(slack.calls_to("post_in_thread")) == drafts_before + 1 and not failed:
+            failed.append(text)
+            slack.fail_next("post_in_thread", code="connection_error")
         return original(channel, thread_ts, text, blocks)
 
-    worker.processor.poster.post_in_thread = flaky
+    slack.post_in_thread = fail_the_second_draft
     worker.run_until_idle()
     assert len(thread_texts(slack, store, 2)) == 4  # parent + 3 drafts, none twice
+    assert len(slack.calls_to("post_in_thread")) == drafts_before + 3 and len(failed) == 1
     assert len(backend.calls) == 2  # drafts were generated once per ticket, not again on retry
 
 
@@ -199,7 +201,7 @@ def test_closed_deleted_and_missing_tickets(env):
     store.enqueue(1, "webhook")
     store.enqueue(404, "webhook")
     worker.run_until_idle()
-    assert not slack.calls_to("chat.postMessage")
+    assert slack.calls == []
     assert [j.ticket_id for j in store.jobs(JOB_FAILED)] == [404]
     assert not store.jobs(JOB_QUEUED)
 

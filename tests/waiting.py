@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from bot.store import JOB_QUEUED, JOB_RUNNING, Store
+from core.domain import JOB_QUEUED, JOB_RUNNING
+from core.ports import Store
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str = "condition") -> None:

@@ -22,7 +22,7 @@ from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
 
 from bot.intake import handle_zendesk_webhook
-from bot.store import Store
+from bot.store import TinyDBStore
 from bot.web import DraftdeskWSGI, WebServer
 from integrations.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
@@ -31,7 +31,7 @@ ZENDESK_SECRET = "zendesk-webhook-secret-for-tests"
 
 
 class Site:
-    def __init__(self, server: WebServer, store: Store, clicks: list[str]) -> None:
+    def __init__(self, server: WebServer, store: TinyDBStore, clicks: list[str]) -> None:
         self.server, self.store, self.clicks = server, store, clicks
 
     def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
@@ -79,7 +79,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
         ack()
         clicks.append(body["actions"][0]["value"])
 
-    store = Store(tmp_path / "store.json")
+    store = TinyDBStore(tmp_path / "store.json")
     queued = threading.Event()
 
     def webhook(body: bytes, headers: dict[str, str]):  # type: ignore[no-untyped-def]

@@ -268,6 +268,29 @@ def test_model_bounds_are_the_same_in_the_file_and_in_code():
         parse_settings(minimal(engine={"max_batch_tokens": 10}), ALL_SECRETS)
 
 
+def test_report_and_votes_export_need_only_storage_and_models(tmp_path, capsys):
+    from datetime import UTC, datetime
+
+    from bot.store import Store
+    from core.domain import Vote
+    from draftdesk.cli import main
+
+    store = Store(tmp_path / "votes.json")
+    store.record_vote(Vote(1, "t1r1A", "llama", "U1", 5, "button", datetime(2026, 3, 2, tzinfo=UTC)))
+    store.close()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[storage]\npath = "votes.json"\n\n[[models]]\nname = "llama"\nbase_model = "/m/llama"\n'
+    )
+    assert main(["votes", "export", "--config", str(config), "--format", "jsonl"]) == 0
+    assert '"rater": "U1"' in capsys.readouterr().out
+    assert main(["report", "--config", str(config), "--format", "json"]) == 0
+    assert '"model": "llama"' in capsys.readouterr().out
+    # `run` needs the rest: the same file is not enough for it.
+    assert main(["run", "--config", str(config)]) == 2
+    assert "slack.channel: missing" in capsys.readouterr().err
+
+
 def test_report_config_problems_are_still_reported(tmp_path):
     from bot.config import load_store_settings
 

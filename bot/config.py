@@ -67,7 +67,9 @@ class SlackSettings:
         "http",
         shown_default='"socket" if SLACK_APP_TOKEN is set, else "http"',
     )
-    channel: str = setting('channel ID where ticket threads are posted, e.g. "C0123456789" (required)', "")
+    channel: str = setting(
+        'channel ID where ticket threads are posted, e.g. "C0123456789"', "", shown_default="required"
+    )
     api_url: str = setting("Slack Web API base URL", "https://slack.com/api/")
 
     def __post_init__(self) -> None:

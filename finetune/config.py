@@ -214,7 +214,7 @@ def parse_start_time(value: str) -> int | None:
 def load_finetune_settings(
     finetune_table: Mapping[str, Any] | None, model_tables: Mapping[str, Mapping[str, Any]] | None = None
 ) -> FinetuneSettings:
-    """Validate ``Settings.finetune`` and ``Settings.model_finetune``; ConfigError lists every problem."""
+    """Validate ``[finetune]`` and each model's ``[models.finetune]``; ConfigError lists every problem."""
     table = dict(finetune_table or {})
     problems: list[str] = []
     subtables = {name: table.pop(name, None) for name in ("export", "prepare", "train", "eval")}

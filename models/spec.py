@@ -45,6 +45,7 @@ class ModelSpec:
         'hub id like "meta-llama/Llama-2-7b-hf" or a local path (./ is the config file folder); '
         "local backend only",
         "",
+        shown_default="required for the local backend",
     )
     adapter: str | None = setting(
         "LoRA adapter folder, or a folder of versions with a LATEST file; unset: the untuned base", None

@@ -2,27 +2,33 @@
 
 Every problem in the file is collected and reported together, one line each, naming the key
 and what to put there, so a user fixes the file in one pass rather than one error at a time.
+Each section is a dataclass below (or in models/ and integrations/) built by
+``core.config.build_section``; what ties sections together (the digest's default channel, the
+secrets each mode needs) is in :func:`parse_settings`.
 """
 
 from __future__ import annotations
 
 import os
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.config import (
     ConfigError,
-    TableReader,
+    build_section,
+    out_of_range,
     parse_iso_datetime,
     read_toml,
     resolve_config_path,
+    setting,
 )
 from core.secrets import Secrets
-from integrations.zendesk_config import ZendeskSettings, parse_zendesk
+from integrations.zendesk_config import ZendeskSettings
 from models.config import load_model_settings, parse_engine, parse_models
 from models.spec import EngineSettings, ModelSpec
 
@@ -34,57 +40,156 @@ __all__ = [  # the names other modules and the tests use from here
     "ServerSettings",
     "Settings",
     "SlackSettings",
+    "StorageSettings",
+    "StoreSettings",
     "WorkerSettings",
     "ZendeskSettings",
     "load_model_settings",
     "load_settings",
+    "load_store_settings",
     "parse_settings",
     "resolve_config_path",
 ]
 
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[str, ...] = typing.get_args(Weekday)
+# Sections `draftdesk run` accepts without reading them itself: finetune/ reads `[finetune]`.
+BOT_SECTIONS = ("slack", "server", "zendesk", "intake", "worker", "digest", "storage", "engine", "models")
+OTHER_SECTIONS = ("finetune",)
 
 
 @dataclass(frozen=True)
 class SlackSettings:
-    mode: str  # "socket" | "http"
-    channel: str
-    api_url: str = "https://slack.com/api/"
+    """`[slack]`: the Slack app that posts the drafts (tokens come from the environment)."""
+
+    mode: Literal["socket", "http"] = setting(
+        '"socket" (Socket Mode, no public URL) or "http" (events at /slack/events)',
+        "http",
+        shown_default='"socket" if SLACK_APP_TOKEN is set, else "http"',
+    )
+    channel: str = setting(
+        'channel ID where ticket threads are posted, e.g. "C0123456789"', "", shown_default="required"
+    )
+    api_url: str = setting("Slack Web API base URL", "https://slack.com/api/")
+
+    def __post_init__(self) -> None:
+        if self.api_url.startswith(("http://", "https://")) and not self.api_url.endswith("/"):
+            object.__setattr__(self, "api_url", self.api_url + "/")
+
+    def problems(self) -> list[str]:
+        problems = []
+        if not self.channel:
+            problems.append('channel: missing: set the channel ID for drafts, e.g. channel = "C0123456789"')
+        if not self.api_url.startswith(("http://", "https://")):
+            problems.append(f"api_url: must start with http:// or https://, got {self.api_url!r}")
+        return problems
 
 
 @dataclass(frozen=True)
 class ServerSettings:
-    host: str = "0.0.0.0"
-    port: int = 3000
-    max_body_bytes: int = 2_000_000
-    # Serve GET /healthz even when nothing else needs the server (Socket Mode with polling).
-    health_check: bool = False
+    """`[server]`: the HTTP server for Slack's HTTP mode, the Zendesk webhook and /healthz."""
+
+    host: str = setting("address to listen on", "0.0.0.0")
+    port: int = setting("port to listen on (0: any free port)", 3000)
+    max_body_bytes: int = setting("largest request body accepted", 2_000_000)
+    health_check: bool = setting(
+        "serve GET /healthz even when nothing else needs the server (Socket Mode with polling)", False
+    )
+
+    def problems(self) -> list[str]:
+        return out_of_range(self, {"port": (0, 65535), "max_body_bytes": (1024, 100_000_000)})
+
+
+def _poll_since(value: Any) -> datetime:
+    moment = parse_iso_datetime(value)
+    if moment is None:
+        raise ValueError(f'expected an ISO date like "2024-01-31" or omit it, got {value!r}')
+    return moment
 
 
 @dataclass(frozen=True)
 class IntakeSettings:
-    mode: str = "webhook"  # "webhook" | "poll" | "both"
-    poll_interval_seconds: int = 60
-    poll_since: datetime | None = None  # None: the first start
+    """`[intake]`: how tickets reach the bot."""
+
+    mode: Literal["webhook", "poll", "both"] = setting(
+        '"webhook" (Zendesk calls /zendesk/webhook), "poll" (the bot asks Zendesk) or "both"', "webhook"
+    )
+    poll_interval_seconds: int = setting("seconds between two polls", 60)
+    poll_since: datetime | None = setting(
+        "poll: backfill tickets changed since this ISO date or date-time",
+        None,
+        parse=_poll_since,
+        shown_default="the first start",
+    )
+
+    def problems(self) -> list[str]:
+        return out_of_range(self, {"poll_interval_seconds": (10, 86_400)})
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    max_attempts: int = 5
-    retry_base_seconds: float = 10.0
-    product_name: str = "our product"
-    batch_tickets: int = 8  # tickets whose drafts are generated together
-    batch_wait_seconds: float = 0.25  # the longest a ticket waits for its batch to fill
+    """`[worker]`: drafting queued tickets."""
+
+    batch_tickets: int = setting("queued tickets whose drafts are generated together", 8)
+    batch_wait_seconds: float = setting("the longest a ticket waits for its batch to fill", 0.25)
+    max_attempts: int = setting("tries of a ticket before its job is marked failed", 5)
+    retry_base_seconds: float = setting("wait before the first retry, doubled after each", 10.0)
+    product_name: str = setting("product name in the prompt", "our product")
+
+    def problems(self) -> list[str]:
+        return out_of_range(
+            self,
+            {
+                "batch_tickets": (1, 256),
+                "batch_wait_seconds": (0, 60),
+                "max_attempts": (1, 100),
+                "retry_base_seconds": (0, 3600),
+            },
+        )
+
+
+def _day_abbreviation(value: Any) -> Any:
+    """A day written "Monday" or "MON" as "mon"; anything else as written, for the choice check."""
+    if not isinstance(value, str):
+        raise ValueError(f'expected a day like "mon", got {value!r}')
+    day = value.lower()[:3]
+    return day if day in DAYS else value
 
 
 @dataclass(frozen=True)
 class DigestSettings:
-    enabled: bool = True
-    day_of_week: str = "mon"
-    hour: int = 9
-    timezone: str = "UTC"
-    channel: str | None = None
-    users: tuple[str, ...] = ()
+    """`[digest]`: the weekly summary of the ratings in Slack."""
+
+    enabled: bool = setting("post the weekly digest", True)
+    day_of_week: Weekday = setting('"mon" … "sun" (or the full name)', "mon", parse=_day_abbreviation)
+    hour: int = setting("hour of the day it is posted, 0-23", 9)
+    timezone: str = setting('IANA time zone of day and hour, e.g. "Europe/Kyiv"', "UTC")
+    channel: str | None = setting("channel ID to post it in", None, shown_default="[slack] channel")
+    users: tuple[str, ...] = setting('Slack user IDs who get it as a DM, e.g. ["U0123456789"]', ())
+
+    def problems(self) -> list[str]:
+        problems = out_of_range(self, {"hour": (0, 23)})
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(
+                f'timezone: unknown time zone {self.timezone!r}: use an IANA name like "Europe/Berlin"'
+            )
+        if not all(self.users):
+            problems.append(f'users: expected Slack user IDs like ["U0123"], got {list(self.users)!r}')
+        return problems
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """`[storage]`: where the bot keeps jobs, drafts and votes."""
+
+    path: Path = setting(
+        "the store file; a relative path is relative to the config file", Path(".draftdesk/draftdesk.json")
+    )
+
+    def resolved(self, base_dir: Path) -> Path:
+        return self.path if self.path.is_absolute() else base_dir / self.path
 
 
 @dataclass(frozen=True)
@@ -99,16 +204,32 @@ class Settings:
     models: tuple[ModelSpec, ...]
     secrets: Secrets = field(repr=False)
     source: Path | None = None
-    # `[finetune]` and each model's `[models.finetune]` table, as written: validated by finetune/.
-    finetune: dict[str, Any] = field(default_factory=dict)
-    model_finetune: dict[str, dict[str, Any]] = field(default_factory=dict)
     engine: EngineSettings = field(default_factory=EngineSettings)  # `[engine]`: local batching limits
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """What `draftdesk report` and `draftdesk votes export` read: the store and the model names."""
+
+    storage_path: Path
+    models: tuple[ModelSpec, ...]
 
 
 def load_settings(path: Path, env: Mapping[str, str] | None = None, *, need_secrets: bool = True) -> Settings:
     env = os.environ if env is None else env
     raw = read_toml(path)
     return parse_settings(raw, env, base_dir=path.parent, need_secrets=need_secrets, source=path)
+
+
+def load_store_settings(path: Path) -> StoreSettings:
+    """Only `[storage]` and `[[models]]`: reading the votes needs no Slack, Zendesk or secrets."""
+    raw = read_toml(path)
+    problems: list[str] = []
+    storage = build_section(StorageSettings, raw.get("storage"), "storage", problems)
+    models = parse_models(raw.get("models"), path.parent, problems)
+    if problems:
+        raise ConfigError(problems)
+    return StoreSettings(storage.resolved(path.parent), models)
 
 
 def parse_settings(
@@ -121,34 +242,20 @@ def parse_settings(
 ) -> Settings:
     problems: list[str] = []
     secrets = Secrets.from_env(env)
-    known_tables = {"slack", "server", "zendesk", "intake", "worker", "digest", "storage", "models"}
-    known_tables.add("finetune")
-    known_tables.add("engine")
-    for name in sorted(set(raw) - known_tables):
-        problems.append(f"[{name}]: unknown section (known: {', '.join(sorted(known_tables))})")
+    known = sorted(BOT_SECTIONS + OTHER_SECTIONS)
+    for name in sorted(set(raw) - set(known)):
+        problems.append(f"[{name}]: unknown section (known: {', '.join(known)})")
 
-    slack = _parse_slack(TableReader(raw.get("slack"), "slack", problems), secrets)
-    server = _parse_server(TableReader(raw.get("server"), "server", problems))
-    zendesk = parse_zendesk(TableReader(raw.get("zendesk"), "zendesk", problems))
-    intake = _parse_intake(TableReader(raw.get("intake"), "intake", problems))
-    worker = _parse_worker(TableReader(raw.get("worker"), "worker", problems))
-    digest = _parse_digest(TableReader(raw.get("digest"), "digest", problems))
-    storage = TableReader(raw.get("storage"), "storage", problems)
-    storage.unknown_keys({"path"})
-    storage_path = Path(storage.get("path", str, ".draftdesk/draftdesk.json", "a file path"))
-    if not storage_path.is_absolute():
-        storage_path = base_dir / storage_path
+    slack_default = SlackSettings(mode="socket" if secrets.slack_app_token else "http")
+    slack = build_section(SlackSettings, raw.get("slack"), "slack", problems, base=slack_default)
+    server = build_section(ServerSettings, raw.get("server"), "server", problems)
+    zendesk = build_section(ZendeskSettings, raw.get("zendesk"), "zendesk", problems)
+    intake = build_section(IntakeSettings, raw.get("intake"), "intake", problems)
+    worker = build_section(WorkerSettings, raw.get("worker"), "worker", problems)
+    digest = build_section(DigestSettings, raw.get("digest"), "digest", problems)
+    storage = build_section(StorageSettings, raw.get("storage"), "storage", problems)
     models = parse_models(raw.get("models"), base_dir, problems)
-    engine = parse_engine(TableReader(raw.get("engine"), "engine", problems))
-    finetune = raw.get("finetune") or {}
-    if not isinstance(finetune, dict):
-        problems.append("[finetune]: must be a table")
-        finetune = {}
-    model_finetune = {
-        str(table.get("name")): table["finetune"]
-        for table in raw.get("models") or []
-        if isinstance(table, dict) and isinstance(table.get("finetune"), dict)
-    }
+    engine = parse_engine(raw.get("engine"), problems)
 
     if digest.enabled and not digest.channel and not digest.users:
         digest = replace(digest, channel=slack.channel)  # default: the drafts channel
@@ -163,94 +270,11 @@ def parse_settings(
         intake,
         worker,
         digest,
-        storage_path,
+        storage.resolved(base_dir),
         models,
         secrets,
         source,
-        finetune=finetune,
-        model_finetune=model_finetune,
         engine=engine,
-    )
-
-
-def _parse_slack(r: TableReader, secrets: Secrets) -> SlackSettings:
-    r.unknown_keys({"mode", "channel", "api_url"})
-    default_mode = "socket" if secrets.slack_app_token else "http"
-    mode = r.choice("mode", ("socket", "http"), default_mode)
-    channel = r.get("channel", str, "", 'a channel ID like "C0123456789"')
-    if not channel:
-        r.problem("channel", 'missing: set the channel ID for drafts, e.g. channel = "C0123456789"')
-    api_url = r.get("api_url", str, "https://slack.com/api/", "a URL")
-    if not api_url.startswith(("http://", "https://")):
-        r.problem("api_url", f"must start with http:// or https://, got {api_url!r}")
-    if not api_url.endswith("/"):
-        api_url += "/"
-    return SlackSettings(mode=mode, channel=channel, api_url=api_url)
-
-
-def _parse_server(r: TableReader) -> ServerSettings:
-    r.unknown_keys({"host", "port", "max_body_bytes", "health_check"})
-    return ServerSettings(
-        host=r.get("host", str, "0.0.0.0", "a host name or address"),
-        port=r.number("port", 3000, minimum=0, maximum=65535, integer=True),
-        max_body_bytes=r.number("max_body_bytes", 2_000_000, minimum=1024, maximum=100_000_000, integer=True),
-        health_check=r.get("health_check", bool, False, "true or false"),
-    )
-
-
-def _parse_intake(r: TableReader) -> IntakeSettings:
-    r.unknown_keys({"mode", "poll_interval_seconds", "poll_since"})
-    mode = r.choice("mode", ("webhook", "poll", "both"), "webhook")
-    interval = r.number("poll_interval_seconds", 60, minimum=10, maximum=86_400, integer=True)
-    since_raw = r.table.get("poll_since")
-    since: datetime | None = None
-    if since_raw is not None:
-        since = parse_iso_datetime(since_raw)
-        if since is None:
-            r.problem("poll_since", f'expected an ISO date like "2024-01-31" or omit it, got {since_raw!r}')
-    return IntakeSettings(mode=mode, poll_interval_seconds=interval, poll_since=since)
-
-
-def _parse_worker(r: TableReader) -> WorkerSettings:
-    r.unknown_keys(
-        {"max_attempts", "retry_base_seconds", "product_name", "batch_tickets", "batch_wait_seconds"}
-    )
-    return WorkerSettings(
-        batch_tickets=r.number("batch_tickets", 8, minimum=1, maximum=256, integer=True),
-        batch_wait_seconds=float(r.number("batch_wait_seconds", 0.25, minimum=0, maximum=60, integer=False)),
-        max_attempts=r.number("max_attempts", 5, minimum=1, maximum=100, integer=True),
-        retry_base_seconds=float(
-            r.number("retry_base_seconds", 10.0, minimum=0, maximum=3600, integer=False)
-        ),
-        product_name=r.get("product_name", str, "our product", "a product name"),
-    )
-
-
-def _parse_digest(r: TableReader) -> DigestSettings:
-    r.unknown_keys({"enabled", "day_of_week", "hour", "timezone", "channel", "users"})
-    day = r.get("day_of_week", str, "mon", 'a day like "mon"').lower()[:3]
-    if day not in DAYS:
-        r.problem("day_of_week", f"must be one of {', '.join(DAYS)}, got {r.table.get('day_of_week')!r}")
-        day = "mon"
-    timezone = r.get("timezone", str, "UTC", 'an IANA time zone like "Europe/Kyiv"')
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        r.problem("timezone", f'unknown time zone {timezone!r}: use an IANA name like "Europe/Berlin"')
-        timezone = "UTC"
-    users = r.get("users", list, [], 'a list of Slack user IDs like ["U0123"]')
-    if not all(isinstance(u, str) and u for u in users):
-        r.problem("users", f'expected Slack user IDs as strings like ["U0123"], got {users!r}')
-        users = []
-    enabled = r.get("enabled", bool, True, "true or false")
-    channel = r.get("channel", str, None, "a channel ID") or None
-    return DigestSettings(
-        enabled=enabled,
-        day_of_week=day,
-        hour=r.number("hour", 9, minimum=0, maximum=23, integer=True),
-        timezone=timezone,
-        channel=channel,
-        users=tuple(users),
     )
 
 

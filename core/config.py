@@ -1,20 +1,35 @@
 """Configuration primitives every section is built from: reading `config.toml`, typed values with
 their problems collected (never raised one at a time), and the error that carries them all.
 
-Each package owns its sections (`bot/config.py`, `models/config.py`, `finetune/config.py`, the
+A section is a frozen dataclass. Each field is a :func:`setting`: its default, written once, and its
+``help`` (the README's configuration table is generated from these). The section's ``problems()``
+method checks its values, one line per problem naming the key. :func:`build_section` makes a section
+from one TOML table: unknown keys, wrong types and the section's own problems are appended to a list
+shared by the whole file, so every problem is reported at once; keys listed in the section's
+``renamed_keys`` are accepted under their old name with a warning.
+
+Each package owns its sections (`bot/config.py`, `models/spec.py`, `finetune/config.py`, the
 `[zendesk]` table in `integrations/zendesk_config.py`); a command reads only the sections it needs.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import tomllib
-from collections.abc import Mapping
-from dataclasses import MISSING, field
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, Field, field, fields, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 CONFIG_ENV = "DRAFTDESK_CONFIG"
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class ConfigError(Exception):
@@ -25,11 +40,59 @@ class ConfigError(Exception):
         super().__init__("\n".join(problems))
 
 
-def setting(help: str, default: Any = MISSING, factory: Any = MISSING) -> Any:
-    """A dataclass field with its ``help`` text (TRL/PEFT style): the docs are generated from it."""
+class InvalidSettings(ValueError):
+    """A section made in code (not read from the file) whose values break its bounds."""
+
+    def __init__(self, owner: str, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{owner}: " + "; ".join(problems))
+
+
+def setting(
+    help: str,
+    default: Any = MISSING,
+    *,
+    factory: Any = MISSING,
+    key: str | None = None,
+    parse: Callable[[Any], Any] | None = None,
+    shown_default: str | None = None,
+) -> Any:
+    """A dataclass field with its ``help`` text (TRL/PEFT style): the docs are generated from it.
+
+    Without ``default`` or ``factory`` the key is required. ``key`` is its name in the TOML table
+    when that differs from the field's. ``parse`` turns the TOML value into the field's value (for
+    types TOML lacks), raising ValueError with what to write instead. ``shown_default`` is what
+    the docs say when the default is worked out at load time.
+    """
+    metadata: dict[str, Any] = {"help": help}
+    if key is not None:
+        metadata["key"] = key
+    if parse is not None:
+        metadata["parse"] = parse
+    if shown_default is not None:
+        metadata["shown_default"] = shown_default
     if factory is not MISSING:
-        return field(default_factory=factory, metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def toml_key(item: Field[Any]) -> str:
+    """The name of a section's field in config.toml."""
+    return str(item.metadata.get("key", item.name))
+
+
+def is_required(item: Field[Any]) -> bool:
+    return item.default is MISSING and item.default_factory is MISSING
+
+
+def out_of_range(section: Any, bounds: Mapping[str, tuple[float, float]]) -> list[str]:
+    """One problem line per field of ``section`` outside its inclusive (minimum, maximum); None is unset."""
+    problems = []
+    for name, (minimum, maximum) in bounds.items():
+        value = getattr(section, name)
+        if value is not None and not minimum <= value <= maximum:
+            problems.append(f"{name}: must be between {minimum} and {maximum}, got {value!r}")
+    return problems
 
 
 def below_minimum(config: Any, minimums: Mapping[str, float]) -> list[str]:
@@ -80,57 +143,177 @@ def parse_iso_datetime(value: Any) -> datetime | None:
     return None
 
 
-class TableReader:
-    """Reads typed values from one TOML table, recording problems instead of raising."""
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
 
-    def __init__(self, table: Any, prefix: str, problems: list[str]) -> None:
-        self.prefix = prefix
-        self.problems = problems
-        if table is None:
-            table = {}
-        if not isinstance(table, dict):
-            problems.append(f"[{prefix}] must be a table")
-            table = {}
-        self.table: dict[str, Any] = table
 
-    def key(self, name: str) -> str:
-        return f"{self.prefix}.{name}"
+def _optional_of(kind: Any) -> Any:
+    """``X`` for ``X | None``; None for any other type."""
+    if typing.get_origin(kind) in (types.UnionType, typing.Union):
+        others = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+        if len(others) == 1 and len(typing.get_args(kind)) == 2:
+            return others[0]
+    return None
 
-    def problem(self, name: str, message: str) -> None:
-        self.problems.append(f"{self.key(name)}: {message}")
 
-    def get(self, name: str, kind: type | tuple[type, ...], default: Any, hint: str) -> Any:
-        if name not in self.table:
-            return default
-        value = self.table[name]
-        if (
-            isinstance(value, bool)
-            and kind is not bool
-            and bool not in (kind if isinstance(kind, tuple) else ())
-        ):
-            self.problem(name, f"expected {hint}, got {value!r}")
-            return default
-        if not isinstance(value, kind):
-            self.problem(name, f"expected {hint}, got {value!r}")
-            return default
-        return value
+def _accepts(kind: Any, value: Any) -> bool:
+    """Whether a TOML value fits a field's type hint (choices are checked later, with the bounds)."""
+    origin = typing.get_origin(kind)
+    if origin in (types.UnionType, typing.Union):
+        return any(_accepts(arg, value) for arg in typing.get_args(kind))
+    if kind is type(None):
+        return value is None
+    if origin is Literal:
+        return any(_accepts(type(choice), value) for choice in typing.get_args(kind))
+    if origin in (list, tuple):
+        item = typing.get_args(kind)[0]
+        return isinstance(value, list | tuple) and all(_accepts(item, v) for v in value)
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is Path:
+        return isinstance(value, str)
+    return isinstance(kind, type) and isinstance(value, kind)
 
-    def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
-        value = self.get(name, str, default, " or ".join(f'"{o}"' for o in options))
-        if value not in options:
-            self.problem(name, f"must be one of {', '.join(repr(o) for o in options)}, got {value!r}")
-            return default
-        return value
 
-    def number(self, name: str, default: float, *, minimum: float, maximum: float, integer: bool) -> Any:
-        kind: type | tuple[type, ...] = int if integer else (int, float)
-        hint = "an integer" if integer else "a number"
-        value = self.get(name, kind, default, hint)
-        if not minimum <= value <= maximum:
-            self.problem(name, f"must be between {minimum} and {maximum}, got {value!r}")
-            return default
-        return value
+def _convert(kind: Any, value: Any) -> Any:
+    """A TOML value that ``_accepts`` as the field's value: floats from integers, tuples from lists."""
+    inner = _optional_of(kind)
+    if inner is not None:
+        if value is None or (value == "" and inner is str):
+            return None  # an empty optional text means "not set"
+        return _convert(inner, value)
+    if kind is float:
+        return float(value)
+    if kind is Path:
+        return Path(value)
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        return tuple(value)
+    if origin is list:
+        return list(value)
+    return value
 
-    def unknown_keys(self, known: set[str]) -> None:
-        for name in sorted(set(self.table) - known):
-            self.problem(name, f"unknown setting (known: {', '.join(sorted(known))})")
+
+def describe_type(kind: Any) -> str:
+    """What a value of this type looks like in TOML, for a problem line."""
+    inner = _optional_of(kind)
+    if inner is not None:
+        return describe_type(inner)
+    origin = typing.get_origin(kind)
+    if origin is Literal:
+        return "one of " + ", ".join(f'"{choice}"' for choice in typing.get_args(kind))
+    if origin in (list, tuple):
+        return "a list of strings"
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Path: "a path"}
+    return names.get(kind, str(kind))
+
+
+def choice_problems(section: Any) -> list[str]:
+    """One line per ``Literal`` field of ``section`` whose value is not one of its choices."""
+    problems = []
+    hints = _hints(type(section))
+    for item in fields(section):
+        kind = _optional_of(hints[item.name]) or hints[item.name]
+        if typing.get_origin(kind) is not Literal:
+            continue
+        value = getattr(section, item.name)
+        choices = typing.get_args(kind)
+        if value is not None and value not in choices:
+            listed = ", ".join(repr(choice) for choice in choices)
+            problems.append(f"{toml_key(item)}: must be one of {listed}, got {value!r}")
+    return problems
+
+
+def section_problems(section: Any) -> list[str]:
+    """Every problem of a built section: its choices, then its own ``problems()``."""
+    checker = getattr(section, "problems", None)
+    return choice_problems(section) + (list(checker()) if checker is not None else [])
+
+
+def check_section(section: Any, owner: str) -> None:
+    """For ``__post_init__`` of sections that code makes directly too: raise InvalidSettings."""
+    problems = section_problems(section)
+    if problems:
+        raise InvalidSettings(owner, problems)
+
+
+def read_section_values(
+    cls: type, table: Mapping[str, Any], prefix: str, problems: list[str]
+) -> dict[str, Any]:
+    """The values of ``table`` as ``cls`` field values; unknown keys and wrong types become problems.
+
+    A key that ``cls.renamed_keys`` maps to its new name is read as the new one, with a warning.
+    """
+    by_key = {toml_key(item): item for item in fields(cls)}
+    renamed: Mapping[str, str] = getattr(cls, "renamed_keys", {})
+    hints = _hints(cls)
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in renamed:
+            new_key = renamed[key]
+            if new_key in table:
+                problems.append(f"{prefix}.{key}: renamed to {new_key}, which is set too: remove {key}")
+                continue
+            log.warning("config: %s.%s is deprecated: rename it to %s", prefix, key, new_key)
+            key = new_key
+        item = by_key.get(key)
+        if item is None:
+            problems.append(f"{prefix}.{key}: unknown setting (known: {', '.join(sorted(by_key))})")
+            continue
+        parse = item.metadata.get("parse")
+        if parse is not None:
+            try:
+                values[item.name] = parse(value)
+            except ValueError as exc:
+                problems.append(f"{prefix}.{key}: {exc}")
+            continue
+        kind = hints[item.name]
+        if not _accepts(kind, value):
+            problems.append(f"{prefix}.{key}: expected {describe_type(kind)}, got {value!r}")
+            continue
+        values[item.name] = _convert(kind, value)
+    return values
+
+
+def try_build_section(
+    cls: type[T], table: Any, prefix: str, problems: list[str], base: T | None = None
+) -> T | None:
+    """``cls`` from one TOML table (over ``base`` when given), or None when its values cannot make one.
+
+    Problems are appended to ``problems``, each naming its key as ``prefix.key``; never raised.
+    """
+    if table is None:
+        table = {}
+    if not isinstance(table, Mapping):
+        problems.append(f"[{prefix}] must be a table")
+        return None
+    values = read_section_values(cls, table, prefix, problems)
+    if base is None:
+        missing = [item for item in fields(cls) if is_required(item) and item.name not in values]  # type: ignore[arg-type]
+        for item in missing:
+            problems.append(f"{prefix}.{toml_key(item)}: missing: {item.metadata.get('help', 'required')}")
+        if missing:
+            return None
+    try:
+        built = replace(base, **values) if base is not None else cls(**values)  # type: ignore[type-var]
+    except InvalidSettings as exc:  # a section that checks itself on creation
+        problems.extend(f"{prefix}.{line}" for line in exc.problems)
+        return None
+    problems.extend(f"{prefix}.{line}" for line in section_problems(built))
+    return built
+
+
+def build_section(cls: type[T], table: Any, prefix: str, problems: list[str], base: T | None = None) -> T:
+    """Like :func:`try_build_section`; when the values cannot make one, ``base`` or the defaults.
+
+    So the caller goes on to check the other sections, and raises one ConfigError at the end.
+    """
+    built = try_build_section(cls, table, prefix, problems, base)
+    if built is not None:
+        return built
+    return base if base is not None else cls()

@@ -10,7 +10,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from bot.comparisons import analyse, choose_baseline
-from bot.config import ConfigError, Settings, load_settings, resolve_config_path
+from bot.config import (
+    ConfigError,
+    Settings,
+    StoreSettings,
+    load_settings,
+    load_store_settings,
+    resolve_config_path,
+)
 from bot.errors import StartupError
 from bot.report import FORMATS, render
 from bot.stats import model_stats
@@ -89,8 +96,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _settings(args: argparse.Namespace, need_secrets: bool) -> Settings:
-    return load_settings(resolve_config_path(args.config, os.environ), need_secrets=need_secrets)
+def _settings(args: argparse.Namespace) -> Settings:
+    """Every section the bot uses, and its secrets."""
+    return load_settings(resolve_config_path(args.config, os.environ), need_secrets=True)
+
+
+def _store_settings(args: argparse.Namespace) -> StoreSettings:
+    """Only `[storage]` and `[[models]]`: the reports run where no Slack or Zendesk is configured."""
+    return load_store_settings(resolve_config_path(args.config, os.environ))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -102,7 +115,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from draftdesk.app import build
 
-    settings = _settings(args, need_secrets=True)
+    settings = _settings(args)
     build(settings).run_until_signal()
     return 0
 
@@ -125,10 +138,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         if start or end:
             votes = [v for v in votes if (not start or v.voted_at >= start) and (not end or v.voted_at < end)]
     else:
-        settings = _settings(args, need_secrets=False)
+        settings = _store_settings(args)
         models = [m.name for m in settings.models]
         untuned = [m.name for m in settings.models if not m.adapter]
-        votes = _open_store(settings).votes(start, end)
+        votes = _open_store(settings.storage_path).votes(start, end)
     rows = model_stats(votes, models)
     names = [row.model for row in rows]
     if args.baseline and args.baseline not in names:
@@ -142,8 +155,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_votes_export(args: argparse.Namespace) -> int:
-    settings = _settings(args, need_secrets=False)
-    votes = _open_store(settings).votes()
+    votes = _open_store(_store_settings(args).storage_path).votes()
     if args.output:
         with args.output.open("w", encoding="utf-8", newline="") as out:
             count = write_votes(votes, out, args.format)
@@ -153,14 +165,14 @@ def cmd_votes_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_store(settings: Settings) -> Store:
+def _open_store(storage_path: Path) -> Store:
     from bot.store import TinyDBStore
 
-    if not settings.storage_path.exists():
+    if not storage_path.exists():
         raise FileNotFoundError(
-            f"no store at {settings.storage_path}: run `draftdesk run` first or check [storage] path"
+            f"no store at {storage_path}: run `draftdesk run` first or check [storage] path"
         )
-    return TinyDBStore(settings.storage_path, read_only=True)
+    return TinyDBStore(storage_path, read_only=True)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 ``[finetune.prepare]``, ``[finetune.train]`` and ``[finetune.eval]`` (defaults for every model), and
 each model's ``[models.finetune]`` table (its own training and evaluation settings, which win).
 Every problem is collected and raised together as :class:`core.config.ConfigError`, one line per
-key, like the rest of the configuration.
+key, like the rest of the configuration (each section is built by ``core.config.build_section``).
 
 The training defaults are the QLoRA paper's settings for 7B models (Dettmers et al., 2023): NF4 with double
 quantization, bf16 compute, LoRA on all linear layers with r=64, alpha=16, dropout 0.1, learning
@@ -14,39 +14,46 @@ checkpointing.
 
 from __future__ import annotations
 
-import types
-import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from core.config import ConfigError, TableReader, parse_iso_datetime, read_toml
+from core.config import ConfigError, build_section, parse_iso_datetime, read_toml
 from core.config import below_minimum as _below_minimum
 from core.config import setting as _help
 from core.secrets import Secrets
 from finetune.pairs import PAIR_MODES
-from integrations.zendesk_config import ZendeskSettings, parse_zendesk
+from integrations.zendesk_config import ZendeskSettings
 from models.config import parse_models
 from models.spec import ModelSpec
 
 
 @dataclass(frozen=True)
 class PathsConfig:
+    """`[finetune]`: where the finetune commands write."""
+
     workdir: str = _help("where export and prepare write by default", ".draftdesk/finetune")
     output_dir: str = _help("where trained adapters are written: OUTPUT_DIR/MODEL/VERSION", "./adapters")
 
 
+def _date_text(value: Any) -> str:
+    """A TOML date (start_time = 2024-01-31) or a string, as the string the export reads."""
+    if not isinstance(value, str | date):
+        raise ValueError(f'expected a date like "2024-01-31", got {value!r}')
+    return str(value)
+
+
 @dataclass(frozen=True)
 class ExportConfig:
-    locales: list[str] = field(
-        default_factory=lambda: ["en-us"], metadata={"help": "Help Center locales to export"}
+    """`[finetune.export]`: what `finetune export` reads from Zendesk."""
+
+    locales: list[str] = _help("Help Center locales to export", factory=lambda: ["en-us"])
+    statuses: list[str] = _help("ticket statuses to export", factory=lambda: ["solved", "closed"])
+    start_time: str = _help(
+        "export tickets changed since this date (YYYY-MM-DD)", "2000-01-01", parse=_date_text
     )
-    statuses: list[str] = field(
-        default_factory=lambda: ["solved", "closed"], metadata={"help": "ticket statuses to export"}
-    )
-    start_time: str = _help("export tickets changed since this date (YYYY-MM-DD)", "2000-01-01")
     requests_per_minute: float = _help(
         "pace of the incremental export (Zendesk allows 10 a minute; 0 = no pacing)", 10.0
     )
@@ -66,6 +73,8 @@ class ExportConfig:
 
 @dataclass(frozen=True)
 class PrepareConfig:
+    """`[finetune.prepare]`: how `finetune prepare` cleans, pairs and splits the export."""
+
     pairs: str = _help('"first" (question and first answer) or "multi_turn" (every answer)', "first")
     near_duplicate_threshold: float = _help("Jaccard similarity at which questions are near duplicates", 0.6)
     shingle_size: int = _help("words per shingle for near-duplicate detection", 3)
@@ -95,15 +104,16 @@ class PrepareConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """`[finetune.train]`: QLoRA training; a model's `[models.finetune]` table overrides it."""
+
     quantization: str = _help('"nf4" (QLoRA), "fp4", or "none" (plain LoRA on a 16/32-bit base)', "nf4")
     double_quant: bool = _help("quantize the quantization constants too (QLoRA)", True)
     compute_dtype: str = _help('"auto" (bf16 where supported), "bfloat16", "float16" or "float32"', "auto")
     lora_r: int = _help("LoRA rank", 64)
     lora_alpha: int = _help("LoRA scaling numerator (scale = alpha / r)", 16)
     lora_dropout: float = _help("dropout on the LoRA input", 0.1)
-    target_modules: list[str] = field(
-        default_factory=list,
-        metadata={"help": "LoRA targets; empty: every linear layer but the output head"},
+    target_modules: list[str] = _help(
+        "LoRA targets; empty: every linear layer but the output head", factory=list
     )
     learning_rate: float = _help("peak learning rate", 2e-4)
     lr_scheduler_type: str = _help("transformers scheduler name", "constant_with_warmup")
@@ -163,6 +173,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
+    """`[finetune.eval]`: adapter against base; a model's `[models.finetune.eval]` overrides it."""
+
     max_generate: int = _help("eval examples that get a generated answer for the overlap score (0: none)", 50)
     max_new_tokens: int = _help("tokens generated per answer", 256)
     batch_size: int = _help("examples per forward pass", 8)
@@ -186,62 +198,11 @@ class FinetuneSettings:
         eval_table = table.pop("eval", None) or {}
         problems: list[str] = []
         prefix = f"models[{name}].finetune"
-        train = _build(TrainConfig, table, prefix, problems, base=self.train)
-        evaluation = _build(EvalConfig, eval_table, f"{prefix}.eval", problems, base=self.eval)
+        train = build_section(TrainConfig, table, prefix, problems, base=self.train)
+        evaluation = build_section(EvalConfig, eval_table, f"{prefix}.eval", problems, base=self.eval)
         if problems:
             raise ConfigError(problems)
         return train, evaluation
-
-
-T = TypeVar("T")
-
-
-def _accepts(kind: Any, value: Any) -> bool:
-    origin = typing.get_origin(kind)
-    if origin in (types.UnionType, typing.Union):
-        return any(_accepts(arg, value) for arg in typing.get_args(kind))
-    if kind is type(None):
-        return value is None
-    if origin is list:
-        (item,) = typing.get_args(kind)
-        return isinstance(value, list) and all(_accepts(item, v) for v in value)
-    if kind is bool:
-        return isinstance(value, bool)
-    if kind is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind is str:
-        return isinstance(value, str | date)
-    return isinstance(value, kind)
-
-
-def _build(
-    cls: type[T], table: Mapping[str, Any], prefix: str, problems: list[str], base: T | None = None
-) -> T:
-    """``cls`` from a TOML table, over ``base``; problems are appended, never raised."""
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in known:
-            problems.append(f"{prefix}.{key}: unknown setting (known: {', '.join(sorted(known))})")
-            continue
-        if not _accepts(hints[key], value):
-            problems.append(f"{prefix}.{key}: expected {_describe(hints[key])}, got {value!r}")
-            continue
-        values[key] = str(value) if hints[key] is str else (float(value) if hints[key] is float else value)
-    built = replace(base, **values) if base is not None else cls(**values)  # type: ignore[type-var]
-    checker = getattr(built, "problems", None)
-    if checker is not None:
-        problems.extend(f"{prefix}.{problem}" for problem in checker())
-    return built
-
-
-def _describe(kind: Any) -> str:
-    if typing.get_origin(kind) is list:
-        return "a list of strings"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(kind, str(kind))
 
 
 def parse_start_time(value: str) -> int | None:
@@ -253,24 +214,16 @@ def parse_start_time(value: str) -> int | None:
 def load_finetune_settings(
     finetune_table: Mapping[str, Any] | None, model_tables: Mapping[str, Mapping[str, Any]] | None = None
 ) -> FinetuneSettings:
-    """Validate ``Settings.finetune`` and ``Settings.model_finetune``; ConfigError lists every problem."""
+    """Validate ``[finetune]`` and each model's ``[models.finetune]``; ConfigError lists every problem."""
     table = dict(finetune_table or {})
     problems: list[str] = []
-    sections = {"export", "prepare", "train", "eval"}
-    subtables: dict[str, Mapping[str, Any]] = {}
-    for name in sections:
-        raw = table.pop(name, None) or {}
-        if not isinstance(raw, Mapping):
-            problems.append(f"[finetune.{name}]: must be a table")
-            raw = {}
-        subtables[name] = raw
-    paths = _build(PathsConfig, table, "finetune", problems)
+    subtables = {name: table.pop(name, None) for name in ("export", "prepare", "train", "eval")}
     settings = FinetuneSettings(
-        paths=paths,
-        export=_build(ExportConfig, subtables["export"], "finetune.export", problems),
-        prepare=_build(PrepareConfig, subtables["prepare"], "finetune.prepare", problems),
-        train=_build(TrainConfig, subtables["train"], "finetune.train", problems),
-        eval=_build(EvalConfig, subtables["eval"], "finetune.eval", problems),
+        paths=build_section(PathsConfig, table, "finetune", problems),
+        export=build_section(ExportConfig, subtables["export"], "finetune.export", problems),
+        prepare=build_section(PrepareConfig, subtables["prepare"], "finetune.prepare", problems),
+        train=build_section(TrainConfig, subtables["train"], "finetune.train", problems),
+        eval=build_section(EvalConfig, subtables["eval"], "finetune.eval", problems),
         model_tables={k: dict(v) for k, v in (model_tables or {}).items()},
     )
     for name in settings.model_tables:
@@ -303,9 +256,10 @@ def load_finetune_context(path: Path, env: Mapping[str, str]) -> FinetuneContext
     raw = read_toml(path)
     problems: list[str] = []
     models = parse_models(raw.get("models"), path.parent, problems)
-    zendesk = parse_zendesk(TableReader(raw["zendesk"], "zendesk", problems)) if "zendesk" in raw else None
-    worker = TableReader(raw.get("worker"), "worker", problems)
-    product_name = worker.get("product_name", str, "", "a product name")
+    zendesk = (
+        build_section(ZendeskSettings, raw["zendesk"], "zendesk", problems) if "zendesk" in raw else None
+    )
+    product_name = _product_name(raw.get("worker"), problems)
     finetune_table = raw.get("finetune") or {}
     if not isinstance(finetune_table, Mapping):
         problems.append("[finetune]: must be a table")
@@ -322,3 +276,15 @@ def load_finetune_context(path: Path, env: Mapping[str, str]) -> FinetuneContext
     if problems:
         raise ConfigError(problems)
     return FinetuneContext(finetune, models, zendesk, product_name, Secrets.from_env(env))
+
+
+def _product_name(worker: Any, problems: list[str]) -> str:
+    """``[worker] product_name``, the one key of the bot's `[worker]` the prompts here need ("": unset).
+
+    The bot's loader checks the rest of `[worker]`; finetune/ may not import bot/.
+    """
+    value = worker.get("product_name", "") if isinstance(worker, Mapping) else ""
+    if not isinstance(value, str):
+        problems.append(f"worker.product_name: expected a string, got {value!r}")
+        return ""
+    return value

@@ -4,24 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.config import TableReader
+from core.config import setting
 
 
 @dataclass(frozen=True)
 class ZendeskSettings:
-    url: str
-    subdomain: str | None = None
+    """`[zendesk]`: the Zendesk whose tickets get drafts (credentials come from the environment)."""
 
+    url: str = setting(
+        'the Zendesk URL, e.g. "https://support.example.com"',
+        "",
+        shown_default="https://SUBDOMAIN.zendesk.com",
+    )
+    subdomain: str | None = setting('your Zendesk subdomain, e.g. "acme" for acme.zendesk.com', None)
 
-def parse_zendesk(r: TableReader) -> ZendeskSettings:
-    r.unknown_keys({"subdomain", "url"})
-    subdomain = r.get("subdomain", str, None, 'your Zendesk subdomain, e.g. "acme"') or None
-    url = r.get("url", str, None, "a URL") or None
-    if url is None and subdomain:
-        url = f"https://{subdomain}.zendesk.com"
-    if url is None:
-        r.problem("subdomain", 'missing: set subdomain = "acme" (for acme.zendesk.com) or url = "https://…"')
-        url = ""
-    elif not url.startswith(("http://", "https://")):
-        r.problem("url", f"must start with http:// or https://, got {url!r}")
-    return ZendeskSettings(url=url.rstrip("/"), subdomain=subdomain)
+    def __post_init__(self) -> None:
+        url = self.url or (f"https://{self.subdomain}.zendesk.com" if self.subdomain else "")
+        object.__setattr__(self, "url", url.rstrip("/"))
+
+    def problems(self) -> list[str]:
+        if not self.url:
+            return ['subdomain: missing: set subdomain = "acme" (for acme.zendesk.com) or url = "https://…"']
+        if not self.url.startswith(("http://", "https://")):
+            return [f"url: must start with http:// or https://, got {self.url!r}"]
+        return []

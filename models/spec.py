@@ -1,13 +1,18 @@
 """What the bot configures about its models: one ``ModelSpec`` per draft, one ``EngineSettings``.
 
-Pure data with validation, no torch: ``bot/config.py`` builds these from ``config.toml``.
+Pure data with validation, no torch: ``models/config.py`` builds these from ``config.toml`` with
+``core.config.build_section``; code (tests, benchmarks, request overrides) makes them directly, and
+the same bounds apply (``__post_init__`` raises ValueError listing every problem).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
+
+from core.config import check_section, out_of_range, setting
 
 BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 DEFAULT_API_KEY_ENV = "DRAFTDESK_MODELS_API_KEY"
@@ -15,11 +20,12 @@ DEFAULT_API_KEY_ENV = "DRAFTDESK_MODELS_API_KEY"
 Quantization = Literal["nf4", "none"]
 BackendKind = Literal["local", "openai"]
 BACKENDS: tuple[str, ...] = ("local", "openai")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One draft model: where it runs, what it is, and its generation settings.
+    """`[[models]]`: one draft model, where it runs, what it is, and its generation settings.
 
     ``backend = "local"``: a base (local path or downloaded hub id) with an optional LoRA adapter,
     run by the in-process engine. ``backend = "openai"``: any OpenAI-compatible server at
@@ -31,55 +37,88 @@ class ModelSpec:
     config defaults to ``core.prompt.STOP_SEQUENCES``. ``max_input_tokens`` caps the prompt;
     without it the cap is the model's context window minus ``max_new_tokens``. ``seed`` makes
     sampling reproducible: every ``generate()`` call starts the model's sampler from it.
+
+    The bounds below hold for the config file, for code and for per-request overrides alike.
     """
 
-    name: str
-    base_model: str = ""
-    adapter: str | None = None
-    quantization: Quantization = "nf4"
-    max_new_tokens: int = 256
-    temperature: float = 0.7
-    top_p: float = 0.9
-    repetition_penalty: float = 1.1
-    stop: tuple[str, ...] = ()
-    max_input_tokens: int | None = None
-    seed: int | None = None
-    backend: BackendKind = "local"
-    base_url: str | None = None
-    remote_model: str | None = None
-    api_key_env: str | None = None  # None: DRAFTDESK_MODELS_API_KEY if set, else no key
-    timeout_seconds: float = 120.0
-    max_retries: int = 3
-    tokenizer: str | None = None  # remote models: count tokens locally with this tokenizer
+    name: str = setting('the draft\'s name in Slack and the reports, unique, e.g. name = "llama2-7b-ft"')
+    base_model: str = setting(
+        'hub id like "meta-llama/Llama-2-7b-hf" or a local path (./ is the config file folder); '
+        "local backend only",
+        "",
+        shown_default="required for the local backend",
+    )
+    adapter: str | None = setting(
+        "LoRA adapter folder, or a folder of versions with a LATEST file; unset: the untuned base", None
+    )
+    quantization: Quantization = setting('"nf4" (4-bit, QLoRA) or "none"', "nf4")
+    max_new_tokens: int = setting("longest draft, in tokens", 256)
+    temperature: float = setting("sampling temperature; 0 is greedy decoding", 0.7)
+    top_p: float = setting("nucleus sampling: the share of probability mass sampled from", 0.9)
+    repetition_penalty: float = setting("penalty on repeated tokens; 1 is none", 1.1)
+    stop: tuple[str, ...] = setting(
+        "strings that end the draft; `stop = []` for none",
+        (),
+        shown_default='["\\nCustomer:", "\\nAgent:"] (the turn markers; in code: none)',
+    )
+    max_input_tokens: int | None = setting(
+        "cap on the prompt's tokens", None, shown_default="context window minus max_new_tokens"
+    )
+    seed: int | None = setting("sampling seed, for reproducible drafts", None)
+    backend: BackendKind = setting(
+        '"local" (this process) or "openai" (an OpenAI-compatible server: vLLM, serve-models)', "local"
+    )
+    base_url: str | None = setting('openai backend: the server, e.g. "http://gpu-box:8000/v1"', None)
+    remote_model: str | None = setting(
+        "openai backend: the model id on the server", None, key="model", shown_default="name"
+    )
+    api_key_env: str | None = setting(
+        "openai backend: NAME of the environment variable holding the API key",
+        None,
+        shown_default=f"{DEFAULT_API_KEY_ENV} if set, else no key",
+    )
+    timeout_seconds: float = setting("openai backend: seconds one request may take", 120.0)
+    max_retries: int = setting("openai backend: retries of a failed request", 3)
+    tokenizer: str | None = setting(
+        "openai backend: tokenizer path or hub id to count prompt tokens locally", None
+    )
 
     def __post_init__(self) -> None:
+        check_section(self, f"model {self.name!r}")
+
+    def problems(self) -> list[str]:
+        """One line per value out of bounds, naming its key (the choices are checked from the types)."""
         problems = []
         if not self.name or self.name == BASE_ADAPTER:
-            problems.append(f"name must be non-empty and not {BASE_ADAPTER!r}")
-        if self.backend not in BACKENDS:
-            problems.append(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+            problems.append(f"name: must be non-empty and not {BASE_ADAPTER!r}")
         if self.backend == "local" and not self.base_model:
-            problems.append("base_model must be a local path or a hub id")
+            problems.append('base_model: missing: a hub id like "meta-llama/Llama-2-7b-hf" or a local path')
         if self.backend == "openai" and not (self.base_url or "").startswith(("http://", "https://")):
-            problems.append(f"base_url must be an http(s) URL for backend 'openai', got {self.base_url!r}")
-        if self.quantization not in ("nf4", "none"):
-            problems.append(f"quantization must be 'nf4' or 'none', got {self.quantization!r}")
-        if self.max_new_tokens < 1:
-            problems.append(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.temperature < 0:
-            problems.append(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+            problems.append(
+                f'base_url: backend "openai" needs base_url = "http://host:port/v1", got {self.base_url!r}'
+            )
+        if self.api_key_env is not None and not _ENV_NAME.fullmatch(self.api_key_env):
+            # Never echo the value: it may be the key itself, pasted here by mistake.
+            problems.append(
+                "api_key_env: must be the NAME of an environment variable holding the key, not the key"
+            )
+        if not all(self.stop):
+            problems.append("stop: must be a list of non-empty strings")
         if not 0 < self.top_p <= 1:
-            problems.append(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.repetition_penalty <= 0:
-            problems.append(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
-        if self.max_input_tokens is not None and self.max_input_tokens < 1:
-            problems.append(f"max_input_tokens must be >= 1, got {self.max_input_tokens}")
-        if self.timeout_seconds <= 0:
-            problems.append(f"timeout_seconds must be > 0, got {self.timeout_seconds}")
-        if self.max_retries < 0:
-            problems.append(f"max_retries must be >= 0, got {self.max_retries}")
-        if problems:
-            raise ValueError(f"model {self.name!r}: " + "; ".join(problems))
+            problems.append(f"top_p: must be in (0, 1], got {self.top_p}")
+        if not 0 < self.timeout_seconds <= 3600:
+            problems.append(f"timeout_seconds: must be in (0, 3600], got {self.timeout_seconds}")
+        return problems + out_of_range(
+            self,
+            {
+                "max_new_tokens": (1, 8192),
+                "temperature": (0, 5),
+                "repetition_penalty": (0.5, 3),
+                "max_input_tokens": (16, 1_000_000),
+                "seed": (0, 2**31),
+                "max_retries": (0, 20),
+            },
+        )
 
     @property
     def base_key(self) -> tuple[str, str]:
@@ -93,29 +132,31 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """How the local engine batches (``[engine]`` in config.toml).
+    """`[engine]`: how the local engine batches, per base model and per generate() call.
 
-    Limits apply per base model and per ``generate()`` call on it: rows beyond them go into further
-    calls. ``max_batch_tokens`` bounds rows × (longest prompt + most new tokens) in one call, i.e.
-    the KV cache the call can grow to. ``max_wait_seconds`` is how long ``serve-models`` holds a
-    request for others to join its batch.
+    Rows beyond the limits go into further calls. ``max_batch_tokens`` bounds rows × (longest
+    prompt + most new tokens) in one call, i.e. the KV cache the call can grow to.
+    ``max_wait_seconds`` is how long ``serve-models`` holds a request for others to join its batch.
     """
 
-    max_batch_size: int = 32
-    max_batch_tokens: int = 32768
-    max_wait_seconds: float = 0.05
-    device: str | None = None  # None: cuda if available, else cpu
+    max_batch_size: int = setting("drafts per generate() call", 32)
+    max_batch_tokens: int = setting("rows × (longest prompt + max_new_tokens) in one call", 32768)
+    max_wait_seconds: float = setting("serve-models: how long a request waits for others to join", 0.05)
+    device: str | None = setting(
+        '"cpu", "cuda" or "cuda:N"', None, shown_default="cuda if available, else cpu"
+    )
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.max_batch_size < 1:
-            problems.append(f"max_batch_size must be >= 1, got {self.max_batch_size}")
-        if self.max_batch_tokens < 1:
-            problems.append(f"max_batch_tokens must be >= 1, got {self.max_batch_tokens}")
-        if self.max_wait_seconds < 0:
-            problems.append(f"max_wait_seconds must be >= 0, got {self.max_wait_seconds}")
-        if problems:
-            raise ValueError("engine: " + "; ".join(problems))
+        check_section(self, "engine")
+
+    def problems(self) -> list[str]:
+        problems = out_of_range(
+            self,
+            {"max_batch_size": (1, 1024), "max_batch_tokens": (64, 10_000_000), "max_wait_seconds": (0, 60)},
+        )
+        if self.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
+            problems.append(f'device: must be "cpu", "cuda" or "cuda:N", got {self.device!r}')
+        return problems
 
 
 @dataclass(frozen=True)

@@ -195,3 +195,111 @@ def test_model_settings_alone_for_serve_models(tmp_path):
         load_model_settings(config)
     keys = {problem.split(":")[0] for problem in info.value.problems}
     assert keys == {"engine.max_wait_seconds", "models[0].base_model"}
+
+
+def test_defaults_are_the_dataclass_defaults():
+    from bot.config import DigestSettings, IntakeSettings, ServerSettings, WorkerSettings
+
+    settings = parse_settings(minimal(), ALL_SECRETS)
+    assert settings.server == ServerSettings()
+    assert (settings.server.port, settings.worker.max_attempts) == (3000, 5)
+    assert settings.worker == WorkerSettings()
+    assert settings.intake == IntakeSettings()
+    assert settings.digest == DigestSettings(channel="C1")  # the drafts channel
+    assert settings.slack.api_url == "https://slack.com/api/"
+    assert settings.storage_path == Path(".draftdesk/draftdesk.json")
+
+
+def test_special_values_keep_their_meaning(tmp_path):
+    from datetime import UTC, date, datetime
+
+    raw = minimal(
+        slack={"channel": "C1", "api_url": "http://127.0.0.1:9/api"},
+        zendesk={"url": "https://support.example.com/"},
+        intake={"mode": "poll", "poll_since": date(2024, 1, 31)},
+        digest={"day_of_week": "Friday", "users": ["U1"], "channel": ""},
+        storage={"path": "data/store.json"},
+    )
+    settings = parse_settings(raw, ALL_SECRETS, base_dir=tmp_path)
+    assert settings.slack.api_url == "http://127.0.0.1:9/api/"
+    assert settings.zendesk.url == "https://support.example.com"
+    assert settings.intake.poll_since == datetime(2024, 1, 31, tzinfo=UTC)
+    assert (settings.digest.day_of_week, settings.digest.users) == ("fri", ("U1",))
+    assert settings.digest.channel is None  # users only: no channel post
+    assert settings.storage_path == tmp_path / "data/store.json"
+    iso = parse_settings(minimal(intake={"poll_since": "2024-02-01T10:00:00+02:00"}), ALL_SECRETS)
+    assert iso.intake.poll_since == datetime(2024, 2, 1, 8, tzinfo=UTC)
+    absolute = parse_settings(
+        minimal(storage={"path": "/var/draftdesk.json"}), ALL_SECRETS, base_dir=tmp_path
+    )
+    assert absolute.storage_path == Path("/var/draftdesk.json")
+    assert parse_settings(minimal(), ALL_SECRETS).zendesk.url == "https://acme.zendesk.com"
+
+
+def test_finetune_tables_are_accepted_but_not_the_bots():
+    raw = minimal(
+        finetune={"output_dir": "./adapters", "train": {"lora_r": 8}},
+        models=[{"name": "m", "base_model": "/models/m", "finetune": {"lora_r": 16}}],
+    )
+    settings = parse_settings(raw, ALL_SECRETS)
+    assert [m.name for m in settings.models] == ["m"]
+    assert not hasattr(settings, "finetune") and not hasattr(settings, "model_finetune")
+    with pytest.raises(ConfigError, match=r"\[finetuning\]: unknown section"):
+        parse_settings(minimal(finetuning={}), ALL_SECRETS)
+
+
+def test_model_bounds_are_the_same_in_the_file_and_in_code():
+    from models.spec import EngineSettings, ModelSpec
+
+    with pytest.raises(ConfigError) as info:
+        parse_settings(minimal(models=[{"name": "m", "base_model": "b", "top_p": 0}]), ALL_SECRETS)
+    assert info.value.problems == ["models[0].top_p: must be in (0, 1], got 0.0"]
+    with pytest.raises(ValueError, match=r"top_p: must be in \(0, 1\], got 0"):
+        ModelSpec("m", "b", top_p=0)
+    with pytest.raises(ValueError, match="max_new_tokens: must be between 1 and 8192"):
+        ModelSpec("m", "b", max_new_tokens=10_000)
+    with pytest.raises(ConfigError, match=r"models\[0\]\.max_new_tokens: must be between 1 and 8192"):
+        parse_settings(
+            minimal(models=[{"name": "m", "base_model": "b", "max_new_tokens": 10_000}]), ALL_SECRETS
+        )
+    with pytest.raises(ValueError, match="max_batch_tokens: must be between 64"):
+        EngineSettings(max_batch_tokens=10)
+    with pytest.raises(ConfigError, match=r"engine\.max_batch_tokens: must be between 64"):
+        parse_settings(minimal(engine={"max_batch_tokens": 10}), ALL_SECRETS)
+
+
+def test_report_and_votes_export_need_only_storage_and_models(tmp_path, capsys):
+    from datetime import UTC, datetime
+
+    from bot.store import TinyDBStore
+    from core.domain import Vote
+    from draftdesk.cli import main
+
+    store = TinyDBStore(tmp_path / "votes.json")
+    store.record_vote(Vote(1, "t1r1A", "llama", "U1", 5, "button", datetime(2026, 3, 2, tzinfo=UTC)))
+    store.close()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[storage]\npath = "votes.json"\n\n[[models]]\nname = "llama"\nbase_model = "/m/llama"\n'
+    )
+    assert main(["votes", "export", "--config", str(config), "--format", "jsonl"]) == 0
+    assert '"rater": "U1"' in capsys.readouterr().out
+    assert main(["report", "--config", str(config), "--format", "json"]) == 0
+    assert '"model": "llama"' in capsys.readouterr().out
+    # `run` needs the rest: the same file is not enough for it.
+    assert main(["run", "--config", str(config)]) == 2
+    assert "slack.channel: missing" in capsys.readouterr().err
+
+
+def test_report_config_problems_are_still_reported(tmp_path):
+    from bot.config import load_store_settings
+
+    config = tmp_path / "config.toml"
+    config.write_text('[storage]\npath = 3\ncolour = "red"\n')
+    with pytest.raises(ConfigError) as info:
+        load_store_settings(config)
+    assert info.value.problems == [
+        "storage.path: expected a path, got 3",
+        "storage.colour: unknown setting (known: path)",
+        "[[models]]: missing: add at least one [[models]] table with name and base_model",
+    ]

@@ -11,7 +11,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from core.config import ConfigError, resolve_config_path
-from finetune.config import FinetuneContext, FinetuneSettings, load_finetune_context, load_finetune_settings
+from finetune.config import (
+    FinetuneContext,
+    FinetuneSettings,
+    TrainConfig,
+    load_finetune_context,
+    load_finetune_settings,
+)
 from models.spec import ModelSpec
 
 Command = Callable[[argparse.Namespace], int]
@@ -53,6 +59,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     train.add_argument("--max-steps", type=int, help="override max_steps (e.g. a short trial run)")
     train.add_argument("--fresh", action="store_true", help="discard this run's checkpoints and start over")
     train.add_argument("--keep-checkpoints", action="store_true", help="keep checkpoints after success")
+    train.add_argument(
+        "--method",
+        choices=("sft", "dpo", "kto"),
+        default="sft",
+        help="sft: answers (prepare's dataset); dpo: chosen/rejected pairs; kto: rated completions "
+        "(a folder with train.jsonl and eval.jsonl, docs/finetune.md)",
+    )
+    train.add_argument(
+        "--from-adapter",
+        help="dpo/kto: the adapter to continue (default: the model's adapter in [[models]]; none: a new "
+        "adapter against the untuned base)",
+    )
     train.set_defaults(func=_guard(cmd_train))
 
     evaluate = commands.add_parser("eval", help="adapter vs untuned base on the eval split")
@@ -180,13 +198,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     settings, finetune = _settings(args)
     assert settings is not None
-    base_model = _model(settings, args.model).base_model
+    spec = _model(settings, args.model)
+    base_model = spec.base_model
     config, _ = finetune.for_model(args.model)
     if args.max_steps is not None:
         config = replace(config, max_steps=args.max_steps)
         problems = config.problems()
         if problems:
             raise ConfigError([f"--max-steps: {p}" for p in problems])
+    if args.method != "sft":
+        return _train_preference(args, spec, finetune, config)
     result = train_adapter(
         args.model,
         base_model,
@@ -203,6 +224,35 @@ def cmd_train(args: argparse.Namespace) -> int:
         + f"\neval loss {metrics.get('eval_loss_before')} -> {metrics.get('eval_loss')}; "
         f'to use it, set adapter = "{result.adapter_dir.parent}" for {args.model} in [[models]] '
         "(its LATEST version is loaded; restart the bot to pick up a new one)"
+    )
+    return 0
+
+
+def _train_preference(
+    args: argparse.Namespace, spec: ModelSpec, finetune: FinetuneSettings, config: TrainConfig
+) -> int:
+    from finetune.preference import train_preference
+
+    if args.dataset is None:
+        raise ConfigError(
+            [f"--dataset: {args.method} needs a preference dataset folder (train.jsonl, eval.jsonl)"]
+        )
+    start = args.from_adapter or spec.adapter
+    result = train_preference(
+        args.method,
+        args.model,
+        spec.base_model,
+        args.dataset,
+        args.output_dir or Path(finetune.paths.output_dir),
+        config,
+        from_adapter=start,
+    )
+    metrics = result.manifest["metrics"]
+    print(
+        f"adapter: {result.adapter_dir} ({args.method}, reference: {result.manifest['reference']})\n"
+        f"held-out preference margin {metrics['eval_preference_margin_before']} -> "
+        f"{metrics['eval_preference_margin_after']}; to use it, set adapter = "
+        f'"{result.adapter_dir.parent}" for {args.model} in [[models]]'
     )
     return 0
 

@@ -285,12 +285,24 @@ def _counter(tokenizer: Any) -> Any:
     return count
 
 
-def _save_adapter(model: Any, adapter_dir: Path, base_model: str, manifest: dict[str, Any]) -> None:
-    """Write the adapter and its manifest to a temporary folder, then rename it into place."""
+def _save_adapter(
+    model: Any,
+    adapter_dir: Path,
+    base_model: str,
+    manifest: dict[str, Any],
+    adapter_names: list[str] | None = None,
+) -> None:
+    """Write the adapter and its manifest to a temporary folder, then rename it into place.
+
+    ``adapter_names``: which of the model's adapters to save (e.g. not TRL's frozen reference copy).
+    """
     adapter_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=adapter_dir.parent, prefix=f".{adapter_dir.name}-") as tmp:
         staging = Path(tmp) / "adapter"
-        model.save_pretrained(str(staging))
+        if adapter_names:
+            model.save_pretrained(str(staging), selected_adapters=adapter_names)
+        else:
+            model.save_pretrained(str(staging))
         config_path = staging / "adapter_config.json"
         config = json.loads(config_path.read_text(encoding="utf-8"))
         local = Path(base_model).expanduser()

@@ -1,0 +1,154 @@
+"""DPO and KTO from rated drafts with TRL, on a tiny 4-bit LLaMA-shaped model on the CPU.
+
+The preference data are built from the bundled sample: the agent's real answer is the good
+completion, a curt non-answer the bad one. Training must raise the held-out margin (the model
+prefers what the raters preferred on tickets it never saw), write a new adapter version with a
+manifest, and never save TRL's frozen reference copy as part of the adapter.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from finetune.config import TrainConfig
+from finetune.preference import PreferenceDataError, load_preference_dataset, train_preference
+
+CURT = [
+    " Not our problem. Read the manual.",
+    " No idea, sorry. Try again later maybe.",
+    " We cannot help with that. Ticket closed.",
+    " Please stop writing to us about this.",
+    " That is how it works. Nothing to do.",
+]
+CURT_HELD_OUT = [" Works for me. Closing this.", " Ask someone else, we do not support that."]
+CONFIG = TrainConfig(
+    lora_r=8,
+    lora_alpha=16,
+    lora_dropout=0.0,
+    learning_rate=5e-3,
+    warmup_ratio=0.0,
+    max_steps=12,
+    per_device_train_batch_size=8,
+    max_length=384,
+    logging_steps=4,
+)
+
+
+def pairs(dataset_dir: Path, name: str) -> list[dict[str, str]]:
+    rows = [json.loads(line) for line in (dataset_dir / name).read_text().splitlines() if line.strip()]
+    return [{"prompt": r["prompt"][-900:], "completion": r["completion"][:400]} for r in rows]
+
+
+def write(folder: Path, train: list[dict], evaluation: list[dict]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("train.jsonl", train), ("eval.jsonl", evaluation)):
+        (folder / name).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return folder
+
+
+def dpo_rows(rows: list[dict], bad: list[str]) -> list[dict]:
+    return [
+        {"prompt": r["prompt"], "chosen": r["completion"], "rejected": bad[i % len(bad)]}
+        for i, r in enumerate(rows)
+    ]
+
+
+def kto_rows(rows: list[dict], bad: list[str]) -> list[dict]:
+    good = [{"prompt": r["prompt"], "completion": r["completion"], "label": True} for r in rows]
+    worse = [
+        {"prompt": r["prompt"], "completion": bad[i % len(bad)], "label": False} for i, r in enumerate(rows)
+    ]
+    return [row for pair in zip(good, worse, strict=True) for row in pair]
+
+
+def test_dpo_raises_the_held_out_margin_of_chosen_over_rejected(
+    demo_models: dict, dataset_dir: Path, tmp_path: Path
+) -> None:
+    data = write(
+        tmp_path / "dpo",
+        dpo_rows(pairs(dataset_dir, "train.jsonl"), CURT),
+        dpo_rows(pairs(dataset_dir, "eval.jsonl"), CURT_HELD_OUT),
+    )
+    result = train_preference(
+        "dpo", "tiny-llama", str(demo_models["llama_base"]), data, tmp_path / "out", CONFIG
+    )
+
+    metrics = result.manifest["metrics"]
+    assert metrics["global_step"] == 12
+    assert metrics["eval_preference_margin_after"] > metrics["eval_preference_margin_before"] + 1.0
+    assert result.manifest["method"] == "dpo" and result.manifest["reference"].startswith("the untuned base")
+    assert (result.adapter_dir / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "out" / "tiny-llama" / "LATEST").read_text().strip() == result.adapter_dir.name
+
+
+def test_kto_continues_an_adapter_against_a_frozen_copy_and_favours_desirable_answers(
+    demo_models: dict, dataset_dir: Path, tmp_path: Path
+) -> None:
+    data = write(
+        tmp_path / "kto",
+        kto_rows(pairs(dataset_dir, "train.jsonl"), CURT),
+        kto_rows(pairs(dataset_dir, "eval.jsonl"), CURT_HELD_OUT),
+    )
+    start = demo_models["llama_adapter"]
+    base = str(demo_models["llama_base"])
+    config = replace(CONFIG, learning_rate=1e-3)
+    result = train_preference("kto", "tiny-llama", base, data, tmp_path / "out", config, from_adapter=start)
+
+    metrics = result.manifest["metrics"]
+    # Desirable answers became likelier relative to undesirable ones, on the rows trained on and
+    # on held-out tickets with other undesirable answers.
+    assert metrics["train_preference_margin_after"] > metrics["train_preference_margin_before"] + 1.0
+    assert metrics["eval_preference_margin_after"] > metrics["eval_preference_margin_before"] + 1.0
+    assert result.manifest["from_adapter"] == str(Path(start).resolve())
+    assert "frozen copy" in result.manifest["reference"]
+    saved = json.loads((result.adapter_dir / "adapter_config.json").read_text())
+    assert saved["r"] == json.loads((Path(start) / "adapter_config.json").read_text())["r"]
+    assert not (result.adapter_dir / "ref").exists()  # TRL's reference adapter is not part of it
+
+
+@pytest.mark.parametrize(
+    ("method", "lines", "message"),
+    [
+        ("dpo", ['{"prompt": "p", "chosen": "a"}'], "missing rejected"),
+        ("kto", ['{"prompt": "p", "completion": "a", "label": "yes"}'], "label must be true or false"),
+        ("kto", ['{"prompt": "p", "completion": "a", "label": true}'], "desirable (true) and undesirable"),
+        ("dpo", ["not json"], "not valid JSON"),
+        ("dpo", ['{"prompt": "p", "chosen": " ", "rejected": "b"}'], "not empty"),
+    ],
+)
+def test_a_bad_preference_file_says_which_line_and_what_is_wrong(
+    tmp_path: Path, method: str, lines: list[str], message: str
+) -> None:
+    (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(PreferenceDataError, match=re.escape(message)):
+        load_preference_dataset(tmp_path, method)
+    with pytest.raises(PreferenceDataError, match=r"no train\.jsonl"):
+        load_preference_dataset(tmp_path / "missing", method)
+
+
+def test_the_cli_says_in_one_line_what_a_preference_run_is_missing(
+    demo_models: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from draftdesk.cli import main
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"""
+[[models]]
+name = "tiny"
+base_model = "{demo_models["llama_base"]}"
+"""
+    )
+    args = ["finetune", "train", "--model", "tiny", "--config", str(config)]
+    assert main([*args, "--method", "dpo"]) == 2
+    assert "needs a preference dataset folder" in capsys.readouterr().err
+    (tmp_path / "prefs").mkdir()
+    (tmp_path / "prefs" / "train.jsonl").write_text('{"prompt": "p", "chosen": "a"}\n')
+    assert main([*args, "--method", "dpo", "--dataset", str(tmp_path / "prefs")]) == 2
+    err = capsys.readouterr().err
+    assert "train.jsonl:1: dpo rows need prompt, chosen, rejected" in err and "Traceback" not in err

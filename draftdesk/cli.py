@@ -1,8 +1,13 @@
-"""`draftdesk` command line: run, report, votes export, demo."""
+"""draftdesk: three blind draft replies for every Zendesk ticket, rated by your agents in Slack.
+
+Commands: run (the bot), report, votes export, demo, finetune (export, prepare, train, eval),
+serve-models (the models behind an OpenAI-compatible API), slack manifest.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -22,8 +27,10 @@ from bot.errors import StartupError
 from bot.report import FORMATS, render
 from bot.stats import model_stats
 from bot.votes_io import VotesFileError, read_votes, write_votes
+from core.config import read_toml
 from core.ports import Store
 from finetune import cli as finetune_cli
+from integrations.slack_manifest import ManifestError, app_manifest
 from models import serve as serve_models
 
 
@@ -34,9 +41,40 @@ def _date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"expected a date like 2024-01-31, got {value!r}") from None
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_level(value: str) -> str:
+    level = value.upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"use one of {', '.join(LOG_LEVELS)} (any case), got {value!r}")
+    return level
+
+
+def _add_global_options(parser: argparse.ArgumentParser, top: bool) -> None:
+    """--log-level before or after the command: only the top level sets a default."""
+    default = os.environ.get("DRAFTDESK_LOG_LEVEL", "INFO") if top else argparse.SUPPRESS
+    parser.add_argument("--log-level", type=_log_level, default=default, help="DEBUG, INFO, WARNING or ERROR")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_global_options(child, top=False)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("draftdesk")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="draftdesk", description=__doc__)
-    parser.add_argument("--log-level", default=os.environ.get("DRAFTDESK_LOG_LEVEL", "INFO"))
+    parser = argparse.ArgumentParser(
+        prog="draftdesk", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"draftdesk {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the bot: intake, drafts, Slack listeners, weekly digest")
@@ -71,9 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--workdir", type=Path, default=Path(".draftdesk/demo"))
     demo.set_defaults(func=cmd_demo)
+    slack = sub.add_parser("slack", help="the Slack app: its manifest")
+    slack_sub = slack.add_subparsers(dest="slack_command", required=True)
+    manifest = slack_sub.add_parser(
+        "manifest", help="print the Slack app manifest (JSON) for Create New App → From an app manifest"
+    )
+    manifest.add_argument("--config", help="config file, for [slack] mode (default: socket)")
+    manifest.add_argument("--mode", choices=("socket", "http"), help="override [slack] mode")
+    manifest.add_argument("--public-url", help="http mode: the https:// address Slack reaches the bot at")
+    manifest.add_argument("--name", default="draftdesk", help="the app's name in Slack")
+    manifest.set_defaults(func=cmd_slack_manifest)
     # Further command groups register here: each module adds its parser and sets `func`.
     finetune_cli.register(sub)
     serve_models.register(sub)
+    _add_global_options(parser, top=True)
     return parser
 
 
@@ -91,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 2
-    except (VotesFileError, FileNotFoundError, StartupError) as exc:
+    except (VotesFileError, OSError, StartupError, ManifestError) as exc:
         print(f"draftdesk: {exc}", file=sys.stderr)
         return 2
 
@@ -104,6 +153,17 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _store_settings(args: argparse.Namespace) -> StoreSettings:
     """Only `[storage]` and `[[models]]`: the reports run where no Slack or Zendesk is configured."""
     return load_store_settings(resolve_config_path(args.config, os.environ))
+
+
+def cmd_slack_manifest(args: argparse.Namespace) -> int:
+    mode = args.mode
+    if mode is None:
+        path = resolve_config_path(args.config, os.environ)
+        configured = read_toml(path).get("slack", {}) if path.is_file() or args.config else {}
+        mode = configured.get("mode", "socket") if isinstance(configured, dict) else "socket"
+    manifest = app_manifest(mode == "socket", args.public_url, args.name)
+    print(json.dumps(manifest, indent=2))
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -134,6 +194,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     models: list[str] = []
     untuned: list[str] = []
     if args.input:
+        if args.input.is_dir():
+            raise VotesFileError(f"--input {args.input} is a folder: pass a votes file (CSV or JSON Lines)")
         votes = read_votes(args.input.read_text(encoding="utf-8"), str(args.input))
         if start or end:
             votes = [v for v in votes if (not start or v.voted_at >= start) and (not end or v.voted_at < end)]

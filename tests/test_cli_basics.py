@@ -1,0 +1,68 @@
+"""The command line's own manners: --version, global options anywhere, one-line errors, the manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from draftdesk.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+STUDY = str(REPO / "bot/sample_data/study_ratings.csv")
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("draftdesk ")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--log-level", "debug", "report", "--input", STUDY],
+        ["report", "--input", STUDY, "--log-level", "WARNING"],
+    ],
+)
+def test_the_log_level_goes_before_or_after_the_command(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 0
+    assert "Table 1" in capsys.readouterr().out
+
+
+def test_a_wrong_log_level_is_one_line_naming_the_choices(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", "--input", STUDY, "--log-level", "verbose"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "DEBUG, INFO, WARNING, ERROR" in err and "Traceback" not in err
+
+
+def test_a_folder_as_votes_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--input", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a folder: pass a votes file" in err
+
+
+def test_the_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("run", "report", "votes", "demo", "finetune", "serve-models", "slack"):
+        assert f"    {command} " in out or f"    {command}\n" in out, command
+
+
+def test_slack_manifest_follows_the_configs_mode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[slack]\nmode = "http"\nchannel = "C1"\n')
+    assert main(["slack", "manifest", "--config", str(config)]) == 2
+    assert "--public-url" in capsys.readouterr().err
+    assert (
+        main(["slack", "manifest", "--config", str(config), "--public-url", "https://bot.example.com"]) == 0
+    )
+    manifest = json.loads(capsys.readouterr().out)
+    assert manifest["settings"]["interactivity"]["request_url"] == "https://bot.example.com/slack/events"
+    assert main(["slack", "manifest", "--mode", "socket"]) == 0
+    assert json.loads(capsys.readouterr().out)["settings"]["socket_mode_enabled"] is True

@@ -166,6 +166,11 @@ class DigestSettings:
     timezone: str = setting('IANA time zone of day and hour, e.g. "Europe/Kyiv"', "UTC")
     channel: str | None = setting("channel ID to post it in", None, shown_default="[slack] channel")
     users: tuple[str, ...] = setting('Slack user IDs who get it as a DM, e.g. ["U0123456789"]', ())
+    baseline: str | None = setting(
+        "the model the others are compared with (a [[models]] name)",
+        None,
+        shown_default="the first [[models]] entry without an adapter",
+    )
 
     def problems(self) -> list[str]:
         problems = out_of_range(self, {"hour": (0, 23)})
@@ -259,6 +264,11 @@ def parse_settings(
 
     if digest.enabled and not digest.channel and not digest.users:
         digest = replace(digest, channel=slack.channel)  # default: the drafts channel
+    names = [m.name for m in models]
+    if digest.baseline and models and digest.baseline not in names:
+        problems.append(
+            f"digest.baseline: no [[models]] entry named {digest.baseline!r} (models: {', '.join(names)})"
+        )
     if need_secrets:
         problems.extend(_missing_secrets(slack, intake, secrets))
     if problems:

@@ -15,6 +15,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.blocks import escape_mrkdwn
+from bot.comparisons import Analysis, analyse, choose_baseline
 from bot.config import DigestSettings
 from bot.report import table1_rows, table2_rows
 from bot.stats import ModelStats, model_stats
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 META_LAST_PERIOD_END = "digest_last_period_end"
 PERIOD = timedelta(days=7)
+EVIDENCE = timedelta(weeks=8)  # comparisons and agreement rest on this much history, not one week
 BAR_WIDTH = 20
 
 
@@ -49,8 +51,45 @@ def _bar(share: float) -> str:
     return "█" * filled + "░" * (BAR_WIDTH - filled)
 
 
-def digest_message(rows: Sequence[ModelStats], since: datetime, until: datetime) -> tuple[str, list[dict]]:
-    """Tables 1 and 2 in a Slack message; a text bar per model stands in for the chart."""
+def analysis_text(analysis: Analysis) -> str:
+    """The decision in words: each model against the baseline, and whether the raters agree."""
+    lines = []
+    if analysis.comparisons:
+        lines.append(f"*Against {escape_mrkdwn(analysis.baseline or '')}* (last 8 weeks, same tickets):")
+    for c in analysis.comparisons:
+        name = escape_mrkdwn(c.model)
+        if c.diff_positive_pct is None or c.diff_ci_pct is None:
+            lines.append(f"• *{name}*: no tickets rated for both yet")
+            continue
+        low, high = c.diff_ci_pct
+        if low > 0:
+            verdict = "better"
+        elif high < 0:
+            verdict = "worse"
+        else:
+            verdict = "no clear difference yet"
+        p = "<0.001" if (c.mcnemar_p or 1) < 0.001 else f"{c.mcnemar_p:.3f}"
+        lines.append(
+            f"• *{name}*: {c.diff_positive_pct:+.1f} points positive (95% CI {low:+.1f} to {high:+.1f}), "
+            f"p={p}, {c.n_pairs} tickets: {verdict}"
+        )
+    agreement = analysis.agreement
+    if agreement.krippendorff_alpha_ordinal is None:
+        lines.append("Rater agreement: not measurable yet (needs drafts rated by two or more agents).")
+    else:
+        reliable = "reliable" if agreement.reliable else "not yet reliable: draw no conclusions"
+        lines.append(
+            f"Rater agreement: Krippendorff's alpha {agreement.krippendorff_alpha_ordinal:.2f} "
+            f"on {agreement.units} drafts, {reliable}."
+        )
+    return "\n".join(lines)
+
+
+def digest_message(
+    rows: Sequence[ModelStats], since: datetime, until: datetime, analysis: Analysis | None = None
+) -> tuple[str, list[dict]]:
+    """Tables 1 and 2 in a Slack message, the decision (comparisons, agreement) under them; a text
+    bar per model stands in for the chart."""
     period = f"{since:%a %d %b} – {until:%a %d %b %Y}"
     total = sum(r.n for r in rows)
     fallback = f"draftdesk weekly digest, {period}: {total} ratings"
@@ -106,6 +145,8 @@ def digest_message(rows: Sequence[ModelStats], since: datetime, until: datetime)
         blocks.append(
             {"type": "section", "text": {"type": "mrkdwn", "text": "No drafts were rated this week."}}
         )
+    if analysis is not None:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": analysis_text(analysis)[:3000]}})
     return fallback, blocks
 
 
@@ -117,18 +158,22 @@ class DigestService:
         settings: DigestSettings,
         model_names: Sequence[str],
         clock: Callable[[], datetime] = utcnow,
+        untuned: Sequence[str] = (),
     ) -> None:
         self.store = store
         self.poster = poster
         self.settings = settings
         self.model_names = list(model_names)
+        self.baseline = choose_baseline(self.model_names, list(untuned), settings.baseline)
         self.clock = clock
         self.trigger = trigger_for(settings)
 
     def post_for(self, period_end: datetime) -> None:
         since = period_end - PERIOD
         rows = model_stats(self.store.votes(since, period_end), self.model_names)
-        text, blocks = digest_message(rows, since, period_end)
+        history = self.store.votes(period_end - EVIDENCE, period_end)
+        analysis = analyse(history, self.model_names, self.baseline, period_end)
+        text, blocks = digest_message(rows, since, period_end, analysis)
         if self.settings.channel:  # a failure here raises: nothing is posted yet, the next run retries
             self.poster.post(self.settings.channel, text, blocks)
         for user in self.settings.users:

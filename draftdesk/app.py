@@ -222,7 +222,8 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
     poller = None
     if settings.intake.mode in ("poll", "both"):
         poller = Poller(store, zendesk, settings.intake.poll_since, on_queued=worker.wake.set)
-    digest = DigestService(store, poster, settings.digest, model_names)
+    untuned = [m.name for m in settings.models if not m.adapter]
+    digest = DigestService(store, poster, settings.digest, model_names, untuned=untuned)
     scheduler = BackgroundScheduler(timezone=settings.digest.timezone)
     app = Draftdesk(settings, store, poster, zendesk, worker, actions, bolt, digest, poller, None, scheduler)
     if http_mode or webhook is not None or settings.server.health_check:

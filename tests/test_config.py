@@ -303,3 +303,11 @@ def test_report_config_problems_are_still_reported(tmp_path):
         "storage.colour: unknown setting (known: path)",
         "[[models]]: missing: add at least one [[models]] table with name and base_model",
     ]
+
+
+def test_the_digest_baseline_must_name_a_model():
+    assert parse_settings(minimal(digest={"baseline": "m"}), ALL_SECRETS).digest.baseline == "m"
+    with pytest.raises(
+        ConfigError, match=r"digest.baseline: no \[\[models\]\] entry named 'nope' \(models: m\)"
+    ):
+        parse_settings(minimal(digest={"baseline": "nope"}), ALL_SECRETS)

@@ -85,3 +85,30 @@ def test_digest_message_respects_block_limits():
     _text, blocks = digest_message(model_stats(votes), MONDAY_9_KYIV - timedelta(days=7), MONDAY_9_KYIV)
     assert len(blocks) <= 50
     assert all(len(b.get("text", {}).get("text", "")) <= 3000 for b in blocks)
+
+
+def test_the_digest_says_whether_a_model_beats_the_baseline_and_whether_raters_agree():
+    store, slack = MemoryStore(), RecordingPoster()
+    in_week = MONDAY_9_KYIV - timedelta(days=2)
+    for ticket in range(1, 41):  # the fine-tuned model positive on 36 of 40 tickets, the base on 12
+        for rater in ("U1", "U2"):
+            good = 4 if ticket <= 36 else 2
+            base = 4 if ticket <= 12 else 1
+            store.record_vote(Vote(ticket, f"t{ticket}A", "llama2-7b-ft", rater, good, "button", in_week))
+            store.record_vote(Vote(ticket, f"t{ticket}C", "llama2-7b", rater, base, "button", in_week))
+    settings = DigestSettings(day_of_week="mon", hour=9, timezone="Europe/Kyiv", channel="CDIGEST")
+    store.set_meta(META_LAST_PERIOD_END, (MONDAY_9_KYIV - timedelta(days=7)).isoformat())
+    service = DigestService(
+        store,
+        slack,
+        settings,
+        MODELS,
+        clock=lambda: MONDAY_9_KYIV + timedelta(hours=1),
+        untuned=["llama2-7b"],
+    )
+    assert service.run_due()
+    text = str(slack.calls_to("post")[0].blocks)
+    assert "Against llama2-7b" in text
+    assert "*llama2-7b-ft*: +60.0 points positive" in text and "40 tickets: better" in text
+    assert "*gptj-6b-ft*: no tickets rated for both yet" in text
+    assert "Krippendorff's alpha 1.00 on 80 drafts, reliable" in text

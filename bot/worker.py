@@ -26,7 +26,7 @@ from core.domain import (
     Ticket,
     utcnow,
 )
-from core.ports import ChatPoster, DraftBackend, Store, TicketNotFound, TicketSource
+from core.ports import ChatPoster, DraftBackend, GatewayError, Store, TicketNotFound, TicketSource
 from core.prompt import build_prompt
 
 log = logging.getLogger(__name__)
@@ -276,6 +276,9 @@ class Worker:
             self.store.fail_job(job.id, error)
             return
         delay = self.settings.retry_base_seconds * 2 ** (job.attempts - 1)
+        asked = exc.retry_after if isinstance(exc, GatewayError) else None
+        if asked is not None and asked > delay:
+            delay = asked  # the upstream's Retry-After outlasted its client's retries: honour it
         log.warning(
             "job %s (ticket %s) attempt %s failed, retrying in %.0fs: %s",
             job.id,

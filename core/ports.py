@@ -165,7 +165,13 @@ class Store(Protocol):
 
 
 class GatewayError(Exception):
-    """An upstream service (ticket system, chat) could not do what was asked."""
+    """An upstream service (ticket system, chat) could not do what was asked.
+
+    ``retry_after``: seconds the upstream asked us to wait (its ``Retry-After``) when that outlasted
+    the client library's own retries; a caller that retries later waits at least this long.
+    """
+
+    retry_after: float | None = None
 
 
 class TicketNotFound(GatewayError):

@@ -97,8 +97,22 @@ def _error_from_response(method: str, response: SlackResponse) -> SlackError:
     if not error or " " in error:
         # Not a Slack error code: an HTTP error page (e.g. a 503 after the retries) that
         # slack_sdk could not parse as JSON. Keep the status as the code, the body as the hint.
-        return SlackError(method, f"http_{response.status_code}", error[:300] or None)
-    return SlackError(method, error, hint_for(error, needed), needed)
+        result = SlackError(method, f"http_{response.status_code}", error[:300] or None)
+    else:
+        result = SlackError(method, error, hint_for(error, needed), needed)
+    result.retry_after = _retry_after(response.headers)
+    return result
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Slack's Retry-After (seconds) on a 429 that outlasted the client's retries."""
+    for name, value in (headers or {}).items():
+        if str(name).lower() == "retry-after":
+            try:
+                return max(0.0, float(value[0] if isinstance(value, list) else value))
+            except (TypeError, ValueError):
+                return None
+    return None
 
 
 class SlackPoster:

@@ -433,7 +433,10 @@ class ZendeskGateway:
                 ) from exc
             raise TicketNotFound(f"{action}: not found at {self.base_url}") from exc
         except RetriesExhausted as exc:
-            raise ZendeskUnavailable(f"{action}: {exc}; {_hint(exc.response)}") from exc
+            error = ZendeskUnavailable(f"{action}: {exc}; {_hint(exc.response)}")
+            if exc.response is not None:
+                error.retry_after = _retry_after_seconds(exc.response.headers.get("Retry-After"))
+            raise error from exc
         except (APIException, requests.HTTPError) as exc:
             response = getattr(exc, "response", None)
             if response is not None and response.status_code == 404 and ticket_id is not None:

@@ -199,3 +199,11 @@ def test_bolt_app_starts_against_fake(slack: FakeSlack) -> None:
     assert [c.method for c in slack.calls] == ["auth.test"]  # Bolt verifies the token at start
     app.client.chat_postMessage(channel=CHANNEL, text="hi")
     assert slack.messages[CHANNEL][0]["text"] == "hi"
+
+
+def test_a_429_that_outlasts_the_retries_carries_slacks_retry_after(slack: FakeSlack) -> None:
+    poster = SlackPoster(make_web_client(TOKEN, base_url=slack.api_url, max_retries=0))
+    slack.fail_next("chat.postMessage", status=429, headers={"Retry-After": "120"})
+    with pytest.raises(SlackError) as info:
+        poster.post(CHANNEL, "hello", None)
+    assert info.value.retry_after == 120.0  # the worker waits at least this long before trying again

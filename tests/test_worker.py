@@ -8,7 +8,7 @@ from bot.config import WorkerSettings
 from bot.memory_store import MemoryStore
 from bot.worker import TicketProcessor, Worker
 from core.domain import JOB_DONE, JOB_FAILED, JOB_QUEUED, Comment, DraftResult, Ticket
-from core.ports import TicketNotFound
+from core.ports import TicketNotFound, UpstreamUnavailable
 from tests.recording_poster import RecordingPoster
 
 MODELS = ["llama2-7b-ft", "gptj-6b-ft", "llama2-7b"]
@@ -261,3 +261,22 @@ def test_a_failing_batch_is_retried_per_ticket(env):
     backend.raise_all = False
     worker.run_until_idle()
     assert all(len(thread_texts(slack, store, tid)) == 4 for tid in (1, 2))
+
+
+class RateLimitedTickets(Tickets):
+    def fetch_ticket(self, ticket_id):
+        error = UpstreamUnavailable("Zendesk answered 429 after its retries")
+        error.retry_after = 600.0
+        raise error
+
+
+def test_the_retry_waits_at_least_what_the_upstream_asked(env):
+    slack, store, backend, tickets, worker = env
+    worker.processor.zendesk = RateLimitedTickets()
+    worker.settings = WorkerSettings(max_attempts=3, retry_base_seconds=10)
+    store.enqueue(1, "webhook")
+    before = datetime.now(UTC)
+    worker.run_batch()
+    [job] = store.jobs()
+    assert job.status == JOB_QUEUED and job.attempts == 1
+    assert (job.not_before - before).total_seconds() >= 600  # not the worker's own 10 s

@@ -379,3 +379,16 @@ def test_a_real_zendesk_url_is_used_as_is() -> None:
     assert gateway.base_url == "https://acme.zendesk.com"
     assert gateway.ticket_url(5) == "https://acme.zendesk.com/agent/tickets/5"
     assert gateway.client.tickets.base_url == "acme.zendesk.com"
+
+
+def test_a_429_that_outlasts_the_retries_carries_zendesks_retry_after(
+    zd: FakeZendesk, sleeps: list[float]
+) -> None:
+    _seed_conversation(zd)
+    gateway = ZendeskGateway.from_settings(
+        zd.url, EMAIL, TOKEN, retry=RetryPolicy(max_retries=1), sleep=sleeps.append
+    )
+    zd.fail_next("/api/v2/tickets/42.json", 429, {"Retry-After": "90"}, times=10)
+    with pytest.raises(ZendeskUnavailable) as info:
+        gateway.fetch_ticket(42)
+    assert sleeps == [90.0] and info.value.retry_after == 90.0

@@ -15,6 +15,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.blocks import escape_mrkdwn
+from bot.chart import digest_chart
 from bot.comparisons import Analysis, analyse, choose_baseline
 from bot.config import DigestSettings
 from bot.report import table1_rows, table2_rows
@@ -174,19 +175,40 @@ class DigestService:
         history = self.store.votes(period_end - EVIDENCE, period_end)
         analysis = analyse(history, self.model_names, self.baseline, period_end)
         text, blocks = digest_message(rows, since, period_end, analysis)
+        chart = self._chart(rows, analysis, since, period_end)
         if self.settings.channel:  # a failure here raises: nothing is posted yet, the next run retries
             self.poster.post(self.settings.channel, text, blocks)
+            self._share(lambda: self.poster.upload(self.settings.channel or "", *chart), "the channel")
         for user in self.settings.users:
             try:
                 self.poster.dm(user, text, blocks)
             except ChatError as exc:  # one unreachable user must not repeat the digest for everyone
                 log.error("could not send the weekly digest to %s: %s", user, exc)
+                continue
+            self._share(lambda user=user: self.poster.dm_upload(user, *chart), user)
         self.store.set_meta(META_LAST_PERIOD_END, period_end.isoformat())
         log.info(
             "posted the weekly digest for %s – %s",
             f"{since:%Y-%m-%d %H:%M %Z}",
             f"{period_end:%Y-%m-%d %H:%M %Z}",
         )
+
+    @staticmethod
+    def _chart(
+        rows: Sequence[ModelStats], analysis: Analysis, since: datetime, until: datetime
+    ) -> tuple[str, bytes, str]:
+        title = f"Draft ratings {since:%d %b} – {until:%d %b %Y}"
+        return f"draftdesk-digest-{until:%Y-%m-%d}.png", digest_chart(rows, analysis.trend, title), title
+
+    @staticmethod
+    def _share(upload: Callable[[], None], where: str) -> None:
+        """The chart is extra: the text has the same numbers, so a failed upload is only logged."""
+        try:
+            upload()
+        except ChatError as exc:
+            log.error(
+                "could not share the digest chart with %s: %s (needs the files:write scope)", where, exc
+            )
 
     def run_due(self) -> bool:
         """Posts the latest due digest unless it was already posted. Returns True if it posted."""

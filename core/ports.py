@@ -65,6 +65,14 @@ class ChatPoster(Protocol):
 
     def dm(self, user_id: str, text: str, blocks: list[dict] | None = None) -> None: ...
 
+    def upload(self, channel: str, filename: str, content: bytes, title: str) -> None:
+        """Share a file (the digest's chart) in a channel."""
+        ...
+
+    def dm_upload(self, user_id: str, filename: str, content: bytes, title: str) -> None:
+        """Share a file in the direct-message channel with a user."""
+        ...
+
 
 class Store(Protocol):
     """The bot's durable state: the job queue, tickets' threads, draft rounds, votes, small state.

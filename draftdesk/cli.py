@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the model the others are compared with (default: the first [[models]] entry without an "
         "adapter, else the first model)",
     )
+    report.add_argument("--chart", type=Path, help="also write the digest's chart (PNG) to this file")
     report.set_defaults(func=cmd_report)
 
     votes = sub.add_parser("votes", help="votes stored by the bot")
@@ -213,6 +214,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     baseline = choose_baseline(names, untuned, args.baseline)
     analysis = analyse(votes, names, baseline, datetime.now(UTC))
     sys.stdout.write(render(rows, args.format, args.since, args.until, analysis))
+    if args.chart:
+        from bot.chart import digest_chart
+
+        args.chart.write_bytes(
+            digest_chart(
+                rows, analysis.trend, f"Draft ratings, {args.since or 'beginning'} to {args.until or 'now'}"
+            )
+        )
+        print(f"chart written to {args.chart.resolve()}", file=sys.stderr)
     return 0
 
 

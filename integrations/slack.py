@@ -183,6 +183,22 @@ class SlackPoster:
 
     def dm(self, user_id: str, text: str, blocks: list[dict] | None = None) -> None:
         """Send a direct message: open (or find) the DM channel with the user, then post in it."""
+        self._post_message(self._dm_channel(user_id), text, blocks)
+
+    def upload(self, channel: str, filename: str, content: bytes, title: str) -> None:
+        """Share a file in a channel (``files_upload_v2``; scope ``files:write``)."""
+        self._call(
+            "files.upload",
+            self.client.files_upload_v2,
+            channel=channel,
+            file=content,
+            filename=filename,
+            title=title,
+        )
+
+    def dm_upload(self, user_id: str, filename: str, content: bytes, title: str) -> None:
+        self.upload(self._dm_channel(user_id), filename, content, title)
+
+    def _dm_channel(self, user_id: str) -> str:
         opened = self._call("conversations.open", self.client.conversations_open, users=user_id)
-        channel = opened["channel"]["id"]
-        self._post_message(channel, text, blocks)
+        return str(opened["channel"]["id"])

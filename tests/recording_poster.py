@@ -39,6 +39,7 @@ class ChatMessage:
 class RecordingPoster:
     calls: list[ChatCall] = field(default_factory=list)
     messages: dict[tuple[str, str], ChatMessage] = field(default_factory=dict)  # (channel, ts) → message
+    files: list[tuple[str, str, bytes, str]] = field(default_factory=list)  # (channel, name, bytes, title)
     _failures: dict[str, list[ChatError]] = field(default_factory=dict)
     _counter: int = 0
 
@@ -73,6 +74,16 @@ class RecordingPoster:
         ts = self._next_ts()
         self.messages[(channel, ts)] = ChatMessage(channel, ts, text, blocks)
         self.calls.append(ChatCall("dm", channel, text, blocks, ts=ts, user=user_id))
+
+    def upload(self, channel: str, filename: str, content: bytes, title: str) -> None:
+        self._maybe_fail("upload")
+        self.files.append((channel, filename, content, title))
+        self.calls.append(ChatCall("upload", channel, title))
+
+    def dm_upload(self, user_id: str, filename: str, content: bytes, title: str) -> None:
+        self._maybe_fail("dm_upload")
+        self.files.append((f"D{user_id}", filename, content, title))
+        self.calls.append(ChatCall("dm_upload", f"D{user_id}", title, user=user_id))
 
     # ---- for the tests --------------------------------------------------------------------------
 

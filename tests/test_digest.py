@@ -112,3 +112,44 @@ def test_the_digest_says_whether_a_model_beats_the_baseline_and_whether_raters_a
     assert "*llama2-7b-ft*: +60.0 points positive" in text and "40 tickets: better" in text
     assert "*gptj-6b-ft*: no tickets rated for both yet" in text
     assert "Krippendorff's alpha 1.00 on 80 drafts, reliable" in text
+
+
+def test_the_digest_shares_its_chart_in_the_channel_and_the_dms_and_survives_a_failed_upload(caplog):
+    store, slack = MemoryStore(), RecordingPoster()
+    in_week = MONDAY_9_KYIV - timedelta(days=2)
+    for ticket in range(1, 6):
+        store.record_vote(Vote(ticket, f"t{ticket}A", "llama2-7b-ft", "U1", 5, "button", in_week))
+    settings = DigestSettings(
+        day_of_week="mon", hour=9, timezone="Europe/Kyiv", channel="CDIGEST", users=("UGONE", "ULEAD")
+    )
+    service = _service_due_now(store, slack, settings)
+    slack.fail_next("dm_upload", code="missing_scope")
+    assert service.run_due()
+    assert [(channel, name) for channel, name, _, _ in slack.files] == [
+        ("CDIGEST", "draftdesk-digest-2026-03-02.png"),
+        ("DULEAD", "draftdesk-digest-2026-03-02.png"),  # UGONE's upload failed, ULEAD's did not
+    ]
+    channel, _name, png, title = slack.files[0]
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+    assert title == "Draft ratings 23 Feb – 02 Mar 2026"
+    assert "could not share the digest chart with UGONE" in caplog.text
+    assert len(slack.calls_to("dm")) == 2  # both got the text
+    assert not service.run_due()  # recorded as posted all the same
+
+
+def test_the_chart_draws_the_distribution_and_the_trend_at_a_readable_size():
+    import io
+
+    from matplotlib.image import imread
+
+    from bot.chart import digest_chart
+    from bot.comparisons import weekly_trend
+
+    votes = [
+        Vote(t, f"t{t}{m}", m, "U1", 1 + (t * 7 + len(m)) % 5, "button", MONDAY_9_KYIV - timedelta(days=t))
+        for t in range(1, 50)
+        for m in MODELS
+    ]
+    png = digest_chart(model_stats(votes, MODELS), weekly_trend(votes, MODELS, MONDAY_9_KYIV), "Ratings")
+    height, width, _channels = imread(io.BytesIO(png)).shape
+    assert width >= 1000 and 250 <= height <= 600

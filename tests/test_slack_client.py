@@ -207,3 +207,13 @@ def test_a_429_that_outlasts_the_retries_carries_slacks_retry_after(slack: FakeS
     with pytest.raises(SlackError) as info:
         poster.post(CHANNEL, "hello", None)
     assert info.value.retry_after == 120.0  # the worker waits at least this long before trying again
+
+
+def test_upload_shares_a_file_in_a_channel_and_in_a_dm(slack: FakeSlack, poster: SlackPoster) -> None:
+    poster.upload(CHANNEL, "chart.png", b"\x89PNG fake", "Weekly chart")
+    poster.dm_upload("U0LEAD001", "chart.png", b"\x89PNG fake", "Weekly chart")
+    channel_file, dm_file = slack.files.values()
+    assert channel_file["channel"] == CHANNEL and channel_file["data"] == b"\x89PNG fake"
+    assert channel_file["title"] == "Weekly chart" and channel_file["filename"] == "chart.png"
+    assert dm_file["channel"].startswith("D")  # the DM channel conversations.open gave
+    assert slack.calls_to("conversations.open")[0].params["users"] == "U0LEAD001"

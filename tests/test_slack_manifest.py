@@ -16,7 +16,12 @@ def test_socket_mode_needs_no_public_url_and_enables_socket_mode() -> None:
         and "request_url" not in settings["interactivity"]
     )
     assert settings["event_subscriptions"]["bot_events"] == ["reaction_added", "reaction_removed"]
-    assert manifest["oauth_config"]["scopes"]["bot"] == ["chat:write", "reactions:read", "im:write"]
+    assert manifest["oauth_config"]["scopes"]["bot"] == [
+        "chat:write",
+        "reactions:read",
+        "im:write",
+        "files:write",
+    ]
 
 
 def test_http_mode_sends_events_and_clicks_to_the_bots_endpoint() -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import requests
 
+from bot.comparisons import analyse, choose_baseline
 from bot.config import load_settings
 from bot.digest import PERIOD
 from bot.report import render_text
@@ -187,21 +188,29 @@ def run_demo(workdir: Path) -> int:
                     flush=True,
                 )
             _wait_for_jobs(app, timeout=600)
-            _pretend_agents_vote(app, base, demo_secrets["SLACK_SIGNING_SECRET"], ticket_ids)
-            time.sleep(0.5)  # listeners run after the ack
+            cast = _pretend_agents_vote(app, base, demo_secrets["SLACK_SIGNING_SECRET"], ticket_ids)
+            _wait_for_votes(app, cast, timeout=30)
             print("\nSlack threads as posted:\n")
             for ticket_id in ticket_ids:
                 thread = app.store.ticket_thread(ticket_id)
                 if thread:
                     print_thread(slack, *thread)
             print("\nReport (draftdesk report):\n")
-            print(render_text(model_stats(app.store.votes(), [m.name for m in settings.models]), None, None))
+            names = [m.name for m in settings.models]
+            untuned = [m.name for m in settings.models if not m.adapter]
+            votes = app.store.votes()
+            analysis = analyse(votes, names, choose_baseline(names, untuned, None), utcnow())
+            print(render_text(model_stats(votes, names), None, None, analysis))
             app.digest.post_for(utcnow())
             digest_msg = slack.messages[CHANNEL][-1]
             print("Weekly digest as posted to Slack:\n")
             print("\n".join(_message_lines(digest_msg)))
             since = utcnow() - PERIOD
             print(f"\n(period {since:%Y-%m-%d} to now; the team lead also got it as a DM)")
+            if slack.files:
+                chart = workdir / "digest-chart.png"
+                chart.write_bytes(next(iter(slack.files.values()))["data"])
+                print(f"The digest's chart, as uploaded to Slack: {chart.resolve()}")
             print(f"\nStore: {store_file}  Config: {config}")
             print(f"Try: draftdesk report --config {config} --format markdown")
         finally:
@@ -218,8 +227,10 @@ def _wait_for_jobs(app, timeout: float) -> None:
     raise TimeoutError("the demo's jobs did not finish in time")
 
 
-def _pretend_agents_vote(app, base: str, signing_secret: str, ticket_ids: list[int]) -> None:
+def _pretend_agents_vote(app, base: str, signing_secret: str, ticket_ids: list[int]) -> int:
+    """Three pretend agents rate every draft (buttons or reactions); returns the votes cast."""
     rng = random.Random(7)
+    cast = 0
     for ticket_id in ticket_ids:
         thread = app.store.ticket_thread(ticket_id)
         if not thread:
@@ -242,3 +253,12 @@ def _pretend_agents_vote(app, base: str, signing_secret: str, ticket_ids: list[i
                     )
                     headers = signed_headers(signing_secret, body, "application/json")
                 requests.post(f"{base}/slack/events", data=body.encode(), headers=headers, timeout=10)
+                cast += 1
+    return cast
+
+
+def _wait_for_votes(app, expected: int, timeout: float) -> None:
+    """Bolt runs the listeners after the ack: wait until every vote is stored (or the timeout)."""
+    deadline = time.monotonic() + timeout
+    while len(app.store.votes()) < expected and time.monotonic() < deadline:
+        time.sleep(0.05)

@@ -300,3 +300,19 @@ def new_round_notice(round_number: int) -> Message:
 def vote_confirmation(label: str, score: int) -> str:
     """The ephemeral answer to a voter: their own score, never the model behind the label."""
     return f"You rated {_draft_title(label)} {score}/5. Rate again to change it; your latest rating counts."
+
+
+def message_lines(message: dict) -> list[str]:
+    """A posted message as plain lines: its blocks' text, buttons as [ labels ]."""
+    lines: list[str] = []
+    for block in message.get("blocks") or []:
+        kind = block.get("type")
+        if kind in ("section", "header"):
+            text = block.get("text", {}).get("text", "")
+            lines += [t[:200] for t in text.splitlines() if t.strip()]
+        elif kind == "context":
+            lines += [e.get("text", "") for e in block.get("elements", [])]
+        elif kind == "actions":
+            labels = [e.get("text", {}).get("text", "") for e in block.get("elements", [])]
+            lines.append("[ " + " ] [ ".join(labels) + " ]")
+    return lines or [message.get("text", "")]

@@ -214,10 +214,11 @@ class Settings:
 
 @dataclass(frozen=True)
 class StoreSettings:
-    """What `draftdesk report` and `draftdesk votes export` read: the store and the model names."""
+    """What `report`, `votes export` and `digest --preview` read: the store, the models, the digest."""
 
     storage_path: Path
     models: tuple[ModelSpec, ...]
+    digest: DigestSettings = field(default_factory=DigestSettings)
 
 
 def load_settings(path: Path, env: Mapping[str, str] | None = None, *, need_secrets: bool = True) -> Settings:
@@ -232,9 +233,10 @@ def load_store_settings(path: Path) -> StoreSettings:
     problems: list[str] = []
     storage = build_section(StorageSettings, raw.get("storage"), "storage", problems)
     models = parse_models(raw.get("models"), path.parent, problems)
+    digest = build_section(DigestSettings, raw.get("digest"), "digest", problems)
     if problems:
         raise ConfigError(problems)
-    return StoreSettings(storage.resolved(path.parent), models)
+    return StoreSettings(storage.resolved(path.parent), models, digest)
 
 
 def parse_settings(

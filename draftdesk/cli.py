@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--workdir", type=Path, default=Path(".draftdesk/demo"))
     demo.set_defaults(func=cmd_demo)
+    digest = sub.add_parser("digest", help="the weekly digest")
+    digest.add_argument("--config")
+    digest.add_argument(
+        "--preview", action="store_true", required=True, help="print the last 7 days' digest; post nothing"
+    )
+    digest.set_defaults(func=cmd_digest_preview)
+
     slack = sub.add_parser("slack", help="the Slack app: its manifest")
     slack_sub = slack.add_subparsers(dest="slack_command", required=True)
     manifest = slack_sub.add_parser(
@@ -154,6 +161,25 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _store_settings(args: argparse.Namespace) -> StoreSettings:
     """Only `[storage]` and `[[models]]`: the reports run where no Slack or Zendesk is configured."""
     return load_store_settings(resolve_config_path(args.config, os.environ))
+
+
+def cmd_digest_preview(args: argparse.Namespace) -> int:
+    """The digest as it would be posted now, as text: no Slack, nothing recorded."""
+    from bot.blocks import message_lines
+    from bot.comparisons import analyse, choose_baseline
+    from bot.digest import EVIDENCE, PERIOD, digest_message
+
+    settings = _store_settings(args)
+    store = _open_store(settings.storage_path)
+    names = [m.name for m in settings.models]
+    untuned = [m.name for m in settings.models if not m.adapter]
+    until = datetime.now(UTC)
+    rows = model_stats(store.votes(until - PERIOD, until), names)
+    baseline = choose_baseline(names, untuned, settings.digest.baseline)
+    analysis = analyse(store.votes(until - EVIDENCE, until), names, baseline, until)
+    text, blocks = digest_message(rows, until - PERIOD, until, analysis)
+    print("\n".join(message_lines({"text": text, "blocks": blocks})))
+    return 0
 
 
 def cmd_slack_manifest(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import requests
 
+from bot.blocks import message_lines
 from bot.comparisons import analyse, choose_baseline
 from bot.config import load_settings
 from bot.digest import PERIOD
@@ -120,25 +121,10 @@ def print_thread(slack: FakeSlack, channel: str, parent_ts: str, out=sys.stdout)
     print("┌" + "─" * width, file=out)
     for index, message in enumerate(messages):
         prefix = "│ " if index == 0 else "│   ↳ "
-        for line in _message_lines(message):
+        for line in message_lines(message):
             print(prefix + line, file=out)
             prefix = "│ " if index == 0 else "│     "
     print("└" + "─" * width, file=out)
-
-
-def _message_lines(message: dict) -> list[str]:
-    lines: list[str] = []
-    for block in message.get("blocks") or []:
-        kind = block.get("type")
-        if kind in ("section", "header"):
-            text = block.get("text", {}).get("text", "")
-            lines += [t[:200] for t in text.splitlines() if t.strip()]
-        elif kind == "context":
-            lines += [e.get("text", "") for e in block.get("elements", [])]
-        elif kind == "actions":
-            labels = [e.get("text", {}).get("text", "") for e in block.get("elements", [])]
-            lines.append("[ " + " ] [ ".join(labels) + " ]")
-    return lines or [message.get("text", "")]
 
 
 def run_demo(workdir: Path) -> int:
@@ -204,7 +190,7 @@ def run_demo(workdir: Path) -> int:
             app.digest.post_for(utcnow())
             digest_msg = slack.messages[CHANNEL][-1]
             print("Weekly digest as posted to Slack:\n")
-            print("\n".join(_message_lines(digest_msg)))
+            print("\n".join(message_lines(digest_msg)))
             since = utcnow() - PERIOD
             print(f"\n(period {since:%Y-%m-%d} to now; the team lead also got it as a DM)")
             if slack.files:

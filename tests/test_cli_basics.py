@@ -66,3 +66,29 @@ def test_slack_manifest_follows_the_configs_mode(tmp_path: Path, capsys: pytest.
     assert manifest["settings"]["interactivity"]["request_url"] == "https://bot.example.com/slack/events"
     assert main(["slack", "manifest", "--mode", "socket"]) == 0
     assert json.loads(capsys.readouterr().out)["settings"]["socket_mode_enabled"] is True
+
+
+def test_digest_preview_prints_the_next_digest_and_posts_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.store import TinyDBStore
+    from core.domain import Vote
+
+    store = TinyDBStore(tmp_path / "store.json")
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    for ticket in range(1, 4):
+        store.record_vote(Vote(ticket, f"t{ticket}A", "ft", "U1", 5, "button", yesterday))
+        store.record_vote(Vote(ticket, f"t{ticket}B", "base", "U1", 2, "button", yesterday))
+    store.close()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[storage]\npath = "store.json"\n[digest]\nbaseline = "base"\n'
+        '[[models]]\nname = "ft"\nbase_model = "/m"\nadapter = "/a"\n'
+        '[[models]]\nname = "base"\nbase_model = "/m"\n'
+    )
+    assert main(["digest", "--preview", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "Weekly draft ratings" in out and "6 ratings" in out
+    assert "*Against base*" in out and "*ft*: +100.0 points positive" in out

@@ -32,6 +32,7 @@ from core.ports import Store
 from finetune import cli as finetune_cli
 from integrations.slack_manifest import ManifestError, app_manifest
 from models import serve as serve_models
+from models.spec import ModelLoadError
 
 
 def _date(value: str) -> date:
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 2
-    except (VotesFileError, OSError, StartupError, ManifestError) as exc:
+    except (VotesFileError, OSError, StartupError, ManifestError, ModelLoadError) as exc:
         print(f"draftdesk: {exc}", file=sys.stderr)
         return 2
 

@@ -219,10 +219,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     metrics = result.manifest["metrics"]
     print(
-        f"adapter: {result.adapter_dir}"
+        f"adapter: {result.adapter_dir.resolve()}"
         + (" (already trained)" if result.already_done else "")
         + f"\neval loss {metrics.get('eval_loss_before')} -> {metrics.get('eval_loss')}; "
-        f'to use it, set adapter = "{result.adapter_dir.parent}" for {args.model} in [[models]] '
+        f'to use it, set adapter = "{result.adapter_dir.parent.resolve()}" for {args.model} in [[models]] '
         "(its LATEST version is loaded; restart the bot to pick up a new one)"
     )
     return 0
@@ -249,10 +249,11 @@ def _train_preference(
     )
     metrics = result.manifest["metrics"]
     print(
-        f"adapter: {result.adapter_dir} ({args.method}, reference: {result.manifest['reference']})\n"
+        f"adapter: {result.adapter_dir.resolve()} ({args.method}, "
+        f"reference: {result.manifest['reference']})\n"
         f"held-out preference margin {metrics['eval_preference_margin_before']} -> "
         f"{metrics['eval_preference_margin_after']}; to use it, set adapter = "
-        f'"{result.adapter_dir.parent}" for {args.model} in [[models]]'
+        f'"{result.adapter_dir.parent.resolve()}" for {args.model} in [[models]]'
     )
     return 0
 

@@ -19,6 +19,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from transformers.pytorch_utils import Conv1D
 
 from finetune.config import TrainConfig
+from models.engine import hub_model_downloaded
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,12 @@ def load_base(base_model: str, config: TrainConfig) -> LoadedBase:
     """
     where = Path(base_model).expanduser()
     path = str(where) if where.exists() else base_model
+    if not where.exists() and not hub_model_downloaded(base_model):
+        raise BaseModelError(
+            f"base model {base_model!r} is neither a local folder nor downloaded: run `hf download "
+            f"{base_model}` (gated models such as LLaMa-2: accept the licence and export HF_TOKEN first), "
+            "or set base_model in [[models]] to a local path"
+        )
     dtype = compute_dtype(config.compute_dtype)
     target = device()
     try:

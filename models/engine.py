@@ -44,16 +44,13 @@ from models.spec import (
     BASE_ADAPTER,
     DraftRequest,
     EngineSettings,
+    ModelLoadError,
     ModelSpec,
     Quantization,
     resolve_adapter_dir,
 )
 
 log = logging.getLogger(__name__)
-
-
-class ModelLoadError(RuntimeError):
-    """A model could not be loaded; the message names the model, the path and what to do."""
 
 
 @dataclass
@@ -91,6 +88,18 @@ class EngineStats:
     rows: int = 0  # rows generated successfully
     retries: int = 0  # batches split in halves after a failure
     batch_sizes: list[int] = field(default_factory=list)  # rows of each generate() call
+
+
+def hub_model_downloaded(repo_id: str) -> bool:
+    """Whether the hub model's config is in the local cache: without it, loading would try the
+    network and retry for a minute before failing."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except ValueError:  # not a valid repo id
+        return False
+    return isinstance(found, str)
 
 
 def _looks_like_path(value: str) -> bool:
@@ -196,6 +205,12 @@ class DraftEngine:
                 f"{where} not found: set base_model to a local path or a hub id you have downloaded"
             )
         path = str(Path(path).expanduser()) if _looks_like_path(path) else path
+        if not _looks_like_path(path) and not hub_model_downloaded(path):
+            raise ModelLoadError(
+                f"{where} is not downloaded: run `hf download {path}` on this machine (for a gated model "
+                "such as LLaMa-2, accept its licence on the Hub and export HF_TOKEN first), or set "
+                "base_model to a local folder"
+            )
         try:
             tokenizer = AutoTokenizer.from_pretrained(path)
             model = AutoModelForCausalLM.from_pretrained(

@@ -23,6 +23,12 @@ BACKENDS: tuple[str, ...] = ("local", "openai")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message names the model, the path and what to do.
+
+    Declared here, without torch, so that the command line can catch it without importing torch."""
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """`[[models]]`: one draft model, where it runs, what it is, and its generation settings.

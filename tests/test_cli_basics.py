@@ -92,3 +92,14 @@ def test_digest_preview_prints_the_next_digest_and_posts_nothing(
     out = capsys.readouterr().out
     assert "Weekly draft ratings" in out and "6 ratings" in out
     assert "*Against base*" in out and "*ft*: +100.0 points positive" in out
+
+
+def test_serve_models_with_a_missing_model_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DRAFTDESK_MODELS_API_KEY", "a-token")
+    config = tmp_path / "config.toml"
+    config.write_text('[[models]]\nname = "m"\nbase_model = "./missing-model"\n')
+    assert main(["serve-models", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "draftdesk: model 'm': base model" in err and "not found" in err and "Traceback" not in err

@@ -447,3 +447,9 @@ def test_cleanup_drops_control_characters() -> None:
     from models.cleanup import clean_completion
 
     assert clean_completion("Hello\x05 there.\tBye\x1b!\n") == "Hello there.\tBye!"
+
+
+def test_a_hub_model_that_is_not_downloaded_fails_at_once_with_the_download_command() -> None:
+    engine = DraftEngine([ModelSpec("m", "someorg/never-downloaded-model")])
+    with pytest.raises(ModelLoadError, match=r"not downloaded: run `hf download someorg/never-downloaded"):
+        engine.load()

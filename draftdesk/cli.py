@@ -111,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--workdir", type=Path, default=Path(".draftdesk/demo"))
     demo.set_defaults(func=cmd_demo)
+    doctor = sub.add_parser(
+        "doctor", help="check the configuration, Slack, Zendesk and the models without starting"
+    )
+    doctor.add_argument("--config", help="config file (default: $DRAFTDESK_CONFIG or ./config.toml)")
+    doctor.set_defaults(func=cmd_doctor)
+
     digest = sub.add_parser("digest", help="the weekly digest")
     digest.add_argument("--config")
     digest.add_argument(
@@ -162,6 +168,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _store_settings(args: argparse.Namespace) -> StoreSettings:
     """Only `[storage]` and `[[models]]`: the reports run where no Slack or Zendesk is configured."""
     return load_store_settings(resolve_config_path(args.config, os.environ))
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from draftdesk.doctor import print_checklist, run_checks
+
+    return print_checklist(run_checks(resolve_config_path(args.config, os.environ)))
 
 
 def cmd_digest_preview(args: argparse.Namespace) -> int:

@@ -99,6 +99,8 @@ class FakeSlack:
         self.ephemerals: list[dict[str, Any]] = []
         self.reactions: list[dict[str, Any]] = []
         self.files: dict[str, dict[str, Any]] = {}
+        # conversations.info: channel ID → whether the bot is a member; others are "channel_not_found".
+        self.channels: dict[str, bool] = {}
         self._failures: dict[str, list[_Failure]] = {}
         self._dm_channels: dict[str, str] = {}
         self._ts_counter = 0
@@ -342,6 +344,12 @@ class FakeSlack:
             return {"ok": False, "error": "already_reacted"}
         self.reactions.append(reaction)
         return {"ok": True}
+
+    def _m_conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = str(params.get("channel") or "")
+        if channel not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        return {"ok": True, "channel": {"id": channel, "is_member": self.channels[channel]}}
 
     def _m_files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any]:
         file_id = self._next_id("F")

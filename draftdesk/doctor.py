@@ -1,0 +1,152 @@
+"""`draftdesk doctor`: the start-up checks of `draftdesk run`, as a checklist, without starting.
+
+Each check says what it found and, when something is wrong, what to do. The exit status is 1 when
+any check fails, so the command can gate a deployment. Nothing is posted, queued or loaded: model
+checks look at the files only (the base in a local folder or the Hugging Face cache, the adapter).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from bot.config import Settings, load_settings
+from core.config import ConfigError
+
+OK, WARN, FAIL = "ok", "warning", "fail"
+MARKS = {OK: "✔", WARN: "!", FAIL: "✘"}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    detail: str  # what was found, or what to do
+
+
+def run_checks(config_path: Path, env: dict[str, str] | None = None) -> list[Check]:
+    """Every check, in the order `draftdesk run` meets them; configuration problems stop the rest."""
+    env = dict(os.environ) if env is None else env
+    try:
+        settings = load_settings(config_path, env)
+    except ConfigError as exc:
+        return [Check("configuration", FAIL, problem) for problem in exc.problems]
+    checks = [Check("configuration", OK, f"{config_path.resolve()}: every setting valid, secrets set")]
+    for check in (_slack_token, _slack_channel, _socket_mode, _zendesk_user):
+        checks.append(_guarded(check, settings))
+    checks.extend(_models(settings))
+    return checks
+
+
+def _guarded(check: Callable[[Settings], Check], settings: Settings) -> Check:
+    try:
+        return check(settings)
+    except Exception as exc:  # a check must report, never crash the checklist
+        return Check(check.__name__.strip("_").replace("_", " "), FAIL, f"{type(exc).__name__}: {exc}")
+
+
+def _client(settings: Settings):
+    from integrations.slack import make_web_client
+
+    return make_web_client(settings.secrets.slack_bot_token or "", settings.slack.api_url, max_retries=1)
+
+
+def _slack_error(exc: Exception) -> str:
+    from slack_sdk.errors import SlackApiError
+
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error", "unknown_error"))
+    return f"could not reach Slack ({type(exc).__name__})"
+
+
+def _slack_token(settings: Settings) -> Check:
+    try:
+        auth = _client(settings).auth_test()
+    except Exception as exc:
+        fix = "check SLACK_BOT_TOKEN: the Bot User OAuth Token (xoxb-…) of the installed app"
+        return Check("Slack bot token", FAIL, f"{_slack_error(exc)}: {fix}")
+    return Check("Slack bot token", OK, f"signed in as {auth.get('user')} in {auth.get('team')}")
+
+
+def _slack_channel(settings: Settings) -> Check:
+    channel = settings.slack.channel
+    try:
+        info = _client(settings).conversations_info(channel=channel)
+    except Exception as exc:
+        error = _slack_error(exc)
+        if error == "missing_scope":
+            return Check("Slack channel", WARN, f"{channel}: not checked (the app lacks channels:read)")
+        fix = "set [slack] channel to the channel's ID (channel details → bottom) and invite the bot"
+        return Check("Slack channel", FAIL, f"{channel}: {error}: {fix}")
+    if not info["channel"].get("is_member"):
+        return Check("Slack channel", FAIL, f"{channel}: the bot is not in it: /invite @your-bot there")
+    return Check("Slack channel", OK, f"{channel}: the bot is a member")
+
+
+def _socket_mode(settings: Settings) -> Check:
+    if settings.slack.mode != "socket":
+        return Check("Slack Socket Mode", OK, "not used (HTTP mode: Slack calls /slack/events)")
+    from integrations.slack import make_web_client
+
+    client = make_web_client(settings.secrets.slack_app_token or "", settings.slack.api_url, max_retries=1)
+    try:
+        client.apps_connections_open()
+    except Exception as exc:
+        fix = "SLACK_APP_TOKEN must be an app-level token (xapp-…, connections:write), Socket Mode enabled"
+        return Check("Slack Socket Mode", FAIL, f"{_slack_error(exc)}: {fix}")
+    return Check("Slack Socket Mode", OK, "the app-level token opens a connection")
+
+
+def _zendesk_user(settings: Settings) -> Check:
+    from integrations.zendesk import ZendeskError, ZendeskGateway
+
+    secrets = settings.secrets
+    gateway = ZendeskGateway.from_settings(
+        settings.zendesk.url, secrets.zendesk_email or "", secrets.zendesk_api_token or ""
+    )
+    try:
+        user = gateway.api_user()
+    except ZendeskError as exc:
+        return Check("Zendesk API user", FAIL, str(exc))
+    if not user.id:
+        return Check(
+            "Zendesk API user", FAIL, "signed in as anonymous: check ZENDESK_EMAIL and ZENDESK_API_TOKEN"
+        )
+    if user.role not in ("agent", "admin"):
+        return Check("Zendesk API user", FAIL, f"{user.email} is an {user.role}: use an agent or admin")
+    return Check("Zendesk API user", OK, f"{user.email or user.id} ({user.role}) at {settings.zendesk.url}")
+
+
+def _models(settings: Settings) -> Iterator[Check]:
+    from models.engine import hub_model_downloaded
+    from models.spec import resolve_adapter_dir
+
+    for spec in settings.models:
+        name = f"model {spec.name}"
+        if spec.backend != "local":
+            yield Check(name, OK, f"served at {spec.base_url} (not checked here)")
+            continue
+        base = Path(spec.base_model).expanduser()
+        if not base.exists() and not hub_model_downloaded(spec.base_model):
+            yield Check(name, FAIL, f"base {spec.base_model}: not found: `hf download {spec.base_model}`")
+            continue
+        if spec.adapter and not (resolve_adapter_dir(spec.adapter) / "adapter_config.json").is_file():
+            fix = "train it (`draftdesk finetune train`) or remove `adapter` for the untuned base"
+            yield Check(name, FAIL, f"adapter {spec.adapter}: no trained adapter there: {fix}")
+            continue
+        yield Check(
+            name, OK, f"base {spec.base_model}" + (f", adapter {spec.adapter}" if spec.adapter else "")
+        )
+
+
+def print_checklist(checks: list[Check], out: TextIO = sys.stdout) -> int:
+    """The checklist, one line a check; returns the exit status (1 if any check failed)."""
+    for check in checks:
+        print(f"{MARKS[check.status]} {check.name}: {check.detail}", file=out)
+    failed = sum(check.status == FAIL for check in checks)
+    print(f"\n{'all checks passed' if not failed else f'{failed} problem(s) to fix'}", file=out)
+    return 1 if failed else 0

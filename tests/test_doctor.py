@@ -1,0 +1,82 @@
+"""`draftdesk doctor`: a checklist of what `run` needs, with the fix for each problem, nothing started."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from draftdesk.doctor import FAIL, OK, WARN, print_checklist, run_checks
+from integrations.standins.slack_server import FakeSlack
+from integrations.standins.zendesk_server import FakeZendesk
+
+ENV = {
+    "SLACK_BOT_TOKEN": "xoxb-right",
+    "SLACK_SIGNING_SECRET": "s",
+    "ZENDESK_EMAIL": "agent@example.com",
+    "ZENDESK_API_TOKEN": "t",
+    "ZENDESK_WEBHOOK_SECRET": "w",
+}
+
+
+def config(tmp_path: Path, slack: FakeSlack, zendesk: FakeZendesk, models: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"""
+[slack]
+mode = "http"
+channel = "C0DRAFTS"
+api_url = "{slack.api_url}"
+[zendesk]
+url = "{zendesk.url}"
+{models}
+"""
+    )
+    return path
+
+
+def test_a_ready_setup_passes_every_check(tmp_path: Path, demo_models: dict) -> None:
+    with FakeSlack(token="xoxb-right") as slack, FakeZendesk() as zendesk:
+        slack.channels["C0DRAFTS"] = True
+        models = f'[[models]]\nname = "ft"\nbase_model = "{demo_models["llama_base"]}"\n'
+        models += f'adapter = "{demo_models["llama_adapter"]}"\n'
+        checks = run_checks(config(tmp_path, slack, zendesk, models), ENV)
+    assert [c.status for c in checks] == [OK] * len(checks), checks
+    assert {c.name for c in checks} >= {"configuration", "Slack bot token", "Slack channel", "model ft"}
+    out = io.StringIO()
+    assert print_checklist(checks, out) == 0 and "all checks passed" in out.getvalue()
+
+
+def test_each_problem_is_one_line_with_its_fix(tmp_path: Path, demo_models: dict) -> None:
+    with FakeSlack(token="xoxb-other") as slack, FakeZendesk() as zendesk:
+        models = f'[[models]]\nname = "ft"\nbase_model = "{demo_models["llama_base"]}"\n'
+        models += f'adapter = "{tmp_path / "untrained"}"\n'
+        models += '[[models]]\nname = "hub"\nbase_model = "someorg/not-downloaded"\n'
+        checks = {c.name: c for c in run_checks(config(tmp_path, slack, zendesk, models), ENV)}
+    assert checks["Slack bot token"].status == FAIL and "invalid_auth" in checks["Slack bot token"].detail
+    assert checks["Slack channel"].status == FAIL
+    assert checks["model ft"].status == FAIL and "draftdesk finetune train" in checks["model ft"].detail
+    hub = checks["model hub"]
+    assert hub.status == FAIL and "hf download someorg/not-downloaded" in hub.detail
+    out = io.StringIO()
+    assert print_checklist(list(checks.values()), out) == 1
+    assert "✘ Slack bot token" in out.getvalue() and "problem(s) to fix" in out.getvalue()
+
+
+@pytest.mark.parametrize(("member", "status"), [(False, FAIL), (True, OK)])
+def test_the_bot_must_be_in_the_drafts_channel(tmp_path: Path, member: bool, status: str) -> None:
+    with FakeSlack(token="xoxb-right") as slack, FakeZendesk() as zendesk:
+        slack.channels["C0DRAFTS"] = member
+        models = '[[models]]\nname = "m"\nbase_model = "/nowhere"\n'
+        checks = {c.name: c for c in run_checks(config(tmp_path, slack, zendesk, models), ENV)}
+    assert checks["Slack channel"].status == status
+    assert WARN not in {c.status for c in checks.values()}
+
+
+def test_configuration_problems_are_listed_and_nothing_else_is_tried(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[slack]\nchannel = "C1"\n')
+    checks = run_checks(path, {})
+    assert {c.name for c in checks} == {"configuration"} and all(c.status == FAIL for c in checks)
+    assert any("SLACK_BOT_TOKEN" in c.detail for c in checks)

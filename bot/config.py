@@ -190,7 +190,9 @@ class StorageSettings:
     """`[storage]`: where the bot keeps jobs, drafts and votes."""
 
     path: Path = setting(
-        "the store file; a relative path is relative to the config file", Path(".draftdesk/draftdesk.json")
+        "the store's main file, its history in a folder beside it (path + .d); "
+        "a relative path is relative to the config file",
+        Path(".draftdesk/draftdesk.json"),
     )
 
     def resolved(self, base_dir: Path) -> Path:

@@ -77,9 +77,10 @@ class ChatPoster(Protocol):
 class Store(Protocol):
     """The bot's durable state: the job queue, tickets' threads, draft rounds, votes, small state.
 
-    Implementations: ``bot.store.TinyDBStore`` (a JSON file, every write atomic) and
-    ``bot.memory_store.MemoryStore`` (tests). Both must pass ``tests/test_store.py``. Every method
-    is safe to call from several threads, and every returned record is a snapshot.
+    Implementations: ``bot.partitioned_store.PartitionedStore`` (TinyDB files, every write atomic),
+    the single-file ``bot.store.TinyDBStore`` it migrates from, and ``bot.memory_store.MemoryStore``
+    (tests). All must pass ``tests/test_store.py``. Every method is safe to call from several
+    threads, and every returned record is a snapshot.
     """
 
     # jobs: a queue with at most one *queued* job per ticket

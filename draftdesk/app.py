@@ -18,7 +18,7 @@ from bot.digest import DigestService
 from bot.errors import StartupError
 from bot.intake import Poller, handle_zendesk_webhook
 from bot.listeners import DraftActions, register_listeners
-from bot.store import TinyDBStore
+from bot.partitioned_store import PartitionedStore
 from bot.web import DraftdeskWSGI, WebServer
 from bot.worker import TicketProcessor, Worker
 from core.domain import JOB_FAILED, JOB_QUEUED, utcnow
@@ -180,7 +180,7 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
     """Builds every part; the cheap checks (store, Slack token) come before loading the models."""
     secrets = settings.secrets
     try:
-        store = TinyDBStore(settings.storage_path)
+        store = PartitionedStore(settings.storage_path)
     except (RuntimeError, OSError) as exc:
         raise StartupError(f"cannot open the store at {settings.storage_path}: {exc}") from exc
     client = make_web_client(secrets.slack_bot_token or "", base_url=settings.slack.api_url)

@@ -277,13 +277,13 @@ def cmd_votes_export(args: argparse.Namespace) -> int:
 
 
 def _open_store(storage_path: Path) -> Store:
-    from bot.store import TinyDBStore
+    from bot.partitioned_store import open_store
 
     if not storage_path.exists():
         raise FileNotFoundError(
             f"no store at {storage_path}: run `draftdesk run` first or check [storage] path"
         )
-    return TinyDBStore(storage_path, read_only=True)
+    return open_store(storage_path, read_only=True)
 
 
 if __name__ == "__main__":

@@ -271,11 +271,11 @@ def test_model_bounds_are_the_same_in_the_file_and_in_code():
 def test_report_and_votes_export_need_only_storage_and_models(tmp_path, capsys):
     from datetime import UTC, datetime
 
-    from bot.store import TinyDBStore
+    from bot.partitioned_store import PartitionedStore
     from core.domain import Vote
     from draftdesk.cli import main
 
-    store = TinyDBStore(tmp_path / "votes.json")
+    store = PartitionedStore(tmp_path / "votes.json")
     store.record_vote(Vote(1, "t1r1A", "llama", "U1", 5, "button", datetime(2026, 3, 2, tzinfo=UTC)))
     store.close()
     config = tmp_path / "config.toml"

@@ -6,6 +6,7 @@ import inspect
 import pytest
 
 from bot.memory_store import MemoryStore
+from bot.partitioned_store import PartitionedStore
 from bot.store import TinyDBStore
 from core.ports import ChatError, ChatPoster, GatewayError, NoteSink, Store, TicketSource
 from integrations.slack import SlackError, SlackPoster
@@ -33,6 +34,7 @@ def parameters(function) -> list[tuple[str, object, bool]]:
     ("protocol", "implementation"),
     [
         (Store, TinyDBStore),
+        (Store, PartitionedStore),
         (Store, MemoryStore),
         (ChatPoster, SlackPoster),
         (ChatPoster, RecordingPoster),

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.intake import META_CURSOR, Poller
-from bot.store import TinyDBStore
+from bot.partitioned_store import PartitionedStore
 from integrations.standins.zendesk_server import FakeZendesk
 from integrations.zendesk import ZendeskGateway
 from tests.fixtures_path import recorded_fixture
@@ -66,7 +66,7 @@ def test_poll_queues_new_tickets_and_skips_deleted_closed_and_old(zd, tmp_path):
     third = page_with(template, [(9005, "new", "2023-09-20T08:00:00Z")], after="Y3Vyc29yMw==")
     zd.set_incremental_pages([first, second, third])
 
-    store = TinyDBStore(tmp_path / "s.json")
+    store = PartitionedStore(tmp_path / "s.json")
     poller = Poller(store, gateway(zd), configured_since=since)
     assert poller.poll_once() == len(expected) + 1
     assert {j.ticket_id for j in store.jobs()} == expected | {9001}
@@ -75,7 +75,7 @@ def test_poll_queues_new_tickets_and_skips_deleted_closed_and_old(zd, tmp_path):
         store.finish_job(job.id)
 
     # Restart: a new process resumes from the saved cursor, repeating and missing nothing.
-    restarted = Poller(TinyDBStore(tmp_path / "s.json"), gateway(zd), configured_since=since)
+    restarted = Poller(PartitionedStore(tmp_path / "s.json"), gateway(zd), configured_since=since)
     assert restarted.poll_once() == 1
     assert sorted(j.ticket_id for j in restarted.store.jobs() if j.status == "queued") == [9005]
     queries = [r.query for r in zd.requests_to("GET", "/api/v2/incremental/tickets/cursor.json")]
@@ -85,7 +85,7 @@ def test_poll_queues_new_tickets_and_skips_deleted_closed_and_old(zd, tmp_path):
 
 def test_default_since_is_the_first_start(zd, tmp_path):
     zd.set_incremental_pages([final_recorded_page()])  # all created in 2023
-    store = TinyDBStore(tmp_path / "s.json")
+    store = PartitionedStore(tmp_path / "s.json")
     first_start = datetime(2026, 1, 1, tzinfo=UTC)
     assert Poller(store, gateway(zd), None, clock=lambda: first_start).poll_once() == 0
     # A later start keeps the first start as the cut-off, not its own start time.
@@ -95,7 +95,7 @@ def test_default_since_is_the_first_start(zd, tmp_path):
 
 def test_changing_poll_since_restarts_the_export(zd, tmp_path):
     zd.set_incremental_pages([final_recorded_page()])
-    store = TinyDBStore(tmp_path / "s.json")
+    store = PartitionedStore(tmp_path / "s.json")
     Poller(store, gateway(zd), datetime(2026, 1, 1, tzinfo=UTC)).poll_once()
     assert store.get_meta(META_CURSOR)
     backfill = Poller(store, gateway(zd), datetime(2023, 1, 1, tzinfo=UTC))

@@ -1,5 +1,5 @@
-"""The ``core.ports.Store`` contract, run against both stores; then what only the TinyDB file does
-(survive a restart, survive SIGKILL, open read-only)."""
+"""The ``core.ports.Store`` contract, run against every store; then what only the TinyDB files do
+(survive a restart, survive SIGKILL, open read-only), and the partitioned store's own layout."""
 
 import json
 import signal
@@ -10,10 +10,12 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 from bot.memory_store import MemoryStore
+from bot.partitioned_store import PartitionedStore, backup_path, history_folder, open_store
 from bot.store import TinyDBStore
 from core.domain import JOB_DONE, JOB_FAILED, JOB_QUEUED, JOB_RUNNING, Vote
 from core.ports import Store
@@ -25,14 +27,22 @@ def vote(draft="t1r1A", rater="U1", score=4, source="button", at=T0, model="m1")
     return Vote(1, draft, model, rater, score, source, at)
 
 
-@pytest.fixture(params=["tinydb", "memory"])
+FILE_STORES = {"tinydb": TinyDBStore, "partitioned": PartitionedStore}
+
+
+@pytest.fixture(params=["tinydb", "partitioned", "memory"])
 def store(request, tmp_path) -> Iterator[Store]:
-    if request.param == "tinydb":
-        opened = TinyDBStore(tmp_path / "s.json")
+    if request.param in FILE_STORES:
+        opened = FILE_STORES[request.param](tmp_path / "s.json")
         yield opened
         opened.close()
     else:
         yield MemoryStore()
+
+
+@pytest.fixture(params=list(FILE_STORES))
+def file_store_class(request):
+    return FILE_STORES[request.param]
 
 
 # ---- jobs -------------------------------------------------------------------------------------
@@ -228,9 +238,9 @@ def test_enqueue_is_safe_across_threads(store):
 # ---- the TinyDB file only -----------------------------------------------------------------------
 
 
-def test_everything_survives_reopening_the_file(tmp_path):
+def test_everything_survives_reopening_the_file(tmp_path, file_store_class):
     path = tmp_path / "s.json"
-    store = TinyDBStore(path)
+    store = file_store_class(path)
     store.enqueue(1, "webhook", now=T0)
     store.enqueue(2, "poll", now=T0)
     store.claim_next_job(T0)  # running when the process stops
@@ -241,7 +251,7 @@ def test_everything_survives_reopening_the_file(tmp_path):
     store.record_vote(vote(draft="t1r1A"))
     store.set_meta("poll_cursor", "abc")
     store.close()
-    reopened = TinyDBStore(path)
+    reopened = file_store_class(path)
     assert reopened.requeue_interrupted_jobs() == 1
     assert [(j.ticket_id, j.attempts) for j in reopened.jobs(JOB_QUEUED)] == [(1, 1), (2, 0)]
     assert reopened.ticket_thread(1) == ("C1", "100.1")
@@ -250,18 +260,24 @@ def test_everything_survives_reopening_the_file(tmp_path):
     assert reopened.get_meta("poll_cursor") == "abc"
 
 
-def test_killing_the_writer_never_corrupts_the_file(tmp_path):
-    """SIGKILL a process in the middle of a stream of writes: the file is always whole JSON."""
+def test_killing_the_writer_never_corrupts_the_file(tmp_path, file_store_class):
+    """SIGKILL a process in the middle of a stream of writes: every file is always whole JSON."""
     path = tmp_path / "s.json"
     script = textwrap.dedent(
         f"""
         import sys
+        from datetime import datetime, UTC
         from pathlib import Path
         from bot.store import TinyDBStore
-        store = TinyDBStore(Path({str(path)!r}))
+        from bot.partitioned_store import PartitionedStore
+        from core.domain import Vote
+        store = {file_store_class.__name__}(Path({str(path)!r}))
         i = 0
         while True:
             store.enqueue(i, "poll")
+            store.create_round(i, 1, [("A", "m1")])
+            store.add_draft_message(f"t{{i}}r1A", "C1", f"{{1700000000 + i * 3600}}.5")
+            store.record_vote(Vote(i, f"t{{i}}r1A", "m1", "U1", 4, "button", datetime.now(UTC)))
             store.set_meta("counter", i)
             i += 1
             if i == 20:
@@ -275,20 +291,145 @@ def test_killing_the_writer_never_corrupts_the_file(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         data = json.loads(path.read_text())  # never torn
-        store = TinyDBStore(path)
+        for part in tmp_path.glob("**/*.json"):
+            json.loads(part.read_text())
+        store = file_store_class(path)
         counter = store.get_meta("counter")
         assert counter >= 19
-        # every job enqueued before the last recorded counter is there
+        # every job, draft message and vote recorded before the last recorded counter is there
         assert {j.ticket_id for j in store.jobs()} >= set(range(counter + 1))
+        for i in range(counter + 1):
+            assert store.draft_by_message("C1", f"{1700000000 + i * 3600}.5").id == f"t{i}r1A"
+            assert store.rated_count(f"t{i}r1A") == 1
+        assert len(store.votes()) >= counter + 1
         assert "jobs" in data
-    TinyDBStore(path)  # a writer's open sweeps temporary files a killed writer left behind
+        store.close()
+    file_store_class(path)  # a writer's open sweeps temporary files a killed writer left behind
     assert not list(tmp_path.glob(".s.json.*.tmp"))
 
 
-def test_read_only_store_does_not_write(tmp_path):
+def test_read_only_store_does_not_write(tmp_path, file_store_class):
     path = tmp_path / "s.json"
-    TinyDBStore(path).enqueue(1, "poll")
-    before = path.read_bytes()
-    ro = TinyDBStore(path, read_only=True)
-    assert len(ro.jobs()) == 1
-    assert path.read_bytes() == before
+    writer = file_store_class(path)
+    writer.enqueue(1, "poll")
+    writer.create_round(1, 10, [("A", "m1")])
+    writer.record_vote(vote(draft="t1r1A"))
+    before = {p: p.read_bytes() for p in tmp_path.glob("**/*") if p.is_file()}
+    ro = file_store_class(path, read_only=True)
+    assert len(ro.jobs()) == 1 and ro.votes() == [vote(draft="t1r1A")]
+    with pytest.raises(PermissionError):
+        ro.record_vote(vote(draft="t1r1A", rater="U2"))
+    with pytest.raises(PermissionError):
+        ro.enqueue(2, "poll")
+    assert {p: p.read_bytes() for p in tmp_path.glob("**/*") if p.is_file()} == before
+
+
+# ---- the partitioned store's layout ---------------------------------------------------------------
+
+
+def _files(root):
+    """Each file's identity: an atomic rewrite gives a file a new inode."""
+    return {p.relative_to(root): (p.stat().st_ino, p.stat().st_mtime_ns) for p in root.glob("**/*.json")}
+
+
+def _history(store, tickets=range(1, 101)):
+    for ticket in tickets:
+        store.save_ticket_thread(ticket, "C1", f"{1772442000 + ticket}.1")
+        store.create_round(ticket, 10, [("A", "m1"), ("B", "m2")])
+        store.save_generated(f"t{ticket}r1A", "x" * 800, None)
+        store.add_draft_message(f"t{ticket}r1A", "C1", f"{1772442000 + ticket}.2")
+        store.record_vote(vote(draft=f"t{ticket}r1A", at=T0 + timedelta(hours=ticket)))
+
+
+def test_a_write_rewrites_only_the_small_files_it_concerns(tmp_path):
+    store = PartitionedStore(tmp_path / "s.json")
+    _history(store)
+    before = _files(tmp_path)
+    store.record_vote(vote(draft="t7r1A", rater="U2", at=T0 + timedelta(days=1)))
+    after = _files(tmp_path)
+    changed = {p for p in after if before.get(p) != after[p]}
+    assert changed == {Path("s.json.d/votes/000000.json")}  # tickets 0-24: ticket 7's part only
+    store.enqueue(99, "poll")
+    store.set_meta("cursor", 1)
+    assert {p for p, v in _files(tmp_path).items() if after[p] != v} == {Path("s.json")}
+    sizes = [p.stat().st_size for p in tmp_path.glob("**/*.json")]
+    assert max(sizes) < 50_000  # 100 tickets: 4 parts, no file holds the whole history
+
+
+def test_a_vote_in_an_old_week_lands_in_that_week_and_reports_read_only_their_weeks(tmp_path):
+    store = PartitionedStore(tmp_path / "s.json")
+    old, new = T0 - timedelta(weeks=30), T0
+    store.record_vote(vote(draft="t30r1A", at=old))
+    store.record_vote(vote(draft="t1000r1A", at=new))
+    weeks = store._part("votes", "weeks").table("weeks").all()
+    assert {(d["week"], d["part"]) for d in weeks} == {("2025-08-04", "000001"), ("2026-03-02", "000040")}
+    # The old week's report does not read the new week's part: break it, and the report still works.
+    (tmp_path / "s.json.d/votes/000040.json").write_text("not json")
+    assert [v.draft_id for v in store.votes(old, old + timedelta(days=7))] == ["t30r1A"]
+    with pytest.raises(RuntimeError):
+        store.votes(new, new + timedelta(days=7))
+
+
+def test_finished_jobs_leave_the_hot_file(tmp_path):
+    store = PartitionedStore(tmp_path / "s.json")
+    for ticket in range(5):
+        store.enqueue(ticket, "poll", now=T0)
+        store.finish_job(store.claim_next_job(T0).id)
+    store.enqueue(5, "poll", now=T0)
+    hot = json.loads((tmp_path / "s.json").read_text())
+    assert [job["ticket_id"] for job in hot["jobs"].values()] == [5]
+    store.close()
+    reopened = PartitionedStore(tmp_path / "s.json")
+    reopened.enqueue(6, "poll", now=T0)  # ids go on after the archived ones, never reused
+    assert [j.id for j in reopened.jobs()] == [1, 2, 3, 4, 5, 6, 7]
+    assert [j.ticket_id for j in reopened.jobs(JOB_DONE)] == [0, 1, 2, 3, 4]
+
+
+def test_a_single_file_store_is_migrated_once_and_kept_as_a_backup(tmp_path):
+    path = tmp_path / "draftdesk.json"
+    old = TinyDBStore(path)
+    _history(old, range(1, 40))
+    old.enqueue(1, "webhook", now=T0)
+    old.enqueue(2, "poll", now=T0)
+    old.finish_job(old.claim_next_job(T0).id)
+    old.set_meta("poll_cursor", "abc")
+    old.record_vote(vote(draft="t3r1A", rater="U9", score=2, source="reaction"))
+    old.mark_round_posted("t3r1")
+    old.mark_notice_posted("t3r1", "failures")
+    expected = (old.votes(), old.drafts_for_ticket(3), old.round_for(3, 10), old.ticket_thread(3))
+    old.close()
+    v1_bytes = path.read_bytes()
+    assert isinstance(open_store(path, read_only=True), TinyDBStore)  # a report before the first run
+
+    store = PartitionedStore(path)
+    assert backup_path(path).read_bytes() == v1_bytes and PartitionedStore.is_partitioned(path)
+    assert history_folder(path).is_dir()
+    assert (
+        store.votes(),
+        store.drafts_for_ticket(3),
+        store.round_for(3, 10),
+        store.ticket_thread(3),
+    ) == expected
+    assert store.draft_by_message("C1", f"{1772442000 + 7}.2").id == "t7r1A"
+    assert store.rated_count("t3r1A") == 2 and store.remove_reaction_vote("t3r1A", "U9", 2)
+    assert [(j.id, j.ticket_id, j.status) for j in store.jobs()] == [(1, 1, JOB_DONE), (2, 2, JOB_QUEUED)]
+    assert store.get_meta("poll_cursor") == "abc"
+    assert store.enqueue(3, "poll") and store.jobs(JOB_QUEUED)[-1].id == 3
+    assert store.create_round(3, 11, [("A", "m1")]).id == "t3r2"
+    store.close()
+    PartitionedStore(path).close()  # opened again: not migrated again
+    assert backup_path(path).read_bytes() == v1_bytes
+    assert isinstance(open_store(path, read_only=True), PartitionedStore)
+    assert PartitionedStore(path, read_only=True).draft("t3r2A").model == "m1"
+
+
+def test_a_migration_killed_halfway_is_redone_from_the_backup(tmp_path):
+    path = tmp_path / "draftdesk.json"
+    old = TinyDBStore(path)
+    _history(old, range(1, 30))
+    expected = old.votes()
+    old.close()
+    backup_path(path).write_bytes(path.read_bytes())  # killed after the backup, before the hot file
+    (history_folder(path) / "votes").mkdir(parents=True)
+    (history_folder(path) / "votes" / "000000.json").write_text('{"votes": {"1": {"half": true}}}')
+    assert PartitionedStore(path).votes() == expected

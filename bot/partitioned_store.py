@@ -1,0 +1,660 @@
+"""The partitioned TinyDB store: the ``core.ports.Store`` of `draftdesk run`, whose cost per operation
+does not grow with history.
+
+Layout (``[storage] path`` = ``draftdesk.json``)::
+
+    draftdesk.json                 hot file: format marker, job queue (no finished jobs), meta
+    draftdesk.json.d/tickets/N.json   tickets N*25 .. N*25+24: their threads and rounds (drafts inside)
+    draftdesk.json.d/votes/N.json     the votes on those tickets' drafts
+    draftdesk.json.d/votes/weeks.json which ticket parts hold votes of which week (Monday, UTC)
+    draftdesk.json.d/messages/DAY.json  Slack (channel, ts) -> draft id, by the UTC day of ts
+    draftdesk.json.d/jobs/WEEK.json     finished jobs, by the week they finished
+
+Every id the services hand back carries its ticket (``t{ticket}r{round}{label}``), so the part of
+a round, draft or vote is derived, not looked up; a Slack ``ts`` is a Unix time, so its day file
+is too. Each file is a TinyDB database written through ``AtomicJSONStorage`` (temp file, fsync,
+rename): a write rewrites one small file. Operations that touch two files write the index first
+(a stale index entry only costs a read, never a wrong answer), so a kill at any moment leaves
+every file whole and the store consistent.
+
+A store written by the single-file version (``bot.store.TinyDBStore``) is migrated on the first
+writable open; the old file stays beside it as ``draftdesk.json.v1-backup``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tinydb import Query, TinyDB
+from tinydb.table import Document
+
+from bot.atomic_storage import AtomicJSONStorage
+from bot.store import TinyDBStore
+from bot.votes_io import vote_row
+from core.domain import (
+    JOB_DONE,
+    JOB_FAILED,
+    JOB_QUEUED,
+    JOB_RUNNING,
+    ROUND_GENERATING,
+    ROUND_POSTED,
+    DraftRecord,
+    Job,
+    RoundRecord,
+    Vote,
+    draft_id_for,
+    round_id_for,
+    utcnow,
+)
+from core.ports import Store
+
+FORMAT_VERSION = 2
+TICKETS_PER_PART = 25  # ~100 KB of tickets file and ~30 KB of votes file per part at 3 drafts, 6 votes
+OPEN_PARTS = 64  # partition databases kept open (cached) by one store
+MISC_PART = "misc"  # votes on draft ids that name no ticket (imports, tests)
+_TICKET_OF_ID = re.compile(r"^t(\d+)r(\d+)")
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def _parse_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def part_of_ticket(ticket_id: int) -> str:
+    return f"{ticket_id // TICKETS_PER_PART:06d}"
+
+
+def part_of_id(round_or_draft_id: str) -> str | None:
+    """The part of a round or draft id (``t12r1``, ``t12r1A``); None for an id that names no ticket."""
+    match = _TICKET_OF_ID.match(round_or_draft_id)
+    return part_of_ticket(int(match.group(1))) if match else None
+
+
+def week_of(moment: datetime) -> str:
+    """The Monday (UTC) of the moment's week, as ``YYYY-MM-DD``."""
+    day = moment.astimezone(UTC).date()
+    return (day - timedelta(days=day.weekday())).isoformat()
+
+
+def day_of_ts(ts: str) -> str:
+    """The UTC day of a Slack ``ts`` (a Unix time); ``other`` for a ts that is not one."""
+    try:
+        return datetime.fromtimestamp(float(ts), UTC).date().isoformat()
+    except (ValueError, OverflowError, OSError):
+        return "other"
+
+
+def history_folder(path: Path) -> Path:
+    """Where the partitions of the store at ``path`` live: a folder beside it."""
+    return path.with_name(path.name + ".d")
+
+
+def backup_path(path: Path) -> Path:
+    return path.with_name(path.name + ".v1-backup")
+
+
+def open_store(path: Path, read_only: bool = False) -> Store:
+    """The store at ``path``. Read-only opens of a not yet migrated single file read it as it is."""
+    if read_only and path.exists() and not PartitionedStore.is_partitioned(path):
+        return TinyDBStore(path, read_only=True)
+    return PartitionedStore(path, read_only=read_only)
+
+
+class PartitionedStore:
+    """Thread-safe store in a small hot TinyDB file plus partition files. One lock guards every call;
+    each critical section reads or rewrites a few small files.
+
+    ``read_only`` never writes (reports and exports while `draftdesk run` writes).
+    """
+
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        self.path = path
+        self.folder = history_folder(path)
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        self._parts: OrderedDict[Path, TinyDB] = OrderedDict()
+        self._vote_weeks: set[tuple[str, str]] | None = None
+        self._hot = TinyDB(path, storage=AtomicJSONStorage, read_only=read_only)
+        data = self._hot.storage.read()  # a damaged file is reported now, not at the first vote
+        if not read_only:
+            if data and "format" not in data:
+                self._migrate_v1()
+            elif "format" not in (data or {}):
+                self._hot_change(lambda d: d.update(format={"1": {"version": FORMAT_VERSION}}))
+            for sub in ("tickets", "votes", "messages", "jobs"):
+                (self.folder / sub).mkdir(parents=True, exist_ok=True)
+        self._jobs = self._hot.table("jobs")
+        self._meta = self._hot.table("meta")
+
+    @staticmethod
+    def is_partitioned(path: Path) -> bool:
+        """Whether the file at ``path`` is the hot file of this store (not a single-file store)."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8") or "{}")
+        except (OSError, json.JSONDecodeError):
+            return False
+        return isinstance(data, dict) and "format" in data
+
+    def close(self) -> None:
+        with self._lock:
+            for db in self._parts.values():
+                db.close()
+            self._parts.clear()
+            self._hot.close()
+
+    # ---- files ----------------------------------------------------------------------------------
+
+    def _part(self, kind: str, name: str) -> TinyDB:
+        """The partition database ``kind/name.json``, kept open in a small LRU cache."""
+        path = self.folder / kind / f"{name}.json"
+        db = self._parts.get(path)
+        if db is None:
+            db = TinyDB(path, storage=AtomicJSONStorage, read_only=self.read_only)
+            self._parts[path] = db
+            if len(self._parts) > OPEN_PARTS:
+                self._parts.popitem(last=False)[1].close()
+        else:
+            self._parts.move_to_end(path)
+        return db
+
+    def _hot_change(self, change: Callable[[dict[str, Any]], None]) -> None:
+        """One atomic write of the hot file changing several tables at once (a job and a counter)."""
+        data = self._hot.storage.read() or {}
+        change(data)
+        self._hot.storage.write(data)
+        for name in ("jobs", "meta"):
+            self._hot.table(name).clear_cache()
+
+    # ---- jobs: a durable queue with one queued job per ticket ---------------------------------
+
+    def _next_job_id(self, data: dict[str, Any]) -> int:
+        marker = data.setdefault("format", {}).setdefault("1", {"version": FORMAT_VERSION})
+        next_id = int(marker.get("next_job_id", 1))
+        marker["next_job_id"] = next_id + 1
+        return next_id
+
+    def enqueue(self, ticket_id: int, source: str, now: datetime | None = None) -> bool:
+        """Queue a ticket unless a job for it is already waiting. Returns True if a job was added."""
+        now = now or utcnow()
+        q = Query()
+        with self._lock:
+            if self._jobs.contains((q.ticket_id == ticket_id) & (q.status == JOB_QUEUED)):
+                return False
+
+            def add(data: dict[str, Any]) -> None:
+                job_id = self._next_job_id(data)
+                data.setdefault("jobs", {})[str(job_id)] = {
+                    "ticket_id": ticket_id,
+                    "source": source,
+                    "status": JOB_QUEUED,
+                    "attempts": 0,
+                    "created_at": _iso(now),
+                    "not_before": _iso(now),
+                    "last_error": None,
+                }
+
+            self._hot_change(add)
+            return True
+
+    def claim_next_job(self, now: datetime | None = None) -> Job | None:
+        now = now or utcnow()
+        with self._lock:
+            due = [
+                doc
+                for doc in self._jobs.all()
+                if doc["status"] == JOB_QUEUED and _parse_iso(doc["not_before"]) <= now
+            ]
+            if not due:
+                return None
+            doc = min(due, key=lambda d: (d["not_before"], d.doc_id))
+            self._jobs.update({"status": JOB_RUNNING, "attempts": doc["attempts"] + 1}, doc_ids=[doc.doc_id])
+            return self._job(self._jobs.get(doc_id=doc.doc_id))
+
+    def finish_job(self, job_id: int) -> None:
+        """The job leaves the hot file for the week's archive (archive first: a kill between the two
+        writes leaves it in both, and the hot copy wins)."""
+        with self._lock:
+            doc = self._jobs.get(doc_id=job_id)
+            if doc is None:
+                return
+            done = {**doc, "status": JOB_DONE, "last_error": None, "finished_at": _iso(utcnow())}
+            archive = self._part("jobs", week_of(utcnow())).table("jobs")
+            archive.upsert(Document(done, doc_id=job_id))
+            self._jobs.remove(doc_ids=[job_id])
+
+    def retry_job(self, job_id: int, error: str, not_before: datetime) -> None:
+        with self._lock:
+            if self._jobs.contains(doc_id=job_id):
+                self._jobs.update(
+                    {"status": JOB_QUEUED, "last_error": error, "not_before": _iso(not_before)},
+                    doc_ids=[job_id],
+                )
+
+    def fail_job(self, job_id: int, error: str) -> None:
+        with self._lock:
+            if self._jobs.contains(doc_id=job_id):
+                self._jobs.update({"status": JOB_FAILED, "last_error": error}, doc_ids=[job_id])
+
+    def requeue_interrupted_jobs(self) -> int:
+        """At start-up: jobs left running by a killed process go back to the queue."""
+        with self._lock:
+            ids = [doc.doc_id for doc in self._jobs.all() if doc["status"] == JOB_RUNNING]
+            if ids:
+                self._jobs.update({"status": JOB_QUEUED}, doc_ids=ids)
+            return len(ids)
+
+    def jobs(self, status: str | None = None) -> list[Job]:
+        """Jobs by id. Finished jobs are read from every week's archive: slow on a long history, and
+        only asked for by tools, not by the running bot."""
+        with self._lock:
+            found = {doc.doc_id: self._job(doc) for doc in self._jobs.all()}
+            if status in (None, JOB_DONE):
+                for path in sorted((self.folder / "jobs").glob("*.json")):
+                    for doc in self._part("jobs", path.stem).table("jobs").all():
+                        found.setdefault(doc.doc_id, self._job(doc))
+            return [job for _, job in sorted(found.items()) if status is None or job.status == status]
+
+    def next_job_due(self) -> datetime | None:
+        with self._lock:
+            times = [_parse_iso(d["not_before"]) for d in self._jobs.all() if d["status"] == JOB_QUEUED]
+            return min(times) if times else None
+
+    @staticmethod
+    def _job(doc: Any) -> Job:
+        return Job(
+            id=doc.doc_id,
+            ticket_id=doc["ticket_id"],
+            source=doc["source"],
+            attempts=doc["attempts"],
+            status=doc["status"],
+            created_at=_parse_iso(doc["created_at"]),
+            not_before=_parse_iso(doc["not_before"]),
+            last_error=doc.get("last_error"),
+        )
+
+    # ---- ticket threads ---------------------------------------------------------------------
+
+    def ticket_thread(self, ticket_id: int) -> tuple[str, str] | None:
+        with self._lock:
+            doc = self._part("tickets", part_of_ticket(ticket_id)).table("threads").get(doc_id=ticket_id)
+            return (doc["channel"], doc["ts"]) if doc else None
+
+    def save_ticket_thread(self, ticket_id: int, channel: str, ts: str) -> None:
+        with self._lock:
+            threads = self._part("tickets", part_of_ticket(ticket_id)).table("threads")
+            threads.upsert(
+                Document(
+                    {"ticket_id": ticket_id, "channel": channel, "ts": ts, "created_at": _iso(utcnow())},
+                    doc_id=ticket_id,
+                )
+            )
+
+    # ---- rounds and drafts (a round's drafts live inside its document) -------------------------
+
+    def _rounds_of(self, ticket_id: int) -> Any:
+        return self._part("tickets", part_of_ticket(ticket_id)).table("rounds")
+
+    def _round_doc(self, round_or_draft_id: str) -> Any:
+        part = part_of_id(round_or_draft_id)
+        if part is None:
+            return None
+        round_id = _TICKET_OF_ID.match(round_or_draft_id).group(0)  # type: ignore[union-attr]
+        return self._part("tickets", part).table("rounds").get(Query().id == round_id)
+
+    def _change_draft(self, draft_id: str, change: Callable[[dict[str, Any]], None]) -> bool:
+        """Apply ``change`` to the draft inside its round document; False for an unknown draft."""
+        doc = self._round_doc(draft_id)
+        label = draft_id[len(doc["id"]) :] if doc else ""
+        if doc is None or label not in doc["drafts"]:
+            return False
+
+        def update(round_doc: dict[str, Any]) -> None:
+            change(round_doc["drafts"][label])
+
+        self._rounds_of(doc["ticket_id"]).update(update, doc_ids=[doc.doc_id])
+        return True
+
+    def round_for(self, ticket_id: int, comment_id: int) -> RoundRecord | None:
+        q = Query()
+        with self._lock:
+            doc = self._rounds_of(ticket_id).get((q.ticket_id == ticket_id) & (q.comment_id == comment_id))
+            return self._round(doc) if doc else None
+
+    def create_round(
+        self, ticket_id: int, comment_id: int, assignments: Sequence[tuple[str, str]]
+    ) -> RoundRecord:
+        """The round and its drafts in one document: one atomic write."""
+        with self._lock:
+            rounds = self._rounds_of(ticket_id)
+            number = rounds.count(Query().ticket_id == ticket_id) + 1
+            round_id = round_id_for(ticket_id, number)
+            doc = {
+                "id": round_id,
+                "ticket_id": ticket_id,
+                "comment_id": comment_id,
+                "number": number,
+                "status": ROUND_GENERATING,
+                "notices_posted": [],
+                "created_at": _iso(utcnow()),
+                "drafts": {
+                    label: {
+                        "model": model,
+                        "text": None,
+                        "error": None,
+                        "channel": None,
+                        "slack_ts": [],
+                        "sent_to_zendesk_by": None,
+                    }
+                    for label, model in assignments
+                },
+            }
+            rounds.insert(doc)
+            return self._round(doc)
+
+    def mark_round_posted(self, round_id: str) -> None:
+        with self._lock:
+            doc = self._round_doc(round_id)
+            if doc is not None:
+                self._rounds_of(doc["ticket_id"]).update({"status": ROUND_POSTED}, doc_ids=[doc.doc_id])
+
+    def mark_notice_posted(self, round_id: str, notice: str) -> None:
+        with self._lock:
+            doc = self._round_doc(round_id)
+            if doc is not None and notice not in doc["notices_posted"]:
+                self._rounds_of(doc["ticket_id"]).update(
+                    {"notices_posted": [*doc["notices_posted"], notice]}, doc_ids=[doc.doc_id]
+                )
+
+    @staticmethod
+    def _round(doc: Any) -> RoundRecord:
+        return RoundRecord(
+            id=doc["id"],
+            ticket_id=doc["ticket_id"],
+            comment_id=doc["comment_id"],
+            number=doc["number"],
+            status=doc["status"],
+            notices_posted=tuple(doc.get("notices_posted", ())),
+        )
+
+    @staticmethod
+    def _drafts(doc: Any) -> list[DraftRecord]:
+        return [
+            DraftRecord(
+                id=draft_id_for(doc["ticket_id"], doc["number"], label),
+                ticket_id=doc["ticket_id"],
+                round_id=doc["id"],
+                round_number=doc["number"],
+                label=label,
+                model=draft["model"],
+                text=draft["text"],
+                error=draft["error"],
+                channel=draft["channel"],
+                slack_ts=tuple(draft["slack_ts"]),
+                sent_to_zendesk_by=draft.get("sent_to_zendesk_by"),
+            )
+            for label, draft in sorted(doc["drafts"].items())
+        ]
+
+    def drafts_for_round(self, round_id: str) -> list[DraftRecord]:
+        with self._lock:
+            doc = self._round_doc(round_id)
+            return self._drafts(doc) if doc and doc["id"] == round_id else []
+
+    def drafts_for_ticket(self, ticket_id: int) -> list[DraftRecord]:
+        with self._lock:
+            docs = self._rounds_of(ticket_id).search(Query().ticket_id == ticket_id)
+            return [d for doc in sorted(docs, key=lambda d: d["number"]) for d in self._drafts(doc)]
+
+    def save_generated(self, draft_id: str, text: str | None, error: str | None) -> None:
+        with self._lock:
+            self._change_draft(draft_id, lambda d: d.update(text=text, error=error))
+
+    def add_draft_message(self, draft_id: str, channel: str, ts: str) -> None:
+        """The message index first: if the draft write is lost, the index names a message that the
+        draft will be posted again for, which still belongs to that draft."""
+        with self._lock:
+            if self.draft(draft_id) is None:
+                raise KeyError(draft_id)
+            self._part("messages", day_of_ts(ts)).table("messages").insert(
+                {"channel": channel, "ts": ts, "draft_id": draft_id}
+            )
+
+            def add(draft: dict[str, Any]) -> None:
+                draft["channel"] = channel
+                draft["slack_ts"] = [*draft["slack_ts"], ts]
+
+            self._change_draft(draft_id, add)
+
+    def draft(self, draft_id: str) -> DraftRecord | None:
+        with self._lock:
+            doc = self._round_doc(draft_id)
+            if doc is None:
+                return None
+            return next((d for d in self._drafts(doc) if d.id == draft_id), None)
+
+    def draft_by_message(self, channel: str, ts: str) -> DraftRecord | None:
+        """The draft whose (any) Slack message has this ts: one day's index file, then one part."""
+        with self._lock:
+            for doc in self._part("messages", day_of_ts(ts)).table("messages").all():
+                if doc["ts"] == ts and doc["channel"] == channel:
+                    return self.draft(doc["draft_id"])
+            return None
+
+    def mark_sent(self, draft_id: str, user: str) -> None:
+        with self._lock:
+            self._change_draft(draft_id, lambda d: d.update(sent_to_zendesk_by=user))
+
+    # ---- votes: one per (draft, rater), the latest wins; kept by the draft's ticket part --------
+
+    def _votes_of(self, draft_id: str) -> Any:
+        return self._part("votes", part_of_id(draft_id) or MISC_PART).table("votes")
+
+    def _known_vote_weeks(self) -> set[tuple[str, str]]:
+        if self._vote_weeks is None:
+            index = self._part("votes", "weeks").table("weeks")
+            self._vote_weeks = {(doc["week"], doc["part"]) for doc in index.all()}
+        return self._vote_weeks
+
+    def _note_vote_week(self, week: str, part: str) -> None:
+        """Index first, vote second: a kill between leaves an index entry too many (a file read for
+        nothing), never a vote a report misses."""
+        known = self._known_vote_weeks()
+        if (week, part) not in known:
+            self._part("votes", "weeks").table("weeks").insert({"week": week, "part": part})
+            known.add((week, part))
+
+    def record_vote(self, vote: Vote) -> None:
+        q = Query()
+        with self._lock:
+            self._note_vote_week(week_of(vote.voted_at), part_of_id(vote.draft_id) or MISC_PART)
+            self._votes_of(vote.draft_id).upsert(
+                vote_row(vote), (q.draft_id == vote.draft_id) & (q.rater == vote.rater)
+            )
+
+    def remove_reaction_vote(self, draft_id: str, rater: str, score: int) -> bool:
+        """Removing a reaction removes the vote only if that reaction is still the rater's vote."""
+        q = Query()
+        cond = (q.draft_id == draft_id) & (q.rater == rater) & (q.source == "reaction") & (q.score == score)
+        with self._lock:
+            votes = self._votes_of(draft_id)
+            return bool(votes.contains(cond) and votes.remove(cond))
+
+    def rated_count(self, draft_id: str) -> int:
+        with self._lock:
+            return self._votes_of(draft_id).count(Query().draft_id == draft_id)
+
+    def votes(self, since: datetime | None = None, until: datetime | None = None) -> list[Vote]:
+        """Votes with since <= voted_at < until, oldest first: only the parts that hold votes of the
+        weeks in range are read, each file once, outside the lock (files are only ever replaced
+        whole), and without filling the cache."""
+        with self._lock:
+            weeks = set(self._known_vote_weeks()) if self.folder.exists() else set()
+        low = week_of(since) if since else None
+        high = until.astimezone(UTC).date().isoformat() if until else None
+        parts = sorted(
+            {part for week, part in weeks if (low is None or week >= low) and (high is None or week <= high)}
+        )
+        result = []
+        for part in parts:
+            storage = AtomicJSONStorage(self.folder / "votes" / f"{part}.json", read_only=True)
+            for doc in ((storage.read() or {}).get("votes") or {}).values():
+                voted_at = _parse_iso(doc["voted_at"])
+                if (since and voted_at < since) or (until and voted_at >= until):
+                    continue
+                result.append(
+                    Vote(
+                        doc["ticket_id"],
+                        doc["draft_id"],
+                        doc["model"],
+                        doc["rater"],
+                        doc["score"],
+                        doc["source"],
+                        voted_at,
+                    )
+                )
+        return sorted(result, key=lambda v: (v.voted_at, v.draft_id, v.rater))
+
+    # ---- small state: poll cursor, digest bookkeeping ----------------------------------------
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        with self._lock:
+            doc = self._meta.get(Query().key == key)
+            return copy.deepcopy(doc["value"]) if doc else default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._meta.upsert({"key": key, "value": copy.deepcopy(value)}, Query().key == key)
+
+    # ---- bulk import: migration of a single-file store, and building big stores quickly --------
+
+    def import_history(
+        self,
+        threads: Iterable[dict[str, Any]] = (),
+        rounds: Iterable[dict[str, Any]] = (),
+        drafts: Iterable[dict[str, Any]] = (),
+        votes: Iterable[dict[str, Any]] = (),
+    ) -> None:
+        """Adds records in the single-file layout (``TinyDBStore``'s documents), writing each touched
+        file once. Meant for a store no one else writes yet: migration and benchmarks."""
+        with self._lock:
+            by_part: dict[str, dict[str, dict[str, Any]]] = {}
+            for doc in threads:
+                part = by_part.setdefault(part_of_ticket(doc["ticket_id"]), {})
+                part.setdefault("threads", {})[str(doc["ticket_id"])] = dict(doc)
+            rounds_by_id: dict[str, dict[str, Any]] = {}
+            for doc in rounds:
+                notices = list(doc.get("notices_posted", ()))
+                rounds_by_id[doc["id"]] = {**doc, "notices_posted": notices, "drafts": {}}
+            messages: dict[str, list[dict[str, Any]]] = {}
+            for doc in drafts:
+                round_doc = rounds_by_id.get(doc["round_id"])
+                if round_doc is None:  # a draft whose round was never written: keep it all the same
+                    round_doc = rounds_by_id[doc["round_id"]] = {
+                        "id": doc["round_id"],
+                        "ticket_id": doc["ticket_id"],
+                        "comment_id": -1,
+                        "number": doc["round_number"],
+                        "status": ROUND_GENERATING,
+                        "notices_posted": [],
+                        "drafts": {},
+                    }
+                round_doc["drafts"][doc["label"]] = {
+                    key: doc.get(key) for key in ("model", "text", "error", "channel", "sent_to_zendesk_by")
+                } | {"slack_ts": list(doc.get("slack_ts") or [])}
+                for ts in doc.get("slack_ts") or []:
+                    messages.setdefault(day_of_ts(ts), []).append(
+                        {"channel": doc["channel"], "ts": ts, "draft_id": doc["id"]}
+                    )
+            for round_doc in rounds_by_id.values():
+                part = by_part.setdefault(part_of_ticket(round_doc["ticket_id"]), {})
+                table = part.setdefault("rounds", {})
+                table[str(len(table) + 1)] = round_doc
+            self._merge("tickets", by_part)
+            self._merge("messages", {day: {"messages": _numbered(rows)} for day, rows in messages.items()})
+            vote_parts: dict[str, dict[str, dict[str, Any]]] = {}
+            for doc in votes:
+                part = part_of_id(doc["draft_id"]) or MISC_PART
+                self._note_vote_week(week_of(_parse_iso(doc["voted_at"])), part)
+                table = vote_parts.setdefault(part, {}).setdefault("votes", {})
+                table[str(len(table) + 1)] = dict(doc)
+            self._merge("votes", vote_parts)
+
+    def _merge(self, kind: str, parts: dict[str, dict[str, dict[str, Any]]]) -> None:
+        """Appends the documents to each part's tables (renumbered after the ones there): one write each."""
+        for name, tables in parts.items():
+            db = self._part(kind, name)
+            data = db.storage.read() or {}
+            for table_name, docs in tables.items():
+                table = data.setdefault(table_name, {})
+                if table_name == "threads":
+                    table.update(docs)
+                    continue
+                start = max((int(k) for k in table), default=0)
+                for offset, doc in enumerate(docs.values(), 1):
+                    table[str(start + offset)] = doc
+            db.storage.write(data)
+            for table_name in tables:
+                db.table(table_name).clear_cache()
+                db.table(table_name)._next_id = None
+
+    def _migrate_v1(self) -> None:
+        """Single file -> this layout. The old file is first copied to ``*.v1-backup`` (kept), and the
+        hot file is rewritten last: a kill before that leaves the old file, and the next open redoes
+        the migration from the backup."""
+        backup = backup_path(self.path)
+        if not backup.exists():
+            _atomic_copy(self.path, backup)
+        old = json.loads(backup.read_text(encoding="utf-8"))
+        if self.folder.exists():
+            shutil.rmtree(self.folder)  # a migration that was killed halfway
+        self._parts.clear()
+        self._vote_weeks = None
+        self.import_history(
+            threads=(old.get("ticket_threads") or {}).values(),
+            rounds=(old.get("rounds") or {}).values(),
+            drafts=(old.get("drafts") or {}).values(),
+            votes=(old.get("votes") or {}).values(),
+        )
+        jobs = {int(k): v for k, v in (old.get("jobs") or {}).items()}
+        for job_id, doc in jobs.items():
+            if doc["status"] == JOB_DONE:
+                self._part("jobs", week_of(_parse_iso(doc["created_at"]))).table("jobs").upsert(
+                    Document(doc, doc_id=job_id)
+                )
+        hot = {
+            "format": {"1": {"version": FORMAT_VERSION, "next_job_id": max(jobs, default=0) + 1}},
+            "jobs": {str(k): v for k, v in jobs.items() if v["status"] != JOB_DONE},
+            "meta": old.get("meta") or {},
+        }
+        self._hot.storage.write(hot)
+
+
+def _numbered(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {str(i): row for i, row in enumerate(rows, 1)}
+
+
+def _atomic_copy(source: Path, target: Path) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle, source.open("rb") as original:
+            shutil.copyfileobj(original, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise

@@ -77,7 +77,7 @@ class DraftResult:
         return self.error is None and bool(self.text and self.text.strip())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a year holds ~438,000 of them
 class Vote:
     ticket_id: int
     draft_id: str

@@ -234,5 +234,13 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
             settings.server.max_body_bytes,
             slack_signing_secret=secrets.slack_signing_secret,
         )
-        app.web = WebServer(wsgi, settings.server.host, settings.server.port)
+        server = settings.server
+        app.web = WebServer(
+            wsgi,
+            server.host,
+            server.port,
+            threads=server.threads,
+            backlog=server.backlog,
+            max_body_bytes=server.max_body_bytes,
+        )
     return app

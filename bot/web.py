@@ -167,16 +167,20 @@ class WebServer:
         self._map: dict[int, Any] = {}  # waitress's socket map: its event loop runs while not empty
         self._wake = trigger(self._map)  # runs a function in the loop's thread
         limits = {} if max_body_bytes is None else {"max_request_body_size": max_body_bytes}
-        self.server: Any = create_server(
-            app,
-            map=self._map,
-            host=host,
-            port=port,
-            threads=threads,
-            backlog=backlog,
-            ident="draftdesk",
-            **limits,
-        )
+        try:
+            self.server: Any = create_server(
+                app,
+                map=self._map,
+                host=host,
+                port=port,
+                threads=threads,
+                backlog=backlog,
+                ident="draftdesk",
+                **limits,
+            )
+        except BaseException:  # a port in use, say: the caller gets the error, not our open pipe
+            wasyncore.close_all(self._map)
+            raise
         self.thread: threading.Thread | None = None
 
     @property

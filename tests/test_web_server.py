@@ -3,6 +3,7 @@ while the store is stuck (the vote is recorded after the ack), and stop() frees 
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -122,3 +123,15 @@ def test_stop_ends_the_server_thread_and_frees_the_port() -> None:
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=5):
         pass
     WebServer(DraftdeskWSGI(None, None, dict, 1024), "127.0.0.1", 0).stop()  # never started: no error
+
+
+def test_a_port_in_use_is_an_error_at_construction_and_leaves_nothing_open() -> None:
+    first = WebServer(DraftdeskWSGI(None, None, dict, 1024), "127.0.0.1", 0)
+    open_before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    try:
+        with pytest.raises(OSError):
+            WebServer(DraftdeskWSGI(None, None, dict, 1024), "127.0.0.1", first.port)
+        if open_before is not None:
+            assert len(os.listdir("/proc/self/fd")) == open_before
+    finally:
+        first.stop()

@@ -92,12 +92,22 @@ class ServerSettings:
     host: str = setting("address to listen on", "0.0.0.0")
     port: int = setting("port to listen on (0: any free port)", 3000)
     max_body_bytes: int = setting("largest request body accepted", 2_000_000)
+    threads: int = setting("threads answering requests (each answer takes milliseconds)", 8)
+    backlog: int = setting("connections that may wait to be accepted in a burst", 1024)
     health_check: bool = setting(
         "serve GET /healthz even when nothing else needs the server (Socket Mode with polling)", False
     )
 
     def problems(self) -> list[str]:
-        return out_of_range(self, {"port": (0, 65535), "max_body_bytes": (1024, 100_000_000)})
+        return out_of_range(
+            self,
+            {
+                "port": (0, 65535),
+                "max_body_bytes": (1024, 100_000_000),
+                "threads": (1, 256),
+                "backlog": (1, 65535),
+            },
+        )
 
 
 def _poll_since(value: Any) -> datetime:

@@ -6,19 +6,26 @@ context (``context.user_id``, ``context.channel_id``, ``context.thread_ts``), th
 action or event. Everything else, bad values included, is `DraftActions`' business, testable
 without Bolt against any ``Store`` and ``ChatPoster``.
 
-Bolt acknowledges each request before these run (process_before_response=False), so Slack's
-3-second limit holds even while Zendesk or the store is slow.
+A listener only calls ``ack()`` and hands the work to `AfterAck`: Bolt answers from the thread
+that took the request (``process_before_response=True``, see `new_bolt_app`), never waiting for a
+free thread of its own listener pool, so Slack's 3-second limit holds however slow the store,
+Slack or Zendesk is. `AfterAck` runs one user's actions in the order they arrived (a second click
+replaces the first vote) and different users' actions side by side.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
+from slack_sdk import WebClient
 
 from bot.blocks import SCORE_REACTIONS, draft_message, score_from_action_id, vote_confirmation
 from core.domain import DraftRecord, Vote, utcnow
@@ -151,36 +158,95 @@ class DraftActions:
             log.warning("could not answer %s in %s: %s", user, channel, exc)
 
 
-def register_listeners(app: App, actions: DraftActions) -> None:
+class AfterAck:
+    """Runs the slow part of each Slack interaction after its ack, on threads of its own.
+
+    Work submitted under one key (the acting user) runs in submission order, one item at a time;
+    different keys run side by side on up to ``threads`` threads. A failure is logged, never
+    raised: the request it came from was answered long ago.
+    """
+
+    def __init__(self, threads: int = 8) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="after-ack")
+        self._lock = threading.Condition()
+        self._queues: dict[str, deque[Callable[[], None]]] = {}  # keys with work queued or running
+        self._unfinished = 0
+
+    def submit(self, key: str, work: Callable[[], None]) -> None:
+        with self._lock:
+            self._unfinished += 1
+            queue = self._queues.get(key)
+            if queue is not None:  # this key's drain is running: it takes the work in turn
+                queue.append(work)
+                return
+            self._queues[key] = deque()
+        self._pool.submit(self._drain, key, work)
+
+    def _drain(self, key: str, work: Callable[[], None]) -> None:
+        while True:
+            try:
+                work()
+            except Exception:
+                log.exception("a Slack action failed after its ack")
+            with self._lock:
+                self._unfinished -= 1
+                queue = self._queues[key]
+                if not queue:
+                    del self._queues[key]
+                    self._lock.notify_all()
+                    return
+                work = queue.popleft()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once every submitted item has run; False if some still wait after ``timeout`` s."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._unfinished == 0, timeout)
+
+    def shutdown(self) -> None:
+        """Runs what was submitted, then stops the threads; submit nothing after this."""
+        self._pool.shutdown(wait=True)
+
+
+def new_bolt_app(client: WebClient | None, signing_secret: str, verify_requests: bool, **kwargs: Any) -> App:
+    """The Bolt app the listeners expect: it runs a listener (which only acks and hands its work to
+    `AfterAck`) in the request's own thread and answers with the ack, in HTTP and Socket Mode."""
+    return App(
+        client=client,
+        signing_secret=signing_secret,
+        request_verification_enabled=verify_requests,
+        process_before_response=True,
+        **kwargs,
+    )
+
+
+def register_listeners(app: App, actions: DraftActions, after_ack: AfterAck) -> None:
     """Every Slack request the bot takes is matched here (an unmatched one would answer 404)."""
 
     @app.action(re.compile(r"^rate_[1-5]$"))
     def on_rate(ack: Ack, action: dict[str, Any], context: BoltContext) -> None:
         ack()
-        actions.rate_button(
-            context.user_id or "",
-            context.channel_id or "",
-            context.thread_ts,
-            action["action_id"],
-            action.get("value", ""),
-        )
+        user, channel, thread_ts = context.user_id or "", context.channel_id or "", context.thread_ts
+        action_id, draft_id = action["action_id"], action.get("value", "")
+        after_ack.submit(user, lambda: actions.rate_button(user, channel, thread_ts, action_id, draft_id))
 
     @app.action("send_to_zendesk")
     def on_send(ack: Ack, action: dict[str, Any], context: BoltContext) -> None:
         ack()
-        actions.send_button(
-            context.user_id or "", context.channel_id or "", context.thread_ts, action.get("value", "")
-        )
+        user, channel, thread_ts = context.user_id or "", context.channel_id or "", context.thread_ts
+        draft_id = action.get("value", "")
+        after_ack.submit(user, lambda: actions.send_button(user, channel, thread_ts, draft_id))
 
     @app.event("reaction_added")
     def on_reaction_added(event: dict[str, Any], context: BoltContext) -> None:
         if context.user_id == context.bot_user_id:
             return  # the bot's own reaction (Bolt drops these too, unless told otherwise)
-        actions.reaction_added(context.user_id or "", *_reaction(event, context))
+        user, reaction = context.user_id or "", _reaction(event, context)
+        after_ack.submit(user, lambda: actions.reaction_added(user, *reaction))
 
     @app.event("reaction_removed")
     def on_reaction_removed(event: dict[str, Any], context: BoltContext) -> None:
-        actions.reaction_removed(context.user_id or "", *_reaction(event, context))
+        user, reaction = context.user_id or "", _reaction(event, context)
+        after_ack.submit(user, lambda: actions.reaction_removed(user, *reaction))
 
 
 def _reaction(event: dict[str, Any], context: BoltContext) -> tuple[str, str, str, str]:

@@ -1,8 +1,10 @@
 """One web server for HTTP mode: Slack events, the Zendesk webhook and a health check.
 
 Routes: POST /slack/events (Bolt: events, interactivity, slash commands), POST /zendesk/webhook,
-GET /healthz. A threaded stdlib WSGI server is enough: every handler answers in milliseconds,
-and slow work happens after the answer, in Bolt's listener threads or the worker.
+GET /healthz. Served by waitress: a pool of request threads behind one event loop that accepts
+connections and reads whole requests before a thread takes them, with a real listen backlog, so
+a burst of clicks or webhooks queues instead of being reset. Every handler answers in
+milliseconds; slow work happens after the answer, in `bot.listeners.AfterAck` or the worker.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.request.internals import parse_body
 from slack_sdk.signature import SignatureVerifier
+from waitress import create_server, wasyncore
+from waitress.trigger import trigger
 
 from bot.intake import WebhookResponse
 
@@ -30,15 +32,6 @@ ZENDESK_PATH = "/zendesk/webhook"
 HEALTH_PATH = "/healthz"
 
 WebhookHandler = Callable[[bytes, dict[str, str]], WebhookResponse]
-
-
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s - %s", self.address_string(), format % args)
 
 
 def _headers(environ: dict[str, Any]) -> dict[str, str]:
@@ -156,23 +149,57 @@ def slack_body_problem(body: bytes, content_type: str | None) -> str | None:
 
 
 class WebServer:
-    def __init__(self, app: DraftdeskWSGI, host: str, port: int) -> None:
-        self.httpd = make_server(
-            host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
-        )
+    """``app`` served by waitress on ``host``:``port`` (0: any free port) from a background thread.
+
+    ``threads`` run the app; ``backlog`` connections may wait to be accepted; a body over
+    ``max_body_bytes`` is refused (413) before it is read whole.
+    """
+
+    def __init__(
+        self,
+        app: Callable[..., Iterable[bytes]],
+        host: str,
+        port: int,
+        threads: int = 8,
+        backlog: int = 1024,
+        max_body_bytes: int | None = None,
+    ) -> None:
+        self._map: dict[int, Any] = {}  # waitress's socket map: its event loop runs while not empty
+        self._wake = trigger(self._map)  # runs a function in the loop's thread
+        limits = {} if max_body_bytes is None else {"max_request_body_size": max_body_bytes}
+        try:
+            self.server: Any = create_server(
+                app,
+                map=self._map,
+                host=host,
+                port=port,
+                threads=threads,
+                backlog=backlog,
+                ident="draftdesk",
+                **limits,
+            )
+        except BaseException:  # a port in use, say: the caller gets the error, not our open pipe
+            wasyncore.close_all(self._map)
+            raise
         self.thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
-        return self.httpd.server_address[1]
+        listening = getattr(self.server, "effective_listen", None)  # several sockets: "localhost"
+        return int(listening[0][1] if listening else self.server.effective_port)
 
     def start(self) -> None:
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="web", daemon=True)
+        self.thread = threading.Thread(target=self.server.run, name="web", daemon=True)
         self.thread.start()
 
     def stop(self) -> None:
-        if self.thread is not None:  # shutdown() waits for serve_forever, so only when it runs
-            self.httpd.shutdown()
-            self.thread.join(timeout=10)
-            self.thread = None
-        self.httpd.server_close()
+        """Lets the requests in progress finish, then closes every socket and ends the loop."""
+        self.server.task_dispatcher.shutdown(timeout=10)
+        if self.thread is None:
+            wasyncore.close_all(self._map)
+            return
+        # The loop's own thread closes the sockets (pull_trigger runs the function there); the
+        # loop ends once its socket map is empty.
+        self._wake.pull_trigger(lambda: wasyncore.close_all(self._map))
+        self.thread.join(timeout=10)
+        self.thread = None

@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.digest import DigestService
 from bot.errors import StartupError
 from bot.intake import Poller, handle_zendesk_webhook
-from bot.listeners import DraftActions, register_listeners
+from bot.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
 from bot.partitioned_store import PartitionedStore
 from bot.web import DraftdeskWSGI, WebServer
 from bot.worker import TicketProcessor, Worker
@@ -72,6 +72,7 @@ class Draftdesk:
     zendesk: ZendeskGateway
     worker: Worker
     actions: DraftActions
+    after_ack: AfterAck
     bolt: App
     digest: DigestService
     poller: Poller | None
@@ -160,6 +161,7 @@ class Draftdesk:
             self._socket_handler.close()
         if self.web is not None:
             self.web.stop()
+        self.after_ack.shutdown()  # the clicks already acked still reach the store before it closes
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         for thread in self._threads:
@@ -187,12 +189,7 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
     poster = SlackPoster(client)
     http_mode = settings.slack.mode == "http"
     try:  # Bolt checks the bot token with auth.test here
-        bolt = App(
-            client=client,
-            signing_secret=secrets.slack_signing_secret or "",
-            request_verification_enabled=http_mode,
-            process_before_response=False,
-        )
+        bolt = new_bolt_app(client, secrets.slack_signing_secret or "", verify_requests=http_mode)
     except BoltError as exc:
         raise StartupError(
             f"Slack did not accept SLACK_BOT_TOKEN ({exc}): use the app's Bot User OAuth Token (xoxb-…) "
@@ -209,7 +206,8 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
     )
     worker = Worker(store, processor, settings.worker)
     actions = DraftActions(store, poster, zendesk)
-    register_listeners(bolt, actions)
+    after_ack = AfterAck()
+    register_listeners(bolt, actions, after_ack)
     webhook = None
     if settings.intake.mode in ("webhook", "both"):
         secret = secrets.zendesk_webhook_secret or ""
@@ -225,7 +223,9 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
     untuned = [m.name for m in settings.models if not m.adapter]
     digest = DigestService(store, poster, settings.digest, model_names, untuned=untuned)
     scheduler = BackgroundScheduler(timezone=settings.digest.timezone)
-    app = Draftdesk(settings, store, poster, zendesk, worker, actions, bolt, digest, poller, None, scheduler)
+    app = Draftdesk(
+        settings, store, poster, zendesk, worker, actions, after_ack, bolt, digest, poller, None, scheduler
+    )
     if http_mode or webhook is not None or settings.server.health_check:
         wsgi = DraftdeskWSGI(
             bolt if http_mode else None,
@@ -234,5 +234,13 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
             settings.server.max_body_bytes,
             slack_signing_secret=secrets.slack_signing_secret,
         )
-        app.web = WebServer(wsgi, settings.server.host, settings.server.port)
+        server = settings.server
+        app.web = WebServer(
+            wsgi,
+            server.host,
+            server.port,
+            threads=server.threads,
+            backlog=server.backlog,
+            max_body_bytes=server.max_body_bytes,
+        )
     return app

@@ -207,27 +207,25 @@ def test_socket_mode_drafts_then_button_and_reaction_votes(tmp_path, demo_models
     )
 
 
-def _record_finished_listeners(app, monkeypatch) -> list[dict]:
-    """The bodies of the requests whose Bolt listener has returned (Bolt runs them after the ack)."""
-    finished: list[dict] = []
-    runner = app.bolt.listener_runner
-    original = runner.listener_completion_handler
+def _record_finished_reactions(app, monkeypatch) -> list[str]:
+    """The message ts of each reaction_added whose work has run (after the ack, in AfterAck)."""
+    finished: list[str] = []
+    original = app.actions.reaction_added
 
-    class Recording:
-        def handle(self, request, response) -> None:
-            try:
-                original.handle(request=request, response=response)
-            finally:
-                finished.append(request.body)
+    def recording(user, reaction, item_type, channel, ts) -> None:
+        try:
+            original(user, reaction, item_type, channel, ts)
+        finally:
+            finished.append(ts)
 
-    monkeypatch.setattr(runner, "listener_completion_handler", Recording())
+    monkeypatch.setattr(app.actions, "reaction_added", recording)
     return finished
 
 
 def test_socket_mode_webhook_intake_and_reconnects(tmp_path, fakes, monkeypatch):
     socket_mode, slack, zendesk = fakes
     app = _started(write_config(tmp_path, slack, zendesk, None, intake="webhook"), StubBackend())
-    finished = _record_finished_listeners(app, monkeypatch)
+    finished = _record_finished_reactions(app, monkeypatch)
     try:
         socket_mode.wait_for_connection(timeout=10)
         # Webhook intake needs the web server, but it must not take Slack requests in socket mode.
@@ -251,12 +249,8 @@ def test_socket_mode_webhook_intake_and_reconnects(tmp_path, fakes, monkeypatch)
         react = event_payload(reaction_event("reaction_added", "UAGENT2", "one", CHANNEL, "1.000100"))
         envelope_id = socket_mode.send_envelope("events_api", react)
         assert socket_mode.wait_for_ack(envelope_id, timeout=10) == {"envelope_id": envelope_id}
-        # The ack comes before the listener runs: wait for the listener to have returned.
-        wait_until(
-            lambda: any(b.get("event", {}).get("item", {}).get("ts") == "1.000100" for b in finished),
-            timeout=10,
-            what="reaction_added listener finished",
-        )
+        # The ack comes before the reaction is handled: wait for that to have run.
+        wait_until(lambda: "1.000100" in finished, timeout=10, what="reaction_added handled")
         assert app.store.votes() == [] and not slack.calls_to("chat.postEphemeral")
     finally:
         _stop_within(app, 15)

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -85,7 +86,8 @@ def site(tmp_path: Path) -> Iterator[Site]:
     def webhook(body: bytes, headers: dict[str, str]):  # type: ignore[no-untyped-def]
         return handle_zendesk_webhook(body, headers, ZENDESK_SECRET, store, queued.set)
 
-    server = WebServer(DraftdeskWSGI(bolt, webhook, dict, 100_000, SLACK_SECRET), "127.0.0.1", 0)
+    wsgi = DraftdeskWSGI(bolt, webhook, dict, 100_000, SLACK_SECRET)
+    server = WebServer(wsgi, "127.0.0.1", 0, max_body_bytes=100_000)  # as draftdesk/app.py builds it
     server.start()
     yield Site(server, store, clicks)
     server.stop()
@@ -174,3 +176,51 @@ def test_a_signed_click_still_reaches_its_listener_and_a_forged_one_does_not(sit
     while not site.clicks and time.monotonic() < deadline:  # Bolt runs listeners after the ack
         time.sleep(0.01)
     assert site.clicks == ["4"]
+
+
+def raw_exchange(site: Site, request: bytes) -> bytes:
+    """``request`` sent byte for byte; everything the server answers until it closes."""
+    with socket.create_connection(("127.0.0.1", site.server.port), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_chunked_webhook_is_read_whole_and_queued(site: Site) -> None:
+    body = b'{"ticket_id": "43"}'
+    timestamp = str(int(time.time()))
+    head = (
+        "POST /zendesk/webhook HTTP/1.1\r\nHost: bot\r\nConnection: close\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        f"{SIGNATURE_HEADER}: {sign(ZENDESK_SECRET, body, timestamp)}\r\n"
+        f"{TIMESTAMP_HEADER}: {timestamp}\r\n\r\n"
+    )
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:7], body[7:])) + b"0\r\n\r\n"
+    answer = raw_exchange(site, head.encode() + chunks)
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert [job.ticket_id for job in site.store.jobs()] == [43]
+
+
+SERVER_REFUSALS = {  # refused by the server before the app sees them
+    "garbage start line": (b"GARBAGE\r\n\r\n", b"400"),
+    "body over the limit": (
+        b"POST /zendesk/webhook HTTP/1.1\r\nHost: bot\r\nContent-Length: 100001\r\n\r\n" + b"x" * 1000,
+        b"413",
+    ),
+    "bad chunk size": (
+        b"POST /zendesk/webhook HTTP/1.1\r\nHost: bot\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"400",
+    ),
+}
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), SERVER_REFUSALS.values(), ids=SERVER_REFUSALS.keys())
+def test_requests_the_server_refuses_get_a_4xx_and_no_traceback(
+    site: Site, request_bytes: bytes, status: bytes, capfd: pytest.CaptureFixture[str]
+) -> None:
+    answer = raw_exchange(site, request_bytes)
+    assert answer.split(b" ")[1] == status
+    assert site.store.jobs() == [] and site.clicks == []
+    assert "Traceback" not in capfd.readouterr().err

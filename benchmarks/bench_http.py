@@ -1,0 +1,296 @@
+"""The HTTP side under a burst: signed Slack clicks and signed Zendesk webhooks over loopback.
+
+    python -m benchmarks.bench_http                      # waitress and the old wsgiref server
+    python -m benchmarks.bench_http --tickets 5000 --store tinydb
+
+Each server in turn (``--servers``) serves the real routes (bot.web.DraftdeskWSGI) with a real
+Bolt app (bot.listeners: new_bolt_app, register_listeners, AfterAck) and the real webhook handler
+(bot.intake) over a store holding ``--tickets`` tickets (``--store``: tinydb, the store of
+`draftdesk run`, or memory), then:
+
+- clicks: ``--clicks`` signed button clicks at once, each from its own client thread and agent;
+  their statuses and latencies, and whether every vote reached the store after the acks;
+- webhooks: ``--webhooks`` signed webhooks from ``--clients`` client threads, each ticket sent
+  twice; ack latency p50/p99, and whether the queue holds exactly the distinct tickets.
+
+Every request opens its own connection, as Slack and Zendesk do. Slack and Zendesk themselves
+are not called: chat updates go to a poster that only counts them. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import logging
+import os
+import platform
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from slack_bolt.authorization import AuthorizeResult
+
+from bot.intake import WebhookResponse, handle_zendesk_webhook
+from bot.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
+from bot.memory_store import MemoryStore
+from bot.store import TinyDBStore
+from bot.web import DraftdeskWSGI, WebServer
+from core.domain import JOB_QUEUED
+from core.ports import Store
+from integrations.standins.slack_requests import block_action_body, signed_headers
+from integrations.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+
+SLACK_SECRET = "bench-slack-signing-secret"
+ZENDESK_SECRET = "bench-zendesk-webhook-secret"
+CHANNEL = "CBENCH"
+
+
+class CountingPoster:
+    """The ChatPoster calls the listeners make after the ack, counted, never sent."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.updates = 0
+        self.ephemerals = 0
+
+    def update(self, channel: str, ts: str, text: str, blocks: list[dict] | None = None) -> None:
+        with self.lock:
+            self.updates += 1
+
+    def ephemeral(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
+        with self.lock:
+            self.ephemerals += 1
+
+
+class NoNotes:
+    def add_internal_note(self, ticket_id: int, body: str) -> None:
+        raise AssertionError("the benchmark sends no draft to Zendesk")
+
+
+class WsgirefServer:
+    """The server bot/web.py used before waitress: wsgiref, a thread per connection, backlog 5."""
+
+    class _Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class _Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], host: str, port: int) -> None:
+        self.httpd = make_server(host, port, app, server_class=self._Server, handler_class=self._Quiet)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.thread.join(timeout=10)
+        self.httpd.server_close()
+
+
+def seed(store: Store, tickets: int) -> list[tuple[str, str, str]]:
+    """``tickets`` tickets, each with a posted thread and one round of three drafts; returns
+    (draft id, thread ts, message ts) of every ticket's Draft A."""
+    drafts = []
+    for ticket_id in range(1, tickets + 1):
+        parent_ts = f"1700000000.{ticket_id:06d}"
+        store.save_ticket_thread(ticket_id, CHANNEL, parent_ts)
+        record = store.create_round(ticket_id, ticket_id * 10, [("A", "m-a"), ("B", "m-b"), ("C", "m-c")])
+        draft_a = next(d for d in store.drafts_for_round(record.id) if d.label == "A")
+        store.save_generated(draft_a.id, "Please restart the backup.", None)
+        vote_ts = f"1700000001.{ticket_id:06d}"
+        store.add_draft_message(draft_a.id, CHANNEL, vote_ts)
+        drafts.append((draft_a.id, parent_ts, vote_ts))
+    return drafts
+
+
+def post(port: int, path: str, body: bytes, headers: dict[str, str]) -> tuple[int | str, float]:
+    """(status or the error's name, seconds) of one POST on a connection of its own."""
+    started = time.perf_counter()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("POST", path, body, {"Content-Length": str(len(body)), **headers})
+        response = connection.getresponse()
+        response.read()
+        connection.close()
+        status: int | str = response.status
+    except OSError as exc:
+        status = type(exc).__name__
+    return status, time.perf_counter() - started
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+def statuses(results: Iterable[tuple[int | str, float]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for status, _ in results:
+        counts[str(status)] = counts.get(str(status), 0) + 1
+    return counts
+
+
+def run_server(kind: str, store_kind: str, tickets: int, clicks: int, webhooks: int, clients: int) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        store: Any = TinyDBStore(Path(folder) / "store.json") if store_kind == "tinydb" else MemoryStore()
+        started = time.perf_counter()
+        drafts = seed(store, tickets)
+        seeded_s = time.perf_counter() - started
+
+        def authorize(**_: object) -> AuthorizeResult:  # no Slack API call
+            return AuthorizeResult(enterprise_id=None, team_id="T0DEMO", bot_token="xoxb-b", bot_user_id="UB")
+
+        poster = CountingPoster()
+        bolt = new_bolt_app(None, SLACK_SECRET, verify_requests=True, authorize=authorize)
+        after_ack = AfterAck()
+        register_listeners(bolt, DraftActions(store, poster, NoNotes()), after_ack)  # type: ignore[arg-type]
+        woken = threading.Event()
+
+        def webhook(body: bytes, headers: dict[str, str]) -> WebhookResponse:
+            return handle_zendesk_webhook(body, headers, ZENDESK_SECRET, store, woken.set)
+
+        wsgi = DraftdeskWSGI(bolt, webhook, dict, 2_000_000, slack_signing_secret=SLACK_SECRET)
+        server: WebServer | WsgirefServer = (
+            WebServer(wsgi, "127.0.0.1", 0) if kind == "waitress" else WsgirefServer(wsgi, "127.0.0.1", 0)
+        )
+        server.start()
+        try:
+            return {
+                "seeded_s": round(seeded_s, 1),
+                "clicks": burst_of_clicks(server.port, store, after_ack, drafts, clicks),
+                "webhooks": webhook_load(server.port, store, tickets, webhooks, clients),
+            }
+        finally:
+            server.stop()
+            after_ack.shutdown()
+            store.close()
+
+
+def burst_of_clicks(
+    port: int, store: Store, after_ack: AfterAck, drafts: list[tuple[str, str, str]], count: int
+) -> dict:
+    step = max(1, len(drafts) // count)
+    targets = [drafts[(n * step) % len(drafts)] for n in range(count)]
+    bodies = [
+        block_action_body(f"UAGENT{n}", CHANNEL, vote_ts, parent_ts, "rate_4", draft_id).encode()
+        for n, (draft_id, parent_ts, vote_ts) in enumerate(targets)
+    ]
+    go = threading.Barrier(count)
+
+    def click(body: bytes) -> tuple[int | str, float]:
+        headers = signed_headers(SLACK_SECRET, body.decode(), "application/x-www-form-urlencoded")
+        go.wait()
+        return post(port, "/slack/events", body, headers)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        results = list(pool.map(click, bodies))
+    drained = time.perf_counter()
+    idle = after_ack.wait_idle(timeout=600)
+    stored = {(v.draft_id, v.rater) for v in store.votes()}
+    expected = {(draft_id, f"UAGENT{n}") for n, (draft_id, _, _) in enumerate(targets)}
+    latencies = [seconds for _, seconds in results]
+    return {
+        "statuses": statuses(results),
+        "latency_ms": {"p50": ms(percentile(latencies, 0.5)), "max": ms(max(latencies))},
+        "all_200_within_1s": all(s == 200 and t <= 1.0 for s, t in results),
+        "votes_stored_after_s": round(time.perf_counter() - drained, 2) if idle else None,
+        "all_votes_stored": idle and expected <= stored,
+    }
+
+
+def webhook_load(port: int, store: Store, tickets: int, count: int, clients: int) -> dict:
+    ticket_ids = [tickets + 1 + n // 2 for n in range(count)]  # new tickets, each sent twice
+
+    def send(ticket_id: int) -> tuple[int | str, float]:
+        body = json.dumps({"ticket_id": str(ticket_id)}).encode()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(ZENDESK_SECRET, body, stamp),
+            TIMESTAMP_HEADER: stamp,
+        }
+        return post(port, "/zendesk/webhook", body, headers)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        results = list(pool.map(send, ticket_ids))
+    wall = time.perf_counter() - started
+    latencies = [seconds for _, seconds in results]
+    queued = [job.ticket_id for job in store.jobs(JOB_QUEUED)]
+    return {
+        "statuses": statuses(results),
+        "ack_ms": {
+            "p50": ms(percentile(latencies, 0.5)),
+            "p99": ms(percentile(latencies, 0.99)),
+            "max": ms(max(latencies)),
+        },
+        "per_second": round(count / wall, 1),
+        "queue_holds_exactly_the_distinct_tickets": sorted(queued) == sorted(set(ticket_ids)),
+        "p99_at_most_100ms": percentile(latencies, 0.99) <= 0.1,
+    }
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--servers", default="waitress,wsgiref", help="comma-separated: waitress, wsgiref")
+    parser.add_argument("--store", choices=["tinydb", "memory"], default="tinydb")
+    parser.add_argument("--tickets", type=int, default=200, help="tickets in the store before the load")
+    parser.add_argument("--clicks", type=int, default=20)
+    parser.add_argument("--webhooks", type=int, default=500)
+    parser.add_argument("--clients", type=int, default=8, help="webhook client threads")
+    args = parser.parse_args(argv)
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is 2": a burst
+    servers = [name.strip() for name in args.servers.split(",") if name.strip()]
+    if not set(servers) <= {"waitress", "wsgiref"}:
+        parser.error(f"--servers: waitress and/or wsgiref, got {args.servers!r}")
+    result = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "waitress": version("waitress"),
+        "slack_bolt": version("slack_bolt"),
+        "store": args.store,
+        "tickets": args.tickets,
+        "servers": {
+            name: run_server(name, args.store, args.tickets, args.clicks, args.webhooks, args.clients)
+            for name in servers
+        },
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

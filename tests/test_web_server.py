@@ -1,0 +1,137 @@
+"""The web server under load and at shutdown, over real HTTP on loopback: a Slack click is acked
+while the store is stuck (the vote is recorded after the ack), and stop() frees the port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pytest
+import requests
+from slack_bolt.authorization import AuthorizeResult
+
+from bot.blocks import draft_message
+from bot.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
+from bot.memory_store import MemoryStore
+from bot.web import DraftdeskWSGI, WebServer
+from core.domain import Vote
+from integrations.standins.slack_requests import block_action_body, signed_headers
+from tests.recording_poster import RecordingPoster
+
+SECRET = "slack-signing-secret-for-tests"
+CHANNEL = "CDRAFTS"
+FORM = "application/x-www-form-urlencoded"
+
+
+class StuckStore(MemoryStore):
+    """A store whose record_vote waits until the test lets it go (a store held by a long write)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.waiting = 0
+
+    def record_vote(self, vote: Vote) -> None:
+        self.waiting += 1
+        self.release.wait(timeout=60)
+        super().record_vote(vote)
+
+
+class NoNotes:
+    def add_internal_note(self, ticket_id: int, body: str) -> None:
+        raise AssertionError("nothing here sends a note")
+
+
+@dataclass
+class Bot:
+    server: WebServer
+    store: StuckStore
+    after_ack: AfterAck
+    parent_ts: str
+    vote_ts: str
+
+    def click(self, user: str, score: int = 4) -> tuple[int, float]:
+        body = block_action_body(user, CHANNEL, self.vote_ts, self.parent_ts, f"rate_{score}", "t7r1A")
+        started = time.monotonic()
+        response = requests.post(
+            f"http://127.0.0.1:{self.server.port}/slack/events",
+            data=body.encode(),
+            headers=signed_headers(SECRET, body, FORM),
+            timeout=10,
+        )
+        return response.status_code, time.monotonic() - started
+
+
+@pytest.fixture
+def bot() -> Iterator[Bot]:
+    store, slack = StuckStore(), RecordingPoster()
+    parent_ts = slack.post_parent(CHANNEL, "New ticket #7")
+    store.save_ticket_thread(7, CHANNEL, parent_ts)
+    store.create_round(7, 70, [("A", "llama-ft"), ("B", "gptj-ft"), ("C", "llama")])
+    store.save_generated("t7r1A", "Please restart the backup.", None)
+    [(fallback, blocks)] = draft_message("A", "Please restart the backup.", "t7r1A", rated_count=0)
+    vote_ts = slack.post_in_thread(CHANNEL, parent_ts, fallback, blocks)
+    store.add_draft_message("t7r1A", CHANNEL, vote_ts)
+
+    def authorize(**_: object) -> AuthorizeResult:  # no Slack API call: nothing here needs one
+        return AuthorizeResult(enterprise_id=None, team_id="T0DEMO", bot_token="xoxb-test", bot_user_id="UB")
+
+    bolt = new_bolt_app(None, SECRET, verify_requests=True, authorize=authorize)
+    after_ack = AfterAck(threads=4)
+    register_listeners(bolt, DraftActions(store, slack, NoNotes()), after_ack)
+    server = WebServer(DraftdeskWSGI(bolt, None, dict, 100_000, SECRET), "127.0.0.1", 0, threads=4)
+    server.start()
+    yield Bot(server, store, after_ack, parent_ts, vote_ts)
+    store.release.set()
+    server.stop()
+    after_ack.shutdown()
+
+
+def test_clicks_are_acked_while_the_store_is_stuck_and_their_votes_land_after(bot: Bot) -> None:
+    users = [f"UAGENT{n}" for n in range(20)]  # more than every thread pool involved
+    with ThreadPoolExecutor(max_workers=20) as clients:
+        answers = list(clients.map(bot.click, users))
+    assert [status for status, _ in answers] == [200] * 20
+    assert max(seconds for _, seconds in answers) < 2.0  # Slack gives up at 3 s
+    assert bot.store.votes() == [] and bot.store.waiting >= 1  # every vote is still on its way
+
+    bot.store.release.set()
+    assert bot.after_ack.wait_idle(timeout=30)
+    assert sorted(v.rater for v in bot.store.votes()) == sorted(users)
+
+
+def test_one_agents_second_click_replaces_the_first_even_behind_a_stuck_store(bot: Bot) -> None:
+    assert bot.click("UAGENT1", score=2)[0] == 200
+    assert bot.click("UAGENT1", score=5)[0] == 200
+    bot.store.release.set()
+    assert bot.after_ack.wait_idle(timeout=30)
+    assert [(v.rater, v.score) for v in bot.store.votes()] == [("UAGENT1", 5)]
+
+
+def test_stop_ends_the_server_thread_and_frees_the_port() -> None:
+    server = WebServer(DraftdeskWSGI(None, None, lambda: {"ok": True}, 1024), "127.0.0.1", 0)
+    server.start()
+    port, thread = server.port, server.thread
+    assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json() == {"ok": True}
+    server.stop()
+    assert thread is not None and not thread.is_alive()
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass
+    WebServer(DraftdeskWSGI(None, None, dict, 1024), "127.0.0.1", 0).stop()  # never started: no error
+
+
+def test_a_port_in_use_is_an_error_at_construction_and_leaves_nothing_open() -> None:
+    first = WebServer(DraftdeskWSGI(None, None, dict, 1024), "127.0.0.1", 0)
+    open_before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    try:
+        with pytest.raises(OSError):
+            WebServer(DraftdeskWSGI(None, None, dict, 1024), "127.0.0.1", first.port)
+        if open_before is not None:
+            assert len(os.listdir("/proc/self/fd")) == open_before
+    finally:
+        first.stop()

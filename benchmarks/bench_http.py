@@ -42,6 +42,7 @@ from slack_bolt.authorization import AuthorizeResult
 from bot.intake import WebhookResponse, handle_zendesk_webhook
 from bot.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
 from bot.memory_store import MemoryStore
+from bot.partitioned_store import PartitionedStore
 from bot.store import TinyDBStore
 from bot.web import DraftdeskWSGI, WebServer
 from core.domain import JOB_QUEUED
@@ -152,7 +153,9 @@ def statuses(results: Iterable[tuple[int | str, float]]) -> dict[str, int]:
 
 def run_server(kind: str, store_kind: str, tickets: int, clicks: int, webhooks: int, clients: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
-        store: Any = TinyDBStore(Path(folder) / "store.json") if store_kind == "tinydb" else MemoryStore()
+        stores = {"partitioned": PartitionedStore, "tinydb": TinyDBStore}
+        path = Path(folder) / "store.json"
+        store: Any = stores[store_kind](path) if store_kind in stores else MemoryStore()
         started = time.perf_counter()
         drafts = seed(store, tickets)
         seeded_s = time.perf_counter() - started
@@ -265,7 +268,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--servers", default="waitress,wsgiref", help="comma-separated: waitress, wsgiref")
-    parser.add_argument("--store", choices=["tinydb", "memory"], default="tinydb")
+    parser.add_argument(
+        "--store",
+        choices=["partitioned", "tinydb", "memory"],
+        default="partitioned",
+        help="partitioned: the bot's store; tinydb: the landed single file; memory: no disk",
+    )
     parser.add_argument("--tickets", type=int, default=200, help="tickets in the store before the load")
     parser.add_argument("--clicks", type=int, default=20)
     parser.add_argument("--webhooks", type=int, default=500)

@@ -41,6 +41,7 @@ from tinydb.table import Document
 
 from bot.atomic_storage import AtomicJSONStorage
 from bot.store import TinyDBStore
+from bot.store_documents import iso, job_from_doc, next_due, parse_iso, round_from_doc, votes_from_docs
 from bot.votes_io import vote_row
 from core.domain import (
     JOB_DONE,
@@ -64,14 +65,6 @@ TICKETS_PER_PART = 25  # ~100 KB of tickets file and ~30 KB of votes file per pa
 OPEN_PARTS = 64  # partition databases kept open (cached) by one store
 MISC_PART = "misc"  # votes on draft ids that name no ticket (imports, tests)
 _TICKET_OF_ID = re.compile(r"^t(\d+)r(\d+)")
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
-
-
-def _parse_iso(value: str) -> datetime:
-    return datetime.fromisoformat(value)
 
 
 def part_of_ticket(ticket_id: int) -> str:
@@ -202,8 +195,8 @@ class PartitionedStore:
                     "source": source,
                     "status": JOB_QUEUED,
                     "attempts": 0,
-                    "created_at": _iso(now),
-                    "not_before": _iso(now),
+                    "created_at": iso(now),
+                    "not_before": iso(now),
                     "last_error": None,
                 }
 
@@ -216,13 +209,13 @@ class PartitionedStore:
             due = [
                 doc
                 for doc in self._jobs.all()
-                if doc["status"] == JOB_QUEUED and _parse_iso(doc["not_before"]) <= now
+                if doc["status"] == JOB_QUEUED and parse_iso(doc["not_before"]) <= now
             ]
             if not due:
                 return None
             doc = min(due, key=lambda d: (d["not_before"], d.doc_id))
             self._jobs.update({"status": JOB_RUNNING, "attempts": doc["attempts"] + 1}, doc_ids=[doc.doc_id])
-            return self._job(self._jobs.get(doc_id=doc.doc_id))
+            return job_from_doc(self._jobs.get(doc_id=doc.doc_id))
 
     def finish_job(self, job_id: int) -> None:
         """The job leaves the hot file for the week's archive (archive first: a kill between the two
@@ -231,7 +224,7 @@ class PartitionedStore:
             doc = self._jobs.get(doc_id=job_id)
             if doc is None:
                 return
-            done = {**doc, "status": JOB_DONE, "last_error": None, "finished_at": _iso(utcnow())}
+            done = {**doc, "status": JOB_DONE, "last_error": None, "finished_at": iso(utcnow())}
             archive = self._part("jobs", week_of(utcnow())).table("jobs")
             archive.upsert(Document(done, doc_id=job_id))
             self._jobs.remove(doc_ids=[job_id])
@@ -240,7 +233,7 @@ class PartitionedStore:
         with self._lock:
             if self._jobs.contains(doc_id=job_id):
                 self._jobs.update(
-                    {"status": JOB_QUEUED, "last_error": error, "not_before": _iso(not_before)},
+                    {"status": JOB_QUEUED, "last_error": error, "not_before": iso(not_before)},
                     doc_ids=[job_id],
                 )
 
@@ -261,30 +254,16 @@ class PartitionedStore:
         """Jobs by id. Finished jobs are read from every week's archive: slow on a long history, and
         only asked for by tools, not by the running bot."""
         with self._lock:
-            found = {doc.doc_id: self._job(doc) for doc in self._jobs.all()}
+            found = {doc.doc_id: job_from_doc(doc) for doc in self._jobs.all()}
             if status in (None, JOB_DONE):
                 for path in sorted((self.folder / "jobs").glob("*.json")):
                     for doc in self._part("jobs", path.stem).table("jobs").all():
-                        found.setdefault(doc.doc_id, self._job(doc))
+                        found.setdefault(doc.doc_id, job_from_doc(doc))
             return [job for _, job in sorted(found.items()) if status is None or job.status == status]
 
     def next_job_due(self) -> datetime | None:
         with self._lock:
-            times = [_parse_iso(d["not_before"]) for d in self._jobs.all() if d["status"] == JOB_QUEUED]
-            return min(times) if times else None
-
-    @staticmethod
-    def _job(doc: Any) -> Job:
-        return Job(
-            id=doc.doc_id,
-            ticket_id=doc["ticket_id"],
-            source=doc["source"],
-            attempts=doc["attempts"],
-            status=doc["status"],
-            created_at=_parse_iso(doc["created_at"]),
-            not_before=_parse_iso(doc["not_before"]),
-            last_error=doc.get("last_error"),
-        )
+            return next_due(self._jobs.all(), JOB_QUEUED)
 
     # ---- ticket threads ---------------------------------------------------------------------
 
@@ -298,7 +277,7 @@ class PartitionedStore:
             threads = self._part("tickets", part_of_ticket(ticket_id)).table("threads")
             threads.upsert(
                 Document(
-                    {"ticket_id": ticket_id, "channel": channel, "ts": ts, "created_at": _iso(utcnow())},
+                    {"ticket_id": ticket_id, "channel": channel, "ts": ts, "created_at": iso(utcnow())},
                     doc_id=ticket_id,
                 )
             )
@@ -332,7 +311,7 @@ class PartitionedStore:
         q = Query()
         with self._lock:
             doc = self._rounds_of(ticket_id).get((q.ticket_id == ticket_id) & (q.comment_id == comment_id))
-            return self._round(doc) if doc else None
+            return round_from_doc(doc) if doc else None
 
     def create_round(
         self, ticket_id: int, comment_id: int, assignments: Sequence[tuple[str, str]]
@@ -349,7 +328,7 @@ class PartitionedStore:
                 "number": number,
                 "status": ROUND_GENERATING,
                 "notices_posted": [],
-                "created_at": _iso(utcnow()),
+                "created_at": iso(utcnow()),
                 "drafts": {
                     label: {
                         "model": model,
@@ -363,7 +342,7 @@ class PartitionedStore:
                 },
             }
             rounds.insert(doc)
-            return self._round(doc)
+            return round_from_doc(doc)
 
     def mark_round_posted(self, round_id: str) -> None:
         with self._lock:
@@ -378,17 +357,6 @@ class PartitionedStore:
                 self._rounds_of(doc["ticket_id"]).update(
                     {"notices_posted": [*doc["notices_posted"], notice]}, doc_ids=[doc.doc_id]
                 )
-
-    @staticmethod
-    def _round(doc: Any) -> RoundRecord:
-        return RoundRecord(
-            id=doc["id"],
-            ticket_id=doc["ticket_id"],
-            comment_id=doc["comment_id"],
-            number=doc["number"],
-            status=doc["status"],
-            notices_posted=tuple(doc.get("notices_posted", ())),
-        )
 
     @staticmethod
     def _drafts(doc: Any) -> list[DraftRecord]:
@@ -511,21 +479,7 @@ class PartitionedStore:
         result = []
         for part in parts:
             storage = AtomicJSONStorage(self.folder / "votes" / f"{part}.json", read_only=True)
-            for doc in ((storage.read() or {}).get("votes") or {}).values():
-                voted_at = _parse_iso(doc["voted_at"])
-                if (since and voted_at < since) or (until and voted_at >= until):
-                    continue
-                result.append(
-                    Vote(
-                        doc["ticket_id"],
-                        doc["draft_id"],
-                        doc["model"],
-                        doc["rater"],
-                        doc["score"],
-                        doc["source"],
-                        voted_at,
-                    )
-                )
+            result += votes_from_docs(((storage.read() or {}).get("votes") or {}).values(), since, until)
         return sorted(result, key=lambda v: (v.voted_at, v.draft_id, v.rater))
 
     # ---- small state: poll cursor, digest bookkeeping ----------------------------------------
@@ -588,7 +542,7 @@ class PartitionedStore:
             vote_parts: dict[str, dict[str, dict[str, Any]]] = {}
             for doc in votes:
                 part = part_of_id(doc["draft_id"]) or MISC_PART
-                self._note_vote_week(week_of(_parse_iso(doc["voted_at"])), part)
+                self._note_vote_week(week_of(parse_iso(doc["voted_at"])), part)
                 table = vote_parts.setdefault(part, {}).setdefault("votes", {})
                 table[str(len(table) + 1)] = dict(doc)
             self._merge("votes", vote_parts)
@@ -632,7 +586,7 @@ class PartitionedStore:
         jobs = {int(k): v for k, v in (old.get("jobs") or {}).items()}
         for job_id, doc in jobs.items():
             if doc["status"] == JOB_DONE:
-                self._part("jobs", week_of(_parse_iso(doc["created_at"]))).table("jobs").upsert(
+                self._part("jobs", week_of(parse_iso(doc["created_at"]))).table("jobs").upsert(
                     Document(doc, doc_id=job_id)
                 )
         hot = {

@@ -10,13 +10,14 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from tinydb import Query, TinyDB
 
 from bot.atomic_storage import AtomicJSONStorage
+from bot.store_documents import iso, job_from_doc, next_due, parse_iso, round_from_doc, votes_from_docs
 from bot.votes_io import vote_row
 from core.domain import (
     JOB_DONE,
@@ -33,14 +34,6 @@ from core.domain import (
     round_id_for,
     utcnow,
 )
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
-
-
-def _parse_iso(value: str) -> datetime:
-    return datetime.fromisoformat(value)
 
 
 class TinyDBStore:
@@ -84,8 +77,8 @@ class TinyDBStore:
                     "source": source,
                     "status": JOB_QUEUED,
                     "attempts": 0,
-                    "created_at": _iso(now),
-                    "not_before": _iso(now),
+                    "created_at": iso(now),
+                    "not_before": iso(now),
                     "last_error": None,
                 }
             )
@@ -97,13 +90,13 @@ class TinyDBStore:
             due = [
                 doc
                 for doc in self._jobs.all()
-                if doc["status"] == JOB_QUEUED and _parse_iso(doc["not_before"]) <= now
+                if doc["status"] == JOB_QUEUED and parse_iso(doc["not_before"]) <= now
             ]
             if not due:
                 return None
             doc = min(due, key=lambda d: (d["not_before"], d.doc_id))
             self._jobs.update({"status": JOB_RUNNING, "attempts": doc["attempts"] + 1}, doc_ids=[doc.doc_id])
-            return self._job(self._jobs.get(doc_id=doc.doc_id))
+            return job_from_doc(self._jobs.get(doc_id=doc.doc_id))
 
     def finish_job(self, job_id: int) -> None:
         with self._lock:
@@ -112,7 +105,7 @@ class TinyDBStore:
     def retry_job(self, job_id: int, error: str, not_before: datetime) -> None:
         with self._lock:
             self._jobs.update(
-                {"status": JOB_QUEUED, "last_error": error, "not_before": _iso(not_before)}, doc_ids=[job_id]
+                {"status": JOB_QUEUED, "last_error": error, "not_before": iso(not_before)}, doc_ids=[job_id]
             )
 
     def fail_job(self, job_id: int, error: str) -> None:
@@ -130,25 +123,11 @@ class TinyDBStore:
     def jobs(self, status: str | None = None) -> list[Job]:
         with self._lock:
             docs = self._jobs.all() if status is None else self._jobs.search(Query().status == status)
-            return [self._job(doc) for doc in docs]
+            return [job_from_doc(doc) for doc in docs]
 
     def next_job_due(self) -> datetime | None:
         with self._lock:
-            times = [_parse_iso(d["not_before"]) for d in self._jobs.all() if d["status"] == JOB_QUEUED]
-            return min(times) if times else None
-
-    @staticmethod
-    def _job(doc: Any) -> Job:
-        return Job(
-            id=doc.doc_id,
-            ticket_id=doc["ticket_id"],
-            source=doc["source"],
-            attempts=doc["attempts"],
-            status=doc["status"],
-            created_at=_parse_iso(doc["created_at"]),
-            not_before=_parse_iso(doc["not_before"]),
-            last_error=doc.get("last_error"),
-        )
+            return next_due(self._jobs.all(), JOB_QUEUED)
 
     # ---- ticket threads ---------------------------------------------------------------------
 
@@ -160,7 +139,7 @@ class TinyDBStore:
     def save_ticket_thread(self, ticket_id: int, channel: str, ts: str) -> None:
         with self._lock:
             self._threads.upsert(
-                {"ticket_id": ticket_id, "channel": channel, "ts": ts, "created_at": _iso(utcnow())},
+                {"ticket_id": ticket_id, "channel": channel, "ts": ts, "created_at": iso(utcnow())},
                 Query().ticket_id == ticket_id,
             )
 
@@ -170,7 +149,7 @@ class TinyDBStore:
         q = Query()
         with self._lock:
             doc = self._rounds.get((q.ticket_id == ticket_id) & (q.comment_id == comment_id))
-            return self._round(doc) if doc else None
+            return round_from_doc(doc) if doc else None
 
     def create_round(
         self, ticket_id: int, comment_id: int, assignments: Sequence[tuple[str, str]]
@@ -186,7 +165,7 @@ class TinyDBStore:
                 "number": number,
                 "status": ROUND_GENERATING,
                 "notices_posted": [],
-                "created_at": _iso(utcnow()),
+                "created_at": iso(utcnow()),
             }
             self._rounds.insert(doc)
             for label, model in assignments:
@@ -205,22 +184,11 @@ class TinyDBStore:
                         "sent_to_zendesk_by": None,
                     }
                 )
-            return self._round(doc)
+            return round_from_doc(doc)
 
     def mark_round_posted(self, round_id: str) -> None:
         with self._lock:
             self._rounds.update({"status": ROUND_POSTED}, Query().id == round_id)
-
-    @staticmethod
-    def _round(doc: Any) -> RoundRecord:
-        return RoundRecord(
-            id=doc["id"],
-            ticket_id=doc["ticket_id"],
-            comment_id=doc["comment_id"],
-            number=doc["number"],
-            status=doc["status"],
-            notices_posted=tuple(doc.get("notices_posted", ())),
-        )
 
     def mark_notice_posted(self, round_id: str, notice: str) -> None:
         with self._lock:
@@ -312,24 +280,7 @@ class TinyDBStore:
         """Votes with since <= voted_at < until, oldest first."""
         with self._lock:
             docs = list(self._votes.all())
-        result = []
-        for doc in docs:
-            voted_at = _parse_iso(doc["voted_at"])
-            if since and voted_at < since:
-                continue
-            if until and voted_at >= until:
-                continue
-            result.append(
-                Vote(
-                    ticket_id=doc["ticket_id"],
-                    draft_id=doc["draft_id"],
-                    model=doc["model"],
-                    rater=doc["rater"],
-                    score=doc["score"],
-                    source=doc["source"],
-                    voted_at=voted_at,
-                )
-            )
+        result = votes_from_docs(docs, since, until)
         return sorted(result, key=lambda v: (v.voted_at, v.draft_id, v.rater))
 
     # ---- small state: poll cursor, digest bookkeeping ----------------------------------------

@@ -2,7 +2,7 @@
 
 Stdlib only (no pytest) so the offline demo can use it too. It listens on 127.0.0.1 on a free
 port in a daemon thread, answers with the field names of the real API (see
-``shared/fixtures/zendesk``) and records every request, so tests can assert what was sent.
+``tests/fixtures/zendesk``) and records every request, so tests can assert what was sent.
 
     with FakeZendesk() as zd:
         zd.add_user(7, "Ada Lovelace", "ada@example.com")

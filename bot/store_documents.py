@@ -1,0 +1,73 @@
+"""How the TinyDB stores keep records as JSON documents, and read them back. Pure.
+
+``bot.store.TinyDBStore`` (the single file) and ``bot.partitioned_store.PartitionedStore`` write
+the same job, round and vote documents (votes as ``bot.votes_io.vote_row``); this is the one place
+that turns them back into the domain's records.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from core.domain import Job, RoundRecord, Vote
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def parse_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def job_from_doc(doc: Any) -> Job:
+    """A job document (its TinyDB ``doc_id`` is the job id)."""
+    return Job(
+        id=doc.doc_id,
+        ticket_id=doc["ticket_id"],
+        source=doc["source"],
+        attempts=doc["attempts"],
+        status=doc["status"],
+        created_at=parse_iso(doc["created_at"]),
+        not_before=parse_iso(doc["not_before"]),
+        last_error=doc.get("last_error"),
+    )
+
+
+def round_from_doc(doc: Any) -> RoundRecord:
+    return RoundRecord(
+        id=doc["id"],
+        ticket_id=doc["ticket_id"],
+        comment_id=doc["comment_id"],
+        number=doc["number"],
+        status=doc["status"],
+        notices_posted=tuple(doc.get("notices_posted", ())),
+    )
+
+
+def votes_from_docs(docs: Any, since: datetime | None, until: datetime | None) -> list[Vote]:
+    """The votes with since <= voted_at < until (unsorted)."""
+    found = []
+    for doc in docs:
+        voted_at = parse_iso(doc["voted_at"])
+        if (since and voted_at < since) or (until and voted_at >= until):
+            continue
+        found.append(
+            Vote(
+                ticket_id=doc["ticket_id"],
+                draft_id=doc["draft_id"],
+                model=doc["model"],
+                rater=doc["rater"],
+                score=doc["score"],
+                source=doc["source"],
+                voted_at=voted_at,
+            )
+        )
+    return found
+
+
+def next_due(job_docs: Any, queued: str) -> datetime | None:
+    """The earliest ``not_before`` of the jobs in status ``queued``."""
+    times = [parse_iso(d["not_before"]) for d in job_docs if d["status"] == queued]
+    return min(times) if times else None

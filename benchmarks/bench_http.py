@@ -49,6 +49,7 @@ from core.domain import JOB_QUEUED
 from core.ports import Store
 from integrations.standins.slack_requests import block_action_body, signed_headers
 from integrations.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from models.machine import cpu_description
 
 SLACK_SECRET = "bench-slack-signing-secret"
 ZENDESK_SECRET = "bench-zendesk-webhook-secret"
@@ -253,16 +254,6 @@ def webhook_load(port: int, store: Store, tickets: int, count: int, clients: int
     }
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -285,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error(f"--servers: waitress and/or wsgiref, got {args.servers!r}")
     result = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "cpu": cpu_name(),
+        "cpu": cpu_description()["model"],
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "waitress": version("waitress"),

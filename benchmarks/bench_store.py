@@ -34,6 +34,7 @@ from bot.partitioned_store import TICKETS_PER_PART, PartitionedStore
 from bot.stats import model_stats
 from bot.store import TinyDBStore
 from core.domain import Vote
+from models.machine import cpu_description
 
 START = datetime(2025, 1, 6, tzinfo=UTC)  # a Monday
 PER_DAY = 200
@@ -207,16 +208,6 @@ def run_child(kind: str, tickets: int, ops: int) -> dict[str, Any]:
     return json.loads(out)
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 73000], help="partitioned store sizes")
@@ -231,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     new = {str(size): run_child("new", size, args.ops) for size in args.sizes}
     old = {str(size): run_child("old", size, args.old_ops) for size in args.old_sizes}
     report: dict[str, Any] = {
-        "cpu": {"model": cpu_model(), "cores": os.cpu_count()},
+        "cpu": {"model": cpu_description()["model"], "cores": os.cpu_count()},
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
         "python": platform.python_version(),
         "partitioned": new,

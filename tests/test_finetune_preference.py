@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from finetune.config import TrainConfig
 from finetune.preference import PreferenceDataError, load_preference_dataset, train_preference
+from tests.test_finetune_train import TINY
 
 CURT = [
     " Not our problem. Read the manual.",
@@ -26,17 +26,7 @@ CURT = [
     " That is how it works. Nothing to do.",
 ]
 CURT_HELD_OUT = [" Works for me. Closing this.", " Ask someone else, we do not support that."]
-CONFIG = TrainConfig(
-    lora_r=8,
-    lora_alpha=16,
-    lora_dropout=0.0,
-    learning_rate=5e-3,
-    warmup_ratio=0.0,
-    max_steps=12,
-    per_device_train_batch_size=8,
-    max_length=384,
-    logging_steps=4,
-)
+CONFIG = replace(TINY, max_steps=12)  # the SFT tests' tiny settings
 
 
 def pairs(dataset_dir: Path, name: str) -> list[dict[str, str]]:

@@ -10,12 +10,12 @@ rename itself survives a power cut). Readers, including other processes such as
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from tinydb.storages import Storage
+
+from core.files import replace_atomically
 
 
 class AtomicJSONStorage(Storage):
@@ -58,33 +58,13 @@ class AtomicJSONStorage(Storage):
     def write(self, data: dict[str, dict[str, Any]]) -> None:
         if self.read_only:
             raise PermissionError(f"{self.path} was opened read-only")
-        payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, self.path)
+            replace_atomically(self.path, lambda handle: handle.write(payload))
         except BaseException:
-            # The old file is untouched; drop the cache so memory matches disk again.
-            self._cache = None
-            Path(tmp_name).unlink(missing_ok=True)
+            self._cache = None  # the old file is untouched; drop the cache so memory matches disk
             raise
-        self._fsync_folder()
         self._cache = data
-
-    def _fsync_folder(self) -> None:
-        try:
-            fd = os.open(self.path.parent, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
 
     def close(self) -> None:
         self._cache = None

@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import shutil
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -58,6 +56,7 @@ from core.domain import (
     round_id_for,
     utcnow,
 )
+from core.files import replace_atomically
 from core.ports import Store
 
 FORMAT_VERSION = 2
@@ -602,13 +601,5 @@ def _numbered(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def _atomic_copy(source: Path, target: Path) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle, source.open("rb") as original:
-            shutil.copyfileobj(original, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with source.open("rb") as original:
+        replace_atomically(target, lambda handle: shutil.copyfileobj(original, handle))

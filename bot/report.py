@@ -7,10 +7,13 @@ import io
 import json
 from collections.abc import Sequence
 from datetime import date
+from typing import TYPE_CHECKING
 
-from bot.comparisons import Analysis
 from bot.stats import ModelStats
 from core.domain import SCORES
+
+if TYPE_CHECKING:  # the statistics (scipy, statsmodels) load only where a report computes them
+    from bot.comparisons import Analysis
 
 FORMATS = ("text", "markdown", "json", "csv")
 

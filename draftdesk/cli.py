@@ -14,7 +14,6 @@ import sys
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from bot.comparisons import analyse, choose_baseline
 from bot.config import (
     ConfigError,
     Settings,
@@ -227,6 +226,8 @@ def _window(since: date | None, until: date | None) -> tuple[datetime | None, da
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from bot.comparisons import analyse, choose_baseline  # scipy, statsmodels: only where used
+
     start, end = _window(args.since, args.until)
     if args.since and args.until and args.since > args.until:
         print("draftdesk: --since is after --until", file=sys.stderr)

@@ -38,11 +38,17 @@ def write_jsonl(path: Path, rows: Iterable[Any]) -> int:
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    for _number, row in numbered_jsonl(path):
+        yield row
+
+
+def numbered_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed line) of every non-blank line; a bad line raises ValueError naming it."""
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             if line.strip():
                 try:
-                    yield json.loads(line)
+                    yield number, json.loads(line)
                 except ValueError as exc:
                     raise ValueError(f"{path}:{number}: not valid JSON ({exc})") from exc
 

@@ -15,7 +15,6 @@ hash, the starting adapter and the reference, and the held-out preference margin
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from typing import Any
 
 from finetune.config import TrainConfig
 from finetune.evaluate import encode
-from finetune.files import files_hash, write_text
+from finetune.files import files_hash, numbered_jsonl, write_text
 from finetune.modeling import find_lora_targets, load_base
 from finetune.train import LATEST, TrainResult, _optimizer, _save_adapter, library_versions
 from models.spec import resolve_adapter_dir
@@ -53,13 +52,11 @@ def read_rows(path: Path, method: str) -> list[dict[str, Any]]:
     """The rows of a JSON Lines file with the method's columns, checked line by line."""
     columns = COLUMNS[method]
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise PreferenceDataError(f"{path}:{number}: not valid JSON: {exc.msg}") from None
+    try:
+        numbered = list(numbered_jsonl(path))
+    except ValueError as exc:
+        raise PreferenceDataError(str(exc)) from None
+    for number, row in numbered:
         missing = [c for c in columns if c not in row] if isinstance(row, dict) else list(columns)
         if missing:
             raise PreferenceDataError(

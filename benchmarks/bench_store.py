@@ -40,6 +40,7 @@ START = datetime(2025, 1, 6, tzinfo=UTC)  # a Monday
 PER_DAY = 200
 MODELS = ("llama-ft", "gptj-ft", "llama")
 TEXT = ("Thanks for reaching out! " * 40)[:800]
+CHANNEL = "C1"
 
 
 def created_at(ticket: int) -> datetime:
@@ -53,7 +54,7 @@ def history(first: int, last: int) -> Iterator[tuple[str, dict[str, Any]]]:
         ts = at.timestamp()
         yield (
             "ticket_threads",
-            {"ticket_id": ticket, "channel": "C1", "ts": f"{ts:.6f}", "created_at": at.isoformat()},
+            {"ticket_id": ticket, "channel": CHANNEL, "ts": f"{ts:.6f}", "created_at": at.isoformat()},
         )
         round_id = f"t{ticket}r1"
         yield (
@@ -81,7 +82,7 @@ def history(first: int, last: int) -> Iterator[tuple[str, dict[str, Any]]]:
                     "model": MODELS[i],
                     "text": TEXT,
                     "error": None,
-                    "channel": "C1",
+                    "channel": CHANNEL,
                     "slack_ts": [f"{ts + 1 + i:.6f}"],
                     "sent_to_zendesk_by": None,
                 },
@@ -181,7 +182,7 @@ def measure(kind: str, tickets: int, ops: int) -> dict[str, Any]:
     result["claim"] = timed(lambda i: store.claim_next_job(now + timedelta(seconds=1)), ops)
     probes = [rng.randrange(tickets) for _ in range(ops)]
     result["draft_by_message"] = timed(
-        lambda i: store.draft_by_message("C1", f"{created_at(probes[i]).timestamp() + 2:.6f}"), ops
+        lambda i: store.draft_by_message(CHANNEL, f"{created_at(probes[i]).timestamp() + 2:.6f}"), ops
     )
     names = list(MODELS)
     week_s, _ = seconds(lambda: model_stats(store.votes(now - timedelta(days=7), now), names))

@@ -18,19 +18,25 @@ from tinydb.storages import Storage
 from core.files import replace_atomically
 
 
+def sweep_leftovers(folder: Path, name: str = "*") -> None:
+    """Remove the temporary files of a writer killed mid-write (``.NAME.*.tmp``): never renamed,
+    so never part of the store."""
+    for leftover in folder.glob(f".{name}.*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
 class AtomicJSONStorage(Storage):
-    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+    """``sweep=False`` leaves the leftover sweep to the caller: a store with thousands of partition
+    files sweeps each folder once when it opens, instead of listing the folder at every file open."""
+
+    def __init__(self, path: str | Path, read_only: bool = False, sweep: bool = True) -> None:
         self.path = Path(path)
         self.read_only = read_only
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._sweep_leftovers()
+            if sweep:
+                sweep_leftovers(self.path.parent, self.path.name)
         self._cache: dict[str, dict[str, Any]] | None = None
-
-    def _sweep_leftovers(self) -> None:
-        """Temporary files of a writer killed mid-write: never renamed, so never part of the store."""
-        for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
-            leftover.unlink(missing_ok=True)
 
     def read(self) -> dict[str, dict[str, Any]] | None:
         if self._cache is None:

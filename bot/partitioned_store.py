@@ -7,7 +7,8 @@ Layout (``[storage] path`` = ``draftdesk.json``)::
     draftdesk.json.d/tickets/N.json   tickets N*25 .. N*25+24: their threads and rounds (drafts inside)
     draftdesk.json.d/votes/N.json     the votes on those tickets' drafts
     draftdesk.json.d/votes/weeks.json which ticket parts hold votes of which week (Monday, UTC)
-    draftdesk.json.d/messages/DAY.json  Slack (channel, ts) -> draft id, by the UTC day of ts
+    draftdesk.json.d/messages/HOUR.json Slack (channel, ts) -> draft id, by the UTC hour of ts
+                                      (``2025-01-06T13``; stores of 2026-11 kept one file per day)
     draftdesk.json.d/jobs/WEEK.json     finished jobs, by the week they finished
 
 Every id the services hand back carries its ticket (``t{ticket}r{round}{label}``), so the part of
@@ -37,7 +38,7 @@ from typing import Any
 from tinydb import Query, TinyDB
 from tinydb.table import Document
 
-from bot.atomic_storage import AtomicJSONStorage
+from bot.atomic_storage import AtomicJSONStorage, sweep_leftovers
 from bot.store import TinyDBStore
 from bot.store_documents import iso, job_from_doc, next_due, parse_iso, round_from_doc, votes_from_docs
 from bot.votes_io import vote_row
@@ -82,12 +83,19 @@ def week_of(moment: datetime) -> str:
     return (day - timedelta(days=day.weekday())).isoformat()
 
 
-def day_of_ts(ts: str) -> str:
-    """The UTC day of a Slack ``ts`` (a Unix time); ``other`` for a ts that is not one."""
+def hour_of_ts(ts: str) -> str:
+    """The UTC hour of a Slack ``ts`` (a Unix time), ``2025-01-06T13``; ``other`` for a ts that is
+    not one. An hour holds a few dozen messages, so a look-up reads a file of a few KB."""
     try:
-        return datetime.fromtimestamp(float(ts), UTC).date().isoformat()
+        return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%dT%H")
     except (ValueError, OverflowError, OSError):
         return "other"
+
+
+def day_of_ts(ts: str) -> str:
+    """The UTC day of a Slack ``ts``: the message index file of stores written before hourly files."""
+    hour = hour_of_ts(ts)
+    return hour.split("T")[0]
 
 
 def history_folder(path: Path) -> Path:
@@ -129,6 +137,7 @@ class PartitionedStore:
                 self._hot_change(lambda d: d.update(format={"1": {"version": FORMAT_VERSION}}))
             for sub in ("tickets", "votes", "messages", "jobs"):
                 (self.folder / sub).mkdir(parents=True, exist_ok=True)
+                sweep_leftovers(self.folder / sub)
         self._jobs = self._hot.table("jobs")
         self._meta = self._hot.table("meta")
 
@@ -155,7 +164,7 @@ class PartitionedStore:
         path = self.folder / kind / f"{name}.json"
         db = self._parts.get(path)
         if db is None:
-            db = TinyDB(path, storage=AtomicJSONStorage, read_only=self.read_only)
+            db = TinyDB(path, storage=AtomicJSONStorage, read_only=self.read_only, sweep=False)
             self._parts[path] = db
             if len(self._parts) > OPEN_PARTS:
                 self._parts.popitem(last=False)[1].close()
@@ -396,7 +405,7 @@ class PartitionedStore:
         with self._lock:
             if self.draft(draft_id) is None:
                 raise KeyError(draft_id)
-            self._part("messages", day_of_ts(ts)).table("messages").insert(
+            self._part("messages", hour_of_ts(ts)).table("messages").insert(
                 {"channel": channel, "ts": ts, "draft_id": draft_id}
             )
 
@@ -416,10 +425,12 @@ class PartitionedStore:
     def draft_by_message(self, channel: str, ts: str) -> DraftRecord | None:
         """The draft whose (any) Slack message has this ts: one day's index file, then one part."""
         with self._lock:
-            for doc in self._part("messages", day_of_ts(ts)).table("messages").all():
-                if doc["ts"] == ts and doc["channel"] == channel:
-                    return self.draft(doc["draft_id"])
-            return None
+            q = Query()
+            wanted = (q.ts == ts) & (q.channel == channel)
+            doc = self._part("messages", hour_of_ts(ts)).table("messages").get(wanted)
+            if doc is None and (self.folder / "messages" / f"{day_of_ts(ts)}.json").exists():
+                doc = self._part("messages", day_of_ts(ts)).table("messages").get(wanted)
+            return self.draft(doc["draft_id"]) if doc else None
 
     def mark_sent(self, draft_id: str, user: str) -> None:
         with self._lock:
@@ -529,7 +540,7 @@ class PartitionedStore:
                     key: doc.get(key) for key in ("model", "text", "error", "channel", "sent_to_zendesk_by")
                 } | {"slack_ts": list(doc.get("slack_ts") or [])}
                 for ts in doc.get("slack_ts") or []:
-                    messages.setdefault(day_of_ts(ts), []).append(
+                    messages.setdefault(hour_of_ts(ts), []).append(
                         {"channel": doc["channel"], "ts": ts, "draft_id": doc["id"]}
                     )
             for round_doc in rounds_by_id.values():
@@ -537,7 +548,7 @@ class PartitionedStore:
                 table = part.setdefault("rounds", {})
                 table[str(len(table) + 1)] = round_doc
             self._merge("tickets", by_part)
-            self._merge("messages", {day: {"messages": _numbered(rows)} for day, rows in messages.items()})
+            self._merge("messages", {hour: {"messages": _numbered(rows)} for hour, rows in messages.items()})
             vote_parts: dict[str, dict[str, dict[str, Any]]] = {}
             for doc in votes:
                 part = part_of_id(doc["draft_id"]) or MISC_PART

@@ -433,3 +433,51 @@ def test_a_migration_killed_halfway_is_redone_from_the_backup(tmp_path):
     (history_folder(path) / "votes").mkdir(parents=True)
     (history_folder(path) / "votes" / "000000.json").write_text('{"votes": {"1": {"half": true}}}')
     assert PartitionedStore(path).votes() == expected
+
+
+def test_a_message_look_up_reads_one_hours_index_file(tmp_path):
+    store = PartitionedStore(tmp_path / "s.json")
+    _history(store, range(1, 30))
+    later = 1772442000 + 3 * 3600  # three hours later: another index file
+    store.create_round(40, 10, [("A", "m1")])
+    store.add_draft_message("t40r1A", "C1", f"{later}.2")
+    index = sorted(p.name for p in (tmp_path / "s.json.d/messages").iterdir())
+    assert index == ["2026-03-02T09.json", "2026-03-02T12.json"]
+    # Break the first hour's file: the later message is still found, the earlier one is not read.
+    (tmp_path / "s.json.d/messages/2026-03-02T09.json").write_text("not json")
+    store.close()
+    store = PartitionedStore(tmp_path / "s.json")
+    assert store.draft_by_message("C1", f"{later}.2").id == "t40r1A"
+    assert store.draft_by_message("C2", f"{later}.2") is None  # same ts, another channel
+    with pytest.raises(RuntimeError):
+        store.draft_by_message("C1", f"{1772442000 + 7}.2")
+
+
+def test_messages_indexed_by_day_before_hourly_files_are_still_found(tmp_path):
+    store = PartitionedStore(tmp_path / "s.json")
+    store.create_round(7, 10, [("A", "m1")])
+    ts = f"{1772442000 + 7}.2"
+    day_file = tmp_path / "s.json.d/messages/2026-03-02.json"  # what the first partitioned version wrote
+    day_file.write_text(json.dumps({"messages": {"1": {"channel": "C1", "ts": ts, "draft_id": "t7r1A"}}}))
+    assert store.draft_by_message("C1", ts).id == "t7r1A"
+    assert store.draft_by_message("C1", f"{1772442000 + 8}.2") is None
+
+
+def test_opening_sweeps_leftover_temporary_files_from_every_partition_folder(tmp_path):
+    store = PartitionedStore(tmp_path / "s.json")
+    _history(store, range(1, 5))
+    store.close()
+    leftovers = [
+        tmp_path / "s.json.d" / sub / f".{name}.json.k1l2.tmp"
+        for sub, name in [("tickets", "000000"), ("votes", "000000"), ("messages", "x"), ("jobs", "y")]
+    ]
+    for leftover in leftovers:
+        leftover.write_text('{"half')
+    kept = tmp_path / "s.json.d" / "tickets" / "notes.txt"
+    kept.write_text("an operator's file")
+    PartitionedStore(tmp_path / "s.json").close()
+    assert not any(p.exists() for p in leftovers) and kept.exists()
+    for leftover in leftovers:
+        leftover.write_text('{"half')
+    PartitionedStore(tmp_path / "s.json", read_only=True).close()  # a reader never deletes
+    assert all(p.exists() for p in leftovers)

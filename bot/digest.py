@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -18,6 +19,7 @@ from bot.blocks import escape_mrkdwn
 from bot.chart import digest_chart
 from bot.comparisons import Analysis, analyse, choose_baseline
 from bot.config import DigestSettings
+from bot.reasons import ReasonCount, reasons_line, top_reasons
 from bot.report import table1_rows, table2_rows
 from bot.stats import ModelStats, model_stats
 from core.domain import utcnow
@@ -86,14 +88,28 @@ def analysis_text(analysis: Analysis) -> str:
     return "\n".join(lines)
 
 
+def reasons_text(reasons: Sequence[ReasonCount], models: Sequence[str]) -> str | None:
+    lines = [
+        f"• *{escape_mrkdwn(model)}*: {line}"
+        for model in models
+        if (line := reasons_line(reasons, model)) is not None
+    ]
+    return "*Why 1s and 2s failed* (reasons agents gave):\n" + "\n".join(lines) if lines else None
+
+
 def digest_message(
-    rows: Sequence[ModelStats], since: datetime, until: datetime, analysis: Analysis | None = None
+    rows: Sequence[ModelStats],
+    since: datetime,
+    until: datetime,
+    analysis: Analysis | None = None,
+    reasons: Sequence[ReasonCount] = (),
+    title: str = "Weekly draft ratings",
 ) -> tuple[str, list[dict]]:
-    """Tables 1 and 2 in a Slack message, the decision (comparisons, agreement) under them; a text
-    bar per model stands in for the chart."""
+    """Tables 1 and 2 in a Slack message, the decision (comparisons, agreement) and the reasons
+    under them; a text bar per model stands in for the chart."""
     period = f"{since:%a %d %b} – {until:%a %d %b %Y}"
     total = sum(r.n for r in rows)
-    fallback = f"draftdesk weekly digest, {period}: {total} ratings"
+    fallback = f"draftdesk: {title.lower()}, {period}: {total} ratings"
     t1_head, t1_body = table1_rows(rows)
     t2_head, t2_body = table2_rows(rows)
 
@@ -119,7 +135,7 @@ def digest_message(
         else:
             bars.append(f"`{_bar(0)}` no ratings — *{escape_mrkdwn(row.model)}*")
     blocks: list[dict] = [
-        {"type": "header", "text": {"type": "plain_text", "text": "Weekly draft ratings"}},
+        {"type": "header", "text": {"type": "plain_text", "text": title}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{period} · {total} ratings"}]},
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(bars)[:3000]}},
     ]
@@ -148,7 +164,19 @@ def digest_message(
         )
     if analysis is not None:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": analysis_text(analysis)[:3000]}})
+    why = reasons_text(reasons, [r.model for r in rows])
+    if why:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": why[:3000]}})
     return fallback, blocks
+
+
+@dataclass(frozen=True)
+class DigestContent:
+    """One digest, ready to post: the message and its chart (file name, PNG, title)."""
+
+    text: str
+    blocks: list[dict]
+    chart: tuple[str, bytes, str]
 
 
 class DigestService:
@@ -169,13 +197,30 @@ class DigestService:
         self.clock = clock
         self.trigger = trigger_for(settings)
 
+    def compose(
+        self, period_end: datetime, period: timedelta = PERIOD, title: str = "Weekly draft ratings"
+    ) -> DigestContent:
+        """The digest of the ``period`` before ``period_end``: the scheduled one, a preview, or a
+        report asked for with the slash command. Comparisons rest on at least 8 weeks."""
+        since = period_end - period
+        votes = self.store.votes(since, period_end)
+        rows = model_stats(votes, self.model_names)
+        history = self.store.votes(period_end - max(EVIDENCE, period), period_end)
+        analysis = analyse(history, self.model_names, self.baseline, period_end)
+        reasons = top_reasons(votes, self.model_names)
+        text, blocks = digest_message(rows, since, period_end, analysis, reasons, title)
+        return DigestContent(text, blocks, self._chart(rows, analysis, since, period_end))
+
+    def send_report(self, user: str, period: timedelta, title: str) -> None:
+        """A report asked for on demand, by DM to the one who asked (with its chart)."""
+        content = self.compose(self.clock(), period, title)
+        self.poster.dm(user, content.text, content.blocks)
+        self._share(lambda: self.poster.dm_upload(user, *content.chart), user)
+
     def post_for(self, period_end: datetime) -> None:
         since = period_end - PERIOD
-        rows = model_stats(self.store.votes(since, period_end), self.model_names)
-        history = self.store.votes(period_end - EVIDENCE, period_end)
-        analysis = analyse(history, self.model_names, self.baseline, period_end)
-        text, blocks = digest_message(rows, since, period_end, analysis)
-        chart = self._chart(rows, analysis, since, period_end)
+        content = self.compose(period_end)
+        text, blocks, chart = content.text, content.blocks, content.chart
         if self.settings.channel:  # a failure here raises: nothing is posted yet, the next run retries
             self.poster.post(self.settings.channel, text, blocks)
             self._share(lambda: self.poster.upload(self.settings.channel or "", *chart), "the channel")

@@ -20,6 +20,7 @@ from core.domain import (
     JOB_FAILED,
     JOB_QUEUED,
     JOB_RUNNING,
+    NEGATIVE_SCORES,
     ROUND_GENERATING,
     ROUND_POSTED,
     DraftRecord,
@@ -196,6 +197,14 @@ class MemoryStore:
     def rated_count(self, draft_id: str) -> int:
         with self._lock:
             return sum(1 for d, _ in self._votes if d == draft_id)
+
+    def set_vote_reason(self, draft_id: str, rater: str, reason: str, note: str | None = None) -> bool:
+        with self._lock:
+            vote = self._votes.get((draft_id, rater))
+            if vote is None or vote.score not in NEGATIVE_SCORES:
+                return False
+            self._votes[(draft_id, rater)] = replace(vote, reason=reason, reason_note=note)
+            return True
 
     def votes(self, since: datetime | None = None, until: datetime | None = None) -> list[Vote]:
         with self._lock:

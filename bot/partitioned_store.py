@@ -47,6 +47,7 @@ from core.domain import (
     JOB_FAILED,
     JOB_QUEUED,
     JOB_RUNNING,
+    NEGATIVE_SCORES,
     ROUND_GENERATING,
     ROUND_POSTED,
     DraftRecord,
@@ -470,6 +471,16 @@ class PartitionedStore:
         with self._lock:
             votes = self._votes_of(draft_id)
             return bool(votes.contains(cond) and votes.remove(cond))
+
+    def set_vote_reason(self, draft_id: str, rater: str, reason: str, note: str | None = None) -> bool:
+        Vote(0, draft_id, "", rater, 1, "button", utcnow(), reason)  # a bad reason fails before any write
+        q = Query()
+        with self._lock:
+            updated = self._votes_of(draft_id).update(
+                {"reason": reason, "reason_note": note},
+                (q.draft_id == draft_id) & (q.rater == rater) & q.score.one_of(sorted(NEGATIVE_SCORES)),
+            )
+            return bool(updated)
 
     def rated_count(self, draft_id: str) -> int:
         with self._lock:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING
 
+from bot.reasons import ReasonCount
 from bot.stats import ModelStats
 from core.domain import SCORES
 
@@ -37,15 +38,16 @@ def render(
     since: date | None = None,
     until: date | None = None,
     analysis: Analysis | None = None,
+    reasons: Sequence[ReasonCount] = (),
 ) -> str:
     if fmt == "json":
-        return render_json(rows, since, until, analysis)
+        return render_json(rows, since, until, analysis, reasons)
     if fmt == "csv":
-        return render_csv(rows, analysis)
+        return render_csv(rows, analysis, reasons)
     if fmt == "markdown":
-        return render_markdown(rows, since, until, analysis)
+        return render_markdown(rows, since, until, analysis, reasons)
     if fmt == "text":
-        return render_text(rows, since, until, analysis)
+        return render_text(rows, since, until, analysis, reasons)
     raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
@@ -92,7 +94,11 @@ def analysis_dict(analysis: Analysis) -> dict:
 
 
 def as_dict(
-    rows: Sequence[ModelStats], since: date | None, until: date | None, analysis: Analysis | None = None
+    rows: Sequence[ModelStats],
+    since: date | None,
+    until: date | None,
+    analysis: Analysis | None = None,
+    reasons: Sequence[ReasonCount] = (),
 ) -> dict:
     extra = analysis_dict(analysis) if analysis else {}
     return {
@@ -111,16 +117,40 @@ def as_dict(
             for row in rows
         ],
         **extra,
+        "reasons": [
+            {
+                "model": r.model,
+                "reason": r.reason,
+                "label": r.label,
+                "count": r.count,
+                "share_pct": r.share_pct,
+            }
+            for r in reasons
+        ],
     }
 
 
 def render_json(
-    rows: Sequence[ModelStats], since: date | None, until: date | None, analysis: Analysis | None = None
+    rows: Sequence[ModelStats],
+    since: date | None,
+    until: date | None,
+    analysis: Analysis | None = None,
+    reasons: Sequence[ReasonCount] = (),
 ) -> str:
-    return json.dumps(as_dict(rows, since, until, analysis), indent=2, ensure_ascii=False)
+    return json.dumps(as_dict(rows, since, until, analysis, reasons), indent=2, ensure_ascii=False)
 
 
-def render_csv(rows: Sequence[ModelStats], analysis: Analysis | None = None) -> str:
+def reasons_table(reasons: Sequence[ReasonCount]) -> tuple[list[str], list[list[str]]]:
+    """The reasons agents gave for their 1s and 2s, per model: the top ones."""
+    return (
+        ["Model", "Why it failed", "Votes", "% of reasons given"],
+        [[r.model, r.label, str(r.count), f"{r.share_pct:.1f}"] for r in reasons],
+    )
+
+
+def render_csv(
+    rows: Sequence[ModelStats], analysis: Analysis | None = None, reasons: Sequence[ReasonCount] = ()
+) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["model", *[f"score_{s}" for s in SCORES], "n", "mean", "negative_pct", "positive_pct"])
@@ -135,11 +165,13 @@ def render_csv(rows: Sequence[ModelStats], analysis: Analysis | None = None) -> 
                 "" if row.positive_pct is None else f"{row.positive_pct:.1f}",
             ]
         )
-    if analysis is not None:  # further tables follow, each after a blank line and its own header
-        for headers, body in analysis_tables(analysis):
-            out.write("\n")
-            writer.writerow(headers)
-            writer.writerows(body)
+    tables = analysis_tables(analysis) if analysis is not None else []
+    if reasons:
+        tables.append(reasons_table(reasons))
+    for headers, body in tables:  # further tables follow, each after a blank line and its own header
+        out.write("\n")
+        writer.writerow(headers)
+        writer.writerows(body)
     return out.getvalue()
 
 
@@ -176,6 +208,7 @@ def _range(values: tuple[float, float] | None, digits: int = 1) -> str:
     return "–" if values is None else f"{values[0]:.{digits}f} to {values[1]:.{digits}f}"
 
 
+REASONS_TITLE = "Why drafts rated 1-2 failed (reasons agents gave)"
 TITLES = ("Against the baseline", "Ranking (Bradley-Terry)", "Agreement between raters", "Weekly trend")
 
 
@@ -222,7 +255,11 @@ def analysis_tables(analysis: Analysis) -> list[tuple[list[str], list[list[str]]
 
 
 def render_text(
-    rows: Sequence[ModelStats], since: date | None, until: date | None, analysis: Analysis | None = None
+    rows: Sequence[ModelStats],
+    since: date | None,
+    until: date | None,
+    analysis: Analysis | None = None,
+    reasons: Sequence[ReasonCount] = (),
 ) -> str:
     lines = [f"Draft ratings, {_period(since, until)}", ""]
     lines += ["Table 1: count of ratings (1 = worst, 5 = best)", *_table(*table1_rows(rows)), ""]
@@ -233,6 +270,8 @@ def render_text(
         for title, (headers, body) in zip(TITLES, analysis_tables(analysis), strict=True):
             if body:
                 lines += ["", title, *_table(headers, body)]
+    if reasons:
+        lines += ["", REASONS_TITLE, *_table(*reasons_table(reasons))]
     return "\n".join(lines) + "\n"
 
 
@@ -246,7 +285,11 @@ def _md_table(headers: list[str], body: list[list[str]]) -> list[str]:
 
 
 def render_markdown(
-    rows: Sequence[ModelStats], since: date | None, until: date | None, analysis: Analysis | None = None
+    rows: Sequence[ModelStats],
+    since: date | None,
+    until: date | None,
+    analysis: Analysis | None = None,
+    reasons: Sequence[ReasonCount] = (),
 ) -> str:
     lines = [f"## Draft ratings, {_period(since, until)}", ""]
     lines += ["### Table 1: count of ratings", "", *_md_table(*table1_rows(rows)), ""]
@@ -255,4 +298,6 @@ def render_markdown(
         for title, (headers, body) in zip(TITLES, analysis_tables(analysis), strict=True):
             if body:
                 lines += ["", f"### {title}", "", *_md_table(headers, body)]
+    if reasons:
+        lines += ["", f"### {REASONS_TITLE}", "", *_md_table(*reasons_table(reasons))]
     return "\n".join(lines) + "\n"

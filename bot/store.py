@@ -24,6 +24,7 @@ from core.domain import (
     JOB_FAILED,
     JOB_QUEUED,
     JOB_RUNNING,
+    NEGATIVE_SCORES,
     ROUND_GENERATING,
     ROUND_POSTED,
     DraftRecord,
@@ -271,6 +272,16 @@ class TinyDBStore:
                 (q.draft_id == draft_id) & (q.rater == rater) & (q.source == "reaction") & (q.score == score)
             )
             return bool(removed)
+
+    def set_vote_reason(self, draft_id: str, rater: str, reason: str, note: str | None = None) -> bool:
+        Vote(0, draft_id, "", rater, 1, "button", utcnow(), reason)  # a bad reason fails before any write
+        q = Query()
+        with self._lock:
+            updated = self._votes.update(
+                {"reason": reason, "reason_note": note},
+                (q.draft_id == draft_id) & (q.rater == rater) & q.score.one_of(sorted(NEGATIVE_SCORES)),
+            )
+            return bool(updated)
 
     def rated_count(self, draft_id: str) -> int:
         with self._lock:

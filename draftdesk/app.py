@@ -13,6 +13,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from slack_bolt import App
 from slack_bolt.error import BoltError
 
+from bot.commands import register_report_command
 from bot.config import Settings
 from bot.digest import DigestService
 from bot.errors import StartupError
@@ -222,6 +223,7 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
         poller = Poller(store, zendesk, settings.intake.poll_since, on_queued=worker.wake.set)
     untuned = [m.name for m in settings.models if not m.adapter]
     digest = DigestService(store, poster, settings.digest, model_names, untuned=untuned)
+    register_report_command(bolt, digest.send_report, settings.digest.users, after_ack)
     scheduler = BackgroundScheduler(timezone=settings.digest.timezone)
     app = Draftdesk(
         settings, store, poster, zendesk, worker, actions, after_ack, bolt, digest, poller, None, scheduler

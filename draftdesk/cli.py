@@ -23,6 +23,7 @@ from bot.config import (
     resolve_config_path,
 )
 from bot.errors import StartupError
+from bot.reasons import top_reasons
 from bot.report import FORMATS, render
 from bot.stats import model_stats
 from bot.votes_io import VotesFileError, read_votes, write_votes
@@ -178,20 +179,24 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_digest_preview(args: argparse.Namespace) -> int:
     """The digest as it would be posted now, as text: no Slack, nothing recorded."""
     from bot.blocks import message_lines
-    from bot.comparisons import analyse, choose_baseline
-    from bot.digest import EVIDENCE, PERIOD, digest_message
+    from bot.digest import DigestService
 
     settings = _store_settings(args)
-    store = _open_store(settings.storage_path)
     names = [m.name for m in settings.models]
     untuned = [m.name for m in settings.models if not m.adapter]
-    until = datetime.now(UTC)
-    rows = model_stats(store.votes(until - PERIOD, until), names)
-    baseline = choose_baseline(names, untuned, settings.digest.baseline)
-    analysis = analyse(store.votes(until - EVIDENCE, until), names, baseline, until)
-    text, blocks = digest_message(rows, until - PERIOD, until, analysis)
-    print("\n".join(message_lines({"text": text, "blocks": blocks})))
+    service = DigestService(
+        _open_store(settings.storage_path), _NoChat(), settings.digest, names, untuned=untuned
+    )
+    content = service.compose(datetime.now(UTC))
+    print("\n".join(message_lines({"text": content.text, "blocks": content.blocks})))
     return 0
+
+
+class _NoChat:
+    """The preview composes a digest and sends nothing: any call here is a bug."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"the digest preview must not call Slack ({name})")
 
 
 def cmd_slack_manifest(args: argparse.Namespace) -> int:
@@ -253,7 +258,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
     baseline = choose_baseline(names, untuned, args.baseline)
     analysis = analyse(votes, names, baseline, datetime.now(UTC))
-    sys.stdout.write(render(rows, args.format, args.since, args.until, analysis))
+    reasons = top_reasons(votes, names)
+    sys.stdout.write(render(rows, args.format, args.since, args.until, analysis, reasons))
     if args.chart:
         from bot.chart import digest_chart
 

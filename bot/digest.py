@@ -19,6 +19,7 @@ from bot.blocks import escape_mrkdwn
 from bot.chart import digest_chart
 from bot.comparisons import Analysis, analyse, choose_baseline
 from bot.config import DigestSettings
+from bot.outcomes import OutcomeStats, outcome_stats
 from bot.reasons import ReasonCount, reasons_line, top_reasons
 from bot.report import table1_rows, table2_rows
 from bot.stats import ModelStats, model_stats
@@ -97,6 +98,20 @@ def reasons_text(reasons: Sequence[ReasonCount], models: Sequence[str]) -> str |
     return "*Why 1s and 2s failed* (reasons agents gave):\n" + "\n".join(lines) if lines else None
 
 
+def outcomes_text(stats: Sequence[OutcomeStats]) -> str | None:
+    """Per model: how often its draft was the one sent, and how close it came to the reply sent."""
+    lines = [
+        f"• *{escape_mrkdwn(s.model)}*: sent {s.sent_pct:.0f}% ({s.sent} of {s.n}), "
+        f"chrF {s.mean_chrf:.0f} to the reply sent, edit distance {s.median_edit_distance:.2f} (median)"
+        for s in stats
+        if s.n and s.sent_pct is not None and s.mean_chrf is not None and s.median_edit_distance is not None
+    ]
+    if not lines:
+        return None
+    head = "*The reply actually sent* (tickets answered this period; chrF 100 = the same text):"
+    return head + "\n" + "\n".join(lines)
+
+
 def digest_message(
     rows: Sequence[ModelStats],
     since: datetime,
@@ -104,6 +119,7 @@ def digest_message(
     analysis: Analysis | None = None,
     reasons: Sequence[ReasonCount] = (),
     title: str = "Weekly draft ratings",
+    outcomes: Sequence[OutcomeStats] = (),
 ) -> tuple[str, list[dict]]:
     """Tables 1 and 2 in a Slack message, the decision (comparisons, agreement) and the reasons
     under them; a text bar per model stands in for the chart."""
@@ -164,9 +180,9 @@ def digest_message(
         )
     if analysis is not None:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": analysis_text(analysis)[:3000]}})
-    why = reasons_text(reasons, [r.model for r in rows])
-    if why:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": why[:3000]}})
+    for extra in (outcomes_text(outcomes), reasons_text(reasons, [r.model for r in rows])):
+        if extra:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": extra[:3000]}})
     return fallback, blocks
 
 
@@ -208,7 +224,8 @@ class DigestService:
         history = self.store.votes(period_end - max(EVIDENCE, period), period_end)
         analysis = analyse(history, self.model_names, self.baseline, period_end)
         reasons = top_reasons(votes, self.model_names)
-        text, blocks = digest_message(rows, since, period_end, analysis, reasons, title)
+        sent = outcome_stats(self.store.outcomes(since, period_end), self.model_names)
+        text, blocks = digest_message(rows, since, period_end, analysis, reasons, title, sent)
         return DigestContent(text, blocks, self._chart(rows, analysis, since, period_end))
 
     def send_report(self, user: str, period: timedelta, title: str) -> None:

@@ -23,6 +23,7 @@ from core.domain import (
     NEGATIVE_SCORES,
     ROUND_GENERATING,
     ROUND_POSTED,
+    DraftOutcome,
     DraftRecord,
     Job,
     RoundRecord,
@@ -43,6 +44,7 @@ class MemoryStore:
         self._threads: dict[int, tuple[str, str]] = {}
         self._rounds: dict[str, RoundRecord] = {}
         self._drafts: dict[str, DraftRecord] = {}
+        self._outcomes: dict[str, DraftOutcome] = {}
         self._votes: dict[tuple[str, str], Vote] = {}  # (draft id, rater) → the rater's latest vote
         self._meta: dict[str, str] = {}  # key → the value as JSON
 
@@ -205,6 +207,24 @@ class MemoryStore:
                 return False
             self._votes[(draft_id, rater)] = replace(vote, reason=reason, reason_note=note)
             return True
+
+    def record_outcomes(self, outcomes: Sequence[DraftOutcome]) -> None:
+        with self._lock:
+            for outcome in outcomes:
+                self._outcomes.setdefault(outcome.draft_id, outcome)
+
+    def outcome(self, draft_id: str) -> DraftOutcome | None:
+        with self._lock:
+            return self._outcomes.get(draft_id)
+
+    def outcomes(self, since: datetime | None = None, until: datetime | None = None) -> list[DraftOutcome]:
+        with self._lock:
+            found = [
+                o
+                for o in self._outcomes.values()
+                if (since is None or o.replied_at >= since) and (until is None or o.replied_at < until)
+            ]
+        return sorted(found, key=lambda o: (o.replied_at, o.draft_id))
 
     def votes(self, since: datetime | None = None, until: datetime | None = None) -> list[Vote]:
         with self._lock:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING
 
+from bot.outcomes import OutcomeStats
 from bot.reasons import ReasonCount
 from bot.stats import ModelStats
 from core.domain import SCORES
@@ -39,15 +40,16 @@ def render(
     until: date | None = None,
     analysis: Analysis | None = None,
     reasons: Sequence[ReasonCount] = (),
+    sent: Sequence[OutcomeStats] = (),
 ) -> str:
     if fmt == "json":
-        return render_json(rows, since, until, analysis, reasons)
+        return render_json(rows, since, until, analysis, reasons, sent)
     if fmt == "csv":
-        return render_csv(rows, analysis, reasons)
+        return render_csv(rows, analysis, reasons, sent)
     if fmt == "markdown":
-        return render_markdown(rows, since, until, analysis, reasons)
+        return render_markdown(rows, since, until, analysis, reasons, sent)
     if fmt == "text":
-        return render_text(rows, since, until, analysis, reasons)
+        return render_text(rows, since, until, analysis, reasons, sent)
     raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
@@ -99,6 +101,7 @@ def as_dict(
     until: date | None,
     analysis: Analysis | None = None,
     reasons: Sequence[ReasonCount] = (),
+    sent: Sequence[OutcomeStats] = (),
 ) -> dict:
     extra = analysis_dict(analysis) if analysis else {}
     return {
@@ -127,6 +130,17 @@ def as_dict(
             }
             for r in reasons
         ],
+        "reply_sent": [
+            {
+                "model": o.model,
+                "answered": o.n,
+                "sent": o.sent,
+                "sent_pct": o.sent_pct,
+                "mean_chrf": o.mean_chrf,
+                "median_edit_distance": o.median_edit_distance,
+            }
+            for o in sent
+        ],
     }
 
 
@@ -136,8 +150,9 @@ def render_json(
     until: date | None,
     analysis: Analysis | None = None,
     reasons: Sequence[ReasonCount] = (),
+    sent: Sequence[OutcomeStats] = (),
 ) -> str:
-    return json.dumps(as_dict(rows, since, until, analysis, reasons), indent=2, ensure_ascii=False)
+    return json.dumps(as_dict(rows, since, until, analysis, reasons, sent), indent=2, ensure_ascii=False)
 
 
 def reasons_table(reasons: Sequence[ReasonCount]) -> tuple[list[str], list[list[str]]]:
@@ -148,8 +163,30 @@ def reasons_table(reasons: Sequence[ReasonCount]) -> tuple[list[str], list[list[
     )
 
 
+def sent_table(sent: Sequence[OutcomeStats]) -> tuple[list[str], list[list[str]]]:
+    """Per model, against the reply the agent actually sent: how often its draft was the one sent."""
+    return (
+        ["Model", "Tickets answered", "Its draft sent", "Sent %", "chrF to reply", "Edit distance (median)"],
+        [
+            [
+                o.model,
+                str(o.n),
+                str(o.sent),
+                _fmt(o.sent_pct),
+                _fmt(o.mean_chrf),
+                _fmt(o.median_edit_distance, 3),
+            ]
+            for o in sent
+            if o.n
+        ],
+    )
+
+
 def render_csv(
-    rows: Sequence[ModelStats], analysis: Analysis | None = None, reasons: Sequence[ReasonCount] = ()
+    rows: Sequence[ModelStats],
+    analysis: Analysis | None = None,
+    reasons: Sequence[ReasonCount] = (),
+    sent: Sequence[OutcomeStats] = (),
 ) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -166,6 +203,8 @@ def render_csv(
             ]
         )
     tables = analysis_tables(analysis) if analysis is not None else []
+    if any(o.n for o in sent):
+        tables.append(sent_table(sent))
     if reasons:
         tables.append(reasons_table(reasons))
     for headers, body in tables:  # further tables follow, each after a blank line and its own header
@@ -208,6 +247,7 @@ def _range(values: tuple[float, float] | None, digits: int = 1) -> str:
     return "–" if values is None else f"{values[0]:.{digits}f} to {values[1]:.{digits}f}"
 
 
+SENT_TITLE = "The reply actually sent (tickets answered, per model)"
 REASONS_TITLE = "Why drafts rated 1-2 failed (reasons agents gave)"
 TITLES = ("Against the baseline", "Ranking (Bradley-Terry)", "Agreement between raters", "Weekly trend")
 
@@ -260,6 +300,7 @@ def render_text(
     until: date | None,
     analysis: Analysis | None = None,
     reasons: Sequence[ReasonCount] = (),
+    sent: Sequence[OutcomeStats] = (),
 ) -> str:
     lines = [f"Draft ratings, {_period(since, until)}", ""]
     lines += ["Table 1: count of ratings (1 = worst, 5 = best)", *_table(*table1_rows(rows)), ""]
@@ -270,6 +311,8 @@ def render_text(
         for title, (headers, body) in zip(TITLES, analysis_tables(analysis), strict=True):
             if body:
                 lines += ["", title, *_table(headers, body)]
+    if any(o.n for o in sent):
+        lines += ["", SENT_TITLE, *_table(*sent_table(sent))]
     if reasons:
         lines += ["", REASONS_TITLE, *_table(*reasons_table(reasons))]
     return "\n".join(lines) + "\n"
@@ -290,6 +333,7 @@ def render_markdown(
     until: date | None,
     analysis: Analysis | None = None,
     reasons: Sequence[ReasonCount] = (),
+    sent: Sequence[OutcomeStats] = (),
 ) -> str:
     lines = [f"## Draft ratings, {_period(since, until)}", ""]
     lines += ["### Table 1: count of ratings", "", *_md_table(*table1_rows(rows)), ""]
@@ -298,6 +342,8 @@ def render_markdown(
         for title, (headers, body) in zip(TITLES, analysis_tables(analysis), strict=True):
             if body:
                 lines += ["", f"### {title}", "", *_md_table(headers, body)]
+    if any(o.n for o in sent):
+        lines += ["", f"### {SENT_TITLE}", "", *_md_table(*sent_table(sent))]
     if reasons:
         lines += ["", f"### {REASONS_TITLE}", "", *_md_table(*reasons_table(reasons))]
     return "\n".join(lines) + "\n"

@@ -108,6 +108,21 @@ class Vote:
             raise ValueError(f"reason must be one of {tuple(VOTE_REASONS)}, got {self.reason!r}")
 
 
+@dataclass(frozen=True, slots=True)
+class DraftOutcome:
+    """How one draft compares with the reply the agent actually sent the customer: Zendesk's
+    acceptance and edit rate, measured per blind model."""
+
+    ticket_id: int
+    draft_id: str
+    model: str
+    reply_comment_id: int  # the agent's first public reply after the message the draft answered
+    sent: bool  # this draft was the one sent to Zendesk from Slack
+    chrf: float  # chrF of the draft against that reply, 0-100
+    edit_distance: float  # normalised Levenshtein distance, 0 = the same text, 1 = nothing alike
+    replied_at: datetime
+
+
 def utcnow() -> datetime:
     """The services' default clock: now, time-zone aware, in UTC."""
     return datetime.now(UTC)

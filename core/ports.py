@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from core.domain import DraftRecord, DraftResult, Job, RoundRecord, Ticket, Vote
+from core.domain import DraftOutcome, DraftRecord, DraftResult, Job, RoundRecord, Ticket, Vote
 
 
 class DraftBackend(Protocol):
@@ -175,6 +175,17 @@ class Store(Protocol):
 
     def votes(self, since: datetime | None = None, until: datetime | None = None) -> list[Vote]:
         """Votes with since <= voted_at < until, oldest first."""
+        ...
+
+    # how drafts compared with the reply actually sent: one outcome per draft, the first kept
+    def record_outcomes(self, outcomes: Sequence[DraftOutcome]) -> None:
+        """Keep each draft's outcome (a draft already measured keeps its first)."""
+        ...
+
+    def outcome(self, draft_id: str) -> DraftOutcome | None: ...
+
+    def outcomes(self, since: datetime | None = None, until: datetime | None = None) -> list[DraftOutcome]:
+        """Outcomes with since <= replied_at < until, oldest first."""
         ...
 
     # small state (poll cursor, digest bookkeeping): JSON values

@@ -23,6 +23,7 @@ from bot.config import (
     resolve_config_path,
 )
 from bot.errors import StartupError
+from bot.outcomes import OutcomeStats, outcome_stats
 from bot.reasons import top_reasons
 from bot.report import FORMATS, render
 from bot.stats import model_stats
@@ -239,6 +240,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
     models: list[str] = []
     untuned: list[str] = []
+    sent: list[OutcomeStats] = []  # a votes file has no replies to compare with
     if args.input:
         if args.input.is_dir():
             raise VotesFileError(f"--input {args.input} is a folder: pass a votes file (CSV or JSON Lines)")
@@ -249,7 +251,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         settings = _store_settings(args)
         models = [m.name for m in settings.models]
         untuned = [m.name for m in settings.models if not m.adapter]
-        votes = _open_store(settings.storage_path).votes(start, end)
+        store = _open_store(settings.storage_path)
+        votes = store.votes(start, end)
+        sent = outcome_stats(store.outcomes(start, end), models)
     rows = model_stats(votes, models)
     names = [row.model for row in rows]
     if args.baseline and args.baseline not in names:
@@ -259,7 +263,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     baseline = choose_baseline(names, untuned, args.baseline)
     analysis = analyse(votes, names, baseline, datetime.now(UTC))
     reasons = top_reasons(votes, names)
-    sys.stdout.write(render(rows, args.format, args.since, args.until, analysis, reasons))
+    sys.stdout.write(render(rows, args.format, args.since, args.until, analysis, reasons, sent))
     if args.chart:
         from bot.chart import digest_chart
 

@@ -153,3 +153,28 @@ def test_the_chart_draws_the_distribution_and_the_trend_at_a_readable_size():
     png = digest_chart(model_stats(votes, MODELS), weekly_trend(votes, MODELS, MONDAY_9_KYIV), "Ratings")
     height, width, _channels = imread(io.BytesIO(png)).shape
     assert width >= 1000 and 250 <= height <= 600
+
+
+def test_the_digest_shows_the_reply_actually_sent_and_why_drafts_failed():
+    from core.domain import DraftOutcome
+
+    store, slack = MemoryStore(), RecordingPoster()
+    in_week = MONDAY_9_KYIV - timedelta(days=2)
+    for ticket in range(1, 5):  # 4 answered tickets: the fine-tuned draft sent on 3
+        store.record_outcomes(
+            [
+                DraftOutcome(ticket, f"t{ticket}r1A", "llama2-7b-ft", 9, ticket <= 3, 80.0, 0.1, in_week),
+                DraftOutcome(ticket, f"t{ticket}r1B", "llama2-7b", 9, False, 20.0, 0.8, in_week),
+            ]
+        )
+    old = MONDAY_9_KYIV - timedelta(days=20)  # an earlier week's outcome is not this digest's
+    store.record_outcomes([DraftOutcome(9, "t9r1B", "llama2-7b", 9, True, 99.0, 0.0, old)])
+    store.record_vote(Vote(1, "t1r1B", "llama2-7b", "U1", 1, "button", in_week, "wrong_facts"))
+    store.record_vote(Vote(1, "t1r1B", "llama2-7b", "U2", 2, "button", in_week, "tone"))
+    store.record_vote(Vote(2, "t2r1B", "llama2-7b", "U2", 2, "button", in_week, "wrong_facts"))
+    assert _service_due_now(store, slack).run_due()
+    text = str(slack.calls_to("post")[0].blocks)
+    assert "*llama2-7b-ft*: sent 75% (3 of 4), chrF 80 to the reply sent, edit distance 0.10" in text
+    assert "*llama2-7b*: sent 0% (0 of 4), chrF 20" in text
+    assert "*llama2-7b*: Wrong facts 2 (67%), Tone 1 (33%)" in text
+    assert "gptj-6b-ft*: sent" not in text  # no answered tickets: no line

@@ -116,3 +116,22 @@ def test_reasons_reach_every_format_and_round_trip_through_the_votes_file():
     assert "Why drafts" not in render(rows, "text")
     with pytest.raises(VotesFileError, match="reason must be one of"):
         read_votes("model,score,reason\nft,2,boring\n")
+
+
+def test_the_reply_actually_sent_reaches_every_format():
+    from bot.outcomes import OutcomeStats
+
+    rows = model_stats([Vote(1, "t1r1A", "ft", "U1", 4, "button", datetime(2026, 3, 2, tzinfo=UTC))])
+    sent = [OutcomeStats("ft", 4, 3, 80.0, 0.1), OutcomeStats("base", 0, 0, None, None)]
+    report = json.loads(render(rows, "json", sent=sent))
+    assert report["reply_sent"][0] == {
+        "model": "ft",
+        "answered": 4,
+        "sent": 3,
+        "sent_pct": 75.0,
+        "mean_chrf": 80.0,
+        "median_edit_distance": 0.1,
+    }
+    table = render(rows, "csv", sent=sent).split("\n\n")[-1]
+    assert list(csv.reader(io.StringIO(table)))[1:] == [["ft", "4", "3", "75.0", "80.0", "0.100"]]
+    assert "The reply actually sent" in render(rows, "markdown", sent=sent)

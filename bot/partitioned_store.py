@@ -40,7 +40,16 @@ from tinydb.table import Document
 
 from bot.atomic_storage import AtomicJSONStorage, sweep_leftovers
 from bot.store import TinyDBStore
-from bot.store_documents import iso, job_from_doc, next_due, parse_iso, round_from_doc, votes_from_docs
+from bot.store_documents import (
+    iso,
+    job_from_doc,
+    next_due,
+    parse_iso,
+    round_from_doc,
+    send_from_doc,
+    send_to_doc,
+    votes_from_docs,
+)
 from bot.votes_io import vote_row
 from core.domain import (
     JOB_DONE,
@@ -49,9 +58,11 @@ from core.domain import (
     JOB_RUNNING,
     ROUND_GENERATING,
     ROUND_POSTED,
+    SEND_PENDING,
     DraftRecord,
     Job,
     RoundRecord,
+    SendRecord,
     Vote,
     draft_id_for,
     round_id_for,
@@ -140,6 +151,7 @@ class PartitionedStore:
                 sweep_leftovers(self.folder / sub)
         self._jobs = self._hot.table("jobs")
         self._meta = self._hot.table("meta")
+        self._pending_sends = self._hot.table("pending_sends")  # an index: the records live in rounds
 
     @staticmethod
     def is_partitioned(path: Path) -> bool:
@@ -435,6 +447,54 @@ class PartitionedStore:
     def mark_sent(self, draft_id: str, user: str) -> None:
         with self._lock:
             self._change_draft(draft_id, lambda d: d.update(sent_to_zendesk_by=user))
+
+    # ---- sends into Zendesk (inside their round's document), and the requester's contact -------
+
+    def record_send(self, send: SendRecord) -> None:
+        """A pending send is indexed in the hot file first, a finished one leaves the index last: a
+        kill between the two writes leaves an index entry too many (skipped when read), never a
+        pending send that the next start does not see."""
+        with self._lock:
+            doc = self._round_doc(send.round_id)
+            if doc is None or doc["id"] != send.round_id or self.draft(send.draft_id) is None:
+                raise KeyError(send.draft_id)
+            is_pending = Query().id == send.id
+            if send.state == SEND_PENDING:
+                self._pending_sends.upsert({"id": send.id, "round_id": send.round_id}, is_pending)
+
+            def add(round_doc: dict[str, Any]) -> None:
+                round_doc.setdefault("sends", {})[send.id] = send_to_doc(send)
+
+            self._rounds_of(doc["ticket_id"]).update(add, doc_ids=[doc.doc_id])
+            if send.state != SEND_PENDING and self._pending_sends.contains(is_pending):
+                self._pending_sends.remove(is_pending)
+
+    def sends_for_round(self, round_id: str) -> list[SendRecord]:
+        with self._lock:
+            doc = self._round_doc(round_id)
+            if doc is None or doc["id"] != round_id:
+                return []
+            sends = [send_from_doc(d) for d in (doc.get("sends") or {}).values()]
+            return sorted(sends, key=lambda s: (s.started_at, s.id))
+
+    def pending_sends(self) -> list[SendRecord]:
+        with self._lock:
+            found = []
+            for entry in self._pending_sends.all():
+                send = next((s for s in self.sends_for_round(entry["round_id"]) if s.id == entry["id"]), None)
+                if send is not None and send.state == SEND_PENDING:
+                    found.append(send)
+            return sorted(found, key=lambda s: (s.started_at, s.id))
+
+    def save_ticket_contact(self, ticket_id: int, name: str, email: str) -> None:
+        with self._lock:
+            contacts = self._part("tickets", part_of_ticket(ticket_id)).table("contacts")
+            contacts.upsert(Document({"name": name, "email": email}, doc_id=ticket_id))
+
+    def ticket_contact(self, ticket_id: int) -> tuple[str, str] | None:
+        with self._lock:
+            doc = self._part("tickets", part_of_ticket(ticket_id)).table("contacts").get(doc_id=ticket_id)
+            return (doc["name"], doc["email"]) if doc else None
 
     # ---- votes: one per (draft, rater), the latest wins; kept by the draft's ticket part --------
 

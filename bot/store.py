@@ -17,7 +17,16 @@ from typing import Any
 from tinydb import Query, TinyDB
 
 from bot.atomic_storage import AtomicJSONStorage
-from bot.store_documents import iso, job_from_doc, next_due, parse_iso, round_from_doc, votes_from_docs
+from bot.store_documents import (
+    iso,
+    job_from_doc,
+    next_due,
+    parse_iso,
+    round_from_doc,
+    send_from_doc,
+    send_to_doc,
+    votes_from_docs,
+)
 from bot.votes_io import vote_row
 from core.domain import (
     JOB_DONE,
@@ -26,9 +35,11 @@ from core.domain import (
     JOB_RUNNING,
     ROUND_GENERATING,
     ROUND_POSTED,
+    SEND_PENDING,
     DraftRecord,
     Job,
     RoundRecord,
+    SendRecord,
     Vote,
     draft_id_for,
     round_id_for,
@@ -53,6 +64,8 @@ class TinyDBStore:
         self._drafts = self._db.table("drafts")
         self._votes = self._db.table("votes")
         self._meta = self._db.table("meta")
+        self._sends = self._db.table("sends")
+        self._contacts = self._db.table("contacts")
 
     def close(self) -> None:
         with self._lock:
@@ -236,6 +249,35 @@ class TinyDBStore:
     def mark_sent(self, draft_id: str, user: str) -> None:
         with self._lock:
             self._drafts.update({"sent_to_zendesk_by": user}, Query().id == draft_id)
+
+    # ---- sends into Zendesk, and the requester's contact ---------------------------------------
+
+    def record_send(self, send: SendRecord) -> None:
+        with self._lock:
+            if self.draft(send.draft_id) is None:
+                raise KeyError(send.draft_id)
+            self._sends.upsert(send_to_doc(send), Query().id == send.id)
+
+    def sends_for_round(self, round_id: str) -> list[SendRecord]:
+        with self._lock:
+            docs = self._sends.search(Query().round_id == round_id)
+            return sorted((send_from_doc(d) for d in docs), key=lambda s: (s.started_at, s.id))
+
+    def pending_sends(self) -> list[SendRecord]:
+        with self._lock:
+            docs = self._sends.search(Query().state == SEND_PENDING)
+            return sorted((send_from_doc(d) for d in docs), key=lambda s: (s.started_at, s.id))
+
+    def save_ticket_contact(self, ticket_id: int, name: str, email: str) -> None:
+        with self._lock:
+            self._contacts.upsert(
+                {"ticket_id": ticket_id, "name": name, "email": email}, Query().ticket_id == ticket_id
+            )
+
+    def ticket_contact(self, ticket_id: int) -> tuple[str, str] | None:
+        with self._lock:
+            doc = self._contacts.get(Query().ticket_id == ticket_id)
+            return (doc["name"], doc["email"]) if doc else None
 
     @staticmethod
     def _draft(doc: Any) -> DraftRecord:

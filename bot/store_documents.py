@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from core.domain import Job, RoundRecord, Vote
+from core.domain import Job, RoundRecord, SendRecord, Vote
 
 
 def iso(value: datetime) -> str:
@@ -71,3 +71,41 @@ def next_due(job_docs: Any, queued: str) -> datetime | None:
     """The earliest ``not_before`` of the jobs in status ``queued``."""
     times = [parse_iso(d["not_before"]) for d in job_docs if d["status"] == queued]
     return min(times) if times else None
+
+
+def send_to_doc(send: SendRecord) -> dict[str, Any]:
+    return {
+        "id": send.id,
+        "ticket_id": send.ticket_id,
+        "round_id": send.round_id,
+        "draft_id": send.draft_id,
+        "user": send.user,
+        "state": send.state,
+        "public": send.public,
+        "edited": send.edited,
+        "body_sha256": send.body_sha256,
+        "started_at": iso(send.started_at),
+        "author_id": send.author_id,
+        "comment_id": send.comment_id,
+        "finished_at": iso(send.finished_at) if send.finished_at else None,
+        "error": send.error,
+    }
+
+
+def send_from_doc(doc: Any) -> SendRecord:
+    return SendRecord(
+        id=doc["id"],
+        ticket_id=doc["ticket_id"],
+        round_id=doc["round_id"],
+        draft_id=doc["draft_id"],
+        user=doc["user"],
+        state=doc["state"],
+        public=doc["public"],
+        edited=doc["edited"],
+        body_sha256=doc["body_sha256"],
+        started_at=parse_iso(doc["started_at"]),
+        author_id=doc.get("author_id"),
+        comment_id=doc.get("comment_id"),
+        finished_at=parse_iso(doc["finished_at"]) if doc.get("finished_at") else None,
+        error=doc.get("error"),
+    )

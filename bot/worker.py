@@ -26,6 +26,7 @@ from core.domain import (
     Ticket,
     utcnow,
 )
+from core.placeholders import KnownValues, fill_placeholders
 from core.ports import ChatPoster, DraftBackend, GatewayError, Store, TicketNotFound, TicketSource
 from core.prompt import build_prompt
 
@@ -96,6 +97,8 @@ class TicketProcessor:
         ticket = self.zendesk.fetch_ticket(ticket_id)
         if ticket.status in FINISHED_STATUSES:
             return f"skipped: ticket is {ticket.status}"
+        if self.store.ticket_contact(ticket.id) != (ticket.requester_name, ticket.requester_email):
+            self.store.save_ticket_contact(ticket.id, ticket.requester_name, ticket.requester_email)
         question = question_comment(ticket)
         if question is None:
             return "skipped: no public message to answer"
@@ -157,7 +160,10 @@ class TicketProcessor:
         for draft in drafts:
             if draft.text is None:
                 continue
-            messages = draft_message(draft.label, draft.text, draft.id, rated_count=0)
+            known = KnownValues(prepared.ticket.requester_name, prepared.ticket.requester_email)
+            messages = draft_message(
+                draft.label, fill_placeholders(draft.text, known), draft.id, rated_count=0
+            )
             for index, (text, blocks) in enumerate(messages):
                 if index < len(draft.slack_ts):
                     continue  # posted before an interruption

@@ -19,6 +19,7 @@ from bot.errors import StartupError
 from bot.intake import Poller, handle_zendesk_webhook
 from bot.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
 from bot.partitioned_store import PartitionedStore
+from bot.sending import SendFlow
 from bot.web import DraftdeskWSGI, WebServer
 from bot.worker import TicketProcessor, Worker
 from core.domain import JOB_FAILED, JOB_QUEUED, utcnow
@@ -72,6 +73,7 @@ class Draftdesk:
     zendesk: ZendeskGateway
     worker: Worker
     actions: DraftActions
+    sending: SendFlow
     after_ack: AfterAck
     bolt: App
     digest: DigestService
@@ -106,6 +108,9 @@ class Draftdesk:
         interrupted = self.store.requeue_interrupted_jobs()
         if interrupted:
             log.info("re-queued %s job(s) interrupted by the last shutdown", interrupted)
+        resolved = self.sending.resolve_pending()
+        if resolved:
+            log.info("resolved %s send(s) to Zendesk interrupted by the last shutdown", resolved)
         worker_thread = threading.Thread(
             target=self.worker.run_forever, args=(self._stop,), name="worker", daemon=True
         )
@@ -205,9 +210,10 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
         store, zendesk, poster, backend, model_names, settings.slack.channel, settings.worker.product_name
     )
     worker = Worker(store, processor, settings.worker)
-    actions = DraftActions(store, poster, zendesk)
+    actions = DraftActions(store, poster)
+    sending = SendFlow(store, poster, poster, zendesk, allow_public=settings.zendesk.allow_public_replies)
     after_ack = AfterAck()
-    register_listeners(bolt, actions, after_ack)
+    register_listeners(bolt, actions, after_ack, sending)
     webhook = None
     if settings.intake.mode in ("webhook", "both"):
         secret = secrets.zendesk_webhook_secret or ""
@@ -224,7 +230,19 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
     digest = DigestService(store, poster, settings.digest, model_names, untuned=untuned)
     scheduler = BackgroundScheduler(timezone=settings.digest.timezone)
     app = Draftdesk(
-        settings, store, poster, zendesk, worker, actions, after_ack, bolt, digest, poller, None, scheduler
+        settings,
+        store,
+        poster,
+        zendesk,
+        worker,
+        actions,
+        sending,
+        after_ack,
+        bolt,
+        digest,
+        poller,
+        None,
+        scheduler,
     )
     if http_mode or webhook is not None or settings.server.health_check:
         wsgi = DraftdeskWSGI(

@@ -2,9 +2,10 @@
 
 It asks for exactly what the bot uses: posting drafts (`chat:write`), reading rating reactions
 (`reactions:read` and the `reaction_added`/`reaction_removed` events), the digest's direct messages
-(`im:write`) and its chart (`files:write`), and interactivity for the buttons. In Socket Mode
-Slack needs no public URL; in HTTP mode events and interactivity go to ``PUBLIC_URL/slack/events``.
-Pure: no I/O.
+(`im:write`) and its chart (`files:write`), the e-mail of an agent who sends a draft, to find them
+in Zendesk (`users:read`, `users:read.email`), and interactivity for the buttons and the send modal.
+In Socket Mode Slack needs no public URL; in HTTP mode events and interactivity go to
+``PUBLIC_URL/slack/events``. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 SLACK_EVENTS_PATH = "/slack/events"
-BOT_SCOPES = ("chat:write", "reactions:read", "im:write", "files:write")
+BOT_SCOPES = ("chat:write", "reactions:read", "im:write", "files:write", "users:read", "users:read.email")
 BOT_EVENTS = ("reaction_added", "reaction_removed")
 
 

@@ -21,6 +21,8 @@ def test_socket_mode_needs_no_public_url_and_enables_socket_mode() -> None:
         "reactions:read",
         "im:write",
         "files:write",
+        "users:read",
+        "users:read.email",
     ]
 
 

@@ -13,6 +13,7 @@ port in a daemon thread, answers with the field names of the real API (see
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import itertools
 import json
@@ -87,8 +88,9 @@ class FakeZendesk:
         self._failures: list[_Failure] = []
         self._articles: dict[tuple[str, int], dict[str, Any]] = {}  # (locale, id) -> article
         self._ids = itertools.count(10_000_000_001)
-        # Set by hold_write_answers: a comment is added, then its answer waits (a crash mid-call).
+        # Set by hold_writes: a PUT waits there (a client killed mid-call), after or before its change.
         self._write_gate: threading.Event | None = None
+        self._gate_before_change = False
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
         host, port = self._server.server_address[:2]
@@ -254,12 +256,13 @@ class FakeZendesk:
         with self._lock:
             self._tickets[ticket_id].data["status"] = status
 
-    def hold_write_answers(self) -> threading.Event:
-        """From now on a PUT that adds a comment adds it, then waits to answer until the returned
-        event is set: what a client killed during the call leaves behind."""
+    def hold_writes(self, before_change: bool = False) -> threading.Event:
+        """From now on a PUT waits until the returned event is set: after making its change (the
+        comment is in, the client never hears so), or with ``before_change`` before it, and is then
+        dropped (the comment never arrives). What a client killed during the call leaves behind."""
         gate = threading.Event()
         with self._lock:
-            self._write_gate = gate
+            self._write_gate, self._gate_before_change = gate, before_change
         return gate
 
     def set_incremental_pages(self, pages: list[dict[str, Any]]) -> None:
@@ -598,11 +601,15 @@ def _make_handler(fake: FakeZendesk) -> type[BaseHTTPRequestHandler]:
                 body = raw.decode("utf-8", "replace")
             headers = dict(self.headers.items())
             fake.requests.append(RecordedRequest(self.command, parts.path, query, body, headers))
+            gate = fake._write_gate if self.command == "PUT" else None
+            if gate is not None and fake._gate_before_change:
+                gate.wait()
+                self.close_connection = True
+                return  # the request is dropped unanswered: the change never happens
             status, extra_headers, payload = fake._handle(
                 self.command, parts.path, query, body, self.headers.get("Authorization")
             )
-            gate = fake._write_gate
-            if gate is not None and self.command == "PUT" and status == 200:
+            if gate is not None and not fake._gate_before_change:
                 gate.wait()
             data = json.dumps(payload).encode()
             self.send_response(status)
@@ -611,7 +618,8 @@ def _make_handler(fake: FakeZendesk) -> type[BaseHTTPRequestHandler]:
             for name, value in extra_headers.items():
                 self.send_header(name, str(value))
             self.end_headers()
-            self.wfile.write(data)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a client killed by a test
+                self.wfile.write(data)
 
         do_GET = do_PUT = do_POST = do_DELETE = _serve
 

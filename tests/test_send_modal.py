@@ -248,3 +248,22 @@ def test_a_newer_customer_comment_is_shown_and_a_solved_ticket_refused(bot):
     bot.zendesk.set_status(7, "solved")
     refused = bot.click_send("UGRACE", "plain")
     assert "submit" not in refused and "the ticket is solved" in json.dumps(refused["blocks"])
+
+
+@pytest.mark.parametrize("bot", [True], ids=["public-allowed"], indirect=True)
+def test_a_public_reply_when_allowed(bot):
+    view = bot.click_send("UGRACE", "plain")
+    [kind] = [b for b in view["blocks"] if b["block_id"] == KIND_BLOCK]
+    assert kind["element"]["initial_option"]["value"] == "internal"  # the default
+    assert [o["value"] for o in kind["element"]["options"]] == ["internal", "public"]
+    assert bot.submit("UGRACE", view, public=True) is None
+    waiting.wait_until(lambda: len(bot.comments_added()) == 1, 10, "reply added")
+    [reply] = bot.comments_added()
+    assert (reply["public"], reply["author_id"], reply["body"]) == (True, GRACE[0], DRAFTS["plain"])
+    waiting.wait_until(
+        lambda: (
+            "as a public reply (as is)"
+            in json.dumps(bot.slack.find_message(CHANNEL, bot.draft("plain").vote_ts))
+        ),
+        10,
+    )

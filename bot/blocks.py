@@ -14,7 +14,7 @@ most :data:`MAX_MESSAGE_TEXT` characters of block text and long drafts continue 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from core.domain import Ticket
@@ -184,8 +184,9 @@ def block_text_length(blocks: list[Block]) -> int:
 # --------------------------------------------------------------------------- messages
 
 
-def ticket_parent_message(ticket: Ticket) -> Message:
-    """The channel message that opens a ticket's thread: id, subject, requester, status, link.
+def ticket_parent_message(ticket: Ticket, sources: Sequence[tuple[str, str]] = ()) -> Message:
+    """The channel message that opens a ticket's thread: id, subject, requester, status, link, and
+    the Help Center articles that fit it best (``sources``: title, URL).
 
     The link target is the trusted ticket URL from the Zendesk API; the subject and the names came
     from the customer and are escaped.
@@ -197,10 +198,16 @@ def ticket_parent_message(ticket: Ticket) -> Message:
     url = escape_mrkdwn(ticket.url).replace("|", "%7C")
     link = f"<{url}|#{ticket.id}>"
     body = f"*New ticket {link}:* {subject}\n*Requester:* {first_name}    *Status:* {status}"
-    blocks = [
-        _section(body, "ticket"),
-        _context(["Draft replies are in the thread. Rate each one 1–5; model names stay hidden."], "help"),
-    ]
+    blocks = [_section(body, "ticket")]
+    if sources:
+        links = [
+            f"<{escape_mrkdwn(url).replace('|', '%7C')}|{escape_mrkdwn(title)[:150]}>"
+            for title, url in sources
+        ]
+        blocks.append(_context([":books: *Help Center:* " + " · ".join(links)], "sources"))
+    blocks.append(
+        _context(["Draft replies are in the thread. Rate each one 1–5; model names stay hidden."], "help")
+    )
     fallback = f"New ticket #{ticket.id}: {truncate_escaped(subject, FALLBACK_PREVIEW)}"
     return fallback, blocks
 

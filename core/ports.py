@@ -8,7 +8,7 @@ depend on them only, so a test can hand a service an in-memory double (`bot.memo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -104,6 +104,15 @@ class TicketReplies(Protocol):
 
     def agent_by_email(self, email: str) -> Agent | None:
         """The active agent with this e-mail, or None."""
+        ...
+
+
+class HelpCenterSource(Protocol):
+    """Where the Help Center's articles come from (Zendesk Guide)."""
+
+    def help_center_changes(self, since: int) -> Iterable[Any]:
+        """Articles of every locale changed since the Unix time ``since``, oldest change first; each
+        has ``id``, ``title``, ``body`` (HTML), ``locale``, ``url``, ``updated_at`` and ``draft``."""
         ...
 
 

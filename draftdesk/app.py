@@ -16,6 +16,7 @@ from slack_bolt.error import BoltError
 from bot.config import Settings
 from bot.digest import DigestService
 from bot.errors import StartupError
+from bot.grounding import HelpCenterIndex, HelpCenterSources
 from bot.intake import Poller, handle_zendesk_webhook
 from bot.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
 from bot.partitioned_store import PartitionedStore
@@ -80,6 +81,7 @@ class Draftdesk:
     poller: Poller | None
     web: WebServer | None
     scheduler: BackgroundScheduler
+    help_center: HelpCenterIndex | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _socket_handler: Any = None
@@ -127,6 +129,15 @@ class Draftdesk:
             )
         if self.settings.digest.enabled:
             self.digest.schedule(self.scheduler)
+        if self.help_center is not None:
+            self.scheduler.add_job(
+                self.refresh_help_center,
+                IntervalTrigger(hours=self.settings.grounding.refresh_hours),
+                id="help_center_refresh",
+                next_run_time=utcnow(),
+                max_instances=1,
+                coalesce=True,
+            )
         self.scheduler.start()
         if self.web is not None:
             self.web.start()
@@ -151,6 +162,16 @@ class Draftdesk:
                 "could not open the Socket Mode WebSocket: check the network can reach Slack (wss, port 443)"
             )
         log.info("connected to Slack in Socket Mode")
+
+    def refresh_help_center(self) -> None:
+        """Reads the Help Center articles changed since the last refresh into the index."""
+        assert self.help_center is not None
+        try:
+            changed = self.help_center.refresh(self.zendesk)
+        except Exception as exc:  # Zendesk down, a bad article: the old index keeps serving
+            log.warning("could not refresh the Help Center index; retrying at the next interval: %s", exc)
+            return
+        log.info("Help Center index: %s article(s) changed, %s in all", changed, len(self.help_center))
 
     def _poll(self) -> None:
         assert self.poller is not None
@@ -206,8 +227,22 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
     check_zendesk_api_user(zendesk)
     backend = backend or load_backend(settings)
     model_names = [m.name for m in settings.models]
+    index, sources = None, None
+    if settings.grounding.enabled:
+        index = HelpCenterIndex(settings.grounding.path, settings.grounding.locales)
+        grounded = [m.name for m in settings.models if m.grounding]
+        sources = HelpCenterSources(
+            index, grounded, settings.grounding.articles_shown, settings.grounding.prompt_tokens
+        )
     processor = TicketProcessor(
-        store, zendesk, poster, backend, model_names, settings.slack.channel, settings.worker.product_name
+        store,
+        zendesk,
+        poster,
+        backend,
+        model_names,
+        settings.slack.channel,
+        settings.worker.product_name,
+        sources=sources,
     )
     worker = Worker(store, processor, settings.worker)
     actions = DraftActions(store, poster)
@@ -243,6 +278,7 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
         poller,
         None,
         scheduler,
+        help_center=index,
     )
     if http_mode or webhook is not None or settings.server.health_check:
         wsgi = DraftdeskWSGI(

@@ -141,6 +141,9 @@ class PartitionedStore:
         self._vote_weeks: set[tuple[str, str]] | None = None
         self._hot = TinyDB(path, storage=AtomicJSONStorage, read_only=read_only)
         data = self._hot.storage.read()  # a damaged file is reported now, not at the first vote
+        self._jobs = self._hot.table("jobs")
+        self._meta = self._hot.table("meta")
+        self._pending_sends = self._hot.table("pending_sends")  # an index: the records live in rounds
         if not read_only:
             if data and "format" not in data:
                 self._migrate_v1()
@@ -149,9 +152,6 @@ class PartitionedStore:
             for sub in ("tickets", "votes", "messages", "jobs"):
                 (self.folder / sub).mkdir(parents=True, exist_ok=True)
                 sweep_leftovers(self.folder / sub)
-        self._jobs = self._hot.table("jobs")
-        self._meta = self._hot.table("meta")
-        self._pending_sends = self._hot.table("pending_sends")  # an index: the records live in rounds
 
     @staticmethod
     def is_partitioned(path: Path) -> bool:
@@ -571,6 +571,8 @@ class PartitionedStore:
         rounds: Iterable[dict[str, Any]] = (),
         drafts: Iterable[dict[str, Any]] = (),
         votes: Iterable[dict[str, Any]] = (),
+        sends: Iterable[dict[str, Any]] = (),
+        contacts: Iterable[dict[str, Any]] = (),
     ) -> None:
         """Adds records in the single-file layout (``TinyDBStore``'s documents), writing each touched
         file once. Meant for a store no one else writes yet: migration and benchmarks."""
@@ -603,6 +605,20 @@ class PartitionedStore:
                     messages.setdefault(hour_of_ts(ts), []).append(
                         {"channel": doc["channel"], "ts": ts, "draft_id": doc["id"]}
                     )
+            pending: list[dict[str, Any]] = []
+            for doc in sends:
+                if doc["round_id"] in rounds_by_id:  # a send of a draft that was never written: none
+                    rounds_by_id[doc["round_id"]].setdefault("sends", {})[doc["id"]] = dict(doc)
+                    if doc["state"] == SEND_PENDING:
+                        pending.append({"id": doc["id"], "round_id": doc["round_id"]})
+            for doc in contacts:
+                part = by_part.setdefault(part_of_ticket(doc["ticket_id"]), {})
+                part.setdefault("contacts", {})[str(doc["ticket_id"])] = {
+                    "name": doc["name"],
+                    "email": doc["email"],
+                }
+            for entry in pending:  # the index first, as record_send writes it
+                self._pending_sends.upsert(entry, Query().id == entry["id"])
             for round_doc in rounds_by_id.values():
                 part = by_part.setdefault(part_of_ticket(round_doc["ticket_id"]), {})
                 table = part.setdefault("rounds", {})
@@ -624,7 +640,7 @@ class PartitionedStore:
             data = db.storage.read() or {}
             for table_name, docs in tables.items():
                 table = data.setdefault(table_name, {})
-                if table_name == "threads":
+                if table_name in ("threads", "contacts"):
                     table.update(docs)
                     continue
                 start = max((int(k) for k in table), default=0)
@@ -652,6 +668,8 @@ class PartitionedStore:
             rounds=(old.get("rounds") or {}).values(),
             drafts=(old.get("drafts") or {}).values(),
             votes=(old.get("votes") or {}).values(),
+            sends=(old.get("sends") or {}).values(),
+            contacts=(old.get("contacts") or {}).values(),
         )
         jobs = {int(k): v for k, v in (old.get("jobs") or {}).items()}
         for job_id, doc in jobs.items():
@@ -663,8 +681,10 @@ class PartitionedStore:
             "format": {"1": {"version": FORMAT_VERSION, "next_job_id": max(jobs, default=0) + 1}},
             "jobs": {str(k): v for k, v in jobs.items() if v["status"] != JOB_DONE},
             "meta": old.get("meta") or {},
+            "pending_sends": (self._hot.storage.read() or {}).get("pending_sends") or {},
         }
         self._hot.storage.write(hot)
+        self._pending_sends.clear_cache()
 
 
 def _numbered(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

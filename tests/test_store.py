@@ -35,8 +35,8 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def send(send_id="t1r1As1", draft="t1r1A", state=SEND_PENDING, at=T0, user="U1", **changes):
-    round_id = draft[:-1]
-    return SendRecord(send_id, 1, round_id, draft, user, state, False, False, "ab" * 32, at, **changes)
+    round_id, ticket = draft[:-1], int(draft[1 : draft.index("r")])
+    return SendRecord(send_id, ticket, round_id, draft, user, state, False, False, "ab" * 32, at, **changes)
 
 
 def vote(draft="t1r1A", rater="U1", score=4, source="button", at=T0, model="m1"):
@@ -451,6 +451,10 @@ def test_a_single_file_store_is_migrated_once_and_kept_as_a_backup(tmp_path):
     old.record_vote(vote(draft="t3r1A", rater="U9", score=2, source="reaction"))
     old.mark_round_posted("t3r1")
     old.mark_notice_posted("t3r1", "failures")
+    sent = send("t3r1As1", "t3r1A", state=SEND_SENT, comment_id=5)
+    old.record_send(sent)
+    old.record_send(send("t4r1Bs1", "t4r1B"))
+    old.save_ticket_contact(3, "Maria", "maria@example.com")
     expected = (old.votes(), old.drafts_for_ticket(3), old.round_for(3, 10), old.ticket_thread(3))
     old.close()
     v1_bytes = path.read_bytes()
@@ -466,6 +470,11 @@ def test_a_single_file_store_is_migrated_once_and_kept_as_a_backup(tmp_path):
         store.ticket_thread(3),
     ) == expected
     assert store.draft_by_message("C1", f"{1772442000 + 7}.2").id == "t7r1A"
+    assert store.sends_for_round("t3r1") == [sent] and store.ticket_contact(3) == (
+        "Maria",
+        "maria@example.com",
+    )
+    assert [s.id for s in store.pending_sends()] == ["t4r1Bs1"]
     assert store.rated_count("t3r1A") == 2 and store.remove_reaction_vote("t3r1A", "U9", 2)
     assert [(j.id, j.ticket_id, j.status) for j in store.jobs()] == [(1, 1, JOB_DONE), (2, 2, JOB_QUEUED)]
     assert store.get_meta("poll_cursor") == "abc"

@@ -29,6 +29,7 @@ from slack_sdk import WebClient
 
 from bot.blocks import SCORE_REACTIONS, score_from_action_id, vote_confirmation
 from bot.draft_view import render_draft
+from bot.home import AgentHome
 from bot.send_views import CALLBACK_ID
 from bot.sending import UNKNOWN_DRAFT, SendFlow
 from core.domain import DraftRecord, Vote, utcnow
@@ -180,7 +181,9 @@ def new_bolt_app(client: WebClient | None, signing_secret: str, verify_requests:
     )
 
 
-def register_listeners(app: App, actions: DraftActions, after_ack: AfterAck, sending: SendFlow) -> None:
+def register_listeners(
+    app: App, actions: DraftActions, after_ack: AfterAck, sending: SendFlow, home: AgentHome | None = None
+) -> None:
     """Every Slack request the bot takes is matched here (an unmatched one would answer 404).
 
     "Send to Zendesk" opens the modal in the listener's own thread, right after the ack: a click's
@@ -228,6 +231,12 @@ def register_listeners(app: App, actions: DraftActions, after_ack: AfterAck, sen
             return  # the bot's own reaction (Bolt drops these too, unless told otherwise)
         user, reaction = context.user_id or "", _reaction(event, context)
         after_ack.submit(user, lambda: actions.reaction_added(user, *reaction))
+
+    @app.event("app_home_opened")
+    def on_home_opened(event: dict[str, Any], context: BoltContext) -> None:
+        user = context.user_id or ""
+        if home is not None and user and event.get("tab", "home") == "home":
+            after_ack.submit(user, lambda: home.publish(user))
 
     @app.event("reaction_removed")
     def on_reaction_removed(event: dict[str, Any], context: BoltContext) -> None:

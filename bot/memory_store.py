@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.store_documents import ts_time
 from core.domain import (
     JOB_DONE,
     JOB_FAILED,
@@ -203,6 +204,11 @@ class MemoryStore:
     def ticket_contact(self, ticket_id: int) -> tuple[str, str] | None:
         with self._lock:
             return self._contacts.get(ticket_id)
+
+    def drafts_posted_since(self, since: datetime) -> list[DraftRecord]:
+        with self._lock:
+            found = [d for d in self._drafts.values() if d.slack_ts and ts_time(d.slack_ts[0]) >= since]
+        return sorted(found, key=lambda d: (d.ticket_id, d.round_number, d.label))
 
     def _set_draft(self, draft_id: str, **changes: Any) -> None:
         with self._lock:

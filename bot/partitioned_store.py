@@ -48,6 +48,7 @@ from bot.store_documents import (
     round_from_doc,
     send_from_doc,
     send_to_doc,
+    ts_time,
     votes_from_docs,
 )
 from bot.votes_io import vote_row
@@ -447,6 +448,21 @@ class PartitionedStore:
     def mark_sent(self, draft_id: str, user: str) -> None:
         with self._lock:
             self._change_draft(draft_id, lambda d: d.update(sent_to_zendesk_by=user))
+
+    def drafts_posted_since(self, since: datetime) -> list[DraftRecord]:
+        """Reads the message index of each day from ``since`` to today (a week: 8 small files)."""
+        day, today = since.astimezone(UTC).date(), utcnow().date()
+        found: dict[str, DraftRecord] = {}
+        with self._lock:
+            while day <= today:
+                if (self.folder / "messages" / f"{day.isoformat()}.json").exists():
+                    for doc in self._part("messages", day.isoformat()).table("messages").all():
+                        if doc["draft_id"] not in found and ts_time(doc["ts"]) >= since:
+                            draft = self.draft(doc["draft_id"])
+                            if draft is not None and draft.slack_ts and ts_time(draft.slack_ts[0]) >= since:
+                                found[draft.id] = draft
+                day += timedelta(days=1)
+        return sorted(found.values(), key=lambda d: (d.ticket_id, d.round_number, d.label))
 
     # ---- sends into Zendesk (inside their round's document), and the requester's contact -------
 

@@ -25,6 +25,7 @@ from bot.store_documents import (
     round_from_doc,
     send_from_doc,
     send_to_doc,
+    ts_time,
     votes_from_docs,
 )
 from bot.votes_io import vote_row
@@ -249,6 +250,12 @@ class TinyDBStore:
     def mark_sent(self, draft_id: str, user: str) -> None:
         with self._lock:
             self._drafts.update({"sent_to_zendesk_by": user}, Query().id == draft_id)
+
+    def drafts_posted_since(self, since: datetime) -> list[DraftRecord]:
+        with self._lock:
+            docs = [d for d in self._drafts.all() if d["slack_ts"] and ts_time(d["slack_ts"][0]) >= since]
+            drafts = [self._draft(doc) for doc in docs]
+        return sorted(drafts, key=lambda d: (d.ticket_id, d.round_number, d.label))
 
     # ---- sends into Zendesk, and the requester's contact ---------------------------------------
 

@@ -109,3 +109,11 @@ def send_from_doc(doc: Any) -> SendRecord:
         finished_at=parse_iso(doc["finished_at"]) if doc.get("finished_at") else None,
         error=doc.get("error"),
     )
+
+
+def ts_time(ts: str) -> datetime:
+    """A Slack ``ts`` ("1700000000.000100", a Unix time) as an aware datetime; the epoch if it is none."""
+    try:
+        return datetime.fromtimestamp(float(ts), UTC)
+    except (ValueError, OverflowError, OSError):
+        return datetime.fromtimestamp(0, UTC)

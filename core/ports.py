@@ -86,6 +86,10 @@ class ChatModals(Protocol):
         """Replace an open modal; with ``view_hash``, only if no one replaced it since."""
         ...
 
+    def publish_home(self, user_id: str, view: dict) -> None:
+        """Show ``view`` as the user's App Home tab."""
+        ...
+
     def user_profile(self, user_id: str) -> ChatUser:
         """The chat user's display name and e-mail ("" when the app may not read it)."""
         ...
@@ -193,6 +197,11 @@ class Store(Protocol):
         ...
 
     def mark_sent(self, draft_id: str, user: str) -> None: ...
+
+    def drafts_posted_since(self, since: datetime) -> list[DraftRecord]:
+        """The drafts whose first Slack message was posted at ``since`` or later (``ts`` is the
+        time), by ticket, round, then label."""
+        ...
 
     # sends of drafts into Zendesk: recorded (pending) before the call, their outcome after
     def record_send(self, send: SendRecord) -> None:

@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.digest import DigestService
 from bot.errors import StartupError
 from bot.grounding import HelpCenterIndex, HelpCenterSources
+from bot.home import AgentHome
 from bot.intake import Poller, handle_zendesk_webhook
 from bot.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
 from bot.partitioned_store import PartitionedStore
@@ -248,7 +249,8 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
     actions = DraftActions(store, poster)
     sending = SendFlow(store, poster, poster, zendesk, allow_public=settings.zendesk.allow_public_replies)
     after_ack = AfterAck()
-    register_listeners(bolt, actions, after_ack, sending)
+    home = AgentHome(store, poster, model_names, settings.digest.users)
+    register_listeners(bolt, actions, after_ack, sending, home)
     webhook = None
     if settings.intake.mode in ("webhook", "both"):
         secret = secrets.zendesk_webhook_secret or ""

@@ -219,6 +219,10 @@ class SlackPoster:
             kwargs["hash"] = view_hash
         self._call("views.update", self.client.views_update, **kwargs)
 
+    def publish_home(self, user_id: str, view: dict) -> None:
+        """``views.publish``: the user's App Home tab."""
+        self._call("views.publish", self.client.views_publish, user_id=user_id, view=view)
+
     def user_profile(self, user_id: str) -> ChatUser:
         """``users.info`` (scopes ``users:read``, ``users:read.email``): name and e-mail."""
         info = self._call("users.info", self.client.users_info, user=user_id)

@@ -3,7 +3,8 @@
 It asks for exactly what the bot uses: posting drafts (`chat:write`), reading rating reactions
 (`reactions:read` and the `reaction_added`/`reaction_removed` events), the digest's direct messages
 (`im:write`) and its chart (`files:write`), the e-mail of an agent who sends a draft, to find them
-in Zendesk (`users:read`, `users:read.email`), and interactivity for the buttons and the send modal.
+in Zendesk (`users:read`, `users:read.email`), interactivity for the buttons and the send modal, and the
+App Home tab (`app_home_opened`).
 In Socket Mode Slack needs no public URL; in HTTP mode events and interactivity go to
 ``PUBLIC_URL/slack/events``. Pure: no I/O.
 """
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 
 SLACK_EVENTS_PATH = "/slack/events"
 BOT_SCOPES = ("chat:write", "reactions:read", "im:write", "files:write", "users:read", "users:read.email")
-BOT_EVENTS = ("reaction_added", "reaction_removed")
+BOT_EVENTS = ("reaction_added", "reaction_removed", "app_home_opened")
 
 
 class ManifestError(ValueError):
@@ -50,7 +51,10 @@ def app_manifest(socket_mode: bool, public_url: str | None = None, name: str = "
             "name": name,
             "description": "Three blind draft replies for every Zendesk ticket, rated by your agents.",
         },
-        "features": {"bot_user": {"display_name": name, "always_online": True}},
+        "features": {
+            "bot_user": {"display_name": name, "always_online": True},
+            "app_home": {"home_tab_enabled": True, "messages_tab_enabled": False},
+        },
         "oauth_config": {"scopes": {"bot": list(BOT_SCOPES)}},
         "settings": settings,
     }

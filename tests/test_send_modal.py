@@ -13,7 +13,12 @@ from bot.config import load_settings
 from bot.send_views import CONFIRM_BLOCK, KIND_ACTION, KIND_BLOCK, TEXT_ACTION, ModalState
 from core.domain import DraftResult
 from draftdesk.app import build
-from integrations.standins.slack_requests import block_action_body, signed_headers, view_submission_body
+from integrations.standins.slack_requests import (
+    block_action_body,
+    event_body,
+    signed_headers,
+    view_submission_body,
+)
 from integrations.standins.slack_server import FakeSlack
 from integrations.standins.zendesk_server import DEFAULT_AGENT_ID, FakeZendesk
 from tests import waiting
@@ -69,6 +74,8 @@ allow_public_replies = {str(public).lower()}
 [intake]
 mode = "poll"
 poll_interval_seconds = 86400
+[digest]
+users = ["ULEAD"]
 [storage]
 path = "store.json"
 {models}"""
@@ -267,3 +274,34 @@ def test_a_public_reply_when_allowed(bot):
         ),
         10,
     )
+
+
+def test_app_home_lists_what_the_agent_rated_sent_and_has_left_to_rate(bot):
+    def home(user):
+        published = len(bot.slack.calls_to("views.publish"))
+        body = event_body({"type": "app_home_opened", "user": user, "channel": "D0HOME", "tab": "home"})
+        response = requests.post(
+            bot.base,
+            data=body.encode(),
+            headers=signed_headers(SECRETS["SLACK_SIGNING_SECRET"], body, "application/json"),
+            timeout=10,
+        )
+        assert response.status_code == 200
+        waiting.wait_until(lambda: len(bot.slack.calls_to("views.publish")) > published, 10, "views.publish")
+        return "\n".join(block["text"]["text"] for block in bot.slack.homes[user]["blocks"])
+
+    assert "Ticket #7: 3 drafts to rate" in home("UADA")
+    greets, plain = bot.draft("greets"), bot.draft("plain")
+    _, parent_ts = bot.app.store.ticket_thread(7)
+    bot.post(block_action_body("UADA", CHANNEL, greets.vote_ts, parent_ts, "rate_4", greets.id))
+    waiting.wait_until(lambda: len(bot.app.store.votes()) == 1, 10, "vote")
+    shown = home("UADA")
+    assert f"Ticket #7, Draft {greets.label}: 4/5" in shown and "Ticket #7: 2 drafts to rate" in shown
+    assert not any(model in shown for model in DRAFTS) and "Standings" not in shown  # blind
+    view = bot.click_send("UADA", "plain")
+    bot.submit("UADA", view)
+    waiting.wait_until(lambda: bot.app.store.draft(plain.id).sent_to_zendesk_by == "UADA", 10, "sent")
+    shown = home("UADA")
+    assert f"Ticket #7, Draft {plain.label}" in shown and "Nothing waiting" in shown  # sent: not waiting
+    lead = home("ULEAD")
+    assert "Standings this week" in lead and "*greets*: 1 rating, mean 4.00, 100% positive" in lead

@@ -199,6 +199,17 @@ def test_sends_are_recorded_pending_then_finished(store):
     assert store.sends_for_round("t1r2") == [] and store.sends_for_round("t2r1") == []
 
 
+def test_drafts_posted_since(store):
+    monday = datetime(2026, 3, 2, tzinfo=UTC)
+    for ticket, ts in ((1, monday - timedelta(days=3)), (2, monday + timedelta(hours=1)), (3, monday)):
+        store.create_round(ticket, 10, [("A", "m1"), ("B", "m2")])
+        store.add_draft_message(f"t{ticket}r1A", "C1", f"{ts.timestamp():.6f}")
+        store.add_draft_message(f"t{ticket}r1A", "C1", f"{ts.timestamp() + 1:.6f}")  # a second part
+    store.add_draft_message("t2r1B", "C1", f"{(monday + timedelta(hours=2)).timestamp():.6f}")
+    assert [d.id for d in store.drafts_posted_since(monday)] == ["t2r1A", "t2r1B", "t3r1A"]
+    assert store.drafts_posted_since(monday + timedelta(days=400)) == []
+
+
 def test_a_send_of_an_unknown_draft_is_refused(store):
     with pytest.raises(KeyError):
         store.record_send(send(draft="t9r1A"))

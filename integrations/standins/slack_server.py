@@ -30,7 +30,6 @@ from urllib.parse import parse_qsl, urlsplit
 BOT_USER_ID = "U0DRAFTBOT"
 BOT_ID = "B0DRAFTBOT"
 TEAM_ID = "T0FAKETEAM"
-_TS_BASE_SECONDS = 1_700_000_000
 
 if TYPE_CHECKING:
     from integrations.standins.socket_mode_server import SocketModeServer
@@ -107,6 +106,7 @@ class FakeSlack:
         # views.open / views.update: view ID → the open modal as Slack returns it (with hash).
         self.views: dict[str, dict[str, Any]] = {}
         self.trigger_lifetime = 3.0  # seconds a trigger_id can open a modal, as on Slack
+        self.homes: dict[str, dict[str, Any]] = {}  # views.publish: user ID → their App Home view
         self._failures: dict[str, list[_Failure]] = {}
         self._dm_channels: dict[str, str] = {}
         self._ts_counter = 0
@@ -226,9 +226,10 @@ class FakeSlack:
     # ------------------------------------------------------------------ request handling
 
     def _next_ts(self) -> str:
-        self._ts_counter += 1
-        micros = self._ts_counter * 100
-        return f"{_TS_BASE_SECONDS + micros // 1_000_000}.{micros % 1_000_000:06d}"
+        """Like Slack's: the time of posting in microseconds, unique and increasing per server."""
+        micros = max(time.time_ns() // 1000, self._ts_counter + 100)
+        self._ts_counter = micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _next_id(self, prefix: str) -> str:
         self._id_counter += 1
@@ -388,6 +389,13 @@ class FakeSlack:
         if params.get("hash") and params["hash"] != current["hash"]:
             return {"ok": False, "error": "hash_conflict"}
         return self._save_view(view_id, params.get("view"))
+
+    def _m_views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+        user, view = str(params.get("user_id") or ""), params.get("view")
+        if not user or not isinstance(view, dict) or view.get("type") != "home":
+            return {"ok": False, "error": "invalid_arguments"}
+        self.homes[user] = {**view, "id": self._next_id("V")}
+        return {"ok": True, "view": json.loads(json.dumps(self.homes[user]))}
 
     def _save_view(self, view_id: str, view: Any) -> dict[str, Any]:
         if not isinstance(view, dict) or view.get("type") != "modal" or not view.get("title"):

@@ -9,6 +9,7 @@ or a model is escaped and ``verbatim``, as in the thread.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,13 @@ KIND_BLOCK, KIND_ACTION = "reply_kind", "kind"
 CONFIRM_BLOCK, CONFIRM_ACTION = "confirm_again", "again"
 INTERNAL, PUBLIC = "internal", "public"
 MAX_TEXT = 3000  # Slack's limit on a plain_text_input
+MAX_METADATA = 3000  # Slack's limit on a view's private_metadata
 COMMENT_PREVIEW = 1500
+
+
+def text_hash(text: str) -> str:
+    """Whitespace-insensitive: an agent re-wrapping a line has not edited the reply."""
+    return hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -33,7 +40,7 @@ class ModalState:
     draft_id: str
     channel: str
     thread_ts: str | None
-    shown_text: str  # the text as the modal offered it: the submission is "edited" if it differs
+    shown_hash: str  # the text the modal offered, hashed (see `text_hash`): "edited" if it differs
     known_sends: tuple[str, ...]  # the round's sends the modal told the agent about
     text_block: str = "draft_text"  # a new block id when the bot replaces the text (a refill)
 
@@ -43,7 +50,7 @@ class ModalState:
                 "d": self.draft_id,
                 "c": self.channel,
                 "t": self.thread_ts,
-                "s": self.shown_text,
+                "s": self.shown_hash,
                 "k": list(self.known_sends),
                 "b": self.text_block,
             },

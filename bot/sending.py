@@ -33,11 +33,13 @@ from typing import Any
 from bot.draft_view import known_for_ticket, render_draft
 from bot.send_views import (
     CONFIRM_BLOCK,
+    MAX_TEXT,
     ModalState,
     read_submission,
     refusal_modal,
     send_modal,
     sends_summary,
+    text_hash,
 )
 from core.domain import (
     FINISHED_STATUSES,
@@ -57,6 +59,10 @@ from core.ports import ChatError, ChatModals, ChatPoster, GatewayError, Store, T
 log = logging.getLogger(__name__)
 
 UNKNOWN_DRAFT = "This draft is not known to draftdesk any more."
+TOO_LONG = (
+    "Draft {label} is longer than Slack's {limit:,}-character text box, so it cannot be edited here: "
+    "copy it from the thread into Zendesk."
+)
 CLOCK_SKEW = timedelta(minutes=2)  # a comment found for a pending send may carry Zendesk's clock
 
 
@@ -139,7 +145,10 @@ class SendFlow:
             draft.text, known_for_ticket(self.store, draft.ticket_id, sender.name if sender else "")
         )
         counting = self._counting_sends(draft.round_id)
-        state = ModalState(draft.id, channel, thread_ts, text, tuple(s.id for s in counting))
+        if len(text) > MAX_TEXT:
+            self._tell(channel, user, TOO_LONG.format(label=draft.label, limit=MAX_TEXT), thread_ts)
+            return None
+        state = ModalState(draft.id, channel, thread_ts, text_hash(text), tuple(s.id for s in counting))
         view = self._modal(draft, state, text, note="Checking the ticket in Zendesk…")
         try:
             view_id, view_hash = self.modals.open_view(trigger_id, view)
@@ -174,8 +183,8 @@ class SendFlow:
             no_agent = "No Zendesk agent has your Slack e-mail: it goes in as the API user, with your name."
             note = f"{note} {no_agent}".strip()
         text = fill_placeholders(draft.text or "", known_for_ticket(self.store, draft.ticket_id, sender.name))
-        if text != state.shown_text:
-            state = replace(state, shown_text=text, text_block=f"{state.text_block}_filled")
+        if text_hash(text) != state.shown_hash:
+            state = replace(state, shown_hash=text_hash(text), text_block=f"{state.text_block}_filled")
         requester = ticket is not None and newer is not None and newer.author_id == ticket.requester_id
         self._update(
             opened, self._modal(draft, state, text, note=note, newer=newer, newer_by_requester=requester)
@@ -248,7 +257,7 @@ class SendFlow:
                 user=user,
                 state=SEND_PENDING,
                 public=submission.public,
-                edited=normalized(submission.text) != normalized(state.shown_text),
+                edited=text_hash(submission.text) != state.shown_hash,
                 body_sha256=body_hash(body),
                 started_at=self.clock(),
                 author_id=sender.agent.id if sender.agent else None,

@@ -25,7 +25,7 @@ SENDER = textwrap.dedent(
     import sys
     from pathlib import Path
     from bot.partitioned_store import PartitionedStore
-    from bot.send_views import ModalState
+    from bot.send_views import ModalState, text_hash
     from bot.sending import SendFlow
     from integrations.zendesk import ZendeskGateway
     from tests.recording_poster import RecordingPoster
@@ -37,7 +37,7 @@ SENDER = textwrap.dedent(
     store = PartitionedStore(Path(sys.argv[1]))
     zendesk = ZendeskGateway.from_settings(sys.argv[2], "agent@example.com", "token")
     flow = SendFlow(store, RecordingPoster(), NoModals(), zendesk)
-    state = ModalState("t7r1A", "CDRAFTS", None, sys.argv[3], ())
+    state = ModalState("t7r1A", "CDRAFTS", None, text_hash(sys.argv[3]), ())
     values = {"draft_text": {"text": {"value": sys.argv[3]}}}
     view = {"private_metadata": state.to_metadata(), "state": {"values": values}}
     answer, deliver = flow.submit("UGRACE", "grace", view)

@@ -166,12 +166,14 @@ def test_the_thread_shows_filled_and_highlighted_placeholders(bot):
 def test_send_opens_the_modal_and_adds_a_note_in_the_agents_name(bot):
     view = bot.click_send("UGRACE", "greets")
     state = ModalState.from_metadata(view["private_metadata"])
-    assert state.shown_text == "Hi Maria,\nPlease restart the backup agent.\nBest regards,\nGrace Hopper"
+    [text] = [b for b in view["blocks"] if b["block_id"] == state.text_block]
+    filled = "Hi Maria,\nPlease restart the backup agent.\nBest regards,\nGrace Hopper"
+    assert text["element"]["initial_value"] == filled
     assert KIND_BLOCK not in json.dumps(view["blocks"])  # public replies are off
     assert bot.submit("UGRACE", view) is None  # the modal closes
     waiting.wait_until(lambda: len(bot.comments_added()) == 1, 10, "comment added")
     [comment] = bot.comments_added()
-    assert (comment["author_id"], comment["public"], comment["body"]) == (GRACE[0], False, state.shown_text)
+    assert (comment["author_id"], comment["public"], comment["body"]) == (GRACE[0], False, filled)
     waiting.wait_until(
         lambda: (
             "Sent by" in json.dumps(bot.slack.find_message(CHANNEL, bot.draft("greets").vote_ts)["blocks"])

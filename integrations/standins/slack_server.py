@@ -400,6 +400,11 @@ class FakeSlack:
     def _save_view(self, view_id: str, view: Any) -> dict[str, Any]:
         if not isinstance(view, dict) or view.get("type") != "modal" or not view.get("title"):
             return {"ok": False, "error": "invalid_arguments"}
+        if len(str(view.get("private_metadata") or "")) > 3000 or any(
+            len(str((b.get("element") or {}).get("initial_value") or "")) > 3000
+            for b in view.get("blocks") or []
+        ):  # Slack's limits on private_metadata and on a text input's value
+            return {"ok": False, "error": "invalid_arguments"}
         saved = {**view, "id": view_id, "hash": f"{time.time_ns()}.{self._next_id('H')}"}
         self.views[view_id] = saved
         return {"ok": True, "view": json.loads(json.dumps(saved))}

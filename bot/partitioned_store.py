@@ -450,18 +450,22 @@ class PartitionedStore:
             self._change_draft(draft_id, lambda d: d.update(sent_to_zendesk_by=user))
 
     def drafts_posted_since(self, since: datetime) -> list[DraftRecord]:
-        """Reads the message index of each day from ``since`` to today (a week: 8 small files)."""
-        day, today = since.astimezone(UTC).date(), utcnow().date()
+        """Reads the message index files of the hours (or, in older stores, days) from ``since`` on:
+        a week is 168 files of a few KB, read without filling the cache."""
+        hour = since.astimezone(UTC).strftime("%Y-%m-%dT%H")
         found: dict[str, DraftRecord] = {}
         with self._lock:
-            while day <= today:
-                if (self.folder / "messages" / f"{day.isoformat()}.json").exists():
-                    for doc in self._part("messages", day.isoformat()).table("messages").all():
-                        if doc["draft_id"] not in found and ts_time(doc["ts"]) >= since:
-                            draft = self.draft(doc["draft_id"])
-                            if draft is not None and draft.slack_ts and ts_time(draft.slack_ts[0]) >= since:
-                                found[draft.id] = draft
-                day += timedelta(days=1)
+            for path in sorted((self.folder / "messages").glob("*.json")):
+                name = path.stem  # 2026-03-02T13 (an hour), or 2026-03-02 (a day, before hourly files)
+                if name == "other" or name < hour[: len(name)]:
+                    continue
+                rows = (AtomicJSONStorage(path, read_only=True).read() or {}).get("messages") or {}
+                for doc in rows.values():
+                    if doc["draft_id"] in found or ts_time(doc["ts"]) < since:
+                        continue
+                    draft = self.draft(doc["draft_id"])
+                    if draft is not None and draft.slack_ts and ts_time(draft.slack_ts[0]) >= since:
+                        found[draft.id] = draft
         return sorted(found.values(), key=lambda d: (d.ticket_id, d.round_number, d.label))
 
     # ---- sends into Zendesk (inside their round's document), and the requester's contact -------

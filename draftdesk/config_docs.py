@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.config import (
     DigestSettings,
+    GroundingSettings,
     IntakeSettings,
     ServerSettings,
     SlackSettings,
@@ -37,6 +38,7 @@ BOT_SECTIONS: tuple[tuple[str, type], ...] = (
     ("[intake]", IntakeSettings),
     ("[worker]", WorkerSettings),
     ("[digest]", DigestSettings),
+    ("[grounding]", GroundingSettings),
     ("[storage]", StorageSettings),
     ("[engine]", EngineSettings),
     ("[[models]]", ModelSpec),

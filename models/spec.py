@@ -71,6 +71,9 @@ class ModelSpec:
         "cap on the prompt's tokens", None, shown_default="context window minus max_new_tokens"
     )
     seed: int | None = setting("sampling seed, for reproducible drafts", None)
+    grounding: bool = setting(
+        "put the Help Center passages that match the ticket into this model's prompt ([grounding])", False
+    )
     backend: BackendKind = setting(
         '"local" (this process) or "openai" (an OpenAI-compatible server: vLLM, serve-models)', "local"
     )

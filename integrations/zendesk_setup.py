@@ -48,7 +48,7 @@ def webhook_spec(public_url: str) -> dict[str, Any]:
 
 
 def trigger_specs(webhook_id: str) -> list[dict[str, Any]]:
-    """A new ticket, and a public comment by the requester (a new round of drafts)."""
+    """A new ticket; and an update with a public comment by an end user (a new round of drafts)."""
     action = [{"field": "notification_webhook", "value": [webhook_id, TRIGGER_BODY]}]
     return [
         {
@@ -64,7 +64,6 @@ def trigger_specs(webhook_id: str) -> list[dict[str, Any]]:
                 "all": [
                     {"field": "update_type", "operator": "is", "value": "Change"},
                     {"field": "comment_is_public", "operator": "is", "value": "true"},
-                    {"field": "current_via_id", "operator": "is_not", "value": "0"},
                     {"field": "role", "operator": "is", "value": "end_user"},
                 ],
                 "any": [],

@@ -44,6 +44,12 @@ def test_setup_creates_the_webhook_and_triggers_then_changes_nothing() -> None:
         assert webhook["request_format"] == "json" and webhook["http_method"] == "POST"
         titles = {t["title"]: t for t in zendesk.admin.triggers.values()}
         assert set(titles) == {NEW_TICKET, CUSTOMER_REPLIED}
+        assert titles[NEW_TICKET]["conditions"]["all"] == [
+            {"field": "update_type", "operator": "is", "value": "Create"}
+        ]
+        replied = titles[CUSTOMER_REPLIED]["conditions"]["all"]
+        assert {"field": "role", "operator": "is", "value": "end_user"} in replied
+        assert {"field": "comment_is_public", "operator": "is", "value": "true"} in replied
         for trigger in titles.values():
             assert trigger["actions"] == [
                 {"field": "notification_webhook", "value": [webhook["id"], TRIGGER_BODY]}

@@ -120,9 +120,11 @@ def digest_message(
     reasons: Sequence[ReasonCount] = (),
     title: str = "Weekly draft ratings",
     outcomes: Sequence[OutcomeStats] = (),
+    note: str | None = None,
 ) -> tuple[str, list[dict]]:
     """Tables 1 and 2 in a Slack message, the decision (comparisons, agreement) and the reasons
-    under them; a text bar per model stands in for the chart."""
+    under them; a text bar per model stands in for the chart. ``note``: a line under the heading
+    (the demo says there that its raters are simulated)."""
     period = f"{since:%a %d %b} – {until:%a %d %b %Y}"
     total = sum(r.n for r in rows)
     fallback = f"draftdesk: {title.lower()}, {period}: {total} ratings"
@@ -155,6 +157,10 @@ def digest_message(
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{period} · {total} ratings"}]},
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(bars)[:3000]}},
     ]
+    if note:
+        blocks.insert(
+            2, {"type": "context", "elements": [{"type": "mrkdwn", "text": escape_mrkdwn(note)[:3000]}]}
+        )
     if total:
         blocks += [
             {
@@ -214,7 +220,11 @@ class DigestService:
         self.trigger = trigger_for(settings)
 
     def compose(
-        self, period_end: datetime, period: timedelta = PERIOD, title: str = "Weekly draft ratings"
+        self,
+        period_end: datetime,
+        period: timedelta = PERIOD,
+        title: str = "Weekly draft ratings",
+        note: str | None = None,
     ) -> DigestContent:
         """The digest of the ``period`` before ``period_end``: the scheduled one, a preview, or a
         report asked for with the slash command. Comparisons rest on at least 8 weeks."""
@@ -225,8 +235,8 @@ class DigestService:
         analysis = analyse(history, self.model_names, self.baseline, period_end)
         reasons = top_reasons(votes, self.model_names)
         sent = outcome_stats(self.store.outcomes(since, period_end), self.model_names)
-        text, blocks = digest_message(rows, since, period_end, analysis, reasons, title, sent)
-        return DigestContent(text, blocks, self._chart(rows, analysis, since, period_end))
+        text, blocks = digest_message(rows, since, period_end, analysis, reasons, title, sent, note)
+        return DigestContent(text, blocks, self._chart(rows, analysis, since, period_end, note))
 
     def send_report(self, user: str, period: timedelta, title: str) -> None:
         """A report asked for on demand, by DM to the one who asked (with its chart)."""
@@ -234,9 +244,9 @@ class DigestService:
         self.poster.dm(user, content.text, content.blocks)
         self._share(lambda: self.poster.dm_upload(user, *content.chart), user)
 
-    def post_for(self, period_end: datetime) -> None:
+    def post_for(self, period_end: datetime, note: str | None = None) -> None:
         since = period_end - PERIOD
-        content = self.compose(period_end)
+        content = self.compose(period_end, note=note)
         text, blocks, chart = content.text, content.blocks, content.chart
         if self.settings.channel:  # a failure here raises: nothing is posted yet, the next run retries
             self.poster.post(self.settings.channel, text, blocks)
@@ -257,9 +267,9 @@ class DigestService:
 
     @staticmethod
     def _chart(
-        rows: Sequence[ModelStats], analysis: Analysis, since: datetime, until: datetime
+        rows: Sequence[ModelStats], analysis: Analysis, since: datetime, until: datetime, note: str | None
     ) -> tuple[str, bytes, str]:
-        title = f"Draft ratings {since:%d %b} – {until:%d %b %Y}"
+        title = f"Draft ratings {since:%d %b} – {until:%d %b %Y}" + (f"\n{note}" if note else "")
         return f"draftdesk-digest-{until:%Y-%m-%d}.png", digest_chart(rows, analysis.trend, title), title
 
     @staticmethod

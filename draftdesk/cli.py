@@ -1,7 +1,8 @@
 """draftdesk: three blind draft replies for every Zendesk ticket, rated by your agents in Slack.
 
 Commands: run (the bot), report, votes export, demo, finetune (export, prepare, train, eval),
-serve-models (the models behind an OpenAI-compatible API), slack manifest.
+serve-models (the models behind an OpenAI-compatible API), slack manifest, zendesk (setup,
+test-webhook), doctor, digest.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from bot.stats import model_stats
 from bot.votes_io import VotesFileError, read_votes, write_votes
 from core.config import read_toml
 from core.ports import Store
+from draftdesk import zendesk_cli
 from finetune import cli as finetune_cli
 from integrations.slack_manifest import ManifestError, app_manifest
 from models import serve as serve_models
@@ -108,9 +110,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=cmd_votes_export)
 
     demo = sub.add_parser(
-        "demo", help="the whole loop offline: sample tickets, stand-ins for Slack and Zendesk"
+        "demo",
+        help="the study in miniature, offline: small models trained on a sample product, the whole loop",
     )
-    demo.add_argument("--workdir", type=Path, default=Path(".draftdesk/demo"))
+    demo.add_argument("--workdir", type=Path, default=Path(".draftdesk/demo"), help="config and store")
+    demo.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(".draftdesk/demo-models"),
+        help="where the trained demo models are kept between runs",
+    )
+    demo.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few training steps only: checks the machinery in seconds; the drafts will not read well",
+    )
     demo.set_defaults(func=cmd_demo)
     doctor = sub.add_parser(
         "doctor", help="check the configuration, Slack, Zendesk and the models without starting"
@@ -137,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     manifest.set_defaults(func=cmd_slack_manifest)
     # Further command groups register here: each module adds its parser and sets `func`.
     finetune_cli.register(sub)
+    zendesk_cli.register(sub)
     serve_models.register(sub)
     _add_global_options(parser, top=True)
     return parser
@@ -213,8 +228,13 @@ def cmd_slack_manifest(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from draftdesk.demo import run_demo
+    from draftdesk.demo_models import FULL, QUICK, DemoBuildError
 
-    return run_demo(args.workdir)
+    try:
+        return run_demo(args.workdir, args.cache, QUICK if args.quick else FULL)
+    except DemoBuildError as exc:
+        print(f"draftdesk demo: {exc}", file=sys.stderr)
+        return 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -117,7 +117,9 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 2000) -> PreTrainedT
     )
 
 
-def _config(family: Family, tokenizer: PreTrainedTokenizerFast, hidden: int, layers: int) -> PretrainedConfig:
+def model_config(
+    family: Family, tokenizer: PreTrainedTokenizerFast, hidden: int, layers: int
+) -> PretrainedConfig:
     ids = {
         "vocab_size": len(tokenizer),
         "bos_token_id": tokenizer.bos_token_id,
@@ -160,7 +162,7 @@ def build_tiny_model(
     ``hidden`` stays a multiple of 64 in practice: bitsandbytes quantizes in blocks of 64 values.
     """
     out_dir = Path(out_dir)
-    config = _config(family, tokenizer, hidden, layers)
+    config = model_config(family, tokenizer, hidden, layers)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
     model.generation_config = GenerationConfig(

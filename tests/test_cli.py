@@ -70,3 +70,25 @@ def test_report_errors_are_one_clear_line(tmp_path):
     shutil.copy(REPO / "config.toml", tmp_path / "config.toml")
     missing = draftdesk("votes", "export", "--config", str(tmp_path / "config.toml"))
     assert missing.returncode == 2 and "no store at" in missing.stderr
+
+
+def test_run_with_slack_unreachable_ends_in_one_line_without_a_traceback(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[slack]\nmode = "http"\nchannel = "C1"\napi_url = "http://127.0.0.1:9/api/"\n'
+        '[zendesk]\nurl = "http://127.0.0.1:9"\n'
+        f'[storage]\npath = "{tmp_path / "store.json"}"\n'
+        '[[models]]\nname = "m"\nbase_model = "/nowhere"\n'
+    )
+    secrets = {
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": "s",
+        "ZENDESK_EMAIL": "a@example.com",
+        "ZENDESK_API_TOKEN": "t",
+        "ZENDESK_WEBHOOK_SECRET": "w",
+    }
+    result = draftdesk("run", "--config", str(config), env=secrets)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    problem = [line for line in result.stderr.splitlines() if line.startswith("draftdesk:")]
+    assert len(problem) == 1 and "Connection refused" in problem[0], result.stderr[-1500:]

@@ -1,28 +1,94 @@
-"""`make demo` runs the whole loop offline: this runs it as the Makefile does and reads what it printed."""
+"""`make demo` runs the study in miniature offline: this runs it as the Makefile does and reads what it
+printed and wrote.
+
+The suite uses `--quick` (a few training steps: the same export, prepare, pretraining and
+`draftdesk finetune train` path, in seconds instead of minutes); the full recipe is too slow for the
+suite (minutes of training): its outcome and timings are recorded in docs/performance.md ("Demo").
+"""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+from draftdesk.demo_models import QUICK, cache_key, ensure_demo_models
+from draftdesk.demo_raters import RATERS, SCALE, score, similarity
+
 REPO = Path(__file__).resolve().parents[1]
+ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
 
 
-def test_the_demo_runs_the_loop_and_prints_threads_report_digest_and_chart(tmp_path: Path) -> None:
+def test_the_demo_trains_runs_the_loop_and_labels_its_raters(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
     done = subprocess.run(
-        [sys.executable, "-m", "draftdesk.cli", "demo", "--workdir", str(tmp_path / "demo")],
+        [
+            sys.executable,
+            "-m",
+            "draftdesk.cli",
+            "demo",
+            "--quick",
+            "--cache",
+            str(cache),
+            "--workdir",
+            str(tmp_path / "demo"),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=600,
-        env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+        timeout=900,
+        env=ENV,
     )
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     out = done.stdout
-    assert out.count("Draft A") >= 3 and "Slack threads as posted" in out
-    assert "Table 1" in out and "Against the baseline" in out and "Agreement between raters" in out
-    assert "Weekly digest as posted to Slack" in out
+    assert "Traceback" not in done.stderr and "Traceback" not in out
+
+    # The models: two pretrained bases, and an adapter each from the real `finetune train` (QLoRA, NF4).
+    root = cache / cache_key(QUICK)
+    for family in ("llama", "gptj"):
+        assert (root / "bases" / family / "config.json").is_file()
+        adapters = root / "adapters" / f"mini-{family}-ft"
+        manifest = json.loads(
+            (adapters / (adapters / "LATEST").read_text().strip() / "manifest.json").read_text()
+        )
+        assert manifest["effective"]["quantization"] == "nf4"
+        assert manifest["hyperparameters"]["max_steps"] == QUICK.adapter_steps
+        assert manifest["metrics"]["global_step"] == QUICK.adapter_steps
+    held_out = (root / "work" / "dataset" / "eval.jsonl").read_text().splitlines()
+    tickets = [json.loads(line)["ticket_id"] for line in held_out]
+
+    # The loop: every held-out ticket gets a thread with three drafts and the raters' labelled scores.
+    assert len(tickets) >= 5
+    for ticket in tickets:
+        assert f"#{ticket}" in out
+    assert out.count("Draft A") >= len(tickets)
+    assert out.count("SIMULATED raters, Draft") == 3 * len(tickets)
+    assert "Table 1" in out and "Against the baseline" in out and "mini-llama-ft" in out
+    digest = out[out.index("Weekly digest as posted to Slack") :]
+    assert "simulated raters (not people)" in digest and "Against mini-llama" in digest
     chart = tmp_path / "demo" / "digest-chart.png"
     assert chart.read_bytes().startswith(b"\x89PNG") and str(chart.resolve()) in out
-    assert "Traceback" not in done.stderr
+
+    # A second run finds the models in the cache and trains nothing.
+    lines: list[str] = []
+    again = ensure_demo_models(cache, QUICK, say=lines.append)
+    assert again.cached and again.root == root and "built before" in lines[0]
+
+
+def test_simulated_raters_score_by_similarity_to_the_real_answer() -> None:
+    answer = "Open Settings > Exclusions and click Add folder to skip a folder like Downloads."
+    close = "Open Settings > Exclusions, then click Add folder to skip Downloads."
+    unrelated = "Our parcels ship to all EU countries within two days."
+    assert similarity(answer, answer) == 100.0
+    assert similarity(close, answer) > similarity(unrelated, answer)
+    for rater in RATERS:
+        assert score(rater, "d1", 100.0) == 5
+        assert score(rater, "d1", 0.0) == 1
+        assert score(rater, "d1", similarity(close, answer)) > score(
+            rater, "d1", similarity(unrelated, answer)
+        )
+    # Each rater reads the same scale, a few points more or less strict: never more than one step apart.
+    for chrf in (SCALE[0], SCALE[1], 37.0, SCALE[3]):
+        given = [score(rater, "d2", chrf) for rater in RATERS]
+        assert max(given) - min(given) <= 1

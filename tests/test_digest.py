@@ -178,3 +178,15 @@ def test_the_digest_shows_the_reply_actually_sent_and_why_drafts_failed():
     assert "*llama2-7b*: sent 0% (0 of 4), chrF 20" in text
     assert "*llama2-7b*: Wrong facts 2 (67%), Tone 1 (33%)" in text
     assert "gptj-6b-ft*: sent" not in text  # no answered tickets: no line
+
+
+def test_a_note_appears_under_the_digest_heading_escaped():
+    votes = [Vote(1, "d1", "m", "U", 4, "button", MONDAY_9_KYIV)]
+    since = MONDAY_9_KYIV - timedelta(days=7)
+    _text, plain = digest_message(model_stats(votes), since, MONDAY_9_KYIV)
+    _text, noted = digest_message(model_stats(votes), since, MONDAY_9_KYIV, note="Demo: <simulated> raters")
+    assert len(noted) == len(plain) + 1
+    assert noted[2] == {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": "Demo: &lt;simulated&gt; raters"}],
+    }

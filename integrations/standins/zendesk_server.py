@@ -26,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from integrations.standins.zendesk_admin import AdminObjects
+
 DEFAULT_AGENT_ID = 900_000_001  # the API user: author of the comments added through PUT
 _TICKET_PATH = re.compile(r"/api/v2/tickets/(\d+)\.json")
 _COMMENTS_PATH = re.compile(r"/api/v2/tickets/(\d+)/comments\.json")
@@ -95,6 +97,7 @@ class FakeZendesk:
         self._server.daemon_threads = True
         host, port = self._server.server_address[:2]
         self.url = f"http://{host}:{port}"
+        self.admin = AdminObjects(self.url, agent_id)  # webhooks and triggers
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -354,6 +357,8 @@ class FakeZendesk:
                 return failure.status, failure.headers, _error_body(failure.status)
             if not self._authorized(auth):
                 return 401, {}, {"error": "Couldn't authenticate you"}
+            if (answer := self.admin.handle(method, path, query, body)) is not None:
+                return answer
             if match := _TICKET_PATH.fullmatch(path):
                 ticket_id = int(match.group(1))
                 if ticket_id not in self._tickets:
@@ -611,7 +616,7 @@ def _make_handler(fake: FakeZendesk) -> type[BaseHTTPRequestHandler]:
             )
             if gate is not None and not fake._gate_before_change:
                 gate.wait()
-            data = json.dumps(payload).encode()
+            data = b"" if status == 204 else json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
@@ -621,7 +626,7 @@ def _make_handler(fake: FakeZendesk) -> type[BaseHTTPRequestHandler]:
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a client killed by a test
                 self.wfile.write(data)
 
-        do_GET = do_PUT = do_POST = do_DELETE = _serve
+        do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _serve
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # keep test output clean

@@ -114,7 +114,13 @@ class ObservedBackend:
 
     def generate_many(self, batch: Sequence[Mapping[str, str]]) -> list[list[DraftResult]]:
         started = self._monotonic()
-        results = self._backend.generate_many(batch)
+        try:
+            results = self._backend.generate_many(batch)
+        except Exception:  # the whole runtime failed: every draft asked for is a failed one
+            for prompts in batch:
+                for model in prompts:
+                    self._metrics.drafts.labels(model, "failed").inc()
+            raise
         seconds = self._monotonic() - started
         tokens: dict[str, int] = {}
         for ticket in results:

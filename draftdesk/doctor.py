@@ -110,11 +110,15 @@ def _socket_mode(settings: Settings) -> Check:
 
 
 def _zendesk_user(settings: Settings) -> Check:
-    from integrations.zendesk import ZendeskAccessDenied, ZendeskError, ZendeskGateway
+    from integrations.zendesk import RetryPolicy, ZendeskAccessDenied, ZendeskError, ZendeskGateway
 
     secrets = settings.secrets
-    gateway = ZendeskGateway.from_settings(
-        settings.zendesk.url, secrets.zendesk_email or "", secrets.zendesk_api_token or ""
+    gateway = ZendeskGateway.from_settings(  # a check answers in seconds: one retry, short waits
+        settings.zendesk.url,
+        secrets.zendesk_email or "",
+        secrets.zendesk_api_token or "",
+        timeout=10,
+        retry=RetryPolicy(max_retries=1, fallback_wait=5, max_wait=10),
     )
     try:
         user = gateway.api_user()

@@ -1,7 +1,7 @@
 """Logging for every command: text for people, JSON Lines for log shippers, secrets never shown.
 
 JSON comes from python-json-logger: one object a line with ``time``, ``level``, ``logger``,
-``message``, the record's extra fields (``ticket_id`` on intake and worker lines) and ``exc_info``
+``message``, the record's extra fields (``ticket_id`` on the webhook lines) and ``exc_info``
 as text; it keeps up with the logging module's record attributes so we do not have to. Whatever
 the format, the value of every secret set in the environment is replaced by ``[redacted]`` in the
 finished line, whichever library logged it.
@@ -42,10 +42,11 @@ class RedactingFormatter(logging.Formatter):
 
 
 def json_formatter() -> logging.Formatter:
+    """``time`` is ISO 8601 in UTC, as log shippers parse it."""
     return JsonFormatter(
-        "%(asctime)s %(levelname)s %(name)s %(message)s",
-        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-        timestamp=False,
+        "%(levelname)s %(name)s %(message)s",
+        rename_fields={"levelname": "level", "name": "logger"},
+        timestamp="time",
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pytest
 import requests
 
 from bot.config import HealthSettings
@@ -95,3 +96,27 @@ def test_healthz_answers_503_when_degraded_and_metrics_in_prometheus_text():
         assert metrics.text == "draftdesk_up 1\n" and metrics.headers["Content-Type"].startswith("text/plain")
     finally:
         server.stop()
+
+
+def test_a_runtime_that_raises_counts_every_draft_it_was_asked_for_as_failed():
+    from bot.metrics import Metrics
+    from bot.observed import ObservedBackend
+
+    class Broken:
+        def generate_many(self, batch):
+            raise RuntimeError("CUDA out of memory")
+
+    metrics = Metrics()
+    backend = ObservedBackend(Broken(), metrics)
+    with pytest.raises(RuntimeError, match="CUDA out of memory"):  # the worker still gets the error
+        backend.generate_many([{"a": "p", "b": "p"}, {"a": "p"}])
+    assert (
+        metrics.registry.get_sample_value("draftdesk_drafts_total", {"model": "a", "outcome": "failed"}) == 2
+    )
+    assert (
+        metrics.registry.get_sample_value("draftdesk_drafts_total", {"model": "b", "outcome": "failed"}) == 1
+    )
+    assert (
+        Metrics().registry.get_sample_value("draftdesk_drafts_total", {"model": "a", "outcome": "failed"})
+        is None
+    )

@@ -18,18 +18,15 @@ from bot.config import Settings
 from bot.digest import DigestService
 from bot.errors import StartupError
 from bot.grounding import HelpCenterIndex, HelpCenterSources
-from bot.home import AgentHome
-from bot.intake import Poller, handle_zendesk_webhook
-from bot.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
-from bot.outcomes import replies_observer
-from bot.partitioned_store import PartitionedStore
-from bot.sending import SendFlow
 from bot.health import HealthService
+from bot.home import AgentHome
 from bot.intake import Poller, handle_zendesk_webhook
 from bot.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
 from bot.metrics import Metrics
 from bot.observed import ObservedBackend, ObservedGateway, ObservedStore
+from bot.outcomes import replies_observer
 from bot.partitioned_store import PartitionedStore
+from bot.sending import SendFlow
 from bot.store_lock import StoreInUse
 from bot.web import DraftdeskWSGI, WebServer
 from bot.worker import TicketProcessor, Worker

@@ -36,6 +36,7 @@ __all__ = [  # the names other modules and the tests use from here
     "ConfigError",
     "DigestSettings",
     "GroundingSettings",
+    "HealthSettings",
     "IntakeSettings",
     "Secrets",
     "ServerSettings",
@@ -58,6 +59,7 @@ DAYS: tuple[str, ...] = typing.get_args(Weekday)
 BOT_SECTIONS = (
     "slack",
     "server",
+    "health",
     "zendesk",
     "intake",
     "worker",
@@ -107,7 +109,9 @@ class ServerSettings:
     threads: int = setting("threads answering requests (each answer takes milliseconds)", 8)
     backlog: int = setting("connections that may wait to be accepted in a burst", 1024)
     health_check: bool = setting(
-        "serve GET /healthz even when nothing else needs the server (Socket Mode with polling)", False
+        "serve GET /healthz and GET /metrics even when nothing else needs the server (Socket Mode with "
+        "polling)",
+        False,
     )
 
     def problems(self) -> list[str]:
@@ -118,6 +122,39 @@ class ServerSettings:
                 "max_body_bytes": (1024, 100_000_000),
                 "threads": (1, 256),
                 "backlog": (1, 65535),
+            },
+        )
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """`[health]`: what GET /healthz checks, and when it answers 503 (degraded)."""
+
+    check_interval_seconds: float = setting(
+        "seconds a Slack, Zendesk or model-server check is reused before it is made again", 30.0
+    )
+    check_timeout_seconds: float = setting(
+        "the longest a /healthz request waits for a check in progress; then it shows the last result", 2.0
+    )
+    worker_stale_seconds: float = setting(
+        "degraded when the worker has not touched the queue for this long (it does every few seconds, "
+        "or after each batch of drafts)",
+        600.0,
+    )
+    queue_stale_seconds: float = setting(
+        "degraded when the oldest queued job is older than this (drafts are not keeping up, or an "
+        "upstream is down)",
+        900.0,
+    )
+
+    def problems(self) -> list[str]:
+        return out_of_range(
+            self,
+            {
+                "check_interval_seconds": (1, 86_400),
+                "check_timeout_seconds": (0.1, 60),
+                "worker_stale_seconds": (10, 86_400),
+                "queue_stale_seconds": (10, 30 * 86_400),
             },
         )
 
@@ -257,6 +294,7 @@ class Settings:
     source: Path | None = None
     engine: EngineSettings = field(default_factory=EngineSettings)  # `[engine]`: local batching limits
     grounding: GroundingSettings = field(default_factory=GroundingSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
 
 
 @dataclass(frozen=True)
@@ -303,6 +341,7 @@ def parse_settings(
     slack_default = SlackSettings(mode="socket" if secrets.slack_app_token else "http")
     slack = build_section(SlackSettings, raw.get("slack"), "slack", problems, base=slack_default)
     server = build_section(ServerSettings, raw.get("server"), "server", problems)
+    health = build_section(HealthSettings, raw.get("health"), "health", problems)
     zendesk = build_section(ZendeskSettings, raw.get("zendesk"), "zendesk", problems)
     intake = build_section(IntakeSettings, raw.get("intake"), "intake", problems)
     worker = build_section(WorkerSettings, raw.get("worker"), "worker", problems)
@@ -343,6 +382,7 @@ def parse_settings(
         source,
         engine=engine,
         grounding=grounding,
+        health=health,
     )
 
 

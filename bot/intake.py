@@ -65,6 +65,9 @@ def handle_zendesk_webhook(
         log.warning("malformed Zendesk webhook: %s", exc)
         return WebhookResponse(400, {"error": str(exc)})
     queued = [tid for tid in ticket_ids if store.enqueue(tid, source="webhook")]
+    for ticket_id in ticket_ids:
+        outcome = "queued" if ticket_id in queued else "already queued"
+        log.info("webhook accepted: ticket %s %s", ticket_id, outcome, extra={"ticket_id": ticket_id})
     if queued:
         on_queued()
     return WebhookResponse(

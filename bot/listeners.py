@@ -15,11 +15,13 @@ replaces the first vote) and different users' actions side by side.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -219,14 +221,33 @@ class AfterAck:
 
 def new_bolt_app(client: WebClient | None, signing_secret: str, verify_requests: bool, **kwargs: Any) -> App:
     """The Bolt app the listeners expect: it runs a listener (which only acks and hands its work to
-    `AfterAck`) in the request's own thread and answers with the ack, in HTTP and Socket Mode."""
-    return App(
-        client=client,
-        signing_secret=signing_secret,
-        request_verification_enabled=verify_requests,
-        process_before_response=True,
-        **kwargs,
-    )
+    `AfterAck`) in the request's own thread and answers with the ack, in HTTP and Socket Mode.
+
+    Given ``client``, Bolt still reads SLACK_BOT_TOKEN from the environment and warns that this
+    token "will be unused" (the client carries the same token): the variable is kept out of its
+    sight while it is built.
+    """
+    with _env_without(BOLT_TOKEN_ENV if client is not None else None):
+        return App(
+            client=client,
+            signing_secret=signing_secret,
+            request_verification_enabled=verify_requests,
+            process_before_response=True,
+            **kwargs,
+        )
+
+
+BOLT_TOKEN_ENV = "SLACK_BOT_TOKEN"
+
+
+@contextlib.contextmanager
+def _env_without(name: str | None) -> Iterator[None]:
+    value = os.environ.pop(name, None) if name else None
+    try:
+        yield
+    finally:
+        if name and value is not None:
+            os.environ[name] = value
 
 
 def register_listeners(

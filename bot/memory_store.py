@@ -92,6 +92,33 @@ class MemoryStore:
                 self._set_job(job_id, status=JOB_QUEUED)
             return len(running)
 
+    def requeue_job(self, job_id: int, now: datetime | None = None) -> Job | None:
+        now = (now or utcnow()).astimezone(UTC)
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.status not in (JOB_QUEUED, JOB_FAILED):
+                return None
+            other = next(
+                (
+                    j
+                    for j in self._jobs.values()
+                    if j.ticket_id == job.ticket_id and j.status == JOB_QUEUED and j.id != job_id
+                ),
+                None,
+            )
+            if other is not None:
+                del self._jobs[job_id]
+                return other
+            return self._set_job(job_id, status=JOB_QUEUED, attempts=0, not_before=now)
+
+    def drop_job(self, job_id: int) -> bool:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.status not in (JOB_QUEUED, JOB_FAILED):
+                return False
+            del self._jobs[job_id]
+            return True
+
     def jobs(self, status: str | None = None) -> list[Job]:
         with self._lock:
             return [j for j in self._jobs.values() if status is None or j.status == status]

@@ -55,6 +55,7 @@ from bot.store_documents import (
     ts_time,
     votes_from_docs,
 )
+from bot.store_lock import WriterLock
 from bot.votes_io import vote_row
 from core.domain import (
     JOB_DONE,
@@ -136,7 +137,8 @@ class PartitionedStore:
     """Thread-safe store in a small hot TinyDB file plus partition files. One lock guards every call;
     each critical section reads or rewrites a few small files.
 
-    ``read_only`` never writes (reports and exports while `draftdesk run` writes).
+    ``read_only`` never writes (reports and exports while `draftdesk run` writes). A writable store
+    holds ``PATH.lock`` (``bot.store_lock``) until closed: a second writer gets ``StoreInUse``.
     """
 
     def __init__(self, path: Path, read_only: bool = False) -> None:
@@ -146,6 +148,17 @@ class PartitionedStore:
         self._lock = threading.RLock()
         self._parts: OrderedDict[Path, TinyDB] = OrderedDict()
         self._vote_weeks: set[tuple[str, str]] | None = None
+        self._writer = WriterLock(path)
+        if not read_only:
+            self._writer.acquire()
+        try:
+            self._open(read_only)
+        except BaseException:
+            self._writer.release()
+            raise
+
+    def _open(self, read_only: bool) -> None:
+        path = self.path
         self._hot = TinyDB(path, storage=AtomicJSONStorage, read_only=read_only)
         data = self._hot.storage.read()  # a damaged file is reported now, not at the first vote
         self._jobs = self._hot.table("jobs")
@@ -175,6 +188,7 @@ class PartitionedStore:
                 db.close()
             self._parts.clear()
             self._hot.close()
+            self._writer.release()
 
     # ---- files ----------------------------------------------------------------------------------
 
@@ -276,6 +290,34 @@ class PartitionedStore:
             if ids:
                 self._jobs.update({"status": JOB_QUEUED}, doc_ids=ids)
             return len(ids)
+
+    def requeue_job(self, job_id: int, now: datetime | None = None) -> Job | None:
+        now = now or utcnow()
+        with self._lock:
+            doc = self._jobs.get(doc_id=job_id)
+            if doc is None or doc["status"] not in (JOB_QUEUED, JOB_FAILED):
+                return None
+            other = next(
+                (
+                    d
+                    for d in self._jobs.all()
+                    if d["ticket_id"] == doc["ticket_id"] and d["status"] == JOB_QUEUED and d.doc_id != job_id
+                ),
+                None,
+            )
+            if other is not None:
+                self._jobs.remove(doc_ids=[job_id])
+                return job_from_doc(other)
+            self._jobs.update({"status": JOB_QUEUED, "attempts": 0, "not_before": iso(now)}, doc_ids=[job_id])
+            return job_from_doc(self._jobs.get(doc_id=job_id))
+
+    def drop_job(self, job_id: int) -> bool:
+        with self._lock:
+            doc = self._jobs.get(doc_id=job_id)
+            if doc is None or doc["status"] not in (JOB_QUEUED, JOB_FAILED):
+                return False
+            self._jobs.remove(doc_ids=[job_id])
+            return True
 
     def jobs(self, status: str | None = None) -> list[Job]:
         """Jobs by id. Finished jobs are read from every week's archive: slow on a long history, and

@@ -140,6 +140,29 @@ class TinyDBStore:
                 self._jobs.update({"status": JOB_QUEUED}, doc_ids=ids)
             return len(ids)
 
+    def requeue_job(self, job_id: int, now: datetime | None = None) -> Job | None:
+        now = now or utcnow()
+        q = Query()
+        with self._lock:
+            doc = self._jobs.get(doc_id=job_id)
+            if doc is None or doc["status"] not in (JOB_QUEUED, JOB_FAILED):
+                return None
+            others = self._jobs.search((q.ticket_id == doc["ticket_id"]) & (q.status == JOB_QUEUED))
+            other = next((d for d in others if d.doc_id != job_id), None)
+            if other is not None:
+                self._jobs.remove(doc_ids=[job_id])
+                return job_from_doc(other)
+            self._jobs.update({"status": JOB_QUEUED, "attempts": 0, "not_before": iso(now)}, doc_ids=[job_id])
+            return job_from_doc(self._jobs.get(doc_id=job_id))
+
+    def drop_job(self, job_id: int) -> bool:
+        with self._lock:
+            doc = self._jobs.get(doc_id=job_id)
+            if doc is None or doc["status"] not in (JOB_QUEUED, JOB_FAILED):
+                return False
+            self._jobs.remove(doc_ids=[job_id])
+            return True
+
     def jobs(self, status: str | None = None) -> list[Job]:
         with self._lock:
             docs = self._jobs.all() if status is None else self._jobs.search(Query().status == status)

@@ -1,10 +1,11 @@
-"""One web server for HTTP mode: Slack events, the Zendesk webhook and a health check.
+"""One web server for HTTP mode: Slack events, the Zendesk webhook, the health check and metrics.
 
 Routes: POST /slack/events (Bolt: events, interactivity, slash commands), POST /zendesk/webhook,
-GET /healthz. Served by waitress: a pool of request threads behind one event loop that accepts
-connections and reads whole requests before a thread takes them, with a real listen backlog, so
-a burst of clicks or webhooks queues instead of being reset. Every handler answers in
-milliseconds; slow work happens after the answer, in `bot.listeners.AfterAck` or the worker.
+GET /healthz (JSON; 503 when degraded), GET /metrics (Prometheus text format). Served by
+waitress: a pool of request threads behind one event loop that accepts connections and reads
+whole requests before a thread takes them, with a real listen backlog, so a burst of clicks or
+webhooks queues instead of being reset. Every handler answers in milliseconds; slow work happens
+after the answer, in `bot.listeners.AfterAck` or the worker.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ log = logging.getLogger(__name__)
 SLACK_PATH = "/slack/events"
 ZENDESK_PATH = "/zendesk/webhook"
 HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
 
 WebhookHandler = Callable[[bytes, dict[str, str]], WebhookResponse]
+MetricsRenderer = Callable[[], tuple[bytes, str]]  # (body, content type)
 
 
 def _headers(environ: dict[str, Any]) -> dict[str, str]:
@@ -68,6 +71,7 @@ class DraftdeskWSGI:
         health: Callable[[], dict],
         max_body_bytes: int,
         slack_signing_secret: str | None = None,
+        metrics: MetricsRenderer | None = None,
     ) -> None:
         if slack_app is not None and not slack_signing_secret:
             raise ValueError("Slack over HTTP needs the signing secret (SLACK_SIGNING_SECRET)")
@@ -75,13 +79,19 @@ class DraftdeskWSGI:
         self.slack_verifier = SignatureVerifier(slack_signing_secret) if slack_signing_secret else None
         self.webhook = webhook
         self.health = health
+        self.metrics = metrics
         self.max_body_bytes = max_body_bytes
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
         if path == HEALTH_PATH:
-            return _json(start_response, 200, self.health())
+            report = self.health()
+            return _json(start_response, 503 if report.get("ok") is False else 200, report)
+        if path == METRICS_PATH and self.metrics is not None:
+            body, content_type = self.metrics()
+            start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+            return [body]
         if (
             path not in (SLACK_PATH, ZENDESK_PATH)
             or (path == SLACK_PATH and self.slack is None)

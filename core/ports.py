@@ -169,6 +169,16 @@ class Store(Protocol):
         """At start-up: jobs left running by a stopped process go back to the queue; how many."""
         ...
 
+    def requeue_job(self, job_id: int, now: datetime | None = None) -> Job | None:
+        """An operator's retry: a failed or queued job is due now with its attempts reset. If the
+        ticket has another queued job, that one absorbs this one (one queued job per ticket) and is
+        returned. None for a running or unknown job."""
+        ...
+
+    def drop_job(self, job_id: int) -> bool:
+        """An operator's drop: a queued or failed job leaves the queue; False if running or unknown."""
+        ...
+
     def jobs(self, status: str | None = None) -> list[Job]: ...
 
     def next_job_due(self) -> datetime | None: ...

@@ -18,16 +18,21 @@ from bot.config import Settings
 from bot.digest import DigestService
 from bot.errors import StartupError
 from bot.grounding import HelpCenterIndex, HelpCenterSources
+from bot.health import HealthService
 from bot.home import AgentHome
 from bot.intake import Poller, handle_zendesk_webhook
 from bot.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
+from bot.metrics import Metrics
+from bot.observed import ObservedBackend, ObservedGateway, ObservedStore
 from bot.outcomes import replies_observer
 from bot.partitioned_store import PartitionedStore
 from bot.sending import SendFlow
+from bot.store_lock import StoreInUse
 from bot.web import DraftdeskWSGI, WebServer
 from bot.worker import TicketProcessor, Worker
-from core.domain import JOB_FAILED, JOB_QUEUED, utcnow
+from core.domain import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, Job, utcnow
 from core.ports import ChatPoster, DraftBackend, Store
+from draftdesk.health_checks import upstream_checks
 from integrations.slack import SlackPoster, make_web_client
 from integrations.zendesk import ZendeskAccessDenied, ZendeskGateway, ZendeskUnavailable
 
@@ -86,15 +91,21 @@ class Draftdesk:
     scheduler: BackgroundScheduler
     help_center: HelpCenterIndex | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
+    metrics: Metrics = field(default_factory=Metrics)
+    health_service: HealthService | None = None
     _threads: list[threading.Thread] = field(default_factory=list)
     _socket_handler: Any = None
 
     def health(self) -> dict:
-        return {
-            "ok": True,
-            "queued_jobs": len(self.store.jobs(JOB_QUEUED)),
-            "failed_jobs": len(self.store.jobs(JOB_FAILED)),
-        }
+        """GET /healthz: ``ok`` false (503) when Slack, Zendesk, the models, the worker or the queue
+        is degraded."""
+        assert self.health_service is not None
+        return self.health_service.report()
+
+    def worker_alive(self) -> bool:
+        """Whether the worker thread runs (before start: whether it is yet to start)."""
+        worker = next((t for t in self._threads if t.name == "worker"), None)
+        return worker is None or worker.is_alive()
 
     def start(self) -> None:
         """Starts every part; if one fails, stops those already running and raises StartupError."""
@@ -207,15 +218,31 @@ class Draftdesk:
         self.stop()
 
 
+def queue_jobs(store: Store) -> list[Job]:
+    """The jobs in the queue (queued, running, failed), without the archive of finished ones."""
+    return [job for status in (JOB_QUEUED, JOB_RUNNING, JOB_FAILED) for job in store.jobs(status)]
+
+
 def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
     """Builds every part; the cheap checks (store, Slack token) come before loading the models."""
-    secrets = settings.secrets
+    metrics = Metrics()
     try:
-        store = PartitionedStore(settings.storage_path)
+        store: Store = ObservedStore(PartitionedStore(settings.storage_path), metrics)
+    except StoreInUse as exc:
+        raise StartupError(f"{exc}: is draftdesk already running on this store? Stop it first") from exc
     except (RuntimeError, OSError) as exc:
         raise StartupError(f"cannot open the store at {settings.storage_path}: {exc}") from exc
+    try:
+        return _build(settings, backend, store, metrics)
+    except BaseException:
+        store.close()  # frees the store's writer lock for the next try
+        raise
+
+
+def _build(settings: Settings, backend: DraftBackend | None, store: Store, metrics: Metrics) -> Draftdesk:
+    secrets = settings.secrets
     client = make_web_client(secrets.slack_bot_token or "", base_url=settings.slack.api_url)
-    poster = SlackPoster(client)
+    poster: ChatPoster = ObservedGateway(SlackPoster(client), metrics, "slack")
     http_mode = settings.slack.mode == "http"
     try:  # Bolt checks the bot token with auth.test here
         bolt = new_bolt_app(client, secrets.slack_signing_secret or "", verify_requests=http_mode)
@@ -228,7 +255,8 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
         settings.zendesk.url, secrets.zendesk_email or "", secrets.zendesk_api_token or ""
     )
     check_zendesk_api_user(zendesk)
-    backend = backend or load_backend(settings)
+    zendesk = ObservedGateway(zendesk, metrics, "zendesk")  # type: ignore[assignment]
+    backend = ObservedBackend(backend or load_backend(settings), metrics)
     model_names = [m.name for m in settings.models]
     index, sources = None, None
     if settings.grounding.enabled:
@@ -285,6 +313,15 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
         None,
         scheduler,
         help_center=index,
+        metrics=metrics,
+    )
+    metrics.watch_queue(lambda: queue_jobs(store))
+    app.health_service = HealthService(
+        settings.health,
+        upstream_checks(settings),
+        jobs=lambda: queue_jobs(store),
+        worker_beat_age=metrics.worker_beat_age,
+        worker_alive=app.worker_alive,
     )
     if http_mode or webhook is not None or settings.server.health_check:
         wsgi = DraftdeskWSGI(
@@ -293,6 +330,7 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
             app.health,
             settings.server.max_body_bytes,
             slack_signing_secret=secrets.slack_signing_secret,
+            metrics=metrics.render,
         )
         server = settings.server
         app.web = WebServer(

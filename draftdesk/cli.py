@@ -1,8 +1,8 @@
 """draftdesk: three blind draft replies for every Zendesk ticket, rated by your agents in Slack.
 
-Commands: run (the bot), report, votes export, demo, finetune (export, prepare, train, eval),
-serve-models (the models behind an OpenAI-compatible API), slack manifest, zendesk (setup,
-test-webhook), doctor, digest.
+Commands: run (the bot), doctor, jobs (list, retry, drop), report, votes export, digest, demo,
+finetune (export, prepare, train, eval), serve-models (the models behind an OpenAI-compatible API),
+slack manifest, zendesk (setup, test-webhook).
 """
 
 from __future__ import annotations
@@ -28,10 +28,12 @@ from bot.outcomes import OutcomeStats, outcome_stats
 from bot.reasons import top_reasons
 from bot.report import FORMATS, render
 from bot.stats import model_stats
+from bot.store_lock import StoreInUse
 from bot.votes_io import VotesFileError, read_votes, write_votes
 from core.config import read_toml
 from core.ports import Store
-from draftdesk import zendesk_cli
+from draftdesk import jobs_cli, zendesk_cli
+from draftdesk.logs import LOG_FORMATS, configure_logging
 from finetune import cli as finetune_cli
 from integrations.slack_manifest import ManifestError, app_manifest
 from models import serve as serve_models
@@ -55,10 +57,23 @@ def _log_level(value: str) -> str:
     return level
 
 
+def _log_format(value: str) -> str:
+    if value.lower() not in LOG_FORMATS:
+        raise argparse.ArgumentTypeError(f"use text or json, got {value!r}")
+    return value.lower()
+
+
 def _add_global_options(parser: argparse.ArgumentParser, top: bool) -> None:
-    """--log-level before or after the command: only the top level sets a default."""
-    default = os.environ.get("DRAFTDESK_LOG_LEVEL", "INFO") if top else argparse.SUPPRESS
-    parser.add_argument("--log-level", type=_log_level, default=default, help="DEBUG, INFO, WARNING or ERROR")
+    """--log-level and --log-format before or after the command: only the top level sets defaults."""
+    level = os.environ.get("DRAFTDESK_LOG_LEVEL", "INFO") if top else argparse.SUPPRESS
+    parser.add_argument("--log-level", type=_log_level, default=level, help="DEBUG, INFO, WARNING or ERROR")
+    log_format = os.environ.get("DRAFTDESK_LOG_FORMAT", "text") if top else argparse.SUPPRESS
+    parser.add_argument(
+        "--log-format",
+        type=_log_format,
+        default=log_format,
+        help="text (default) or json: one JSON object a line, for log shippers",
+    )
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
@@ -150,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     manifest.add_argument("--name", default="draftdesk", help="the app's name in Slack")
     manifest.set_defaults(func=cmd_slack_manifest)
     # Further command groups register here: each module adds its parser and sets `func`.
+    jobs_cli.register(sub)
     finetune_cli.register(sub)
     zendesk_cli.register(sub)
     serve_models.register(sub)
@@ -159,17 +175,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.log_level, args.log_format, os.environ)
     try:
         return args.func(args)
     except ConfigError as exc:
         print("draftdesk: the configuration has problems:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
+        return 2
+    except StoreInUse as exc:
+        print(
+            f"draftdesk: {exc}: stop `draftdesk run` first (`draftdesk jobs list` works while it runs)",
+            file=sys.stderr,
+        )
         return 2
     except (VotesFileError, OSError, StartupError, ManifestError, ModelLoadError) as exc:
         print(f"draftdesk: {exc}", file=sys.stderr)
@@ -239,8 +257,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from draftdesk.app import build
+    from draftdesk.doctor import FAIL, WARN, check_settings
 
     settings = _settings(args)
+    checks = check_settings(settings)  # doctor's checks, before anything is opened or loaded
+    for check in checks:
+        if check.status == WARN:
+            logging.getLogger(__name__).warning("%s: %s", check.name, check.detail)
+    failed = [check for check in checks if check.status == FAIL]
+    if failed:
+        print(
+            f"draftdesk: cannot start, {len(failed)} problem(s) (`draftdesk doctor` shows every check):",
+            file=sys.stderr,
+        )
+        for check in failed:
+            print(f"  - {check.name}: {check.detail}", file=sys.stderr)
+        return 2
     build(settings).run_until_signal()
     return 0
 

@@ -15,6 +15,7 @@ from typing import Any
 from bot.config import (
     DigestSettings,
     GroundingSettings,
+    HealthSettings,
     IntakeSettings,
     ServerSettings,
     SlackSettings,
@@ -34,6 +35,7 @@ END = "<!-- config-table:end -->"
 BOT_SECTIONS: tuple[tuple[str, type], ...] = (
     ("[slack]", SlackSettings),
     ("[server]", ServerSettings),
+    ("[health]", HealthSettings),
     ("[zendesk]", ZendeskSettings),
     ("[intake]", IntakeSettings),
     ("[worker]", WorkerSettings),

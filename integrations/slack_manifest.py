@@ -5,8 +5,10 @@ It asks for exactly what the bot uses: posting drafts (`chat:write`), reading ra
 (`im:write`) and its chart (`files:write`), the e-mail of an agent who sends a draft, to find them
 in Zendesk (`users:read`, `users:read.email`), interactivity for the buttons and the send modal, the
 App Home tab (`app_home_opened`), and the `/draftdesk` slash command (`commands`) that sends a report
-on demand. In Socket Mode Slack needs no public URL; in HTTP mode events and interactivity go to
-``PUBLIC_URL/slack/events``. Pure: no I/O.
+on demand, and checking at start-up that the bot is in the drafts channel
+(`channels:read`, `groups:read` for a private one: `conversations.info`). In Socket Mode Slack
+needs no public URL; in HTTP mode events and interactivity go to ``PUBLIC_URL/slack/events``.
+Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ BOT_SCOPES = (
     "users:read",
     "users:read.email",
     "commands",
+    "channels:read",
+    "groups:read",
 )
 SLASH_COMMAND = {
     "command": "/draftdesk",

@@ -45,7 +45,10 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class ZendeskError(ports.GatewayError):
-    """Base class of the errors this module raises."""
+    """Base class of the errors this module raises. ``status``: the HTTP status Zendesk answered
+    (``"429"``), or ``"unreachable"``."""
+
+    status: str | None = None
 
 
 class TicketNotFound(ZendeskError, ports.TicketNotFound):
@@ -476,34 +479,59 @@ class ZendeskGateway:
 
     @contextlib.contextmanager
     def _translate_errors(self, action: str, ticket_id: int | None) -> Iterator[None]:
+        """Zendesk's and the network's errors as this module's, each with ``status``: the HTTP status,
+        or ``unreachable`` (a label for metrics)."""
         try:
             yield
-        except RecordNotFoundException as exc:
+        except ZendeskError as exc:
+            exc.status = getattr(exc, "status", None) or "error"
+            raise
+        except Exception as exc:
+            error = self._translated(exc, action, ticket_id)
+            if error is None:
+                raise
+            raise error from exc
+
+    def _translated(self, exc: Exception, action: str, ticket_id: int | None) -> ZendeskError | None:
+        response = getattr(exc, "response", None)
+        error: ZendeskError
+        if isinstance(exc, RecordNotFoundException):
             if ticket_id is not None:
-                raise TicketNotFound(
+                error = TicketNotFound(
                     f"ticket {ticket_id} not found at {self.base_url}: deleted, merged, or a wrong id"
-                ) from exc
-            raise TicketNotFound(f"{action}: not found at {self.base_url}") from exc
-        except RetriesExhausted as exc:
+                )
+            else:
+                error = TicketNotFound(f"{action}: not found at {self.base_url}")
+            error.status = "404"
+            return error
+        if isinstance(exc, RetriesExhausted):
             error = ZendeskUnavailable(f"{action}: {exc}; {_hint(exc.response)}")
             if exc.response is not None:
                 error.retry_after = _retry_after_seconds(exc.response.headers.get("Retry-After"))
-            raise error from exc
-        except (APIException, requests.HTTPError) as exc:
-            response = getattr(exc, "response", None)
+        elif isinstance(exc, APIException | requests.HTTPError):
             if response is not None and response.status_code == 404 and ticket_id is not None:
-                raise TicketNotFound(f"ticket {ticket_id} not found at {self.base_url}") from exc
-            status = f"HTTP {response.status_code}" if response is not None else "an error"
-            if response is not None and response.status_code in (401, 403):
-                raise ZendeskAccessDenied(f"{action}: Zendesk answered {status}; {_hint(response)}") from exc
-            raise ZendeskUnavailable(f"{action}: Zendesk answered {status}; {_hint(response)}") from exc
-        except requests.RequestException as exc:
-            raise ZendeskUnavailable(
+                error = TicketNotFound(f"ticket {ticket_id} not found at {self.base_url}")
+            else:
+                status = f"HTTP {response.status_code}" if response is not None else "an error"
+                kind = (
+                    ZendeskAccessDenied
+                    if response is not None and response.status_code in (401, 403)
+                    else ZendeskUnavailable
+                )
+                error = kind(f"{action}: Zendesk answered {status}; {_hint(response)}")
+        elif isinstance(exc, requests.RequestException):
+            error = ZendeskUnavailable(
                 f"{action}: could not reach {self.base_url} ({type(exc).__name__}); check the zendesk "
                 "url/subdomain in the config and the network"
-            ) from exc
-        except ZenpyException as exc:
-            raise ZendeskUnavailable(f"{action}: {exc}") from exc
+            )
+            error.status = "unreachable"
+            return error
+        elif isinstance(exc, ZenpyException):
+            error = ZendeskUnavailable(f"{action}: {exc}")
+        else:
+            return None
+        error.status = str(response.status_code) if response is not None else "error"
+        return error
 
 
 def _hint(response: requests.Response | None) -> str:

@@ -249,3 +249,18 @@ class OpenAIBackend:
 
 
 __all__ = ["OpenAIBackend", "RemoteModelError", "api_root", "describe_error"]
+
+
+def server_problem(spec: ModelSpec, env: Mapping[str, str], timeout: float = 5.0) -> str | None:
+    """Why the server of an ``openai`` model cannot draft now (``GET /v1/models``, one try), or None."""
+    try:
+        client = openai.OpenAI(
+            api_key=OpenAIBackend._api_key(spec, env), base_url=spec.base_url, timeout=timeout, max_retries=0
+        )
+        data = client.get("/models", cast_to=dict)
+    except (openai.OpenAIError, RemoteModelError) as exc:
+        return f"{spec.base_url}: {describe_error(exc, timeout, 0)}"
+    served = sorted(str(m.get("id")) for m in data.get("data", []) if isinstance(m, dict))
+    if spec.served_name not in served:
+        return f"{spec.base_url} does not serve {spec.served_name!r} (it serves {served})"
+    return None

@@ -90,5 +90,8 @@ def test_run_with_slack_unreachable_ends_in_one_line_without_a_traceback(tmp_pat
     result = draftdesk("run", "--config", str(config), env=secrets)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr + result.stdout
-    problem = [line for line in result.stderr.splitlines() if line.startswith("draftdesk:")]
-    assert len(problem) == 1 and "Connection refused" in problem[0], result.stderr[-1500:]
+    [head] = [line for line in result.stderr.splitlines() if line.startswith("draftdesk:")]
+    assert "cannot start" in head, result.stderr[-1500:]
+    problems = [line for line in result.stderr.splitlines() if line.startswith("  - ")]
+    assert problems and all(len(p) < 300 for p in problems)  # one line each, every problem at once
+    assert any("could not reach Slack" in p for p in problems)

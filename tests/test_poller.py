@@ -73,6 +73,7 @@ def test_poll_queues_new_tickets_and_skips_deleted_closed_and_old(zd, tmp_path):
     assert store.get_meta(META_CURSOR) == "Y3Vyc29yMg=="
     for job in store.jobs():
         store.finish_job(job.id)
+    store.close()  # the process ends (and frees the store for the next one)
 
     # Restart: a new process resumes from the saved cursor, repeating and missing nothing.
     restarted = Poller(PartitionedStore(tmp_path / "s.json"), gateway(zd), configured_since=since)

@@ -258,18 +258,26 @@ def test_socket_mode_webhook_intake_and_reconnects(tmp_path, fakes, monkeypatch)
     socket_mode.wait_for_disconnect(timeout=5)
 
 
-def test_socket_mode_with_polling_can_still_serve_a_health_check(tmp_path, fakes):
+def test_socket_mode_with_polling_can_still_serve_health_and_metrics(tmp_path, fakes):
     socket_mode, slack, zendesk = fakes
     app = _started(write_config(tmp_path, slack, zendesk, None, health_check=True), StubBackend())
     try:
         socket_mode.wait_for_connection(timeout=10)
         assert app.web is not None
         base = f"http://127.0.0.1:{app.web.port}"
-        assert requests.get(f"{base}/healthz", timeout=5).json() == {
-            "ok": True,
-            "queued_jobs": 0,
-            "failed_jobs": 0,
+        health = requests.get(f"{base}/healthz", timeout=5)
+        assert health.status_code == 200, health.text
+        report = health.json()
+        assert report["ok"] is True and report["queued_jobs"] == 0 and report["failed_jobs"] == 0
+        assert {name for name, part in report["checks"].items() if part["ok"]} == {
+            "slack",
+            "zendesk",
+            "models",
+            "worker",
+            "queue",
         }
+        metrics = requests.get(f"{base}/metrics", timeout=5)
+        assert metrics.status_code == 200 and 'draftdesk_jobs{status="queued"} 0.0' in metrics.text
         # Only the health check: neither Slack nor Zendesk can reach the bot through this server.
         assert requests.post(f"{base}/slack/events", data=b"{}", timeout=5).status_code == 404
         assert requests.post(f"{base}/zendesk/webhook", data=b"{}", timeout=5).status_code == 404

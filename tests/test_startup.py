@@ -100,3 +100,14 @@ def test_an_anonymous_zendesk_answer_stops_start_up():
 
     with pytest.raises(StartupError, match=r"anonymous user.*token access is enabled"):
         check_zendesk_api_user(AnonymousZendesk())
+
+
+def test_a_second_bot_on_the_same_store_is_refused(tmp_path):
+    from bot.partitioned_store import PartitionedStore
+
+    first = PartitionedStore(tmp_path / "store.json")  # the running bot's store
+    try:
+        with FakeSlack() as slack, pytest.raises(StartupError, match=r"open for writing.*already running"):
+            build(settings(tmp_path, slack), NeverLoaded())
+    finally:
+        first.close()

@@ -91,6 +91,33 @@ def test_retry_waits_for_not_before_and_counts_attempts(store):
     assert store.next_job_due() is None and store.claim_next_job(T0 + timedelta(days=1)) is None
 
 
+def test_an_operator_retries_a_failed_job_from_scratch_and_drops_others(store):
+    store.enqueue(1, "webhook", now=T0)
+    first = store.claim_next_job(T0)
+    store.fail_job(first.id, "gave up")
+    store.enqueue(2, "webhook", now=T0 + timedelta(hours=2))
+    later = T0 + timedelta(hours=1)
+    again = store.requeue_job(first.id, later)
+    assert again.id == first.id and again.status == JOB_QUEUED and again.attempts == 0
+    assert again.not_before == later and store.claim_next_job(later).id == first.id
+    assert store.requeue_job(first.id, later) is None  # running now: the worker has it
+    assert not store.drop_job(first.id)
+    assert store.requeue_job(999) is None and not store.drop_job(999)
+    [second] = store.jobs(JOB_QUEUED)
+    assert store.drop_job(second.id) and store.jobs(JOB_QUEUED) == []
+    assert store.claim_next_job(T0 + timedelta(days=1)) is None
+
+
+def test_a_retried_job_joins_the_tickets_queued_job(store):
+    store.enqueue(5, "webhook", now=T0)
+    failed = store.claim_next_job(T0)
+    store.fail_job(failed.id, "gave up")
+    assert store.enqueue(5, "webhook", now=T0)  # the ticket changed since: a new job waits
+    [waiting] = store.jobs(JOB_QUEUED)
+    assert store.requeue_job(failed.id, T0).id == waiting.id
+    assert [j.id for j in store.jobs()] == [waiting.id]  # still one queued job for the ticket
+
+
 def test_jobs_are_claimed_earliest_due_first_then_in_queue_order(store):
     store.enqueue(1, "poll", now=T0 + timedelta(seconds=5))
     store.enqueue(2, "poll", now=T0)

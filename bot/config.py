@@ -36,6 +36,7 @@ __all__ = [  # the names other modules and the tests use from here
     "ConfigError",
     "DigestSettings",
     "IntakeSettings",
+    "PromotionSettings",
     "Secrets",
     "ServerSettings",
     "Settings",
@@ -54,7 +55,18 @@ __all__ = [  # the names other modules and the tests use from here
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[str, ...] = typing.get_args(Weekday)
 # Sections `draftdesk run` accepts without reading them itself: finetune/ reads `[finetune]`.
-BOT_SECTIONS = ("slack", "server", "zendesk", "intake", "worker", "digest", "storage", "engine", "models")
+BOT_SECTIONS = (
+    "slack",
+    "server",
+    "zendesk",
+    "intake",
+    "worker",
+    "digest",
+    "promotion",
+    "storage",
+    "engine",
+    "models",
+)
 OTHER_SECTIONS = ("finetune",)
 
 
@@ -196,6 +208,17 @@ class DigestSettings:
 
 
 @dataclass(frozen=True)
+class PromotionSettings:
+    """`[promotion]`: when `draftdesk models promote` lets a candidate adapter replace the current one."""
+
+    min_ratings: int = setting("ratings each of the current and the candidate version needs first", 100)
+    max_p: float = setting("the candidate's positive share must be higher with p below this", 0.05)
+
+    def problems(self) -> list[str]:
+        return out_of_range(self, {"min_ratings": (1, 1_000_000), "max_p": (0.000001, 0.5)})
+
+
+@dataclass(frozen=True)
 class StorageSettings:
     """`[storage]`: where the bot keeps jobs, drafts and votes."""
 
@@ -222,6 +245,7 @@ class Settings:
     secrets: Secrets = field(repr=False)
     source: Path | None = None
     engine: EngineSettings = field(default_factory=EngineSettings)  # `[engine]`: local batching limits
+    promotion: PromotionSettings = field(default_factory=PromotionSettings)
 
 
 @dataclass(frozen=True)
@@ -231,6 +255,7 @@ class StoreSettings:
     storage_path: Path
     models: tuple[ModelSpec, ...]
     digest: DigestSettings = field(default_factory=DigestSettings)
+    promotion: PromotionSettings = field(default_factory=PromotionSettings)
 
 
 def load_settings(path: Path, env: Mapping[str, str] | None = None, *, need_secrets: bool = True) -> Settings:
@@ -246,9 +271,10 @@ def load_store_settings(path: Path) -> StoreSettings:
     storage = build_section(StorageSettings, raw.get("storage"), "storage", problems)
     models = parse_models(raw.get("models"), path.parent, problems)
     digest = build_section(DigestSettings, raw.get("digest"), "digest", problems)
+    promotion = build_section(PromotionSettings, raw.get("promotion"), "promotion", problems)
     if problems:
         raise ConfigError(problems)
-    return StoreSettings(storage.resolved(path.parent), models, digest)
+    return StoreSettings(storage.resolved(path.parent), models, digest, promotion)
 
 
 def parse_settings(
@@ -275,6 +301,7 @@ def parse_settings(
     storage = build_section(StorageSettings, raw.get("storage"), "storage", problems)
     models = parse_models(raw.get("models"), base_dir, problems)
     engine = parse_engine(raw.get("engine"), problems)
+    promotion = build_section(PromotionSettings, raw.get("promotion"), "promotion", problems)
 
     if digest.enabled and not digest.channel and not digest.users:
         digest = replace(digest, channel=slack.channel)  # default: the drafts channel
@@ -299,6 +326,7 @@ def parse_settings(
         secrets,
         source,
         engine=engine,
+        promotion=promotion,
     )
 
 

@@ -18,9 +18,11 @@ from bot.blocks import escape_mrkdwn
 from bot.chart import digest_chart
 from bot.comparisons import Analysis, analyse, choose_baseline
 from bot.config import DigestSettings
+from bot.model_versions import baseline_row, by_version
+from bot.promotion import Standing, standing_lines
 from bot.report import table1_rows, table2_rows
 from bot.stats import ModelStats, model_stats
-from core.domain import utcnow
+from core.domain import Vote, utcnow
 from core.ports import ChatError, ChatPoster, Store
 
 log = logging.getLogger(__name__)
@@ -86,11 +88,24 @@ def analysis_text(analysis: Analysis) -> str:
     return "\n".join(lines)
 
 
+def candidates_text(candidates: Sequence[Standing]) -> str:
+    """Each running candidate against its model's current version (all ratings so far)."""
+    lines = ["*Candidates* (all ratings so far; promoted only when they win):"]
+    for result in candidates:
+        lines.append("```\n" + escape_mrkdwn("\n".join(standing_lines(result))) + "\n```")
+    return "\n".join(lines)
+
+
 def digest_message(
-    rows: Sequence[ModelStats], since: datetime, until: datetime, analysis: Analysis | None = None
+    rows: Sequence[ModelStats],
+    since: datetime,
+    until: datetime,
+    analysis: Analysis | None = None,
+    candidates: Sequence[Standing] = (),
 ) -> tuple[str, list[dict]]:
-    """Tables 1 and 2 in a Slack message, the decision (comparisons, agreement) under them; a text
-    bar per model stands in for the chart."""
+    """Tables 1 and 2 in a Slack message (a row per model and adapter version), the decision
+    (comparisons, agreement) under them, then each running candidate's standing; a text bar per
+    row stands in for the chart."""
     period = f"{since:%a %d %b} – {until:%a %d %b %Y}"
     total = sum(r.n for r in rows)
     fallback = f"draftdesk weekly digest, {period}: {total} ratings"
@@ -148,6 +163,10 @@ def digest_message(
         )
     if analysis is not None:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": analysis_text(analysis)[:3000]}})
+    if candidates:
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": candidates_text(candidates)[:3000]}}
+        )
     return fallback, blocks
 
 
@@ -160,6 +179,7 @@ class DigestService:
         model_names: Sequence[str],
         clock: Callable[[], datetime] = utcnow,
         untuned: Sequence[str] = (),
+        candidates: Callable[[Sequence[Vote]], Sequence[Standing]] | None = None,
     ) -> None:
         self.store = store
         self.poster = poster
@@ -168,13 +188,19 @@ class DigestService:
         self.baseline = choose_baseline(self.model_names, list(untuned), settings.baseline)
         self.clock = clock
         self.trigger = trigger_for(settings)
+        self.candidates = candidates  # the running candidates' standing, from all votes
 
     def post_for(self, period_end: datetime) -> None:
         since = period_end - PERIOD
-        rows = model_stats(self.store.votes(since, period_end), self.model_names)
-        history = self.store.votes(period_end - EVIDENCE, period_end)
-        analysis = analyse(history, self.model_names, self.baseline, period_end)
-        text, blocks = digest_message(rows, since, period_end, analysis)
+        week, names = by_version(self.store.votes(since, period_end), self.model_names)
+        rows = model_stats(week, names)
+        history, history_names = by_version(
+            self.store.votes(period_end - EVIDENCE, period_end), self.model_names
+        )
+        baseline = baseline_row(self.baseline, history_names)
+        analysis = analyse(history, history_names, baseline, period_end)
+        standings = self.candidates(self.store.votes(until=period_end)) if self.candidates else ()
+        text, blocks = digest_message(rows, since, period_end, analysis, standings)
         chart = self._chart(rows, analysis, since, period_end)
         if self.settings.channel:  # a failure here raises: nothing is posted yet, the next run retries
             self.poster.post(self.settings.channel, text, blocks)

@@ -11,7 +11,7 @@ from typing import TextIO
 
 from core.domain import SCORES, Vote
 
-COLUMNS = ("ticket_id", "draft_id", "model", "rater", "score", "source", "voted_at")
+COLUMNS = ("ticket_id", "draft_id", "model", "model_version", "rater", "score", "source", "voted_at")
 REQUIRED = ("model", "score")
 
 
@@ -25,6 +25,7 @@ def vote_row(vote: Vote) -> dict[str, object]:
         "ticket_id": vote.ticket_id,
         "draft_id": vote.draft_id,
         "model": vote.model,
+        "model_version": vote.model_version,
         "rater": vote.rater,
         "score": vote.score,
         "source": vote.source,
@@ -106,4 +107,5 @@ def _vote(row: dict, line: int, name: str) -> Vote:
         score=score,
         source=source if source in ("button", "reaction", "import") else "import",
         voted_at=voted_at,
+        model_version=str(row.get("model_version") or "").strip() or None,
     )

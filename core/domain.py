@@ -71,6 +71,8 @@ class DraftResult:
     error: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    model_version: str | None = None  # the adapter version (``adapters/NAME/VERSION``); None: untuned
+    prompt: str | None = None  # the exact prompt the draft continues
 
     @property
     def ok(self) -> bool:
@@ -86,6 +88,7 @@ class Vote:
     score: int
     source: str
     voted_at: datetime
+    model_version: str | None = None  # the draft's adapter version; None: untuned or not recorded
 
     def __post_init__(self) -> None:
         if self.score not in SCORES:
@@ -153,6 +156,10 @@ class DraftRecord:
     channel: str | None
     slack_ts: tuple[str, ...]  # one draft may span several messages; the last one holds the buttons
     sent_to_zendesk_by: str | None
+    # What the draft came from (None in drafts stored before these were recorded):
+    model_version: str | None = None  # the adapter version, e.g. "20260105-093000-dpo-1a2b3c4d"
+    prompt: str | None = None  # the exact prompt the model continued
+    comment_id: int | None = None  # the customer message the round answers
 
     @property
     def generated(self) -> bool:

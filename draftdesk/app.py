@@ -23,6 +23,7 @@ from bot.web import DraftdeskWSGI, WebServer
 from bot.worker import TicketProcessor, Worker
 from core.domain import JOB_FAILED, JOB_QUEUED, utcnow
 from core.ports import ChatPoster, DraftBackend, Store
+from draftdesk.models_cli import standings
 from integrations.slack import SlackPoster, make_web_client
 from integrations.zendesk import ZendeskAccessDenied, ZendeskGateway, ZendeskUnavailable
 
@@ -221,7 +222,14 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
     if settings.intake.mode in ("poll", "both"):
         poller = Poller(store, zendesk, settings.intake.poll_since, on_queued=worker.wake.set)
     untuned = [m.name for m in settings.models if not m.adapter]
-    digest = DigestService(store, poster, settings.digest, model_names, untuned=untuned)
+    digest = DigestService(
+        store,
+        poster,
+        settings.digest,
+        model_names,
+        untuned=untuned,
+        candidates=lambda votes: standings(votes, settings),
+    )
     scheduler = BackgroundScheduler(timezone=settings.digest.timezone)
     app = Draftdesk(
         settings, store, poster, zendesk, worker, actions, after_ack, bolt, digest, poller, None, scheduler

@@ -23,11 +23,14 @@ from bot.config import (
     resolve_config_path,
 )
 from bot.errors import StartupError
+from bot.model_versions import baseline_row, by_version
 from bot.report import FORMATS, render
 from bot.stats import model_stats
 from bot.votes_io import VotesFileError, read_votes, write_votes
 from core.config import read_toml
 from core.ports import Store
+from draftdesk import models_cli
+from draftdesk.feedback_cli import register_feedback
 from finetune import cli as finetune_cli
 from integrations.slack_manifest import ManifestError, app_manifest
 from models import serve as serve_models
@@ -135,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     manifest.set_defaults(func=cmd_slack_manifest)
     # Further command groups register here: each module adds its parser and sets `func`.
     finetune_cli.register(sub)
+    register_feedback(sub)
+    models_cli.register(sub)
     serve_models.register(sub)
     _add_global_options(parser, top=True)
     return parser
@@ -186,10 +191,13 @@ def cmd_digest_preview(args: argparse.Namespace) -> int:
     names = [m.name for m in settings.models]
     untuned = [m.name for m in settings.models if not m.adapter]
     until = datetime.now(UTC)
-    rows = model_stats(store.votes(until - PERIOD, until), names)
-    baseline = choose_baseline(names, untuned, settings.digest.baseline)
-    analysis = analyse(store.votes(until - EVIDENCE, until), names, baseline, until)
-    text, blocks = digest_message(rows, until - PERIOD, until, analysis)
+    week, week_names = by_version(store.votes(until - PERIOD, until), names)
+    rows = model_stats(week, week_names)
+    history, history_names = by_version(store.votes(until - EVIDENCE, until), names)
+    baseline = baseline_row(choose_baseline(names, untuned, settings.digest.baseline), history_names)
+    analysis = analyse(history, history_names, baseline, until)
+    candidates = models_cli.standings(store.votes(), settings)
+    text, blocks = digest_message(rows, until - PERIOD, until, analysis, candidates)
     print("\n".join(message_lines({"text": text, "blocks": blocks})))
     return 0
 
@@ -245,13 +253,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         models = [m.name for m in settings.models]
         untuned = [m.name for m in settings.models if not m.adapter]
         votes = _open_store(settings.storage_path).votes(start, end)
-    rows = model_stats(votes, models)
+    votes, rows_named = by_version(votes, models)  # one row per model and adapter version
+    rows = model_stats(votes, rows_named)
     names = [row.model for row in rows]
-    if args.baseline and args.baseline not in names:
+    if args.baseline and baseline_row(args.baseline, names) not in names:
         known = ", ".join(names)
         print(f"draftdesk: --baseline {args.baseline!r} is not one of the models: {known}", file=sys.stderr)
         return 2
-    baseline = choose_baseline(names, untuned, args.baseline)
+    baseline = baseline_row(choose_baseline(models or names, untuned, args.baseline), names)
     analysis = analyse(votes, names, baseline, datetime.now(UTC))
     sys.stdout.write(render(rows, args.format, args.since, args.until, analysis))
     if args.chart:

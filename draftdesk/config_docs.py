@@ -15,6 +15,7 @@ from typing import Any
 from bot.config import (
     DigestSettings,
     IntakeSettings,
+    PromotionSettings,
     ServerSettings,
     SlackSettings,
     StorageSettings,
@@ -37,6 +38,7 @@ BOT_SECTIONS: tuple[tuple[str, type], ...] = (
     ("[intake]", IntakeSettings),
     ("[worker]", WorkerSettings),
     ("[digest]", DigestSettings),
+    ("[promotion]", PromotionSettings),
     ("[storage]", StorageSettings),
     ("[engine]", EngineSettings),
     ("[[models]]", ModelSpec),

@@ -61,7 +61,7 @@ from core.files import replace_atomically
 from core.ports import Store
 
 FORMAT_VERSION = 2
-TICKETS_PER_PART = 25  # ~100 KB of tickets file and ~30 KB of votes file per part at 3 drafts, 6 votes
+TICKETS_PER_PART = 25  # ~100 KB of tickets file (plus the drafts' prompts, ~2-15 KB each) and ~30 KB of votes
 OPEN_PARTS = 64  # partition databases kept open (cached) by one store
 MISC_PART = "misc"  # votes on draft ids that name no ticket (imports, tests)
 _TICKET_OF_ID = re.compile(r"^t(\d+)r(\d+)")

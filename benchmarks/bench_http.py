@@ -72,7 +72,14 @@ class CountingPoster:
         with self.lock:
             self.updates += 1
 
-    def ephemeral(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
+    def ephemeral(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        thread_ts: str | None = None,
+        blocks: list[dict] | None = None,
+    ) -> None:
         with self.lock:
             self.ephemerals += 1
 

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from core.domain import Ticket
+from core.domain import VOTE_REASONS, Ticket
 
 SECTION_TEXT_LIMIT = 3000
 HEADER_TEXT_LIMIT = 150
@@ -300,6 +300,57 @@ def new_round_notice(round_number: int) -> Message:
 def vote_confirmation(label: str, score: int) -> str:
     """The ephemeral answer to a voter: their own score, never the model behind the label."""
     return f"You rated {_draft_title(label)} {score}/5. Rate again to change it; your latest rating counts."
+
+
+REASON_ACTION = "vote_reason"  # the picker (static_select); its block_id carries the draft id
+REASON_NOTE_ACTION = "vote_reason_note"  # "Other": the agent's own words, sent with Enter
+REASON_NOTE_LIMIT = 500
+
+
+def reason_picker(label: str, score: int, draft_id: str) -> Message:
+    """The ephemeral answer to a 1 or 2: the confirmation, and an optional "what was wrong?"."""
+    text = f"{vote_confirmation(label, score)} What was wrong with it? (optional, only you see this)"
+    options = [
+        {"text": _plain(name), "value": code} for code, name in VOTE_REASONS.items() if code != "other"
+    ]
+    return text, [
+        _section(text, "vote_reason_prompt"),
+        {
+            "type": "actions",
+            "block_id": f"{REASON_ACTION}:{draft_id}",
+            "elements": [
+                {
+                    "type": "static_select",
+                    "action_id": REASON_ACTION,
+                    "placeholder": _plain("Pick a reason"),
+                    "options": options,
+                }
+            ],
+        },
+        {
+            "type": "input",
+            "block_id": f"{REASON_NOTE_ACTION}:{draft_id}",
+            "dispatch_action": True,
+            "optional": True,
+            "label": _plain("Other (type, then press Enter)"),
+            "element": {
+                "type": "plain_text_input",
+                "action_id": REASON_NOTE_ACTION,
+                "max_length": REASON_NOTE_LIMIT,
+                "dispatch_action_config": {"trigger_actions_on": ["on_enter_pressed"]},
+            },
+        },
+    ]
+
+
+def draft_id_of_block(block_id: str) -> str:
+    """The draft id a reason picker's block carries (``vote_reason:t12r1A`` → ``t12r1A``)."""
+    return block_id.partition(":")[2]
+
+
+def reason_noted(label: str, reason: str, note: str | None) -> str:
+    said = f"{VOTE_REASONS[reason]}: {note}" if note else VOTE_REASONS[reason]
+    return f"Thanks, noted for {_draft_title(label)}: {said}"
 
 
 def message_lines(message: dict) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -19,7 +20,9 @@ from bot.chart import digest_chart
 from bot.comparisons import Analysis, analyse, choose_baseline
 from bot.config import DigestSettings
 from bot.model_versions import baseline_row, by_version
+from bot.outcomes import OutcomeStats, outcome_stats
 from bot.promotion import Standing, standing_lines
+from bot.reasons import ReasonCount, reasons_line, top_reasons
 from bot.report import table1_rows, table2_rows
 from bot.stats import ModelStats, model_stats
 from core.domain import Vote, utcnow
@@ -96,19 +99,45 @@ def candidates_text(candidates: Sequence[Standing]) -> str:
     return "\n".join(lines)
 
 
+def reasons_text(reasons: Sequence[ReasonCount], models: Sequence[str]) -> str | None:
+    lines = [
+        f"• *{escape_mrkdwn(model)}*: {line}"
+        for model in models
+        if (line := reasons_line(reasons, model)) is not None
+    ]
+    return "*Why 1s and 2s failed* (reasons agents gave):\n" + "\n".join(lines) if lines else None
+
+
+def outcomes_text(stats: Sequence[OutcomeStats]) -> str | None:
+    """Per model: how often its draft was the one sent, and how close it came to the reply sent."""
+    lines = [
+        f"• *{escape_mrkdwn(s.model)}*: sent {s.sent_pct:.0f}% ({s.sent} of {s.n}), "
+        f"chrF {s.mean_chrf:.0f} to the reply sent, edit distance {s.median_edit_distance:.2f} (median)"
+        for s in stats
+        if s.n and s.sent_pct is not None and s.mean_chrf is not None and s.median_edit_distance is not None
+    ]
+    if not lines:
+        return None
+    head = "*The reply actually sent* (tickets answered this period; chrF 100 = the same text):"
+    return head + "\n" + "\n".join(lines)
+
+
 def digest_message(
     rows: Sequence[ModelStats],
     since: datetime,
     until: datetime,
     analysis: Analysis | None = None,
+    reasons: Sequence[ReasonCount] = (),
+    title: str = "Weekly draft ratings",
+    outcomes: Sequence[OutcomeStats] = (),
     candidates: Sequence[Standing] = (),
 ) -> tuple[str, list[dict]]:
     """Tables 1 and 2 in a Slack message (a row per model and adapter version), the decision
-    (comparisons, agreement) under them, then each running candidate's standing; a text bar per
-    row stands in for the chart."""
+    (comparisons, agreement), the reasons and the replies sent under them, then each running
+    candidate's standing; a text bar per row stands in for the chart."""
     period = f"{since:%a %d %b} – {until:%a %d %b %Y}"
     total = sum(r.n for r in rows)
-    fallback = f"draftdesk weekly digest, {period}: {total} ratings"
+    fallback = f"draftdesk: {title.lower()}, {period}: {total} ratings"
     t1_head, t1_body = table1_rows(rows)
     t2_head, t2_body = table2_rows(rows)
 
@@ -134,7 +163,7 @@ def digest_message(
         else:
             bars.append(f"`{_bar(0)}` no ratings — *{escape_mrkdwn(row.model)}*")
     blocks: list[dict] = [
-        {"type": "header", "text": {"type": "plain_text", "text": "Weekly draft ratings"}},
+        {"type": "header", "text": {"type": "plain_text", "text": title}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{period} · {total} ratings"}]},
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(bars)[:3000]}},
     ]
@@ -163,11 +192,23 @@ def digest_message(
         )
     if analysis is not None:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": analysis_text(analysis)[:3000]}})
+    for extra in (outcomes_text(outcomes), reasons_text(reasons, [r.model for r in rows])):
+        if extra:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": extra[:3000]}})
     if candidates:
         blocks.append(
             {"type": "section", "text": {"type": "mrkdwn", "text": candidates_text(candidates)[:3000]}}
         )
     return fallback, blocks
+
+
+@dataclass(frozen=True)
+class DigestContent:
+    """One digest, ready to post: the message and its chart (file name, PNG, title)."""
+
+    text: str
+    blocks: list[dict]
+    chart: tuple[str, bytes, str]
 
 
 class DigestService:
@@ -190,18 +231,34 @@ class DigestService:
         self.trigger = trigger_for(settings)
         self.candidates = candidates  # the running candidates' standing, from all votes
 
+    def compose(
+        self, period_end: datetime, period: timedelta = PERIOD, title: str = "Weekly draft ratings"
+    ) -> DigestContent:
+        """The digest of the ``period`` before ``period_end``: the scheduled one, a preview, or a
+        report asked for with the slash command. Comparisons rest on at least 8 weeks."""
+        since = period_end - period
+        votes, names = by_version(self.store.votes(since, period_end), self.model_names)  # a row per version
+        rows = model_stats(votes, names)
+        history, history_names = by_version(
+            self.store.votes(period_end - max(EVIDENCE, period), period_end), self.model_names
+        )
+        analysis = analyse(history, history_names, baseline_row(self.baseline, history_names), period_end)
+        reasons = top_reasons(votes, names)
+        sent = outcome_stats(self.store.outcomes(since, period_end), self.model_names)
+        standings = self.candidates(self.store.votes(until=period_end)) if self.candidates else ()
+        text, blocks = digest_message(rows, since, period_end, analysis, reasons, title, sent, standings)
+        return DigestContent(text, blocks, self._chart(rows, analysis, since, period_end))
+
+    def send_report(self, user: str, period: timedelta, title: str) -> None:
+        """A report asked for on demand, by DM to the one who asked (with its chart)."""
+        content = self.compose(self.clock(), period, title)
+        self.poster.dm(user, content.text, content.blocks)
+        self._share(lambda: self.poster.dm_upload(user, *content.chart), user)
+
     def post_for(self, period_end: datetime) -> None:
         since = period_end - PERIOD
-        week, names = by_version(self.store.votes(since, period_end), self.model_names)
-        rows = model_stats(week, names)
-        history, history_names = by_version(
-            self.store.votes(period_end - EVIDENCE, period_end), self.model_names
-        )
-        baseline = baseline_row(self.baseline, history_names)
-        analysis = analyse(history, history_names, baseline, period_end)
-        standings = self.candidates(self.store.votes(until=period_end)) if self.candidates else ()
-        text, blocks = digest_message(rows, since, period_end, analysis, standings)
-        chart = self._chart(rows, analysis, since, period_end)
+        content = self.compose(period_end)
+        text, blocks, chart = content.text, content.blocks, content.chart
         if self.settings.channel:  # a failure here raises: nothing is posted yet, the next run retries
             self.poster.post(self.settings.channel, text, blocks)
             self._share(lambda: self.poster.upload(self.settings.channel or "", *chart), "the channel")

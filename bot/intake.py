@@ -120,8 +120,10 @@ class Poller:
             cursor, int(self.since.timestamp())
         ):
             for change in changes:
-                if change.status in FINISHED_STATUSES or change.created_at < self.since:
+                if change.created_at < self.since:
                     continue
+                if change.status in FINISHED_STATUSES and self.store.ticket_thread(change.id) is None:
+                    continue  # answered before it had drafts: nothing to draft, nothing to measure
                 if self.store.enqueue(change.id, source="poll"):
                     queued += 1
             if next_cursor:

@@ -27,8 +27,19 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
-from bot.blocks import SCORE_REACTIONS, draft_message, score_from_action_id, vote_confirmation
-from core.domain import DraftRecord, Vote, utcnow
+from bot.blocks import (
+    REASON_ACTION,
+    REASON_NOTE_ACTION,
+    REASON_NOTE_LIMIT,
+    SCORE_REACTIONS,
+    draft_id_of_block,
+    draft_message,
+    reason_noted,
+    reason_picker,
+    score_from_action_id,
+    vote_confirmation,
+)
+from core.domain import NEGATIVE_SCORES, VOTE_REASONS, DraftRecord, Vote, utcnow
 from core.ports import ChatError, ChatPoster, GatewayError, NoteSink, Store
 
 log = logging.getLogger(__name__)
@@ -58,8 +69,33 @@ class DraftActions:
             log.warning("ignored a rating click: action %r by user %r", action_id, user)
             return
         draft = self.vote(draft_id, user, score, "button")
-        text = UNKNOWN_DRAFT if draft is None else vote_confirmation(draft.label, score)
-        self._tell(channel, user, text, thread_ts)
+        if draft is None:
+            self._tell(channel, user, UNKNOWN_DRAFT, thread_ts)
+        else:
+            self._confirm_vote(channel, user, draft, score, thread_ts)
+
+    def vote_reason(
+        self, user: str, channel: str, thread_ts: str | None, draft_id: str, reason: str, note: str | None
+    ) -> None:
+        """The agent said why the draft they rated 1 or 2 failed: kept with their vote."""
+        note = (note or "").strip()[:REASON_NOTE_LIMIT] or None
+        if note is not None:
+            reason = "other"
+        if reason not in VOTE_REASONS or not user:
+            log.warning("ignored a vote reason %r by user %r", reason, user)
+            return
+        draft = self.store.draft(draft_id)
+        if draft is None:
+            self._tell(channel, user, UNKNOWN_DRAFT, thread_ts)
+            return
+        if thread_ts is None:  # an action on an ephemeral message carries no thread: answer in the draft's
+            thread = self.store.ticket_thread(draft.ticket_id)
+            thread_ts = thread[1] if thread else None
+        if self.store.set_vote_reason(draft.id, user, reason, note):
+            self._tell(channel, user, reason_noted(draft.label, reason, note), thread_ts)
+        else:
+            text = f"Your rating of Draft {draft.label} is no longer a 1 or 2, so no reason was kept."
+            self._tell(channel, user, text, thread_ts)
 
     def send_button(self, user: str, channel: str, thread_ts: str | None, draft_id: str) -> None:
         """A click on "Send to Zendesk": the draft becomes one internal note on its ticket."""
@@ -90,9 +126,10 @@ class DraftActions:
         draft = self.store.draft_by_message(channel, ts)
         if draft is None:
             return
-        self.vote(draft.id, user, score, "reaction")
+        if self.vote(draft.id, user, score, "reaction") is None:
+            return
         thread = self.store.ticket_thread(draft.ticket_id)
-        self._tell(channel, user, vote_confirmation(draft.label, score), thread[1] if thread else None)
+        self._confirm_vote(channel, user, draft, score, thread[1] if thread else None)
 
     def reaction_removed(self, user: str, reaction: str, item_type: str, channel: str, ts: str) -> None:
         """Removing a score reaction removes the vote, if that reaction is still the user's vote."""
@@ -159,10 +196,22 @@ class DraftActions:
         except ChatError as exc:
             log.warning("could not update the message of draft %s: %s", draft.id, exc)
 
-    def _tell(self, channel: str, user: str, text: str, thread_ts: str | None) -> None:
+    def _confirm_vote(
+        self, channel: str, user: str, draft: DraftRecord, score: int, thread_ts: str | None
+    ) -> None:
+        """The voter's own score; a 1 or 2 also asks, optionally, what was wrong."""
+        if score in NEGATIVE_SCORES:
+            text, blocks = reason_picker(draft.label, score, draft.id)
+            self._tell(channel, user, text, thread_ts, blocks)
+        else:
+            self._tell(channel, user, vote_confirmation(draft.label, score), thread_ts)
+
+    def _tell(
+        self, channel: str, user: str, text: str, thread_ts: str | None, blocks: list[dict] | None = None
+    ) -> None:
         """An ephemeral answer; what it answers is recorded already, so a failure is only logged."""
         try:
-            self.poster.ephemeral(channel, user, text, thread_ts)
+            self.poster.ephemeral(channel, user, text, thread_ts, blocks)
         except ChatError as exc:
             log.warning("could not answer %s in %s: %s", user, channel, exc)
 
@@ -244,6 +293,21 @@ def register_listeners(app: App, actions: DraftActions, after_ack: AfterAck) -> 
         user, channel, thread_ts = context.user_id or "", context.channel_id or "", context.thread_ts
         draft_id = action.get("value", "")
         after_ack.submit(user, lambda: actions.send_button(user, channel, thread_ts, draft_id))
+
+    @app.action(REASON_ACTION)
+    def on_reason(ack: Ack, action: dict[str, Any], context: BoltContext) -> None:
+        ack()
+        user, channel, thread_ts = context.user_id or "", context.channel_id or "", context.thread_ts
+        draft_id = draft_id_of_block(action.get("block_id", ""))
+        reason = (action.get("selected_option") or {}).get("value", "")
+        after_ack.submit(user, lambda: actions.vote_reason(user, channel, thread_ts, draft_id, reason, None))
+
+    @app.action(REASON_NOTE_ACTION)
+    def on_reason_note(ack: Ack, action: dict[str, Any], context: BoltContext) -> None:
+        ack()
+        user, channel, thread_ts = context.user_id or "", context.channel_id or "", context.thread_ts
+        draft_id, note = draft_id_of_block(action.get("block_id", "")), action.get("value") or ""
+        after_ack.submit(user, lambda: actions.vote_reason(user, channel, thread_ts, draft_id, "other", note))
 
     @app.event("reaction_added")
     def on_reaction_added(event: dict[str, Any], context: BoltContext) -> None:

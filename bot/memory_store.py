@@ -20,8 +20,10 @@ from core.domain import (
     JOB_FAILED,
     JOB_QUEUED,
     JOB_RUNNING,
+    NEGATIVE_SCORES,
     ROUND_GENERATING,
     ROUND_POSTED,
+    DraftOutcome,
     DraftRecord,
     Job,
     RoundRecord,
@@ -42,6 +44,7 @@ class MemoryStore:
         self._threads: dict[int, tuple[str, str]] = {}
         self._rounds: dict[str, RoundRecord] = {}
         self._drafts: dict[str, DraftRecord] = {}
+        self._outcomes: dict[str, DraftOutcome] = {}
         self._votes: dict[tuple[str, str], Vote] = {}  # (draft id, rater) → the rater's latest vote
         self._meta: dict[str, str] = {}  # key → the value as JSON
 
@@ -214,6 +217,32 @@ class MemoryStore:
     def rated_count(self, draft_id: str) -> int:
         with self._lock:
             return sum(1 for d, _ in self._votes if d == draft_id)
+
+    def set_vote_reason(self, draft_id: str, rater: str, reason: str, note: str | None = None) -> bool:
+        with self._lock:
+            vote = self._votes.get((draft_id, rater))
+            if vote is None or vote.score not in NEGATIVE_SCORES:
+                return False
+            self._votes[(draft_id, rater)] = replace(vote, reason=reason, reason_note=note)
+            return True
+
+    def record_outcomes(self, outcomes: Sequence[DraftOutcome]) -> None:
+        with self._lock:
+            for outcome in outcomes:
+                self._outcomes.setdefault(outcome.draft_id, outcome)
+
+    def outcome(self, draft_id: str) -> DraftOutcome | None:
+        with self._lock:
+            return self._outcomes.get(draft_id)
+
+    def outcomes(self, since: datetime | None = None, until: datetime | None = None) -> list[DraftOutcome]:
+        with self._lock:
+            found = [
+                o
+                for o in self._outcomes.values()
+                if (since is None or o.replied_at >= since) and (until is None or o.replied_at < until)
+            ]
+        return sorted(found, key=lambda o: (o.replied_at, o.draft_id))
 
     def votes(self, since: datetime | None = None, until: datetime | None = None) -> list[Vote]:
         with self._lock:

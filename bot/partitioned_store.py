@@ -5,8 +5,9 @@ Layout (``[storage] path`` = ``draftdesk.json``)::
 
     draftdesk.json                 hot file: format marker, job queue (no finished jobs), meta
     draftdesk.json.d/tickets/N.json   tickets N*25 .. N*25+24: their threads and rounds (drafts inside)
-    draftdesk.json.d/votes/N.json     the votes on those tickets' drafts
-    draftdesk.json.d/votes/weeks.json which ticket parts hold votes of which week (Monday, UTC)
+    draftdesk.json.d/votes/N.json     the votes on those tickets' drafts, and how each draft compared
+                                      with the reply the agent sent (outcomes)
+    draftdesk.json.d/votes/weeks.json which ticket parts hold votes or outcomes of which week (Monday, UTC)
     draftdesk.json.d/messages/HOUR.json Slack (channel, ts) -> draft id, by the UTC hour of ts
                                       (``2025-01-06T13``; stores of 2026-11 kept one file per day)
     draftdesk.json.d/jobs/WEEK.json     finished jobs, by the week they finished
@@ -30,7 +31,7 @@ import re
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,15 +41,27 @@ from tinydb.table import Document
 
 from bot.atomic_storage import AtomicJSONStorage, sweep_leftovers
 from bot.store import TinyDBStore
-from bot.store_documents import iso, job_from_doc, next_due, parse_iso, round_from_doc, votes_from_docs
+from bot.store_documents import (
+    iso,
+    job_from_doc,
+    next_due,
+    outcome_doc,
+    outcome_from_doc,
+    outcomes_from_docs,
+    parse_iso,
+    round_from_doc,
+    votes_from_docs,
+)
 from bot.votes_io import vote_row
 from core.domain import (
     JOB_DONE,
     JOB_FAILED,
     JOB_QUEUED,
     JOB_RUNNING,
+    NEGATIVE_SCORES,
     ROUND_GENERATING,
     ROUND_POSTED,
+    DraftOutcome,
     DraftRecord,
     Job,
     RoundRecord,
@@ -486,6 +499,16 @@ class PartitionedStore:
             votes = self._votes_of(draft_id)
             return bool(votes.contains(cond) and votes.remove(cond))
 
+    def set_vote_reason(self, draft_id: str, rater: str, reason: str, note: str | None = None) -> bool:
+        Vote(0, draft_id, "", rater, 1, "button", utcnow(), reason)  # a bad reason fails before any write
+        q = Query()
+        with self._lock:
+            updated = self._votes_of(draft_id).update(
+                {"reason": reason, "reason_note": note},
+                (q.draft_id == draft_id) & (q.rater == rater) & q.score.one_of(sorted(NEGATIVE_SCORES)),
+            )
+            return bool(updated)
+
     def rated_count(self, draft_id: str) -> int:
         with self._lock:
             return self._votes_of(draft_id).count(Query().draft_id == draft_id)
@@ -494,6 +517,14 @@ class PartitionedStore:
         """Votes with since <= voted_at < until, oldest first: only the parts that hold votes of the
         weeks in range are read, each file once, outside the lock (files are only ever replaced
         whole), and without filling the cache."""
+        result = []
+        for storage in self._vote_parts(since, until):
+            result += votes_from_docs(((storage.read() or {}).get("votes") or {}).values(), since, until)
+        return sorted(result, key=lambda v: (v.voted_at, v.draft_id, v.rater))
+
+    def _vote_parts(self, since: datetime | None, until: datetime | None) -> Iterator[AtomicJSONStorage]:
+        """The vote part files holding votes or outcomes of the weeks in [since, until), read-only
+        and uncached, each file once."""
         with self._lock:
             weeks = set(self._known_vote_weeks()) if self.folder.exists() else set()
         low = week_of(since) if since else None
@@ -501,11 +532,33 @@ class PartitionedStore:
         parts = sorted(
             {part for week, part in weeks if (low is None or week >= low) and (high is None or week <= high)}
         )
-        result = []
         for part in parts:
-            storage = AtomicJSONStorage(self.folder / "votes" / f"{part}.json", read_only=True)
-            result += votes_from_docs(((storage.read() or {}).get("votes") or {}).values(), since, until)
-        return sorted(result, key=lambda v: (v.voted_at, v.draft_id, v.rater))
+            yield AtomicJSONStorage(self.folder / "votes" / f"{part}.json", read_only=True)
+
+    # ---- outcomes: how each draft compared with the reply sent; beside the votes of its ticket --
+
+    def record_outcomes(self, outcomes: Sequence[DraftOutcome]) -> None:
+        q = Query()
+        with self._lock:
+            for outcome in outcomes:
+                part = part_of_id(outcome.draft_id) or MISC_PART
+                self._note_vote_week(week_of(outcome.replied_at), part)
+                table = self._part("votes", part).table("outcomes")
+                if not table.contains(q.draft_id == outcome.draft_id):
+                    table.insert(outcome_doc(outcome))
+
+    def outcome(self, draft_id: str) -> DraftOutcome | None:
+        with self._lock:
+            table = self._part("votes", part_of_id(draft_id) or MISC_PART).table("outcomes")
+            doc = table.get(Query().draft_id == draft_id)
+        return outcome_from_doc(doc) if doc else None
+
+    def outcomes(self, since: datetime | None = None, until: datetime | None = None) -> list[DraftOutcome]:
+        """Like ``votes``: only the parts the weeks index names for the weeks in range are read."""
+        docs: list[Any] = []
+        for storage in self._vote_parts(since, until):
+            docs += ((storage.read() or {}).get("outcomes") or {}).values()
+        return outcomes_from_docs(docs, since, until)
 
     # ---- small state: poll cursor, digest bookkeeping ----------------------------------------
 

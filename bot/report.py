@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING
 
+from bot.outcomes import OutcomeStats
+from bot.reasons import ReasonCount
 from bot.stats import ModelStats
 from core.domain import SCORES
 
@@ -37,15 +39,17 @@ def render(
     since: date | None = None,
     until: date | None = None,
     analysis: Analysis | None = None,
+    reasons: Sequence[ReasonCount] = (),
+    sent: Sequence[OutcomeStats] = (),
 ) -> str:
     if fmt == "json":
-        return render_json(rows, since, until, analysis)
+        return render_json(rows, since, until, analysis, reasons, sent)
     if fmt == "csv":
-        return render_csv(rows, analysis)
+        return render_csv(rows, analysis, reasons, sent)
     if fmt == "markdown":
-        return render_markdown(rows, since, until, analysis)
+        return render_markdown(rows, since, until, analysis, reasons, sent)
     if fmt == "text":
-        return render_text(rows, since, until, analysis)
+        return render_text(rows, since, until, analysis, reasons, sent)
     raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
@@ -92,7 +96,12 @@ def analysis_dict(analysis: Analysis) -> dict:
 
 
 def as_dict(
-    rows: Sequence[ModelStats], since: date | None, until: date | None, analysis: Analysis | None = None
+    rows: Sequence[ModelStats],
+    since: date | None,
+    until: date | None,
+    analysis: Analysis | None = None,
+    reasons: Sequence[ReasonCount] = (),
+    sent: Sequence[OutcomeStats] = (),
 ) -> dict:
     extra = analysis_dict(analysis) if analysis else {}
     return {
@@ -111,16 +120,74 @@ def as_dict(
             for row in rows
         ],
         **extra,
+        "reasons": [
+            {
+                "model": r.model,
+                "reason": r.reason,
+                "label": r.label,
+                "count": r.count,
+                "share_pct": r.share_pct,
+            }
+            for r in reasons
+        ],
+        "reply_sent": [
+            {
+                "model": o.model,
+                "answered": o.n,
+                "sent": o.sent,
+                "sent_pct": o.sent_pct,
+                "mean_chrf": o.mean_chrf,
+                "median_edit_distance": o.median_edit_distance,
+            }
+            for o in sent
+        ],
     }
 
 
 def render_json(
-    rows: Sequence[ModelStats], since: date | None, until: date | None, analysis: Analysis | None = None
+    rows: Sequence[ModelStats],
+    since: date | None,
+    until: date | None,
+    analysis: Analysis | None = None,
+    reasons: Sequence[ReasonCount] = (),
+    sent: Sequence[OutcomeStats] = (),
 ) -> str:
-    return json.dumps(as_dict(rows, since, until, analysis), indent=2, ensure_ascii=False)
+    return json.dumps(as_dict(rows, since, until, analysis, reasons, sent), indent=2, ensure_ascii=False)
 
 
-def render_csv(rows: Sequence[ModelStats], analysis: Analysis | None = None) -> str:
+def reasons_table(reasons: Sequence[ReasonCount]) -> tuple[list[str], list[list[str]]]:
+    """The reasons agents gave for their 1s and 2s, per model: the top ones."""
+    return (
+        ["Model", "Why it failed", "Votes", "% of reasons given"],
+        [[r.model, r.label, str(r.count), f"{r.share_pct:.1f}"] for r in reasons],
+    )
+
+
+def sent_table(sent: Sequence[OutcomeStats]) -> tuple[list[str], list[list[str]]]:
+    """Per model, against the reply the agent actually sent: how often its draft was the one sent."""
+    return (
+        ["Model", "Tickets answered", "Its draft sent", "Sent %", "chrF to reply", "Edit distance (median)"],
+        [
+            [
+                o.model,
+                str(o.n),
+                str(o.sent),
+                _fmt(o.sent_pct),
+                _fmt(o.mean_chrf),
+                _fmt(o.median_edit_distance, 3),
+            ]
+            for o in sent
+            if o.n
+        ],
+    )
+
+
+def render_csv(
+    rows: Sequence[ModelStats],
+    analysis: Analysis | None = None,
+    reasons: Sequence[ReasonCount] = (),
+    sent: Sequence[OutcomeStats] = (),
+) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["model", *[f"score_{s}" for s in SCORES], "n", "mean", "negative_pct", "positive_pct"])
@@ -135,11 +202,15 @@ def render_csv(rows: Sequence[ModelStats], analysis: Analysis | None = None) -> 
                 "" if row.positive_pct is None else f"{row.positive_pct:.1f}",
             ]
         )
-    if analysis is not None:  # further tables follow, each after a blank line and its own header
-        for headers, body in analysis_tables(analysis):
-            out.write("\n")
-            writer.writerow(headers)
-            writer.writerows(body)
+    tables = analysis_tables(analysis) if analysis is not None else []
+    if any(o.n for o in sent):
+        tables.append(sent_table(sent))
+    if reasons:
+        tables.append(reasons_table(reasons))
+    for headers, body in tables:  # further tables follow, each after a blank line and its own header
+        out.write("\n")
+        writer.writerow(headers)
+        writer.writerows(body)
     return out.getvalue()
 
 
@@ -176,6 +247,8 @@ def _range(values: tuple[float, float] | None, digits: int = 1) -> str:
     return "–" if values is None else f"{values[0]:.{digits}f} to {values[1]:.{digits}f}"
 
 
+SENT_TITLE = "The reply actually sent (tickets answered, per model)"
+REASONS_TITLE = "Why drafts rated 1-2 failed (reasons agents gave)"
 TITLES = ("Against the baseline", "Ranking (Bradley-Terry)", "Agreement between raters", "Weekly trend")
 
 
@@ -222,7 +295,12 @@ def analysis_tables(analysis: Analysis) -> list[tuple[list[str], list[list[str]]
 
 
 def render_text(
-    rows: Sequence[ModelStats], since: date | None, until: date | None, analysis: Analysis | None = None
+    rows: Sequence[ModelStats],
+    since: date | None,
+    until: date | None,
+    analysis: Analysis | None = None,
+    reasons: Sequence[ReasonCount] = (),
+    sent: Sequence[OutcomeStats] = (),
 ) -> str:
     lines = [f"Draft ratings, {_period(since, until)}", ""]
     lines += ["Table 1: count of ratings (1 = worst, 5 = best)", *_table(*table1_rows(rows)), ""]
@@ -233,6 +311,10 @@ def render_text(
         for title, (headers, body) in zip(TITLES, analysis_tables(analysis), strict=True):
             if body:
                 lines += ["", title, *_table(headers, body)]
+    if any(o.n for o in sent):
+        lines += ["", SENT_TITLE, *_table(*sent_table(sent))]
+    if reasons:
+        lines += ["", REASONS_TITLE, *_table(*reasons_table(reasons))]
     return "\n".join(lines) + "\n"
 
 
@@ -246,7 +328,12 @@ def _md_table(headers: list[str], body: list[list[str]]) -> list[str]:
 
 
 def render_markdown(
-    rows: Sequence[ModelStats], since: date | None, until: date | None, analysis: Analysis | None = None
+    rows: Sequence[ModelStats],
+    since: date | None,
+    until: date | None,
+    analysis: Analysis | None = None,
+    reasons: Sequence[ReasonCount] = (),
+    sent: Sequence[OutcomeStats] = (),
 ) -> str:
     lines = [f"## Draft ratings, {_period(since, until)}", ""]
     lines += ["### Table 1: count of ratings", "", *_md_table(*table1_rows(rows)), ""]
@@ -255,4 +342,8 @@ def render_markdown(
         for title, (headers, body) in zip(TITLES, analysis_tables(analysis), strict=True):
             if body:
                 lines += ["", f"### {title}", "", *_md_table(headers, body)]
+    if any(o.n for o in sent):
+        lines += ["", f"### {SENT_TITLE}", "", *_md_table(*sent_table(sent))]
+    if reasons:
+        lines += ["", f"### {REASONS_TITLE}", "", *_md_table(*reasons_table(reasons))]
     return "\n".join(lines) + "\n"

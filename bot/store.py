@@ -17,15 +17,27 @@ from typing import Any
 from tinydb import Query, TinyDB
 
 from bot.atomic_storage import AtomicJSONStorage
-from bot.store_documents import iso, job_from_doc, next_due, parse_iso, round_from_doc, votes_from_docs
+from bot.store_documents import (
+    iso,
+    job_from_doc,
+    next_due,
+    outcome_doc,
+    outcome_from_doc,
+    outcomes_from_docs,
+    parse_iso,
+    round_from_doc,
+    votes_from_docs,
+)
 from bot.votes_io import vote_row
 from core.domain import (
     JOB_DONE,
     JOB_FAILED,
     JOB_QUEUED,
     JOB_RUNNING,
+    NEGATIVE_SCORES,
     ROUND_GENERATING,
     ROUND_POSTED,
+    DraftOutcome,
     DraftRecord,
     Job,
     RoundRecord,
@@ -52,6 +64,7 @@ class TinyDBStore:
         self._rounds = self._db.table("rounds")
         self._drafts = self._db.table("drafts")
         self._votes = self._db.table("votes")
+        self._outcomes = self._db.table("outcomes")
         self._meta = self._db.table("meta")
 
     def close(self) -> None:
@@ -286,9 +299,35 @@ class TinyDBStore:
             )
             return bool(removed)
 
+    def set_vote_reason(self, draft_id: str, rater: str, reason: str, note: str | None = None) -> bool:
+        Vote(0, draft_id, "", rater, 1, "button", utcnow(), reason)  # a bad reason fails before any write
+        q = Query()
+        with self._lock:
+            updated = self._votes.update(
+                {"reason": reason, "reason_note": note},
+                (q.draft_id == draft_id) & (q.rater == rater) & q.score.one_of(sorted(NEGATIVE_SCORES)),
+            )
+            return bool(updated)
+
     def rated_count(self, draft_id: str) -> int:
         with self._lock:
             return self._votes.count(Query().draft_id == draft_id)
+
+    def record_outcomes(self, outcomes: Sequence[DraftOutcome]) -> None:
+        with self._lock:
+            for outcome in outcomes:
+                if not self._outcomes.contains(Query().draft_id == outcome.draft_id):
+                    self._outcomes.insert(outcome_doc(outcome))
+
+    def outcome(self, draft_id: str) -> DraftOutcome | None:
+        with self._lock:
+            doc = self._outcomes.get(Query().draft_id == draft_id)
+        return outcome_from_doc(doc) if doc else None
+
+    def outcomes(self, since: datetime | None = None, until: datetime | None = None) -> list[DraftOutcome]:
+        with self._lock:
+            docs = list(self._outcomes.all())
+        return outcomes_from_docs(docs, since, until)
 
     def votes(self, since: datetime | None = None, until: datetime | None = None) -> list[Vote]:
         """Votes with since <= voted_at < until, oldest first."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from core.domain import Job, RoundRecord, Vote
+from core.domain import DraftOutcome, Job, RoundRecord, Vote
 
 
 def iso(value: datetime) -> str:
@@ -63,6 +63,8 @@ def votes_from_docs(docs: Any, since: datetime | None, until: datetime | None) -
                 source=doc["source"],
                 voted_at=voted_at,
                 model_version=doc.get("model_version"),
+                reason=doc.get("reason"),
+                reason_note=doc.get("reason_note"),
             )
         )
     return found
@@ -72,3 +74,36 @@ def next_due(job_docs: Any, queued: str) -> datetime | None:
     """The earliest ``not_before`` of the jobs in status ``queued``."""
     times = [parse_iso(d["not_before"]) for d in job_docs if d["status"] == queued]
     return min(times) if times else None
+
+
+def outcome_doc(outcome: DraftOutcome) -> dict[str, Any]:
+    return {
+        "ticket_id": outcome.ticket_id,
+        "draft_id": outcome.draft_id,
+        "model": outcome.model,
+        "reply_comment_id": outcome.reply_comment_id,
+        "sent": outcome.sent,
+        "chrf": outcome.chrf,
+        "edit_distance": outcome.edit_distance,
+        "replied_at": iso(outcome.replied_at),
+    }
+
+
+def outcome_from_doc(doc: Any) -> DraftOutcome:
+    return DraftOutcome(
+        ticket_id=doc["ticket_id"],
+        draft_id=doc["draft_id"],
+        model=doc["model"],
+        reply_comment_id=doc["reply_comment_id"],
+        sent=doc["sent"],
+        chrf=doc["chrf"],
+        edit_distance=doc["edit_distance"],
+        replied_at=parse_iso(doc["replied_at"]),
+    )
+
+
+def outcomes_from_docs(docs: Any, since: datetime | None, until: datetime | None) -> list[DraftOutcome]:
+    """The outcomes with since <= replied_at < until, oldest first."""
+    found = [outcome_from_doc(d) for d in docs]
+    found = [o for o in found if (not since or o.replied_at >= since) and (not until or o.replied_at < until)]
+    return sorted(found, key=lambda o: (o.replied_at, o.draft_id))

@@ -9,9 +9,20 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TextIO
 
-from core.domain import SCORES, Vote
+from core.domain import SCORES, VOTE_REASONS, Vote
 
-COLUMNS = ("ticket_id", "draft_id", "model", "model_version", "rater", "score", "source", "voted_at")
+COLUMNS = (
+    "ticket_id",
+    "draft_id",
+    "model",
+    "model_version",
+    "rater",
+    "score",
+    "source",
+    "voted_at",
+    "reason",
+    "reason_note",
+)
 REQUIRED = ("model", "score")
 
 
@@ -30,6 +41,8 @@ def vote_row(vote: Vote) -> dict[str, object]:
         "score": vote.score,
         "source": vote.source,
         "voted_at": vote.voted_at.astimezone(UTC).isoformat(),
+        "reason": vote.reason,
+        "reason_note": vote.reason_note,
     }
 
 
@@ -99,6 +112,11 @@ def _vote(row: dict, line: int, name: str) -> Vote:
         voted_at = voted_at.replace(tzinfo=UTC)
     ticket_raw = str(row.get("ticket_id") or "0").strip()
     source = str(row.get("source") or "import").strip()
+    reason = str(row.get("reason") or "").strip() or None
+    if reason is not None and reason not in VOTE_REASONS:
+        raise VotesFileError(
+            f"{name}:{line}: reason must be one of {', '.join(VOTE_REASONS)}, got {reason!r}"
+        )
     return Vote(
         ticket_id=int(ticket_raw) if ticket_raw.isdigit() else 0,
         draft_id=str(row.get("draft_id") or f"{name}:{line}"),
@@ -108,4 +126,6 @@ def _vote(row: dict, line: int, name: str) -> Vote:
         source=source if source in ("button", "reaction", "import") else "import",
         voted_at=voted_at,
         model_version=str(row.get("model_version") or "").strip() or None,
+        reason=reason,
+        reason_note=str(row.get("reason_note") or "").strip() or None,
     )

@@ -74,7 +74,9 @@ class TicketProcessor:
         channel: str,
         product_name: str = "our product",
         rng: random.Random | None = None,
+        observe_replies: Callable[[Ticket], int] | None = None,
     ) -> None:
+        """``observe_replies`` sees every ticket read (bot.outcomes: drafts against the reply sent)."""
         if not model_names:
             raise ValueError("at least one model is needed")
         if len(model_names) > len(DRAFT_LABELS):
@@ -87,6 +89,7 @@ class TicketProcessor:
         self.channel = channel
         self.product_name = product_name
         self.rng = rng or random.SystemRandom()
+        self.observe_replies = observe_replies
 
     def prepare(self, ticket_id: int) -> PreparedRound | str:
         """Fetch the ticket, post the parent, record the blind labels, build prompts.
@@ -94,6 +97,8 @@ class TicketProcessor:
         Returns the outcome as text instead when there is nothing to draft.
         """
         ticket = self.zendesk.fetch_ticket(ticket_id)
+        if self.observe_replies is not None:
+            self.observe_replies(ticket)
         if ticket.status in FINISHED_STATUSES:
             return f"skipped: ticket is {ticket.status}"
         question = question_comment(ticket)

@@ -8,6 +8,16 @@ from datetime import UTC, datetime
 SCORES = (1, 2, 3, 4, 5)
 NEGATIVE_SCORES = frozenset({1, 2})  # the study: 1-2 negative, 3-5 positive
 VOTE_SOURCES = ("button", "reaction", "import")
+# Why a draft rated 1 or 2 failed (the agent's optional answer), code -> what the agent is shown.
+VOTE_REASONS = {
+    "wrong_facts": "Wrong facts",
+    "not_answered": "Did not answer the question",
+    "tone": "Tone",
+    "too_long": "Too long",
+    "too_short": "Too short",
+    "unsafe": "Unsafe or leaks personal data",
+    "other": "Other",
+}
 DRAFT_LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # A ticket in one of these needs no draft: it is answered, or gone (webhook and poll intake alike).
 FINISHED_STATUSES = frozenset({"solved", "closed", "deleted"})
@@ -88,6 +98,8 @@ class Vote:
     score: int
     source: str
     voted_at: datetime
+    reason: str | None = None  # a VOTE_REASONS code, only on a negative vote
+    reason_note: str | None = None  # the agent's own words, with reason "other"
     model_version: str | None = None  # the draft's adapter version; None: untuned or not recorded
 
     def __post_init__(self) -> None:
@@ -95,6 +107,23 @@ class Vote:
             raise ValueError(f"score must be 1-5, got {self.score!r}")
         if self.source not in VOTE_SOURCES:
             raise ValueError(f"source must be one of {VOTE_SOURCES}, got {self.source!r}")
+        if self.reason is not None and self.reason not in VOTE_REASONS:
+            raise ValueError(f"reason must be one of {tuple(VOTE_REASONS)}, got {self.reason!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class DraftOutcome:
+    """How one draft compares with the reply the agent actually sent the customer: Zendesk's
+    acceptance and edit rate, measured per blind model."""
+
+    ticket_id: int
+    draft_id: str
+    model: str
+    reply_comment_id: int  # the agent's first public reply after the message the draft answered
+    sent: bool  # this draft was the one sent to Zendesk from Slack
+    chrf: float  # chrF of the draft against that reply, 0-100
+    edit_distance: float  # normalised Levenshtein distance, 0 = the same text, 1 = nothing alike
+    replied_at: datetime
 
 
 def utcnow() -> datetime:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from core.domain import DraftRecord, DraftResult, Job, RoundRecord, Ticket, Vote
+from core.domain import DraftOutcome, DraftRecord, DraftResult, Job, RoundRecord, Ticket, Vote
 
 
 class DraftBackend(Protocol):
@@ -61,7 +61,14 @@ class ChatPoster(Protocol):
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict] | None = None) -> None: ...
 
-    def ephemeral(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None: ...
+    def ephemeral(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        thread_ts: str | None = None,
+        blocks: list[dict] | None = None,
+    ) -> None: ...
 
     def dm(self, user_id: str, text: str, blocks: list[dict] | None = None) -> None: ...
 
@@ -170,8 +177,24 @@ class Store(Protocol):
 
     def rated_count(self, draft_id: str) -> int: ...
 
+    def set_vote_reason(self, draft_id: str, rater: str, reason: str, note: str | None = None) -> bool:
+        """Attach why a draft failed to the rater's vote on it; False (nothing changed) unless that
+        vote exists and is negative (1-2): a rater who changed the score meanwhile keeps no stale reason."""
+        ...
+
     def votes(self, since: datetime | None = None, until: datetime | None = None) -> list[Vote]:
         """Votes with since <= voted_at < until, oldest first."""
+        ...
+
+    # how drafts compared with the reply actually sent: one outcome per draft, the first kept
+    def record_outcomes(self, outcomes: Sequence[DraftOutcome]) -> None:
+        """Keep each draft's outcome (a draft already measured keeps its first)."""
+        ...
+
+    def outcome(self, draft_id: str) -> DraftOutcome | None: ...
+
+    def outcomes(self, since: datetime | None = None, until: datetime | None = None) -> list[DraftOutcome]:
+        """Outcomes with since <= replied_at < until, oldest first."""
         ...
 
     # small state (poll cursor, digest bookkeeping): JSON values

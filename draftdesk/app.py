@@ -13,11 +13,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 from slack_bolt import App
 from slack_bolt.error import BoltError
 
+from bot.commands import register_report_command
 from bot.config import Settings
 from bot.digest import DigestService
 from bot.errors import StartupError
 from bot.intake import Poller, handle_zendesk_webhook
 from bot.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
+from bot.outcomes import replies_observer
 from bot.partitioned_store import PartitionedStore
 from bot.web import DraftdeskWSGI, WebServer
 from bot.worker import TicketProcessor, Worker
@@ -203,7 +205,14 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
     backend = backend or load_backend(settings)
     model_names = [m.name for m in settings.models]
     processor = TicketProcessor(
-        store, zendesk, poster, backend, model_names, settings.slack.channel, settings.worker.product_name
+        store,
+        zendesk,
+        poster,
+        backend,
+        model_names,
+        settings.slack.channel,
+        settings.worker.product_name,
+        observe_replies=replies_observer(store),
     )
     worker = Worker(store, processor, settings.worker)
     actions = DraftActions(store, poster, zendesk)
@@ -230,6 +239,7 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
         untuned=untuned,
         candidates=lambda votes: standings(votes, settings),
     )
+    register_report_command(bolt, digest.send_report, settings.digest.users, after_ack)
     scheduler = BackgroundScheduler(timezone=settings.digest.timezone)
     app = Draftdesk(
         settings, store, poster, zendesk, worker, actions, after_ack, bolt, digest, poller, None, scheduler

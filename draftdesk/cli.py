@@ -24,6 +24,8 @@ from bot.config import (
 )
 from bot.errors import StartupError
 from bot.model_versions import baseline_row, by_version
+from bot.outcomes import OutcomeStats, outcome_stats
+from bot.reasons import top_reasons
 from bot.report import FORMATS, render
 from bot.stats import model_stats
 from bot.votes_io import VotesFileError, read_votes, write_votes
@@ -183,23 +185,29 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_digest_preview(args: argparse.Namespace) -> int:
     """The digest as it would be posted now, as text: no Slack, nothing recorded."""
     from bot.blocks import message_lines
-    from bot.comparisons import analyse, choose_baseline
-    from bot.digest import EVIDENCE, PERIOD, digest_message
+    from bot.digest import DigestService
 
     settings = _store_settings(args)
-    store = _open_store(settings.storage_path)
     names = [m.name for m in settings.models]
     untuned = [m.name for m in settings.models if not m.adapter]
-    until = datetime.now(UTC)
-    week, week_names = by_version(store.votes(until - PERIOD, until), names)
-    rows = model_stats(week, week_names)
-    history, history_names = by_version(store.votes(until - EVIDENCE, until), names)
-    baseline = baseline_row(choose_baseline(names, untuned, settings.digest.baseline), history_names)
-    analysis = analyse(history, history_names, baseline, until)
-    candidates = models_cli.standings(store.votes(), settings)
-    text, blocks = digest_message(rows, until - PERIOD, until, analysis, candidates)
-    print("\n".join(message_lines({"text": text, "blocks": blocks})))
+    service = DigestService(
+        _open_store(settings.storage_path),
+        _NoChat(),
+        settings.digest,
+        names,
+        untuned=untuned,
+        candidates=lambda votes: models_cli.standings(votes, settings),
+    )
+    content = service.compose(datetime.now(UTC))
+    print("\n".join(message_lines({"text": content.text, "blocks": content.blocks})))
     return 0
+
+
+class _NoChat:
+    """The preview composes a digest and sends nothing: any call here is a bug."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"the digest preview must not call Slack ({name})")
 
 
 def cmd_slack_manifest(args: argparse.Namespace) -> int:
@@ -242,6 +250,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
     models: list[str] = []
     untuned: list[str] = []
+    sent: list[OutcomeStats] = []  # a votes file has no replies to compare with
     if args.input:
         if args.input.is_dir():
             raise VotesFileError(f"--input {args.input} is a folder: pass a votes file (CSV or JSON Lines)")
@@ -252,7 +261,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         settings = _store_settings(args)
         models = [m.name for m in settings.models]
         untuned = [m.name for m in settings.models if not m.adapter]
-        votes = _open_store(settings.storage_path).votes(start, end)
+        store = _open_store(settings.storage_path)
+        votes = store.votes(start, end)
+        sent = outcome_stats(store.outcomes(start, end), models)
     votes, rows_named = by_version(votes, models)  # one row per model and adapter version
     rows = model_stats(votes, rows_named)
     names = [row.model for row in rows]
@@ -262,7 +273,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
     baseline = baseline_row(choose_baseline(models or names, untuned, args.baseline), names)
     analysis = analyse(votes, names, baseline, datetime.now(UTC))
-    sys.stdout.write(render(rows, args.format, args.since, args.until, analysis))
+    reasons = top_reasons(votes, names)
+    sys.stdout.write(render(rows, args.format, args.since, args.until, analysis, reasons, sent))
     if args.chart:
         from bot.chart import digest_chart
 

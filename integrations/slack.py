@@ -174,11 +174,20 @@ class SlackPoster:
             kwargs["blocks"] = blocks
         self._call("chat.update", self.client.chat_update, **kwargs)
 
-    def ephemeral(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
+    def ephemeral(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        thread_ts: str | None = None,
+        blocks: list[dict] | None = None,
+    ) -> None:
         """A message only ``user`` sees (vote confirmations, errors after a button press)."""
         kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": text}
         if thread_ts is not None:
             kwargs["thread_ts"] = thread_ts
+        if blocks is not None:
+            kwargs["blocks"] = blocks
         self._call("chat.postEphemeral", self.client.chat_postEphemeral, **kwargs)
 
     def dm(self, user_id: str, text: str, blocks: list[dict] | None = None) -> None:

@@ -2,7 +2,8 @@
 
 It asks for exactly what the bot uses: posting drafts (`chat:write`), reading rating reactions
 (`reactions:read` and the `reaction_added`/`reaction_removed` events), the digest's direct messages
-(`im:write`) and its chart (`files:write`), and interactivity for the buttons. In Socket Mode
+(`im:write`) and its chart (`files:write`), interactivity for the buttons, and the `/draftdesk`
+slash command (`commands`) that sends a report on demand. In Socket Mode
 Slack needs no public URL; in HTTP mode events and interactivity go to ``PUBLIC_URL/slack/events``.
 Pure: no I/O.
 """
@@ -13,7 +14,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 SLACK_EVENTS_PATH = "/slack/events"
-BOT_SCOPES = ("chat:write", "reactions:read", "im:write", "files:write")
+BOT_SCOPES = ("chat:write", "reactions:read", "im:write", "files:write", "commands")
+SLASH_COMMAND = {
+    "command": "/draftdesk",
+    "description": "The draft ratings report, for the digest's recipients",
+    "usage_hint": "report [week|month]",
+    "should_escape": False,
+}
 BOT_EVENTS = ("reaction_added", "reaction_removed")
 
 
@@ -44,12 +51,18 @@ def app_manifest(socket_mode: bool, public_url: str | None = None, name: str = "
         endpoint = f"https://{parts.netloc}{parts.path.rstrip('/')}{SLACK_EVENTS_PATH}"
         settings["event_subscriptions"]["request_url"] = endpoint
         settings["interactivity"]["request_url"] = endpoint
+        command = {**SLASH_COMMAND, "url": endpoint}
+    else:
+        command = dict(SLASH_COMMAND)
     return {
         "display_information": {
             "name": name,
             "description": "Three blind draft replies for every Zendesk ticket, rated by your agents.",
         },
-        "features": {"bot_user": {"display_name": name, "always_online": True}},
+        "features": {
+            "bot_user": {"display_name": name, "always_online": True},
+            "slash_commands": [command],
+        },
         "oauth_config": {"scopes": {"bot": list(BOT_SCOPES)}},
         "settings": settings,
     }

@@ -64,9 +64,16 @@ class RecordingPoster:
         message.text, message.blocks, message.edits = text, blocks, message.edits + 1
         self.calls.append(ChatCall("update", channel, text, blocks, ts=ts))
 
-    def ephemeral(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
+    def ephemeral(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        thread_ts: str | None = None,
+        blocks: list[dict] | None = None,
+    ) -> None:
         self._maybe_fail("ephemeral")
-        self.calls.append(ChatCall("ephemeral", channel, text, thread_ts=thread_ts, user=user))
+        self.calls.append(ChatCall("ephemeral", channel, text, blocks, thread_ts=thread_ts, user=user))
 
     def dm(self, user_id: str, text: str, blocks: list[dict] | None = None) -> None:
         self._maybe_fail("dm")

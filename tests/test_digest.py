@@ -164,7 +164,9 @@ def test_the_digest_shows_rows_per_adapter_version_and_each_candidates_standing(
         version = "v1" if ticket % 2 else "v2"
         score = 5 if version == "v2" else 2
         store.record_vote(
-            Vote(ticket, f"t{ticket}r1A", "llama2-7b-ft", "U1", score, "button", in_week, version)
+            Vote(
+                ticket, f"t{ticket}r1A", "llama2-7b-ft", "U1", score, "button", in_week, model_version=version
+            )
         )
     store.set_meta(META_LAST_PERIOD_END, (MONDAY_9_KYIV - timedelta(days=7)).isoformat())
     pair = CandidatePair("llama2-7b-ft", "v1", "v2")
@@ -181,3 +183,28 @@ def test_the_digest_shows_rows_per_adapter_version_and_each_candidates_standing(
     assert "llama2-7b-ft @ v1" in text and "llama2-7b-ft @ v2" in text  # a row per version
     assert "*Candidates*" in text and "candidate v2: 100.0% positive" in text
     assert "too few ratings yet (90 more each for the minimum of 100)" in text
+
+
+def test_the_digest_shows_the_reply_actually_sent_and_why_drafts_failed():
+    from core.domain import DraftOutcome
+
+    store, slack = MemoryStore(), RecordingPoster()
+    in_week = MONDAY_9_KYIV - timedelta(days=2)
+    for ticket in range(1, 5):  # 4 answered tickets: the fine-tuned draft sent on 3
+        store.record_outcomes(
+            [
+                DraftOutcome(ticket, f"t{ticket}r1A", "llama2-7b-ft", 9, ticket <= 3, 80.0, 0.1, in_week),
+                DraftOutcome(ticket, f"t{ticket}r1B", "llama2-7b", 9, False, 20.0, 0.8, in_week),
+            ]
+        )
+    old = MONDAY_9_KYIV - timedelta(days=20)  # an earlier week's outcome is not this digest's
+    store.record_outcomes([DraftOutcome(9, "t9r1B", "llama2-7b", 9, True, 99.0, 0.0, old)])
+    store.record_vote(Vote(1, "t1r1B", "llama2-7b", "U1", 1, "button", in_week, "wrong_facts"))
+    store.record_vote(Vote(1, "t1r1B", "llama2-7b", "U2", 2, "button", in_week, "tone"))
+    store.record_vote(Vote(2, "t2r1B", "llama2-7b", "U2", 2, "button", in_week, "wrong_facts"))
+    assert _service_due_now(store, slack).run_due()
+    text = str(slack.calls_to("post")[0].blocks)
+    assert "*llama2-7b-ft*: sent 75% (3 of 4), chrF 80 to the reply sent, edit distance 0.10" in text
+    assert "*llama2-7b*: sent 0% (0 of 4), chrF 20" in text
+    assert "*llama2-7b*: Wrong facts 2 (67%), Tone 1 (33%)" in text
+    assert "gptj-6b-ft*: sent" not in text  # no answered tickets: no line

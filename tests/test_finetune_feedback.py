@@ -36,7 +36,14 @@ def seed_store(path: Path, gateway: ZendeskGateway) -> None:
         )
         for rater, score in enumerate(scores):
             vote = Vote(
-                ticket_id, f"t{ticket_id}r1{label}", model, f"U{rater}", score, "reaction", NOW, version
+                ticket_id,
+                f"t{ticket_id}r1{label}",
+                model,
+                f"U{rater}",
+                score,
+                "reaction",
+                NOW,
+                model_version=version,
             )
             store.record_vote(vote)
 
@@ -54,7 +61,7 @@ def seed_store(path: Path, gateway: ZendeskGateway) -> None:
             draft(ticket_id, "B", "ft", "v1", BAD, [1, 2])
             draft(ticket_id, "C", "base", None, f"Thanks, we look into ticket {ticket_id}.", [3])
     store.save_generated("t2006r1B", "An unrated draft.", None, model_version="v1", prompt=prompts[2006])
-    store.record_vote(Vote(2006, "t2006r1B", "ft", "U1", 1, "reaction", NOW, "v1"))
+    store.record_vote(Vote(2006, "t2006r1B", "ft", "U1", 1, "reaction", NOW, model_version="v1"))
     assert store.remove_reaction_vote("t2006r1B", "U1", 1)  # the vote was taken back
     store.close()
 

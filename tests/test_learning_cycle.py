@@ -36,7 +36,9 @@ def simulated_ratings(path: Path, current: str, candidate: str, per_version: int
         store.create_round(ticket_id, 1, [("A", "ft")])
         store.save_generated(f"t{ticket_id}r1A", "a draft", None, model_version=version, prompt="p")
         at = NOW + timedelta(seconds=index)
-        store.record_vote(Vote(ticket_id, f"t{ticket_id}r1A", "ft", "U1", score, "button", at, version))
+        store.record_vote(
+            Vote(ticket_id, f"t{ticket_id}r1A", "ft", "U1", score, "button", at, model_version=version)
+        )
     store.close()
 
 

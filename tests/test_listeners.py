@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.blocks import draft_message, vote_confirmation
+from bot.blocks import draft_message, reason_picker, vote_confirmation
 from bot.listeners import UNKNOWN_DRAFT, DraftActions
 from bot.memory_store import MemoryStore
 from core.domain import DraftRecord
@@ -109,7 +109,54 @@ def test_reaction_on_any_part_of_a_draft_is_a_vote(env):
     assert update.ts == b.vote_ts and "Rated by 1 agent" in shown(slack, b)  # the part with the buttons
     [answer] = slack.calls_to("ephemeral")
     assert (answer.user, answer.channel, answer.thread_ts) == ("UAGENT2", CHANNEL, parent_ts)
-    assert answer.text == vote_confirmation("B", 2)
+    assert (answer.text, answer.blocks) == reason_picker("B", 2, b.id)  # a 2: "what was wrong?"
+
+
+def picker_actions(blocks):
+    """The action ids and block ids of a reason picker, as Slack would send them back."""
+    found = {}
+    for block in blocks:
+        for element in block.get("elements", []) + ([block["element"]] if "element" in block else []):
+            found[element["action_id"]] = (block["block_id"], element)
+    return found
+
+
+def test_a_low_score_asks_why_and_the_reason_is_kept_with_the_vote(env):
+    actions, store, slack, notes, parent_ts = env
+    actions.rate_button("UAGENT1", CHANNEL, parent_ts, "rate_5", "t7r1A")
+    assert slack.calls_to("ephemeral")[-1].blocks is None  # a 5 asks nothing
+    actions.rate_button("UAGENT1", CHANNEL, parent_ts, "rate_1", "t7r1B")
+    picker = picker_actions(slack.calls_to("ephemeral")[-1].blocks)
+    block_id, select = picker["vote_reason"]
+    assert [o["value"] for o in select["options"]] == [
+        "wrong_facts",
+        "not_answered",
+        "tone",
+        "too_long",
+        "too_short",
+        "unsafe",
+    ]
+    assert block_id.endswith("t7r1B") and picker["vote_reason_note"][0].endswith("t7r1B")
+    actions.vote_reason("UAGENT1", CHANNEL, parent_ts, "t7r1B", "too_long", None)
+    assert slack.calls_to("ephemeral")[-1].text == "Thanks, noted for Draft B: Too long"
+    actions.vote_reason("UAGENT1", CHANNEL, parent_ts, "t7r1B", "other", "  quotes last year's prices ")
+    by_draft = {v.draft_id: (v.score, v.reason, v.reason_note) for v in store.votes()}
+    assert by_draft == {"t7r1A": (5, None, None), "t7r1B": (1, "other", "quotes last year's prices")}
+
+
+def test_a_reason_for_a_vote_changed_meanwhile_or_a_bad_reason_is_not_kept(env):
+    actions, store, slack, notes, parent_ts = env
+    actions.rate_button("UAGENT1", CHANNEL, parent_ts, "rate_2", "t7r1A")
+    actions.rate_button("UAGENT1", CHANNEL, parent_ts, "rate_4", "t7r1A")  # changed their mind
+    actions.vote_reason("UAGENT1", CHANNEL, parent_ts, "t7r1A", "tone", None)
+    assert "no longer a 1 or 2" in slack.calls_to("ephemeral")[-1].text
+    actions.rate_button("UAGENT1", CHANNEL, parent_ts, "rate_2", "t7r1A")
+    calls = len(slack.calls)
+    actions.vote_reason("UAGENT1", CHANNEL, parent_ts, "t7r1A", "made_up", None)  # forged value
+    assert len(slack.calls) == calls
+    actions.vote_reason("UAGENT1", CHANNEL, parent_ts, "t7r1X", "tone", None)
+    assert slack.calls_to("ephemeral")[-1].text == UNKNOWN_DRAFT
+    assert [(v.score, v.reason) for v in store.votes()] == [(2, None)]
 
 
 def test_removing_the_reaction_removes_the_vote(env):

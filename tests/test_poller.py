@@ -83,6 +83,17 @@ def test_poll_queues_new_tickets_and_skips_deleted_closed_and_old(zd, tmp_path):
     assert queries[-1] == {"cursor": "Y3Vyc29yMg=="}
 
 
+def test_a_solved_ticket_is_queued_only_if_it_has_drafts_to_measure_against_the_reply(zd, tmp_path):
+    template = next(t for t in recorded_page()["tickets"] if t["status"] == "new")
+    changes = [(9002, "solved", "2023-09-19T08:00:00Z"), (9003, "closed", "2023-09-19T08:00:00Z")]
+    zd.set_incremental_pages([page_with(template, changes, after="Y3Vyc29yMg==")])
+    store = PartitionedStore(tmp_path / "s.json")
+    store.save_ticket_thread(9002, "CDRAFTS", "1700000000.000100")  # it got drafts before it was solved
+    poller = Poller(store, gateway(zd), configured_since=datetime(2023, 9, 1, tzinfo=UTC))
+    assert poller.poll_once() == 1
+    assert [j.ticket_id for j in store.jobs()] == [9002]
+
+
 def test_default_since_is_the_first_start(zd, tmp_path):
     zd.set_incremental_pages([final_recorded_page()])  # all created in 2023
     store = PartitionedStore(tmp_path / "s.json")

@@ -89,3 +89,49 @@ def test_votes_file_errors_name_the_line():
         read_votes("model,score\nm,4\nm,7\n", "f.csv")
     with pytest.raises(VotesFileError, match=":2: not valid JSON"):
         read_votes('{"model": "m", "score": 1}\n{oops\n', "f.jsonl")
+
+
+def test_reasons_reach_every_format_and_round_trip_through_the_votes_file():
+    from bot.reasons import top_reasons
+
+    at = datetime(2026, 3, 2, tzinfo=UTC)
+    votes = [
+        Vote(1, "t1r1A", "ft", "U1", 2, "button", at, "wrong_facts"),
+        Vote(1, "t1r1A", "ft", "U2", 1, "button", at, "other", "promised a refund we don't give"),
+        Vote(1, "t1r1B", "base", "U1", 5, "button", at),
+    ]
+    out = io.StringIO()
+    write_votes(votes, out, "csv")
+    assert read_votes(out.getvalue()) == votes  # the export carries reason and note
+    rows, reasons = model_stats(votes), top_reasons(votes, ["ft", "base"])
+    report = json.loads(render(rows, "json", reasons=reasons))
+    assert report["reasons"] == [
+        {"model": "ft", "reason": "wrong_facts", "label": "Wrong facts", "count": 1, "share_pct": 50.0},
+        {"model": "ft", "reason": "other", "label": "Other", "count": 1, "share_pct": 50.0},
+    ]
+    csv_tables = render(rows, "csv", reasons=reasons).split("\n\n")
+    assert list(csv.reader(io.StringIO(csv_tables[-1])))[1] == ["ft", "Wrong facts", "1", "50.0"]
+    for fmt in ("text", "markdown"):
+        assert "Why drafts rated 1-2 failed" in render(rows, fmt, reasons=reasons)
+    assert "Why drafts" not in render(rows, "text")
+    with pytest.raises(VotesFileError, match="reason must be one of"):
+        read_votes("model,score,reason\nft,2,boring\n")
+
+
+def test_the_reply_actually_sent_reaches_every_format():
+    from bot.outcomes import OutcomeStats
+
+    rows = model_stats([Vote(1, "t1r1A", "ft", "U1", 4, "button", datetime(2026, 3, 2, tzinfo=UTC))])
+    sent = [OutcomeStats("ft", 4, 3, 80.0, 0.1), OutcomeStats("base", 0, 0, None, None)]
+    report = json.loads(render(rows, "json", sent=sent))
+    assert report["reply_sent"][0] == {
+        "model": "ft",
+        "answered": 4,
+        "sent": 3,
+        "sent_pct": 75.0,
+        "mean_chrf": 80.0,
+        "median_edit_distance": 0.1,
+    }
+    table = render(rows, "csv", sent=sent).split("\n\n")[-1]
+    assert list(csv.reader(io.StringIO(table)))[1:] == [["ft", "4", "3", "75.0", "80.0", "0.100"]]
+    assert "The reply actually sent" in render(rows, "markdown", sent=sent)

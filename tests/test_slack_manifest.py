@@ -21,7 +21,10 @@ def test_socket_mode_needs_no_public_url_and_enables_socket_mode() -> None:
         "reactions:read",
         "im:write",
         "files:write",
+        "commands",
     ]
+    [command] = manifest["features"]["slash_commands"]
+    assert command["command"] == "/draftdesk" and "url" not in command  # Socket Mode delivers it
 
 
 def test_http_mode_sends_events_and_clicks_to_the_bots_endpoint() -> None:
@@ -33,6 +36,8 @@ def test_http_mode_sends_events_and_clicks_to_the_bots_endpoint() -> None:
         "is_enabled": True,
         "request_url": "https://bot.example.com/draftdesk/slack/events",
     }
+    [command] = manifest["features"]["slash_commands"]
+    assert command["url"] == "https://bot.example.com/draftdesk/slack/events"
 
 
 @pytest.mark.parametrize("url", [None, "http://bot.example.com", "bot.example.com", "https://"])

@@ -16,7 +16,7 @@ import requests
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.blocks import vote_confirmation
+from bot.blocks import reason_picker, vote_confirmation
 from bot.config import load_settings
 from bot.errors import StartupError
 from draftdesk.app import build
@@ -190,7 +190,8 @@ def test_socket_mode_drafts_then_button_and_reaction_votes(tmp_path, demo_models
         wait_until(lambda: len(slack.calls_to("chat.postEphemeral")) == 2, what="two ephemerals")
         ephemerals = {e["user"]: e for e in slack.ephemerals}
         assert ephemerals["UAGENT1"]["text"] == vote_confirmation(a.label, 4)
-        assert ephemerals["UAGENT2"]["text"] == vote_confirmation(b.label, 2)
+        assert ephemerals["UAGENT2"]["text"] == reason_picker(b.label, 2, b.id)[0]  # a 2 asks why
+        assert "vote_reason" in json.dumps(ephemerals["UAGENT2"]["blocks"])
         for ephemeral in ephemerals.values():
             assert ephemeral["channel"] == channel and ephemeral["thread_ts"] == parent_ts
         # Bolt reached Slack only with the bot token; the app-level token opened the socket only.

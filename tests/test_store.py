@@ -195,6 +195,22 @@ def test_latest_vote_wins_and_reaction_removal(store):
     assert [v.rater for v in store.votes()] == ["U1"] and store.rated_count("t1r1A") == 1
 
 
+def test_a_reason_attaches_to_a_negative_vote_and_a_new_score_clears_it(store):
+    store.record_vote(vote(score=2))
+    store.record_vote(vote(rater="U2", score=4))
+    assert store.set_vote_reason("t1r1A", "U1", "other", "quoted the wrong plan")
+    assert not store.set_vote_reason("t1r1A", "U2", "tone")  # a positive vote takes no reason
+    assert not store.set_vote_reason("t1r1A", "U3", "tone")  # no vote at all
+    with pytest.raises(ValueError):
+        store.set_vote_reason("t1r1A", "U1", "boring")
+    by_rater = {v.rater: (v.score, v.reason, v.reason_note) for v in store.votes()}
+    assert by_rater == {"U1": (2, "other", "quoted the wrong plan"), "U2": (4, None, None)}
+    store.record_vote(vote(score=1, at=T0 + timedelta(minutes=1)))  # rated again: the old reason goes
+    assert [(v.score, v.reason) for v in store.votes() if v.rater == "U1"] == [(1, None)]
+    assert store.set_vote_reason("t1r1A", "U1", "wrong_facts")
+    assert [v.reason for v in store.votes() if v.rater == "U1"] == ["wrong_facts"]
+
+
 def test_vote_window_and_order(store):
     for day in (3, 0, 2, 1, 4):
         store.record_vote(vote(draft=f"d{day}", at=T0 + timedelta(days=day)))

@@ -55,8 +55,9 @@ class Bot:
     parent_ts: str
     vote_ts: str
 
-    def click(self, user: str, score: int = 4) -> tuple[int, float]:
-        body = block_action_body(user, CHANNEL, self.vote_ts, self.parent_ts, f"rate_{score}", "t7r1A")
+    def click(self, user: str, score: int = 4, element: dict | None = None) -> tuple[int, float]:
+        action_id = element.pop("action_id") if element else f"rate_{score}"
+        body = block_action_body(user, CHANNEL, self.vote_ts, self.parent_ts, action_id, "t7r1A", element)
         started = time.monotonic()
         response = requests.post(
             f"http://127.0.0.1:{self.server.port}/slack/events",
@@ -111,6 +112,30 @@ def test_one_agents_second_click_replaces_the_first_even_behind_a_stuck_store(bo
     bot.store.release.set()
     assert bot.after_ack.wait_idle(timeout=30)
     assert [(v.rater, v.score) for v in bot.store.votes()] == [("UAGENT1", 5)]
+
+
+def test_a_reason_picked_or_typed_in_the_ephemeral_picker_reaches_the_vote(bot: Bot) -> None:
+    bot.store.release.set()
+    assert bot.click("UAGENT1", score=2)[0] == 200
+    assert bot.after_ack.wait_idle(timeout=30)
+    picked = {
+        "action_id": "vote_reason",
+        "type": "static_select",
+        "block_id": "vote_reason:t7r1A",
+        "selected_option": {"text": {"type": "plain_text", "text": "Tone"}, "value": "tone"},
+    }
+    assert bot.click("UAGENT1", element=picked)[0] == 200
+    assert bot.after_ack.wait_idle(timeout=30)
+    assert [(v.score, v.reason) for v in bot.store.votes()] == [(2, "tone")]
+    typed = {
+        "action_id": "vote_reason_note",
+        "type": "plain_text_input",
+        "block_id": "vote_reason_note:t7r1A",
+        "value": "links a retired article",
+    }
+    assert bot.click("UAGENT1", element=typed)[0] == 200
+    assert bot.after_ack.wait_idle(timeout=30)
+    assert [(v.reason, v.reason_note) for v in bot.store.votes()] == [("other", "links a retired article")]
 
 
 def test_stop_ends_the_server_thread_and_frees_the_port() -> None:

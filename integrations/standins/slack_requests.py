@@ -24,9 +24,17 @@ def signed_headers(secret: str, body: str, content_type: str, timestamp: int | N
 
 
 def block_action_body(
-    user: str, channel: str, message_ts: str, thread_ts: str | None, action_id: str, value: str
+    user: str,
+    channel: str,
+    message_ts: str,
+    thread_ts: str | None,
+    action_id: str,
+    value: str,
+    element: dict | None = None,
 ) -> str:
-    """A `block_actions` interaction, form-encoded as `payload=<json>` like Slack posts it."""
+    """A `block_actions` interaction, form-encoded as `payload=<json>` like Slack posts it: a button
+    click, or with ``element`` (``type``, ``block_id``, ``selected_option`` or ``value``) another
+    element's action on an ephemeral message (Slack then sends no ``message``)."""
     payload = {
         "type": "block_actions",
         "user": {"id": user, "username": user.lower(), "team_id": "T0DEMO"},
@@ -52,6 +60,10 @@ def block_action_body(
             }
         ],
     }
+    if element is not None:
+        payload["actions"] = [{"action_id": action_id, "action_ts": f"{time.time():.6f}", **element}]
+        payload["container"]["is_ephemeral"] = True
+        del payload["message"]
     return urlencode({"payload": json.dumps(payload)})
 
 
@@ -91,3 +103,23 @@ def block_action_payload(
 def event_payload(event: dict, bot_user_id: str = "U0BOT", event_id: str | None = None) -> dict:
     """The `event_callback` body as a dict, as a Socket Mode `events_api` envelope carries it."""
     return json.loads(event_body(event, bot_user_id, event_id))
+
+
+def slash_command_body(user: str, channel: str, command: str, text: str) -> str:
+    """A slash command invocation, form-encoded like Slack posts it."""
+    return urlencode(
+        {
+            "token": "legacy-verification-token-unused",
+            "team_id": "T0DEMO",
+            "team_domain": "demo",
+            "channel_id": channel,
+            "channel_name": "support-drafts",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": "A0DEMO",
+            "response_url": "https://hooks.slack.invalid/commands/T0DEMO/1/abc",
+            "trigger_id": f"{int(time.time())}.trigger",
+        }
+    )

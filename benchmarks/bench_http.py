@@ -48,6 +48,7 @@ from bot.intake import WebhookResponse, handle_zendesk_webhook
 from bot.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
 from bot.memory_store import MemoryStore
 from bot.partitioned_store import PartitionedStore
+from bot.sending import SendFlow
 from bot.store import TinyDBStore
 from bot.web import DraftdeskWSGI, WebServer
 from core.domain import JOB_QUEUED
@@ -84,9 +85,11 @@ class CountingPoster:
             self.ephemerals += 1
 
 
-class NoNotes:
-    def add_internal_note(self, ticket_id: int, body: str) -> None:
-        raise AssertionError("the benchmark sends no draft to Zendesk")
+class NoZendesk:
+    """The benchmark sends no draft: neither Zendesk nor modals are called."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"the benchmark calls no {name}")
 
 
 class WsgirefServer:
@@ -192,7 +195,8 @@ def run_server(kind: str, store_kind: str, tickets: int, clicks: int, webhooks: 
         poster = CountingPoster()
         bolt = new_bolt_app(None, SLACK_SECRET, verify_requests=True, authorize=authorize)
         after_ack = AfterAck()
-        register_listeners(bolt, DraftActions(store, poster, NoNotes()), after_ack)  # type: ignore[arg-type]
+        sending = SendFlow(store, poster, NoZendesk(), NoZendesk())  # type: ignore[arg-type]
+        register_listeners(bolt, DraftActions(store, poster), after_ack, sending)  # type: ignore[arg-type]
         woken = threading.Event()
 
         def webhook(body: bytes, headers: dict[str, str]) -> WebhookResponse:

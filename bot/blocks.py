@@ -14,10 +14,11 @@ most :data:`MAX_MESSAGE_TEXT` characters of block text and long drafts continue 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from core.domain import VOTE_REASONS, Ticket
+from core.placeholders import PLACEHOLDER_PATTERN
 
 SECTION_TEXT_LIMIT = 3000
 HEADER_TEXT_LIMIT = 150
@@ -183,8 +184,9 @@ def block_text_length(blocks: list[Block]) -> int:
 # --------------------------------------------------------------------------- messages
 
 
-def ticket_parent_message(ticket: Ticket) -> Message:
-    """The channel message that opens a ticket's thread: id, subject, requester, status, link.
+def ticket_parent_message(ticket: Ticket, sources: Sequence[tuple[str, str]] = ()) -> Message:
+    """The channel message that opens a ticket's thread: id, subject, requester, status, link, and
+    the Help Center articles that fit it best (``sources``: title, URL).
 
     The link target is the trusted ticket URL from the Zendesk API; the subject and the names came
     from the customer and are escaped.
@@ -196,10 +198,16 @@ def ticket_parent_message(ticket: Ticket) -> Message:
     url = escape_mrkdwn(ticket.url).replace("|", "%7C")
     link = f"<{url}|#{ticket.id}>"
     body = f"*New ticket {link}:* {subject}\n*Requester:* {first_name}    *Status:* {status}"
-    blocks = [
-        _section(body, "ticket"),
-        _context(["Draft replies are in the thread. Rate each one 1–5; model names stay hidden."], "help"),
-    ]
+    blocks = [_section(body, "ticket")]
+    if sources:
+        links = [
+            f"<{escape_mrkdwn(url).replace('|', '%7C')}|{escape_mrkdwn(title)[:150]}>"
+            for title, url in sources
+        ]
+        blocks.append(_context([":books: *Help Center:* " + " · ".join(links)], "sources"))
+    blocks.append(
+        _context(["Draft replies are in the thread. Rate each one 1–5; model names stay hidden."], "help")
+    )
     fallback = f"New ticket #{ticket.id}: {truncate_escaped(subject, FALLBACK_PREVIEW)}"
     return fallback, blocks
 
@@ -226,21 +234,20 @@ def _draft_actions(title: str, draft_id: str) -> Block:
         "text": _plain("Send to Zendesk"),
         "value": draft_id,
         "style": "primary",
-        "confirm": {
-            "title": _plain("Send to Zendesk?"),
-            "text": _plain(
-                f"{title} will be added to the ticket as an internal note. The customer won't see it."[:300]
-            ),
-            "confirm": _plain("Send"),
-            "deny": _plain("Cancel"),
-            "style": "primary",
-        },
-    }
+    }  # no confirm dialog: the button opens the send modal, which is the confirmation
     return {"type": "actions", "block_id": "draft_actions", "elements": [*rate_buttons, send_button]}
 
 
+_ESCAPED_PLACEHOLDER = re.compile(PLACEHOLDER_PATTERN.pattern.replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def highlight_placeholders(escaped: str) -> str:
+    """Placeholders left in escaped text as code, so agents see what must be edited out."""
+    return _ESCAPED_PLACEHOLDER.sub(lambda m: f"`{m.group(0)}`", escaped)
+
+
 def draft_message(
-    label: str, text: str, draft_id: str, rated_count: int, sent: bool = False
+    label: str, text: str, draft_id: str, rated_count: int, sent_note: str = ""
 ) -> list[Message]:
     """The thread message(s) for one draft: header, escaped text, and (last message) the controls.
 
@@ -252,7 +259,7 @@ def draft_message(
     if not draft_id or len(draft_id) > BUTTON_VALUE_LIMIT:
         raise ValueError(f"draft_id must be 1-{BUTTON_VALUE_LIMIT} characters, got {len(draft_id)}")
     title = _draft_title(label)
-    escaped = escape_mrkdwn(text.strip())
+    escaped = highlight_placeholders(escape_mrkdwn(text.strip()))
     parts = split_text(escaped, DRAFT_TEXT_PER_MESSAGE) or ["_(empty draft)_"]
     total = len(parts)
     messages: list[Message] = []
@@ -264,8 +271,8 @@ def draft_message(
         if number == total:
             blocks.append(_draft_actions(title, draft_id))
             status = [_rated_text(rated_count)]
-            if sent:
-                status.append(":white_check_mark: Sent to Zendesk as an internal note")
+            if sent_note:
+                status.append(f":white_check_mark: {sent_note}")
             blocks.append(_context(status, "draft_status"))
         fallback = f"{escape_mrkdwn(heading)}: {truncate_escaped(part, FALLBACK_PREVIEW)}"
         messages.append((fallback, blocks))

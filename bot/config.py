@@ -35,6 +35,7 @@ from models.spec import EngineSettings, ModelSpec
 __all__ = [  # the names other modules and the tests use from here
     "ConfigError",
     "DigestSettings",
+    "GroundingSettings",
     "IntakeSettings",
     "PromotionSettings",
     "Secrets",
@@ -63,6 +64,7 @@ BOT_SECTIONS = (
     "worker",
     "digest",
     "promotion",
+    "grounding",
     "storage",
     "engine",
     "models",
@@ -219,6 +221,28 @@ class PromotionSettings:
 
 
 @dataclass(frozen=True)
+class GroundingSettings:
+    """`[grounding]`: Help Center articles as sources: links under each ticket, passages in prompts."""
+
+    enabled: bool = setting("index the Help Center and show the best articles under each ticket", False)
+    locales: tuple[str, ...] = setting('the Help Center locales to index, e.g. ["en-us", "de"]', ("en-us",))
+    refresh_hours: float = setting("hours between two reads of the articles changed since the last", 6.0)
+    articles_shown: int = setting("article links under each ticket's parent message", 3)
+    prompt_tokens: int = setting("tokens of passages in the prompt of a model with grounding = true", 400)
+    path: Path = setting(
+        "the articles' file, relative to the config file", Path(".draftdesk/helpcenter.json")
+    )
+
+    def problems(self) -> list[str]:
+        problems = out_of_range(
+            self, {"refresh_hours": (0.05, 24 * 30), "articles_shown": (0, 10), "prompt_tokens": (0, 8192)}
+        )
+        if not self.locales or not all(self.locales):
+            problems.append(f'locales: expected locales like ["en-us"], got {list(self.locales)!r}')
+        return problems
+
+
+@dataclass(frozen=True)
 class StorageSettings:
     """`[storage]`: where the bot keeps jobs, drafts and votes."""
 
@@ -246,6 +270,7 @@ class Settings:
     source: Path | None = None
     engine: EngineSettings = field(default_factory=EngineSettings)  # `[engine]`: local batching limits
     promotion: PromotionSettings = field(default_factory=PromotionSettings)
+    grounding: GroundingSettings = field(default_factory=GroundingSettings)
 
 
 @dataclass(frozen=True)
@@ -299,9 +324,17 @@ def parse_settings(
     worker = build_section(WorkerSettings, raw.get("worker"), "worker", problems)
     digest = build_section(DigestSettings, raw.get("digest"), "digest", problems)
     storage = build_section(StorageSettings, raw.get("storage"), "storage", problems)
+    grounding = build_section(GroundingSettings, raw.get("grounding"), "grounding", problems)
+    if not grounding.path.is_absolute():
+        grounding = replace(grounding, path=base_dir / grounding.path)
     models = parse_models(raw.get("models"), base_dir, problems)
     engine = parse_engine(raw.get("engine"), problems)
     promotion = build_section(PromotionSettings, raw.get("promotion"), "promotion", problems)
+    ungrounded = [m.name for m in models if m.grounding]
+    if ungrounded and not grounding.enabled:
+        problems.append(
+            f"grounding: models {', '.join(ungrounded)} have grounding = true: set [grounding] enabled = true"
+        )
 
     if digest.enabled and not digest.channel and not digest.users:
         digest = replace(digest, channel=slack.channel)  # default: the drafts channel
@@ -327,6 +360,7 @@ def parse_settings(
         source,
         engine=engine,
         promotion=promotion,
+        grounding=grounding,
     )
 
 

@@ -33,29 +33,29 @@ from bot.blocks import (
     REASON_NOTE_LIMIT,
     SCORE_REACTIONS,
     draft_id_of_block,
-    draft_message,
     reason_noted,
     reason_picker,
     score_from_action_id,
     vote_confirmation,
 )
+from bot.draft_view import render_draft
+from bot.home import AgentHome
+from bot.send_views import CALLBACK_ID
+from bot.sending import UNKNOWN_DRAFT, SendFlow
 from core.domain import NEGATIVE_SCORES, VOTE_REASONS, DraftRecord, Vote, utcnow
-from core.ports import ChatError, ChatPoster, GatewayError, NoteSink, Store
+from core.ports import ChatError, ChatPoster, Store
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_DRAFT = "This draft is not known to draftdesk any more."
+__all__ = ["UNKNOWN_DRAFT", "AfterAck", "DraftActions", "new_bolt_app", "register_listeners"]
 
 
 class DraftActions:
     """The domain side of the listeners: records what agents do and answers them in Slack."""
 
-    def __init__(
-        self, store: Store, poster: ChatPoster, zendesk: NoteSink, clock: Callable[[], datetime] = utcnow
-    ) -> None:
+    def __init__(self, store: Store, poster: ChatPoster, clock: Callable[[], datetime] = utcnow) -> None:
         self.store = store
         self.poster = poster
-        self.zendesk = zendesk
         self.clock = clock
 
     # ---- what the listeners call: one method per Slack interaction ------------------------------
@@ -96,26 +96,6 @@ class DraftActions:
         else:
             text = f"Your rating of Draft {draft.label} is no longer a 1 or 2, so no reason was kept."
             self._tell(channel, user, text, thread_ts)
-
-    def send_button(self, user: str, channel: str, thread_ts: str | None, draft_id: str) -> None:
-        """A click on "Send to Zendesk": the draft becomes one internal note on its ticket."""
-        if not user:
-            log.warning("ignored a send-to-Zendesk click without a user")
-            return
-        try:
-            draft = self.send_to_zendesk(draft_id, user)
-        except GatewayError as exc:
-            log.warning("sending draft %s to Zendesk failed: %s", draft_id, exc)
-            self._tell(channel, user, f"Could not add the note in Zendesk: {exc}. Try again.", thread_ts)
-            return
-        if draft is None:
-            message = UNKNOWN_DRAFT
-        elif draft.sent_to_zendesk_by is not None:
-            by = draft.sent_to_zendesk_by
-            message = f"Draft {draft.label} was already added to ticket #{draft.ticket_id} by <@{by}>."
-        else:
-            message = f"Draft {draft.label} was added to ticket #{draft.ticket_id} as an internal note."
-        self._tell(channel, user, message, thread_ts)
 
     def reaction_added(self, user: str, reaction: str, item_type: str, channel: str, ts: str) -> None:
         """A reaction on an item (``item_type``: message, file...): a score reaction on one of a
@@ -164,18 +144,6 @@ class DraftActions:
         if draft and self.store.remove_reaction_vote(draft.id, rater, score):
             self.refresh(draft)
 
-    def send_to_zendesk(self, draft_id: str, user: str) -> DraftRecord | None:
-        """Adds the draft as an internal note once; a second click returns the draft unchanged."""
-        draft = self.store.draft(draft_id)
-        if draft is None or draft.text is None:
-            return None
-        if draft.sent_to_zendesk_by is not None:
-            return draft
-        self.zendesk.add_internal_note(draft.ticket_id, draft.text)
-        self.store.mark_sent(draft.id, user)
-        self.refresh(self.store.draft(draft.id) or draft)
-        return draft
-
     def refresh(self, draft: DraftRecord) -> None:
         """Re-render the message that carries the buttons: new rating count, sent marker.
 
@@ -183,14 +151,7 @@ class DraftActions:
         """
         if not draft.channel or not draft.vote_ts or draft.text is None:
             return
-        messages = draft_message(
-            draft.label,
-            draft.text,
-            draft.id,
-            rated_count=self.store.rated_count(draft.id),
-            sent=draft.sent_to_zendesk_by is not None,
-        )
-        text, blocks = messages[-1]
+        text, blocks = render_draft(self.store, draft)[-1]
         try:
             self.poster.update(draft.channel, draft.vote_ts, text, blocks)
         except ChatError as exc:
@@ -277,8 +238,19 @@ def new_bolt_app(client: WebClient | None, signing_secret: str, verify_requests:
     )
 
 
-def register_listeners(app: App, actions: DraftActions, after_ack: AfterAck) -> None:
-    """Every Slack request the bot takes is matched here (an unmatched one would answer 404)."""
+def register_listeners(
+    app: App, actions: DraftActions, after_ack: AfterAck, sending: SendFlow, home: AgentHome | None = None
+) -> None:
+    """Every Slack request the bot takes is matched here (an unmatched one would answer 404).
+
+    "Send to Zendesk" opens the modal in the listener's own thread, right after the ack: a click's
+    ``trigger_id`` opens a modal only within 3 s of the click, so it must not wait in `AfterAck`
+    behind the same agent's earlier work. `SendFlow.open_modal` reads only the store, so the
+    ``views.open`` call goes out milliseconds after the click; what needs Zendesk follows in
+    `AfterAck` as an update of the open modal. A submission is checked before its ack (the ack
+    carries the field errors), and its send is recorded there too (a small store write), so two
+    submissions at once cannot both pass the round's check.
+    """
 
     @app.action(re.compile(r"^rate_[1-5]$"))
     def on_rate(ack: Ack, action: dict[str, Any], context: BoltContext) -> None:
@@ -288,11 +260,27 @@ def register_listeners(app: App, actions: DraftActions, after_ack: AfterAck) -> 
         after_ack.submit(user, lambda: actions.rate_button(user, channel, thread_ts, action_id, draft_id))
 
     @app.action("send_to_zendesk")
-    def on_send(ack: Ack, action: dict[str, Any], context: BoltContext) -> None:
+    def on_send(ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
         ack()
         user, channel, thread_ts = context.user_id or "", context.channel_id or "", context.thread_ts
-        draft_id = action.get("value", "")
-        after_ack.submit(user, lambda: actions.send_button(user, channel, thread_ts, draft_id))
+        if not user:
+            return
+        opened = sending.open_modal(
+            body.get("trigger_id", ""), user, channel, thread_ts, action.get("value", "")
+        )
+        if opened is not None:
+            after_ack.submit(user, lambda: sending.check_ticket(opened))
+
+    @app.view(CALLBACK_ID)
+    def on_send_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+        user = context.user_id or ""
+        answer, then = sending.submit(user, (body.get("user") or {}).get("name", ""), view)
+        if answer:
+            ack(**answer)
+        else:
+            ack()
+        if then is not None:
+            after_ack.submit(user, then)
 
     @app.action(REASON_ACTION)
     def on_reason(ack: Ack, action: dict[str, Any], context: BoltContext) -> None:
@@ -315,6 +303,12 @@ def register_listeners(app: App, actions: DraftActions, after_ack: AfterAck) -> 
             return  # the bot's own reaction (Bolt drops these too, unless told otherwise)
         user, reaction = context.user_id or "", _reaction(event, context)
         after_ack.submit(user, lambda: actions.reaction_added(user, *reaction))
+
+    @app.event("app_home_opened")
+    def on_home_opened(event: dict[str, Any], context: BoltContext) -> None:
+        user = context.user_id or ""
+        if home is not None and user and event.get("tab", "home") == "home":
+            after_ack.submit(user, lambda: home.publish(user))
 
     @app.event("reaction_removed")
     def on_reaction_removed(event: dict[str, Any], context: BoltContext) -> None:

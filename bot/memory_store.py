@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.store_documents import ts_time
 from core.domain import (
     JOB_DONE,
     JOB_FAILED,
@@ -23,10 +24,12 @@ from core.domain import (
     NEGATIVE_SCORES,
     ROUND_GENERATING,
     ROUND_POSTED,
+    SEND_PENDING,
     DraftOutcome,
     DraftRecord,
     Job,
     RoundRecord,
+    SendRecord,
     Vote,
     draft_id_for,
     round_id_for,
@@ -47,6 +50,8 @@ class MemoryStore:
         self._outcomes: dict[str, DraftOutcome] = {}
         self._votes: dict[tuple[str, str], Vote] = {}  # (draft id, rater) → the rater's latest vote
         self._meta: dict[str, str] = {}  # key → the value as JSON
+        self._sends: dict[str, SendRecord] = {}
+        self._contacts: dict[int, tuple[str, str]] = {}
 
     def close(self) -> None:
         """Nothing to release; the data stays readable until the object is dropped."""
@@ -194,6 +199,37 @@ class MemoryStore:
 
     def mark_sent(self, draft_id: str, user: str) -> None:
         self._set_draft(draft_id, sent_to_zendesk_by=user)
+
+    # ---- sends into Zendesk, and the requester's contact ----------------------------------------
+
+    def record_send(self, send: SendRecord) -> None:
+        with self._lock:
+            if send.draft_id not in self._drafts:
+                raise KeyError(send.draft_id)
+            self._sends[send.id] = send
+
+    def sends_for_round(self, round_id: str) -> list[SendRecord]:
+        with self._lock:
+            found = [s for s in self._sends.values() if s.round_id == round_id]
+        return sorted(found, key=lambda s: (s.started_at, s.id))
+
+    def pending_sends(self) -> list[SendRecord]:
+        with self._lock:
+            found = [s for s in self._sends.values() if s.state == SEND_PENDING]
+        return sorted(found, key=lambda s: (s.started_at, s.id))
+
+    def save_ticket_contact(self, ticket_id: int, name: str, email: str) -> None:
+        with self._lock:
+            self._contacts[ticket_id] = (name, email)
+
+    def ticket_contact(self, ticket_id: int) -> tuple[str, str] | None:
+        with self._lock:
+            return self._contacts.get(ticket_id)
+
+    def drafts_posted_since(self, since: datetime) -> list[DraftRecord]:
+        with self._lock:
+            found = [d for d in self._drafts.values() if d.slack_ts and ts_time(d.slack_ts[0]) >= since]
+        return sorted(found, key=lambda d: (d.ticket_id, d.round_number, d.label))
 
     def _set_draft(self, draft_id: str, **changes: Any) -> None:
         with self._lock:

@@ -50,6 +50,9 @@ from bot.store_documents import (
     outcomes_from_docs,
     parse_iso,
     round_from_doc,
+    send_from_doc,
+    send_to_doc,
+    ts_time,
     votes_from_docs,
 )
 from bot.votes_io import vote_row
@@ -61,10 +64,12 @@ from core.domain import (
     NEGATIVE_SCORES,
     ROUND_GENERATING,
     ROUND_POSTED,
+    SEND_PENDING,
     DraftOutcome,
     DraftRecord,
     Job,
     RoundRecord,
+    SendRecord,
     Vote,
     draft_id_for,
     round_id_for,
@@ -145,6 +150,9 @@ class PartitionedStore:
         self._vote_weeks: set[tuple[str, str]] | None = None
         self._hot = TinyDB(path, storage=AtomicJSONStorage, read_only=read_only)
         data = self._hot.storage.read()  # a damaged file is reported now, not at the first vote
+        self._jobs = self._hot.table("jobs")
+        self._meta = self._hot.table("meta")
+        self._pending_sends = self._hot.table("pending_sends")  # an index: the records live in rounds
         if not read_only:
             if data and "format" not in data:
                 self._migrate_v1()
@@ -153,8 +161,6 @@ class PartitionedStore:
             for sub in ("tickets", "votes", "messages", "jobs"):
                 (self.folder / sub).mkdir(parents=True, exist_ok=True)
                 sweep_leftovers(self.folder / sub)
-        self._jobs = self._hot.table("jobs")
-        self._meta = self._hot.table("meta")
 
     @staticmethod
     def is_partitioned(path: Path) -> bool:
@@ -464,6 +470,73 @@ class PartitionedStore:
         with self._lock:
             self._change_draft(draft_id, lambda d: d.update(sent_to_zendesk_by=user))
 
+    def drafts_posted_since(self, since: datetime) -> list[DraftRecord]:
+        """Reads the message index files of the hours (or, in older stores, days) from ``since`` on:
+        a week is 168 files of a few KB, read without filling the cache."""
+        hour = since.astimezone(UTC).strftime("%Y-%m-%dT%H")
+        found: dict[str, DraftRecord] = {}
+        with self._lock:
+            for path in sorted((self.folder / "messages").glob("*.json")):
+                name = path.stem  # 2026-03-02T13 (an hour), or 2026-03-02 (a day, before hourly files)
+                if name == "other" or name < hour[: len(name)]:
+                    continue
+                rows = (AtomicJSONStorage(path, read_only=True).read() or {}).get("messages") or {}
+                for doc in rows.values():
+                    if doc["draft_id"] in found or ts_time(doc["ts"]) < since:
+                        continue
+                    draft = self.draft(doc["draft_id"])
+                    if draft is not None and draft.slack_ts and ts_time(draft.slack_ts[0]) >= since:
+                        found[draft.id] = draft
+        return sorted(found.values(), key=lambda d: (d.ticket_id, d.round_number, d.label))
+
+    # ---- sends into Zendesk (inside their round's document), and the requester's contact -------
+
+    def record_send(self, send: SendRecord) -> None:
+        """A pending send is indexed in the hot file first, a finished one leaves the index last: a
+        kill between the two writes leaves an index entry too many (skipped when read), never a
+        pending send that the next start does not see."""
+        with self._lock:
+            doc = self._round_doc(send.round_id)
+            if doc is None or doc["id"] != send.round_id or self.draft(send.draft_id) is None:
+                raise KeyError(send.draft_id)
+            is_pending = Query().id == send.id
+            if send.state == SEND_PENDING:
+                self._pending_sends.upsert({"id": send.id, "round_id": send.round_id}, is_pending)
+
+            def add(round_doc: dict[str, Any]) -> None:
+                round_doc.setdefault("sends", {})[send.id] = send_to_doc(send)
+
+            self._rounds_of(doc["ticket_id"]).update(add, doc_ids=[doc.doc_id])
+            if send.state != SEND_PENDING and self._pending_sends.contains(is_pending):
+                self._pending_sends.remove(is_pending)
+
+    def sends_for_round(self, round_id: str) -> list[SendRecord]:
+        with self._lock:
+            doc = self._round_doc(round_id)
+            if doc is None or doc["id"] != round_id:
+                return []
+            sends = [send_from_doc(d) for d in (doc.get("sends") or {}).values()]
+            return sorted(sends, key=lambda s: (s.started_at, s.id))
+
+    def pending_sends(self) -> list[SendRecord]:
+        with self._lock:
+            found = []
+            for entry in self._pending_sends.all():
+                send = next((s for s in self.sends_for_round(entry["round_id"]) if s.id == entry["id"]), None)
+                if send is not None and send.state == SEND_PENDING:
+                    found.append(send)
+            return sorted(found, key=lambda s: (s.started_at, s.id))
+
+    def save_ticket_contact(self, ticket_id: int, name: str, email: str) -> None:
+        with self._lock:
+            contacts = self._part("tickets", part_of_ticket(ticket_id)).table("contacts")
+            contacts.upsert(Document({"name": name, "email": email}, doc_id=ticket_id))
+
+    def ticket_contact(self, ticket_id: int) -> tuple[str, str] | None:
+        with self._lock:
+            doc = self._part("tickets", part_of_ticket(ticket_id)).table("contacts").get(doc_id=ticket_id)
+            return (doc["name"], doc["email"]) if doc else None
+
     # ---- votes: one per (draft, rater), the latest wins; kept by the draft's ticket part --------
 
     def _votes_of(self, draft_id: str) -> Any:
@@ -579,6 +652,8 @@ class PartitionedStore:
         rounds: Iterable[dict[str, Any]] = (),
         drafts: Iterable[dict[str, Any]] = (),
         votes: Iterable[dict[str, Any]] = (),
+        sends: Iterable[dict[str, Any]] = (),
+        contacts: Iterable[dict[str, Any]] = (),
     ) -> None:
         """Adds records in the single-file layout (``TinyDBStore``'s documents), writing each touched
         file once. Meant for a store no one else writes yet: migration and benchmarks."""
@@ -611,6 +686,20 @@ class PartitionedStore:
                     messages.setdefault(hour_of_ts(ts), []).append(
                         {"channel": doc["channel"], "ts": ts, "draft_id": doc["id"]}
                     )
+            pending: list[dict[str, Any]] = []
+            for doc in sends:
+                if doc["round_id"] in rounds_by_id:  # a send of a draft that was never written: none
+                    rounds_by_id[doc["round_id"]].setdefault("sends", {})[doc["id"]] = dict(doc)
+                    if doc["state"] == SEND_PENDING:
+                        pending.append({"id": doc["id"], "round_id": doc["round_id"]})
+            for doc in contacts:
+                part = by_part.setdefault(part_of_ticket(doc["ticket_id"]), {})
+                part.setdefault("contacts", {})[str(doc["ticket_id"])] = {
+                    "name": doc["name"],
+                    "email": doc["email"],
+                }
+            for entry in pending:  # the index first, as record_send writes it
+                self._pending_sends.upsert(entry, Query().id == entry["id"])
             for round_doc in rounds_by_id.values():
                 part = by_part.setdefault(part_of_ticket(round_doc["ticket_id"]), {})
                 table = part.setdefault("rounds", {})
@@ -632,7 +721,7 @@ class PartitionedStore:
             data = db.storage.read() or {}
             for table_name, docs in tables.items():
                 table = data.setdefault(table_name, {})
-                if table_name == "threads":
+                if table_name in ("threads", "contacts"):
                     table.update(docs)
                     continue
                 start = max((int(k) for k in table), default=0)
@@ -660,6 +749,8 @@ class PartitionedStore:
             rounds=(old.get("rounds") or {}).values(),
             drafts=(old.get("drafts") or {}).values(),
             votes=(old.get("votes") or {}).values(),
+            sends=(old.get("sends") or {}).values(),
+            contacts=(old.get("contacts") or {}).values(),
         )
         jobs = {int(k): v for k, v in (old.get("jobs") or {}).items()}
         for job_id, doc in jobs.items():
@@ -671,8 +762,10 @@ class PartitionedStore:
             "format": {"1": {"version": FORMAT_VERSION, "next_job_id": max(jobs, default=0) + 1}},
             "jobs": {str(k): v for k, v in jobs.items() if v["status"] != JOB_DONE},
             "meta": old.get("meta") or {},
+            "pending_sends": (self._hot.storage.read() or {}).get("pending_sends") or {},
         }
         self._hot.storage.write(hot)
+        self._pending_sends.clear_cache()
 
 
 def _numbered(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

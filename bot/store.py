@@ -26,6 +26,9 @@ from bot.store_documents import (
     outcomes_from_docs,
     parse_iso,
     round_from_doc,
+    send_from_doc,
+    send_to_doc,
+    ts_time,
     votes_from_docs,
 )
 from bot.votes_io import vote_row
@@ -37,10 +40,12 @@ from core.domain import (
     NEGATIVE_SCORES,
     ROUND_GENERATING,
     ROUND_POSTED,
+    SEND_PENDING,
     DraftOutcome,
     DraftRecord,
     Job,
     RoundRecord,
+    SendRecord,
     Vote,
     draft_id_for,
     round_id_for,
@@ -66,6 +71,8 @@ class TinyDBStore:
         self._votes = self._db.table("votes")
         self._outcomes = self._db.table("outcomes")
         self._meta = self._db.table("meta")
+        self._sends = self._db.table("sends")
+        self._contacts = self._db.table("contacts")
 
     def close(self) -> None:
         with self._lock:
@@ -260,6 +267,41 @@ class TinyDBStore:
     def mark_sent(self, draft_id: str, user: str) -> None:
         with self._lock:
             self._drafts.update({"sent_to_zendesk_by": user}, Query().id == draft_id)
+
+    def drafts_posted_since(self, since: datetime) -> list[DraftRecord]:
+        with self._lock:
+            docs = [d for d in self._drafts.all() if d["slack_ts"] and ts_time(d["slack_ts"][0]) >= since]
+            drafts = [self._draft(doc) for doc in docs]
+        return sorted(drafts, key=lambda d: (d.ticket_id, d.round_number, d.label))
+
+    # ---- sends into Zendesk, and the requester's contact ---------------------------------------
+
+    def record_send(self, send: SendRecord) -> None:
+        with self._lock:
+            if self.draft(send.draft_id) is None:
+                raise KeyError(send.draft_id)
+            self._sends.upsert(send_to_doc(send), Query().id == send.id)
+
+    def sends_for_round(self, round_id: str) -> list[SendRecord]:
+        with self._lock:
+            docs = self._sends.search(Query().round_id == round_id)
+            return sorted((send_from_doc(d) for d in docs), key=lambda s: (s.started_at, s.id))
+
+    def pending_sends(self) -> list[SendRecord]:
+        with self._lock:
+            docs = self._sends.search(Query().state == SEND_PENDING)
+            return sorted((send_from_doc(d) for d in docs), key=lambda s: (s.started_at, s.id))
+
+    def save_ticket_contact(self, ticket_id: int, name: str, email: str) -> None:
+        with self._lock:
+            self._contacts.upsert(
+                {"ticket_id": ticket_id, "name": name, "email": email}, Query().ticket_id == ticket_id
+            )
+
+    def ticket_contact(self, ticket_id: int) -> tuple[str, str] | None:
+        with self._lock:
+            doc = self._contacts.get(Query().ticket_id == ticket_id)
+            return (doc["name"], doc["email"]) if doc else None
 
     @staticmethod
     def _draft(doc: Any) -> DraftRecord:

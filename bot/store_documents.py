@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from core.domain import DraftOutcome, Job, RoundRecord, Vote
+from core.domain import DraftOutcome, Job, RoundRecord, SendRecord, Vote
 
 
 def iso(value: datetime) -> str:
@@ -107,3 +107,49 @@ def outcomes_from_docs(docs: Any, since: datetime | None, until: datetime | None
     found = [outcome_from_doc(d) for d in docs]
     found = [o for o in found if (not since or o.replied_at >= since) and (not until or o.replied_at < until)]
     return sorted(found, key=lambda o: (o.replied_at, o.draft_id))
+
+
+def send_to_doc(send: SendRecord) -> dict[str, Any]:
+    return {
+        "id": send.id,
+        "ticket_id": send.ticket_id,
+        "round_id": send.round_id,
+        "draft_id": send.draft_id,
+        "user": send.user,
+        "state": send.state,
+        "public": send.public,
+        "edited": send.edited,
+        "body_sha256": send.body_sha256,
+        "started_at": iso(send.started_at),
+        "author_id": send.author_id,
+        "comment_id": send.comment_id,
+        "finished_at": iso(send.finished_at) if send.finished_at else None,
+        "error": send.error,
+    }
+
+
+def send_from_doc(doc: Any) -> SendRecord:
+    return SendRecord(
+        id=doc["id"],
+        ticket_id=doc["ticket_id"],
+        round_id=doc["round_id"],
+        draft_id=doc["draft_id"],
+        user=doc["user"],
+        state=doc["state"],
+        public=doc["public"],
+        edited=doc["edited"],
+        body_sha256=doc["body_sha256"],
+        started_at=parse_iso(doc["started_at"]),
+        author_id=doc.get("author_id"),
+        comment_id=doc.get("comment_id"),
+        finished_at=parse_iso(doc["finished_at"]) if doc.get("finished_at") else None,
+        error=doc.get("error"),
+    )
+
+
+def ts_time(ts: str) -> datetime:
+    """A Slack ``ts`` ("1700000000.000100", a Unix time) as an aware datetime; the epoch if it is none."""
+    try:
+        return datetime.fromtimestamp(float(ts), UTC)
+    except (ValueError, OverflowError, OSError):
+        return datetime.fromtimestamp(0, UTC)

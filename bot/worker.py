@@ -6,6 +6,7 @@ the store as soon as it is done, so a job interrupted anywhere resumes without p
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from bot.blocks import draft_message, model_failure_notice, new_round_notice, ticket_parent_message
 from bot.config import WorkerSettings
@@ -26,6 +28,7 @@ from core.domain import (
     Ticket,
     utcnow,
 )
+from core.placeholders import KnownValues, fill_placeholders
 from core.ports import ChatPoster, DraftBackend, GatewayError, Store, TicketNotFound, TicketSource
 from core.prompt import build_prompt
 
@@ -34,6 +37,18 @@ log = logging.getLogger(__name__)
 
 class AllModelsFailed(RuntimeError):
     pass
+
+
+class SourceFinder(Protocol):
+    """Help-centre sources for a ticket (`bot.grounding`): links to show, passages for a prompt."""
+
+    def links(self, ticket: Ticket) -> list[tuple[str, str]]:
+        """(title, url) of the articles that fit the ticket best."""
+        ...
+
+    def passages(self, model: str, ticket: Ticket, count_tokens: Callable[[str], int]) -> list[str]:
+        """The passages for ``model``'s prompt: none for a model without grounding."""
+        ...
 
 
 def question_comment(ticket: Ticket) -> Comment | None:
@@ -75,8 +90,10 @@ class TicketProcessor:
         product_name: str = "our product",
         rng: random.Random | None = None,
         observe_replies: Callable[[Ticket], int] | None = None,
+        sources: SourceFinder | None = None,
     ) -> None:
-        """``observe_replies`` sees every ticket read (bot.outcomes: drafts against the reply sent)."""
+        """``observe_replies`` sees every ticket read (bot.outcomes: drafts against the reply sent);
+        ``sources`` finds the help-centre articles for a ticket (bot.grounding)."""
         if not model_names:
             raise ValueError("at least one model is needed")
         if len(model_names) > len(DRAFT_LABELS):
@@ -90,6 +107,7 @@ class TicketProcessor:
         self.product_name = product_name
         self.rng = rng or random.SystemRandom()
         self.observe_replies = observe_replies
+        self.sources = sources
 
     def prepare(self, ticket_id: int) -> PreparedRound | str:
         """Fetch the ticket, post the parent, record the blind labels, build prompts.
@@ -101,6 +119,8 @@ class TicketProcessor:
             self.observe_replies(ticket)
         if ticket.status in FINISHED_STATUSES:
             return f"skipped: ticket is {ticket.status}"
+        if self.store.ticket_contact(ticket.id) != (ticket.requester_name, ticket.requester_email):
+            self.store.save_ticket_contact(ticket.id, ticket.requester_name, ticket.requester_email)
         question = question_comment(ticket)
         if question is None:
             return "skipped: no public message to answer"
@@ -114,11 +134,14 @@ class TicketProcessor:
             if draft.generated:
                 continue  # generated before an interruption
             try:
+                count = functools.partial(self.backend.count_tokens, draft.model)
+                passages = self.sources.passages(draft.model, ticket, count) if self.sources else []
                 prepared.prompts[draft.model] = build_prompt(
                     ticket,
-                    count_tokens=lambda text, model=draft.model: self.backend.count_tokens(model, text),
+                    count_tokens=count,
                     max_tokens=self.backend.context_limit(draft.model),
                     product_name=self.product_name,
+                    sources=passages,
                 )
             except ValueError as exc:  # prompt cannot fit the context, or a remote server is unreachable
                 prepared.prompt_errors[draft.model] = f"could not build the prompt: {exc}"
@@ -163,7 +186,10 @@ class TicketProcessor:
         for draft in drafts:
             if draft.text is None:
                 continue
-            messages = draft_message(draft.label, draft.text, draft.id, rated_count=0)
+            known = KnownValues(prepared.ticket.requester_name, prepared.ticket.requester_email)
+            messages = draft_message(
+                draft.label, fill_placeholders(draft.text, known), draft.id, rated_count=0
+            )
             for index, (text, blocks) in enumerate(messages):
                 if index < len(draft.slack_ts):
                     continue  # posted before an interruption
@@ -176,7 +202,8 @@ class TicketProcessor:
         thread = self.store.ticket_thread(ticket.id)
         if thread is not None:
             return thread
-        text, blocks = ticket_parent_message(ticket)
+        links = self.sources.links(ticket) if self.sources else []
+        text, blocks = ticket_parent_message(ticket, links)
         ts = self.poster.post_parent(self.channel, text, blocks)
         self.store.save_ticket_thread(ticket.id, self.channel, ts)
         return self.channel, ts

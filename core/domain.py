@@ -47,6 +47,7 @@ class Ticket:
     created_at: datetime
     url: str
     comments: tuple[Comment, ...] = ()
+    requester_email: str = ""
 
     @property
     def requester_first_name(self) -> str:
@@ -60,6 +61,24 @@ class Ticket:
             if comment.public and comment.author_is_requester:
                 return comment
         return None
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A person who may answer tickets in the ticket system (a Zendesk agent or admin)."""
+
+    id: int
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class ChatUser:
+    """A chat (Slack) user as the bot sees them: ``email`` is "" when the app may not read it."""
+
+    id: str
+    name: str
+    email: str
 
 
 @dataclass(frozen=True)
@@ -198,6 +217,41 @@ class DraftRecord:
     @property
     def vote_ts(self) -> str | None:
         return self.slack_ts[-1] if self.slack_ts else None
+
+
+SEND_PENDING = "pending"  # recorded before the Zendesk call: the outcome is not known yet
+SEND_SENT = "sent"
+SEND_FAILED = "failed"  # Zendesk did not add the comment: the draft may be sent again
+
+
+@dataclass(frozen=True)
+class SendRecord:
+    """One agent's send of a draft into its ticket, recorded before Zendesk is asked, so that a
+    process killed during the call can find out at its next start whether the comment was added.
+
+    ``body_sha256`` identifies the comment's text in Zendesk; ``author_id`` is the Zendesk agent
+    it was sent as (None: the API user); ``comment_id`` is Zendesk's id once known.
+    """
+
+    id: str
+    ticket_id: int
+    round_id: str
+    draft_id: str
+    user: str  # the Slack user who sent it
+    state: str
+    public: bool
+    edited: bool
+    body_sha256: str
+    started_at: datetime
+    author_id: int | None = None
+    comment_id: int | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+
+    @property
+    def counts(self) -> bool:
+        """Sent, or possibly sent: a further send of the round needs the agent's confirmation."""
+        return self.state in (SEND_PENDING, SEND_SENT)
 
 
 def round_id_for(ticket_id: int, round_number: int) -> str:

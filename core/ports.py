@@ -8,11 +8,22 @@ depend on them only, so a test can hand a service an in-memory double (`bot.memo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from core.domain import DraftOutcome, DraftRecord, DraftResult, Job, RoundRecord, Ticket, Vote
+from core.domain import (
+    Agent,
+    ChatUser,
+    DraftOutcome,
+    DraftRecord,
+    DraftResult,
+    Job,
+    RoundRecord,
+    SendRecord,
+    Ticket,
+    Vote,
+)
 
 
 class DraftBackend(Protocol):
@@ -78,6 +89,52 @@ class ChatPoster(Protocol):
 
     def dm_upload(self, user_id: str, filename: str, content: bytes, title: str) -> None:
         """Share a file in the direct-message channel with a user."""
+        ...
+
+
+class ChatModals(Protocol):
+    """Modal dialogs and user profiles (Slack's ``views.*`` and ``users.info``). Failures raise
+    :class:`ChatError`."""
+
+    def open_view(self, trigger_id: str, view: dict) -> tuple[str, str]:
+        """Open a modal for the click that gave ``trigger_id`` (valid for 3 s); (view id, hash)."""
+        ...
+
+    def update_view(self, view_id: str, view: dict, view_hash: str | None = None) -> None:
+        """Replace an open modal; with ``view_hash``, only if no one replaced it since."""
+        ...
+
+    def publish_home(self, user_id: str, view: dict) -> None:
+        """Show ``view`` as the user's App Home tab."""
+        ...
+
+    def user_profile(self, user_id: str) -> ChatUser:
+        """The chat user's display name and e-mail ("" when the app may not read it)."""
+        ...
+
+
+class TicketReplies(Protocol):
+    """What sending a draft needs from the ticket system."""
+
+    def fetch_ticket(self, ticket_id: int) -> Ticket: ...
+
+    def add_comment(
+        self, ticket_id: int, body: str, public: bool, author_id: int | None = None
+    ) -> int | None:
+        """Add the comment as ``author_id`` (None: the API user); the new comment's id if known."""
+        ...
+
+    def agent_by_email(self, email: str) -> Agent | None:
+        """The active agent with this e-mail, or None."""
+        ...
+
+
+class HelpCenterSource(Protocol):
+    """Where the Help Center's articles come from (Zendesk Guide)."""
+
+    def help_center_changes(self, since: int) -> Iterable[Any]:
+        """Articles of every locale changed since the Unix time ``since``, oldest change first; each
+        has ``id``, ``title``, ``body`` (HTML), ``locale``, ``url``, ``updated_at`` and ``draft``."""
         ...
 
 
@@ -167,6 +224,31 @@ class Store(Protocol):
         ...
 
     def mark_sent(self, draft_id: str, user: str) -> None: ...
+
+    def drafts_posted_since(self, since: datetime) -> list[DraftRecord]:
+        """The drafts whose first Slack message was posted at ``since`` or later (``ts`` is the
+        time), by ticket, round, then label."""
+        ...
+
+    # sends of drafts into Zendesk: recorded (pending) before the call, their outcome after
+    def record_send(self, send: SendRecord) -> None:
+        """Add the send, or replace the recorded one with the same id."""
+        ...
+
+    def sends_for_round(self, round_id: str) -> list[SendRecord]:
+        """The round's sends, oldest first."""
+        ...
+
+    def pending_sends(self) -> list[SendRecord]:
+        """Every send still pending: the process stopped before it learnt the outcome."""
+        ...
+
+    # the requester of a ticket, to fill placeholders when a draft is shown again
+    def save_ticket_contact(self, ticket_id: int, name: str, email: str) -> None: ...
+
+    def ticket_contact(self, ticket_id: int) -> tuple[str, str] | None:
+        """(name, e-mail) of the ticket's requester, as last saved."""
+        ...
 
     # votes: one per (draft, rater), the latest wins
     def record_vote(self, vote: Vote) -> None: ...

@@ -38,6 +38,8 @@ INSTRUCTION = (
     "in the ticket below. Be accurate, friendly and concise. Do not invent facts, prices or policies."
 )
 
+SOURCES_HEADING = "Help Center passages that may answer it (use them only where they apply):"
+
 _EXTRA_BLANK_LINES = re.compile(r"\n{3,}")
 
 
@@ -127,8 +129,12 @@ def build_prompt(
     count_tokens: Callable[[str], int],
     max_tokens: int,
     product_name: str = "our product",
+    sources: Sequence[str] = (),
 ) -> str:
     """The prompt for ``ticket``, at most ``max_tokens`` tokens as ``count_tokens`` counts them.
+
+    ``sources`` (a grounded model's Help Center passages, already fitted to their own budget) follow
+    the instruction, one line each; they are kept like the instruction while the conversation is cut.
 
     Internal notes (``public=False``) never appear. When the conversation is too long, the
     oldest comments go first; the subject and the newest customer message (the one the draft
@@ -137,6 +143,9 @@ def build_prompt(
     ``MAX_SUBJECT_CHARS``) and an emptied message do not fit.
     """
     instruction = INSTRUCTION.format(product=product_name)
+    if sources:
+        lines = "\n".join(f"- {' '.join(source.split())}" for source in sources)
+        instruction = f"{instruction}\n{SOURCES_HEADING}\n{lines}"
     subject = " ".join(ticket.subject.split()) or "(no subject)"
     if len(subject) > MAX_SUBJECT_CHARS:
         subject = subject[:MAX_SUBJECT_CHARS].rstrip() + "…"

@@ -17,10 +17,13 @@ from bot.commands import register_report_command
 from bot.config import Settings
 from bot.digest import DigestService
 from bot.errors import StartupError
+from bot.grounding import HelpCenterIndex, HelpCenterSources
+from bot.home import AgentHome
 from bot.intake import Poller, handle_zendesk_webhook
 from bot.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
 from bot.outcomes import replies_observer
 from bot.partitioned_store import PartitionedStore
+from bot.sending import SendFlow
 from bot.web import DraftdeskWSGI, WebServer
 from bot.worker import TicketProcessor, Worker
 from core.domain import JOB_FAILED, JOB_QUEUED, utcnow
@@ -75,12 +78,14 @@ class Draftdesk:
     zendesk: ZendeskGateway
     worker: Worker
     actions: DraftActions
+    sending: SendFlow
     after_ack: AfterAck
     bolt: App
     digest: DigestService
     poller: Poller | None
     web: WebServer | None
     scheduler: BackgroundScheduler
+    help_center: HelpCenterIndex | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _socket_handler: Any = None
@@ -109,6 +114,9 @@ class Draftdesk:
         interrupted = self.store.requeue_interrupted_jobs()
         if interrupted:
             log.info("re-queued %s job(s) interrupted by the last shutdown", interrupted)
+        resolved = self.sending.resolve_pending()
+        if resolved:
+            log.info("resolved %s send(s) to Zendesk interrupted by the last shutdown", resolved)
         worker_thread = threading.Thread(
             target=self.worker.run_forever, args=(self._stop,), name="worker", daemon=True
         )
@@ -125,6 +133,15 @@ class Draftdesk:
             )
         if self.settings.digest.enabled:
             self.digest.schedule(self.scheduler)
+        if self.help_center is not None:
+            self.scheduler.add_job(
+                self.refresh_help_center,
+                IntervalTrigger(hours=self.settings.grounding.refresh_hours),
+                id="help_center_refresh",
+                next_run_time=utcnow(),
+                max_instances=1,
+                coalesce=True,
+            )
         self.scheduler.start()
         if self.web is not None:
             self.web.start()
@@ -149,6 +166,16 @@ class Draftdesk:
                 "could not open the Socket Mode WebSocket: check the network can reach Slack (wss, port 443)"
             )
         log.info("connected to Slack in Socket Mode")
+
+    def refresh_help_center(self) -> None:
+        """Reads the Help Center articles changed since the last refresh into the index."""
+        assert self.help_center is not None
+        try:
+            changed = self.help_center.refresh(self.zendesk)
+        except Exception as exc:  # Zendesk down, a bad article: the old index keeps serving
+            log.warning("could not refresh the Help Center index; retrying at the next interval: %s", exc)
+            return
+        log.info("Help Center index: %s article(s) changed, %s in all", changed, len(self.help_center))
 
     def _poll(self) -> None:
         assert self.poller is not None
@@ -204,6 +231,13 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
     check_zendesk_api_user(zendesk)
     backend = backend or load_backend(settings)
     model_names = [m.name for m in settings.models]
+    index, sources = None, None
+    if settings.grounding.enabled:
+        index = HelpCenterIndex(settings.grounding.path, settings.grounding.locales)
+        grounded = [m.name for m in settings.models if m.grounding]
+        sources = HelpCenterSources(
+            index, grounded, settings.grounding.articles_shown, settings.grounding.prompt_tokens
+        )
     processor = TicketProcessor(
         store,
         zendesk,
@@ -213,11 +247,14 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
         settings.slack.channel,
         settings.worker.product_name,
         observe_replies=replies_observer(store),
+        sources=sources,
     )
     worker = Worker(store, processor, settings.worker)
-    actions = DraftActions(store, poster, zendesk)
+    actions = DraftActions(store, poster)
+    sending = SendFlow(store, poster, poster, zendesk, allow_public=settings.zendesk.allow_public_replies)
     after_ack = AfterAck()
-    register_listeners(bolt, actions, after_ack)
+    home = AgentHome(store, poster, model_names, settings.digest.users)
+    register_listeners(bolt, actions, after_ack, sending, home)
     webhook = None
     if settings.intake.mode in ("webhook", "both"):
         secret = secrets.zendesk_webhook_secret or ""
@@ -242,7 +279,20 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
     register_report_command(bolt, digest.send_report, settings.digest.users, after_ack)
     scheduler = BackgroundScheduler(timezone=settings.digest.timezone)
     app = Draftdesk(
-        settings, store, poster, zendesk, worker, actions, after_ack, bolt, digest, poller, None, scheduler
+        settings,
+        store,
+        poster,
+        zendesk,
+        worker,
+        actions,
+        sending,
+        after_ack,
+        bolt,
+        digest,
+        poller,
+        None,
+        scheduler,
+        help_center=index,
     )
     if http_mode or webhook is not None or settings.server.health_check:
         wsgi = DraftdeskWSGI(

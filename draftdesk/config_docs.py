@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.config import (
     DigestSettings,
+    GroundingSettings,
     IntakeSettings,
     PromotionSettings,
     ServerSettings,
@@ -39,6 +40,7 @@ BOT_SECTIONS: tuple[tuple[str, type], ...] = (
     ("[worker]", WorkerSettings),
     ("[digest]", DigestSettings),
     ("[promotion]", PromotionSettings),
+    ("[grounding]", GroundingSettings),
     ("[storage]", StorageSettings),
     ("[engine]", EngineSettings),
     ("[[models]]", ModelSpec),

@@ -20,6 +20,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.web import SlackResponse
 
+from core.domain import ChatUser
 from core.ports import ChatError
 
 DEFAULT_BASE_URL = "https://slack.com/api/"
@@ -40,6 +41,8 @@ _HINTS: dict[str, str] = {
     "invalid_blocks": "Slack refused the blocks: check them against the Block Kit limits",
     "message_not_found": "the message to update no longer exists (deleted?)",
     "user_not_found": "the Slack user ID is wrong or the user is gone",
+    "expired_trigger_id": "the click is over 3 seconds old: click the button again",
+    "hash_conflict": "the modal was changed meanwhile",
 }
 
 
@@ -211,3 +214,33 @@ class SlackPoster:
     def _dm_channel(self, user_id: str) -> str:
         opened = self._call("conversations.open", self.client.conversations_open, users=user_id)
         return str(opened["channel"]["id"])
+
+    # ---- modals and profiles (core.ports.ChatModals) ---------------------------------------------
+
+    def open_view(self, trigger_id: str, view: dict) -> tuple[str, str]:
+        """``views.open``: the modal for a click, within the 3 seconds its ``trigger_id`` lives."""
+        opened = self._call("views.open", self.client.views_open, trigger_id=trigger_id, view=view)
+        return str(opened["view"]["id"]), str(opened["view"].get("hash") or "")
+
+    def update_view(self, view_id: str, view: dict, view_hash: str | None = None) -> None:
+        kwargs: dict[str, Any] = {"view_id": view_id, "view": view}
+        if view_hash:
+            kwargs["hash"] = view_hash
+        self._call("views.update", self.client.views_update, **kwargs)
+
+    def publish_home(self, user_id: str, view: dict) -> None:
+        """``views.publish``: the user's App Home tab."""
+        self._call("views.publish", self.client.views_publish, user_id=user_id, view=view)
+
+    def user_profile(self, user_id: str) -> ChatUser:
+        """``users.info`` (scopes ``users:read``, ``users:read.email``): name and e-mail."""
+        info = self._call("users.info", self.client.users_info, user=user_id)
+        user = info["user"] or {}
+        profile = user.get("profile") or {}
+        name = (
+            profile.get("real_name")
+            or user.get("real_name")
+            or profile.get("display_name")
+            or user.get("name")
+        )
+        return ChatUser(user_id, str(name or user_id), str(profile.get("email") or ""))

@@ -2,10 +2,11 @@
 
 It asks for exactly what the bot uses: posting drafts (`chat:write`), reading rating reactions
 (`reactions:read` and the `reaction_added`/`reaction_removed` events), the digest's direct messages
-(`im:write`) and its chart (`files:write`), interactivity for the buttons, and the `/draftdesk`
-slash command (`commands`) that sends a report on demand. In Socket Mode
-Slack needs no public URL; in HTTP mode events and interactivity go to ``PUBLIC_URL/slack/events``.
-Pure: no I/O.
+(`im:write`) and its chart (`files:write`), the e-mail of an agent who sends a draft, to find them
+in Zendesk (`users:read`, `users:read.email`), interactivity for the buttons and the send modal, the
+App Home tab (`app_home_opened`), and the `/draftdesk` slash command (`commands`) that sends a report
+on demand. In Socket Mode Slack needs no public URL; in HTTP mode events and interactivity go to
+``PUBLIC_URL/slack/events``. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -14,14 +15,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 SLACK_EVENTS_PATH = "/slack/events"
-BOT_SCOPES = ("chat:write", "reactions:read", "im:write", "files:write", "commands")
+BOT_SCOPES = (
+    "chat:write",
+    "reactions:read",
+    "im:write",
+    "files:write",
+    "users:read",
+    "users:read.email",
+    "commands",
+)
 SLASH_COMMAND = {
     "command": "/draftdesk",
     "description": "The draft ratings report, for the digest's recipients",
     "usage_hint": "report [week|month]",
     "should_escape": False,
 }
-BOT_EVENTS = ("reaction_added", "reaction_removed")
+BOT_EVENTS = ("reaction_added", "reaction_removed", "app_home_opened")
 
 
 class ManifestError(ValueError):
@@ -61,6 +70,7 @@ def app_manifest(socket_mode: bool, public_url: str | None = None, name: str = "
         },
         "features": {
             "bot_user": {"display_name": name, "always_online": True},
+            "app_home": {"home_tab_enabled": True, "messages_tab_enabled": False},
             "slash_commands": [command],
         },
         "oauth_config": {"scopes": {"bot": list(BOT_SCOPES)}},

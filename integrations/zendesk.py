@@ -36,7 +36,7 @@ from zenpy.lib.api_objects import Ticket as ZenpyTicket
 from zenpy.lib.exception import APIException, RecordNotFoundException, ZenpyException
 
 from core import ports
-from core.domain import Comment, Ticket, TicketChange
+from core.domain import Agent, Comment, Ticket, TicketChange
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +264,7 @@ class ZendeskGateway:
             raw = self.client.tickets(id=ticket_id)
             raw_comments = list(self.client.tickets.comments(ticket=ticket_id))
         requester_id = int(raw.requester_id)
+        requester_name, requester_email = self._requester(requester_id)
         comments = [
             Comment(
                 id=int(c.id),
@@ -281,27 +282,61 @@ class ZendeskGateway:
             subject=raw.subject or "",
             status=raw.status or "",
             requester_id=requester_id,
-            requester_name=self._user_name(requester_id),
+            requester_name=requester_name,
             created_at=_parse_time(raw.created_at, "ticket created_at"),
             url=self.ticket_url(int(raw.id)),
             comments=tuple(comments),
+            requester_email=requester_email,
         )
 
-    def _user_name(self, user_id: int) -> str:
-        """The user's name; "" when the user is gone (the ticket is still worth a draft)."""
+    def _requester(self, user_id: int) -> tuple[str, str]:
+        """The user's (name, e-mail); ("", "") when the user is gone (the ticket is still worth a draft)."""
         try:
             with self._translate_errors(f"fetching user {user_id}", None):
-                return self.client.users(id=user_id).name or ""
+                user = self.client.users(id=user_id)
         except TicketNotFound:
             log.warning("requester %s of a ticket was not found; drafting without a name", user_id)
-            return ""
+            return "", ""
+        return user.name or "", user.email or ""
 
     def add_internal_note(self, ticket_id: int, body: str) -> None:
         """Add a private comment (agents see it, the requester does not)."""
+        self.add_comment(ticket_id, body, public=False)
+
+    def add_comment(
+        self, ticket_id: int, body: str, public: bool, author_id: int | None = None
+    ) -> int | None:
+        """Add a comment as ``author_id`` (an agent; None: the API user), public (the requester
+        gets it) or internal. Returns the new comment's id when Zendesk's audit names it."""
         ticket = ZenpyTicket(id=ticket_id)
-        ticket.comment = ZenpyComment(body=body, public=False)
-        with self._translate_errors(f"adding a note to ticket {ticket_id}", ticket_id):
-            self.client.tickets.update(ticket)
+        comment = ZenpyComment(body=body, public=public)
+        if author_id is not None:
+            comment.author_id = author_id
+        ticket.comment = comment
+        kind = "a public reply" if public else "a note"
+        with self._translate_errors(f"adding {kind} to ticket {ticket_id}", ticket_id):
+            result = self.client.tickets.update(ticket)
+        audit = getattr(result, "audit", None)
+        for event in getattr(audit, "events", None) or []:
+            if isinstance(event, dict) and event.get("type") == "Comment" and event.get("id") is not None:
+                return int(event["id"])
+        return None
+
+    def agent_by_email(self, email: str) -> Agent | None:
+        """The active agent or admin with this e-mail address (``users/search``), or None."""
+        wanted = email.strip().lower()
+        if not wanted:
+            return None
+        with self._translate_errors("looking up a Zendesk agent by e-mail", None):
+            found = list(self.client.users.search(query=f"email:{wanted}"))
+        for user in found:
+            if (
+                (user.email or "").lower() == wanted
+                and user.role in ("agent", "admin")
+                and user.active is not False
+            ):
+                return Agent(id=int(user.id), name=user.name or "", email=user.email or "")
+        return None
 
     def incremental_changes(
         self, cursor: str | None, start_time: int
@@ -361,6 +396,23 @@ class ZendeskGateway:
                     title=article.title or article.name or "",
                     body=article.body or "",
                     locale=article.locale or locale,
+                    url=article.html_url or article.url or "",
+                    updated_at=str(article.updated_at or ""),
+                    draft=bool(article.draft),
+                    section_id=int(article.section_id) if article.section_id is not None else None,
+                )
+
+    def help_center_changes(self, since: int) -> Iterator[HelpCenterArticle]:
+        """Articles of every locale created or changed since the Unix time ``since``
+        (``help_center/incremental/articles``), oldest change first."""
+        api = self.client.help_center.articles
+        with self._translate_errors("reading the Help Center's changed articles", None):
+            for article in api.incremental(start_time=since):
+                yield HelpCenterArticle(
+                    id=int(article.id),
+                    title=article.title or article.name or "",
+                    body=article.body or "",
+                    locale=(article.locale or "").lower(),
                     url=article.html_url or article.url or "",
                     updated_at=str(article.updated_at or ""),
                     draft=bool(article.draft),

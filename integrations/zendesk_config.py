@@ -17,6 +17,9 @@ class ZendeskSettings:
         shown_default="https://SUBDOMAIN.zendesk.com",
     )
     subdomain: str | None = setting('your Zendesk subdomain, e.g. "acme" for acme.zendesk.com', None)
+    allow_public_replies: bool = setting(
+        "the send dialog offers a public reply (the customer gets it) beside the internal note", False
+    )
 
     def __post_init__(self) -> None:
         url = self.url or (f"https://{self.subdomain}.zendesk.com" if self.subdomain else "")

@@ -77,6 +77,9 @@ class ModelSpec:
         None,
     )
     candidate_share: float = setting("the share of tickets the candidate drafts for, in (0, 1)", 0.5)
+    grounding: bool = setting(
+        "put the Help Center passages that match the ticket into this model's prompt ([grounding])", False
+    )
     backend: BackendKind = setting(
         '"local" (this process) or "openai" (an OpenAI-compatible server: vLLM, serve-models)', "local"
     )

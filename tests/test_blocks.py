@@ -180,20 +180,26 @@ def test_short_draft_is_one_message_with_controls() -> None:
     assert [e["text"]["text"] for e in elements[:5]] == ["1", "2", "3", "4", "5"]
     assert all(e["value"] == DRAFT_ID for e in elements)
     send = elements[5]
-    assert send["style"] == "primary"
-    assert {"title", "text", "confirm", "deny"} <= send["confirm"].keys()
-    assert len(send["confirm"]["title"]["text"]) <= 100 and len(send["confirm"]["text"]["text"]) <= 300
+    assert send["style"] == "primary" and "confirm" not in send  # the modal it opens confirms
     assert "Not rated yet" in all_text(blocks)
-    assert "Sent to Zendesk" not in all_text(blocks)
+    assert "Sent by" not in all_text(blocks)
 
 
 @pytest.mark.parametrize(("count", "expected"), [(1, "Rated by 1 agent"), (3, "Rated by 3 agents")])
 def test_rated_count_and_sent_note(count: int, expected: str) -> None:
-    [(_, blocks)] = draft_message("B", "text", DRAFT_ID, rated_count=count, sent=True)
+    note = "Sent by <@U1> as an internal note (edited)"
+    [(_, blocks)] = draft_message("B", "text", DRAFT_ID, rated_count=count, sent_note=note)
     context = [b for b in blocks if b["type"] == "context"]
     texts = [e["text"] for e in context[0]["elements"]]
     assert texts[0] == expected
-    assert "Sent to Zendesk as an internal note" in texts[1]
+    assert texts[1] == f":white_check_mark: {note}"
+
+
+def test_placeholders_left_in_a_draft_are_highlighted() -> None:
+    [(_, blocks)] = draft_message("A", "Call <PHONE> or write to <EMAIL>. <b>x</b>", DRAFT_ID, 0)
+    text = all_text(blocks)
+    assert "`&lt;PHONE&gt;`" in text and "`&lt;EMAIL&gt;`" in text
+    assert "&lt;b&gt;x" in text and "`&lt;b&gt;" not in text  # other angle brackets stay plain
 
 
 def test_draft_text_is_escaped_and_verbatim() -> None:
@@ -207,7 +213,7 @@ def test_draft_text_is_escaped_and_verbatim() -> None:
 
 def test_model_name_never_appears() -> None:
     model = "llama-3.1-8b-support-ft"
-    messages = draft_message("C", "A helpful answer.", "t1-r1-C", rated_count=2, sent=True)
+    messages = draft_message("C", "A helpful answer.", "t1-r1-C", rated_count=2, sent_note="Sent by <@U1>")
     dumped = json.dumps(messages)
     assert model not in dumped and "llama" not in dumped.lower()
     notice = json.dumps(model_failure_notice(1, 3))

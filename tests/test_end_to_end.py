@@ -19,6 +19,7 @@ from integrations.standins.slack_requests import (
     event_body,
     reaction_event,
     signed_headers,
+    view_submission_body,
 )
 from integrations.standins.slack_server import FakeSlack
 from integrations.standins.zendesk_server import FakeZendesk
@@ -172,14 +173,22 @@ def test_webhook_to_drafts_to_votes_to_report(running):
     assert by_model[row_c]["counts"]["3"] == 1
     assert by_model[b.model]["n"] == 0
 
-    # Send Draft A to Zendesk: an internal note with exactly the draft's text, once.
+    # Send Draft A to Zendesk: the modal opens with its text; submitted as it is, it becomes one
+    # internal note; a second submission of the same modal is asked to confirm, and adds nothing.
     send = block_action_body("UAGENT1", channel, a.vote_ts, parent_ts, "send_to_zendesk", a.id)
     slack_post(base, send, "application/x-www-form-urlencoded")
-    slack_post(base, send, "application/x-www-form-urlencoded")  # double click
+    wait_until(lambda: slack.calls_to("views.open"))
+    view = slack.calls_to("views.open")[0].response["view"]
+    values = {"draft_text": {"text": {"type": "plain_text_input", "value": a.text}}}
+    submission = view_submission_body("UAGENT1", view, values)
+    assert slack_post(base, submission, "application/x-www-form-urlencoded").content == b""
+    again = slack_post(base, submission, "application/x-www-form-urlencoded").json()  # double submit
+    assert again["response_action"] == "update"
     wait_until(lambda: app.store.draft(a.id).sent_to_zendesk_by == "UAGENT1")
-    wait_until(lambda: len(slack.calls_to("chat.postEphemeral")) >= 6)
     notes = [c for c in zendesk.comments(7) if not c["public"]]
-    assert [n["body"] for n in notes] == [a.text]
+    assert [n["body"] for n in notes] == [
+        f"{a.text.strip()}\n\n(Sent from Slack by uagent1)"
+    ]  # the Slack username: no profile
 
 
 def test_forged_requests_change_nothing(running):

@@ -1,5 +1,5 @@
-"""DraftActions on its own: votes by button and reaction, reactions removed, sending a draft to
-Zendesk, and payloads it must refuse. In-memory store and chat recorder, no Bolt, no HTTP (the
+"""DraftActions on its own: votes by button and reaction, reactions removed, and payloads it must
+refuse (sending a draft is tests/test_send_modal.py). In-memory store and chat recorder, no Bolt, no HTTP (the
 Bolt side runs against the stand-ins in test_end_to_end and test_socket_mode)."""
 
 import json
@@ -11,7 +11,6 @@ from bot.blocks import draft_message, reason_picker, vote_confirmation
 from bot.listeners import UNKNOWN_DRAFT, DraftActions
 from bot.memory_store import MemoryStore
 from core.domain import DraftRecord
-from core.ports import GatewayError
 from tests.recording_poster import RecordingPoster
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -19,23 +18,10 @@ CHANNEL = "CDRAFTS"
 LONG_TEXT = "A long answer. " * 1000  # over one message: the draft spans two
 
 
-class Notes:
-    """A NoteSink double: the notes added, or the error Zendesk answers with."""
-
-    def __init__(self):
-        self.notes: list[tuple[int, str]] = []
-        self.failure: Exception | None = None
-
-    def add_internal_note(self, ticket_id, body):
-        if self.failure is not None:
-            raise self.failure
-        self.notes.append((ticket_id, body))
-
-
 @pytest.fixture
 def env():
     """Ticket 7's thread with round 1: Draft A (one message), B (two messages), C (model failed)."""
-    store, slack, notes = MemoryStore(), RecordingPoster(), Notes()
+    store, slack = MemoryStore(), RecordingPoster()
     parent_ts = slack.post_parent(CHANNEL, "New ticket #7")
     store.save_ticket_thread(7, CHANNEL, parent_ts)
     store.create_round(7, 70, [("A", "llama-ft"), ("B", "gptj-ft"), ("C", "llama")])
@@ -49,8 +35,8 @@ def env():
                 draft_id, CHANNEL, slack.post_in_thread(CHANNEL, parent_ts, fallback, blocks)
             )
     slack.calls.clear()
-    actions = DraftActions(store, slack, notes, clock=lambda: T0)
-    return actions, store, slack, notes, parent_ts
+    actions = DraftActions(store, slack, clock=lambda: T0)
+    return actions, store, slack, parent_ts
 
 
 def shown(slack: RecordingPoster, draft: DraftRecord) -> str:
@@ -59,7 +45,7 @@ def shown(slack: RecordingPoster, draft: DraftRecord) -> str:
 
 
 def test_button_vote_records_updates_and_confirms(env):
-    actions, store, slack, notes, parent_ts = env
+    actions, store, slack, parent_ts = env
     a = store.draft("t7r1A")
     actions.rate_button("UAGENT1", CHANNEL, parent_ts, "rate_4", a.id)
     [vote] = store.votes()
@@ -89,7 +75,7 @@ def test_button_vote_records_updates_and_confirms(env):
 
 
 def test_a_second_click_replaces_the_vote(env):
-    actions, store, slack, notes, parent_ts = env
+    actions, store, slack, parent_ts = env
     actions.rate_button("UAGENT1", CHANNEL, parent_ts, "rate_4", "t7r1A")
     actions.rate_button("UAGENT1", CHANNEL, parent_ts, "rate_2", "t7r1A")
     actions.rate_button("UAGENT2", CHANNEL, parent_ts, "rate_5", "t7r1A")
@@ -98,7 +84,7 @@ def test_a_second_click_replaces_the_vote(env):
 
 
 def test_reaction_on_any_part_of_a_draft_is_a_vote(env):
-    actions, store, slack, notes, parent_ts = env
+    actions, store, slack, parent_ts = env
     b = store.draft("t7r1B")
     assert len(b.slack_ts) == 2
     actions.reaction_added("UAGENT2", "two", "message", CHANNEL, b.slack_ts[0])  # the first part
@@ -122,7 +108,7 @@ def picker_actions(blocks):
 
 
 def test_a_low_score_asks_why_and_the_reason_is_kept_with_the_vote(env):
-    actions, store, slack, notes, parent_ts = env
+    actions, store, slack, parent_ts = env
     actions.rate_button("UAGENT1", CHANNEL, parent_ts, "rate_5", "t7r1A")
     assert slack.calls_to("ephemeral")[-1].blocks is None  # a 5 asks nothing
     actions.rate_button("UAGENT1", CHANNEL, parent_ts, "rate_1", "t7r1B")
@@ -145,7 +131,7 @@ def test_a_low_score_asks_why_and_the_reason_is_kept_with_the_vote(env):
 
 
 def test_a_reason_for_a_vote_changed_meanwhile_or_a_bad_reason_is_not_kept(env):
-    actions, store, slack, notes, parent_ts = env
+    actions, store, slack, parent_ts = env
     actions.rate_button("UAGENT1", CHANNEL, parent_ts, "rate_2", "t7r1A")
     actions.rate_button("UAGENT1", CHANNEL, parent_ts, "rate_4", "t7r1A")  # changed their mind
     actions.vote_reason("UAGENT1", CHANNEL, parent_ts, "t7r1A", "tone", None)
@@ -160,7 +146,7 @@ def test_a_reason_for_a_vote_changed_meanwhile_or_a_bad_reason_is_not_kept(env):
 
 
 def test_removing_the_reaction_removes_the_vote(env):
-    actions, store, slack, notes, parent_ts = env
+    actions, store, slack, parent_ts = env
     a = store.draft("t7r1A")
     actions.reaction_added("UAGENT2", "two", "message", CHANNEL, a.vote_ts)
     actions.reaction_removed("UAGENT2", "two", "message", CHANNEL, a.vote_ts)
@@ -169,7 +155,7 @@ def test_removing_the_reaction_removes_the_vote(env):
 
 
 def test_removing_an_old_reaction_keeps_a_newer_button_vote(env):
-    actions, store, slack, notes, parent_ts = env
+    actions, store, slack, parent_ts = env
     a = store.draft("t7r1A")
     actions.reaction_added("UAGENT1", "two", "message", CHANNEL, a.vote_ts)
     actions.rate_button("UAGENT1", CHANNEL, parent_ts, "rate_5", a.id)
@@ -179,61 +165,30 @@ def test_removing_an_old_reaction_keeps_a_newer_button_vote(env):
     assert len(slack.calls_to("update")) == updates  # nothing changed, nothing re-rendered
 
 
-def test_send_to_zendesk_adds_one_note(env):
-    actions, store, slack, notes, parent_ts = env
-    actions.send_button("UAGENT1", CHANNEL, parent_ts, "t7r1A")
-    actions.send_button("UAGENT2", CHANNEL, parent_ts, "t7r1A")  # a second click, by someone else
-    assert notes.notes == [(7, "Please restart the backup.")]
-    assert store.draft("t7r1A").sent_to_zendesk_by == "UAGENT1"
-    assert "Sent to Zendesk" in shown(slack, store.draft("t7r1A"))
-    first, second = slack.calls_to("ephemeral")
-    assert first.user == "UAGENT1" and first.text == "Draft A was added to ticket #7 as an internal note."
-    assert second.user == "UAGENT2" and second.text == "Draft A was already added to ticket #7 by <@UAGENT1>."
-    assert all(e.thread_ts == parent_ts for e in (first, second))
-
-
-def test_a_zendesk_failure_is_told_and_the_draft_can_be_sent_again(env):
-    actions, store, slack, notes, parent_ts = env
-    notes.failure = GatewayError("Zendesk is down")
-    actions.send_button("UAGENT1", CHANNEL, parent_ts, "t7r1A")
-    [answer] = slack.calls_to("ephemeral")
-    assert answer.text == "Could not add the note in Zendesk: Zendesk is down. Try again."
-    assert store.draft("t7r1A").sent_to_zendesk_by is None and slack.calls_to("update") == []
-    notes.failure = None
-    actions.send_button("UAGENT1", CHANNEL, parent_ts, "t7r1A")
-    assert notes.notes == [(7, "Please restart the backup.")]
-
-
 def test_a_chat_failure_after_recording_loses_nothing(env):
-    actions, store, slack, notes, parent_ts = env
+    actions, store, slack, parent_ts = env
     slack.fail_next("update", code="ratelimited")
     slack.fail_next("ephemeral", code="ratelimited")
     actions.rate_button("UAGENT1", CHANNEL, parent_ts, "rate_3", "t7r1A")  # does not raise
     assert [v.score for v in store.votes()] == [3]
-    slack.fail_next("update", code="message_not_found")
-    actions.send_button("UAGENT1", CHANNEL, parent_ts, "t7r1A")
-    assert notes.notes == [(7, "Please restart the backup.")]
-    # The note is in Zendesk: the agent is told so, not asked to try again.
-    assert slack.calls_to("ephemeral")[-1].text == "Draft A was added to ticket #7 as an internal note."
 
 
 @pytest.mark.parametrize(
     ("action_id", "user"),
-    [("rate_9", "UAGENT1"), ("rate_x", "UAGENT1"), ("send_to_zendesk", "UAGENT1"), ("rate_4", "")],
+    [("rate_9", "UAGENT1"), ("rate_x", "UAGENT1"), ("rate_4", "")],
 )
 def test_clicks_that_are_not_ratings_change_nothing(env, action_id, user):
-    actions, store, slack, notes, parent_ts = env
+    actions, store, slack, parent_ts = env
     actions.rate_button(user, CHANNEL, parent_ts, action_id, "t7r1A")
     assert store.votes() == [] and slack.calls == []
 
 
 @pytest.mark.parametrize("draft_id", ["", "t9r1A", "t7r1C"])  # none, unknown, no text (model failed)
 def test_unknown_drafts_are_answered_and_change_nothing(env, draft_id):
-    actions, store, slack, notes, parent_ts = env
+    actions, store, slack, parent_ts = env
     actions.rate_button("UAGENT1", CHANNEL, parent_ts, "rate_4", draft_id)
-    actions.send_button("UAGENT1", CHANNEL, parent_ts, draft_id)
-    assert store.votes() == [] and notes.notes == [] and slack.calls_to("update") == []
-    assert [(e.user, e.text) for e in slack.calls_to("ephemeral")] == [("UAGENT1", UNKNOWN_DRAFT)] * 2
+    assert store.votes() == [] and slack.calls_to("update") == []
+    assert [(e.user, e.text) for e in slack.calls_to("ephemeral")] == [("UAGENT1", UNKNOWN_DRAFT)]
 
 
 @pytest.mark.parametrize(
@@ -247,7 +202,7 @@ def test_unknown_drafts_are_answered_and_change_nothing(env, draft_id):
     ],
 )
 def test_reactions_that_are_not_votes_change_nothing(env, user, reaction, item_type, channel, which):
-    actions, store, slack, notes, parent_ts = env
+    actions, store, slack, parent_ts = env
     ts = store.draft("t7r1A").vote_ts if which == "vote_ts" else "1.000001"
     actions.reaction_added(user, reaction, item_type, channel, ts)
     assert store.votes() == [] and slack.calls == []

@@ -36,11 +36,6 @@ def versions(root: Path, model: str, *names: str, latest: str, source: Path | No
     return folder
 
 
-class NoNotes:
-    def add_internal_note(self, ticket_id: int, body: str) -> None:
-        raise AssertionError("nothing is sent to Zendesk here")
-
-
 def test_every_draft_records_its_adapter_version_and_the_exact_prompt_and_votes_carry_it(tmp_path):
     adapters = versions(tmp_path, "llama2-7b-ft", "20260101-sft", "20260108-dpo", latest="20260108-dpo")
     specs = [ModelSpec("llama2-7b-ft", "base", adapter=str(adapters)), ModelSpec("llama2-7b", "base")]
@@ -59,7 +54,7 @@ def test_every_draft_records_its_adapter_version_and_the_exact_prompt_and_votes_
     for model, draft in drafts.items():
         assert draft.prompt == inner.calls[0][model] and draft.prompt.endswith("Agent:")
         assert draft.comment_id == 10  # the customer message the round answers
-    DraftActions(store, slack, zendesk=NoNotes()).vote(drafts["llama2-7b-ft"].id, "U1", 5, "button")
+    DraftActions(store, slack).vote(drafts["llama2-7b-ft"].id, "U1", 5, "button")
     assert [v.model_version for v in store.votes()] == ["20260108-dpo"]
 
 

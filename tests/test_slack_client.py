@@ -10,6 +10,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry import builtin_handlers
 
 from bot.blocks import draft_message
+from core.domain import ChatUser
 from integrations.slack import SlackError, SlackPoster, make_web_client
 from integrations.standins.slack_server import BOT_USER_ID, FakeSlack
 
@@ -153,7 +154,7 @@ def test_fake_basics(slack: FakeSlack) -> None:
     assert auth["user_id"] == BOT_USER_ID and auth["bot_id"] and auth["team_id"]
     first = client.chat_postMessage(channel=CHANNEL, text="a")["ts"]
     second = client.chat_postMessage(channel=CHANNEL, text="b")["ts"]
-    assert first == "1700000000.000100" and float(second) > float(first)
+    assert abs(float(first) - time.time()) < 60 and float(second) > float(first)  # ts: the time posted
     client.reactions_add(channel=CHANNEL, timestamp=first, name="four")
     assert slack.reactions == [{"channel": CHANNEL, "timestamp": first, "name": "four"}]
     # form-encoded bodies with JSON-looking values are decoded too
@@ -217,3 +218,25 @@ def test_upload_shares_a_file_in_a_channel_and_in_a_dm(slack: FakeSlack, poster:
     assert channel_file["title"] == "Weekly chart" and channel_file["filename"] == "chart.png"
     assert dm_file["channel"].startswith("D")  # the DM channel conversations.open gave
     assert slack.calls_to("conversations.open")[0].params["users"] == "U0LEAD001"
+
+
+def test_views_open_update_and_user_profile(slack: FakeSlack, poster: SlackPoster) -> None:
+    view = {"type": "modal", "title": {"type": "plain_text", "text": "Send Draft A"}, "blocks": []}
+    view_id, view_hash = poster.open_view(f"{int(time.time())}.trigger", view)
+    assert slack.views[view_id]["hash"] == view_hash
+    poster.update_view(view_id, {**view, "blocks": [{"type": "divider"}]}, view_hash)
+    assert slack.views[view_id]["blocks"] == [{"type": "divider"}]
+    with pytest.raises(SlackError) as stale:  # someone replaced it since: the old hash is refused
+        poster.update_view(view_id, view, view_hash)
+    assert stale.value.code == "hash_conflict"
+    slack.add_user("UGRACE", "Grace Hopper", "grace@example.com")
+    slack.add_user("UNOMAIL", "No Scope")  # an app without users:read.email sees no address
+    assert poster.user_profile("UGRACE") == ChatUser("UGRACE", "Grace Hopper", "grace@example.com")
+    assert poster.user_profile("UNOMAIL") == ChatUser("UNOMAIL", "No Scope", "")
+
+
+def test_an_expired_trigger_cannot_open_a_modal(slack: FakeSlack, poster: SlackPoster) -> None:
+    view = {"type": "modal", "title": {"type": "plain_text", "text": "Late"}, "blocks": []}
+    with pytest.raises(SlackError) as late:
+        poster.open_view(f"{int(time.time()) - 10}.trigger", view)
+    assert late.value.code == "expired_trigger_id" and "click the button again" in str(late.value)

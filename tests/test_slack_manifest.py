@@ -15,12 +15,16 @@ def test_socket_mode_needs_no_public_url_and_enables_socket_mode() -> None:
         "request_url" not in settings["event_subscriptions"]
         and "request_url" not in settings["interactivity"]
     )
-    assert settings["event_subscriptions"]["bot_events"] == ["reaction_added", "reaction_removed"]
+    events = settings["event_subscriptions"]["bot_events"]
+    assert events == ["reaction_added", "reaction_removed", "app_home_opened"]
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     assert manifest["oauth_config"]["scopes"]["bot"] == [
         "chat:write",
         "reactions:read",
         "im:write",
         "files:write",
+        "users:read",
+        "users:read.email",
         "commands",
     ]
     [command] = manifest["features"]["slash_commands"]

@@ -9,6 +9,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -17,10 +18,25 @@ import pytest
 from bot.memory_store import MemoryStore
 from bot.partitioned_store import PartitionedStore, backup_path, history_folder, open_store
 from bot.store import TinyDBStore
-from core.domain import JOB_DONE, JOB_FAILED, JOB_QUEUED, JOB_RUNNING, Vote
+from core.domain import (
+    JOB_DONE,
+    JOB_FAILED,
+    JOB_QUEUED,
+    JOB_RUNNING,
+    SEND_FAILED,
+    SEND_PENDING,
+    SEND_SENT,
+    SendRecord,
+    Vote,
+)
 from core.ports import Store
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def send(send_id="t1r1As1", draft="t1r1A", state=SEND_PENDING, at=T0, user="U1", **changes):
+    round_id, ticket = draft[:-1], int(draft[1 : draft.index("r")])
+    return SendRecord(send_id, ticket, round_id, draft, user, state, False, False, "ab" * 32, at, **changes)
 
 
 def vote(draft="t1r1A", rater="U1", score=4, source="button", at=T0, model="m1"):
@@ -175,6 +191,50 @@ def test_a_draft_records_its_model_version_prompt_and_question(store):
     assert [v.model_version for v in store.votes()] == ["20260105-dpo"]
 
 
+def test_sends_are_recorded_pending_then_finished(store):
+    store.create_round(1, 10, [("A", "m1"), ("B", "m2")])
+    first = send()
+    store.record_send(first)
+    assert store.sends_for_round("t1r1") == [first] and store.pending_sends() == [first]
+    done = replace(first, state=SEND_SENT, comment_id=55, author_id=9, finished_at=T0 + timedelta(seconds=1))
+    store.record_send(done)
+    second = send("t1r1Bs1", "t1r1B", at=T0 + timedelta(minutes=5), user="U2")
+    store.record_send(second)
+    assert store.sends_for_round("t1r1") == [done, second]
+    assert store.pending_sends() == [second]
+    store.record_send(replace(second, state=SEND_FAILED, error="Zendesk answered HTTP 422"))
+    assert store.pending_sends() == [] and [s.state for s in store.sends_for_round("t1r1")] == [
+        SEND_SENT,
+        SEND_FAILED,
+    ]
+    assert store.sends_for_round("t1r2") == [] and store.sends_for_round("t2r1") == []
+
+
+def test_drafts_posted_since(store):
+    monday = datetime(2026, 3, 2, tzinfo=UTC)
+    for ticket, ts in ((1, monday - timedelta(days=3)), (2, monday + timedelta(hours=1)), (3, monday)):
+        store.create_round(ticket, 10, [("A", "m1"), ("B", "m2")])
+        store.add_draft_message(f"t{ticket}r1A", "C1", f"{ts.timestamp():.6f}")
+        store.add_draft_message(f"t{ticket}r1A", "C1", f"{ts.timestamp() + 1:.6f}")  # a second part
+    store.add_draft_message("t2r1B", "C1", f"{(monday + timedelta(hours=2)).timestamp():.6f}")
+    assert [d.id for d in store.drafts_posted_since(monday)] == ["t2r1A", "t2r1B", "t3r1A"]
+    assert store.drafts_posted_since(monday + timedelta(days=400)) == []
+
+
+def test_a_send_of_an_unknown_draft_is_refused(store):
+    with pytest.raises(KeyError):
+        store.record_send(send(draft="t9r1A"))
+    assert store.pending_sends() == []
+
+
+def test_ticket_contact(store):
+    assert store.ticket_contact(1) is None
+    store.save_ticket_contact(1, "Maria Schmidt", "maria@example.com")
+    store.save_ticket_contact(1, "Maria Schmidt-Lenz", "maria@example.com")
+    assert store.ticket_contact(1) == ("Maria Schmidt-Lenz", "maria@example.com")
+    assert store.ticket_contact(2) is None
+
+
 # ---- votes --------------------------------------------------------------------------------------
 
 
@@ -277,8 +337,14 @@ def test_everything_survives_reopening_the_file(tmp_path, file_store_class):
     store.add_draft_message("t1r1A", "C1", "100.2")
     store.record_vote(vote(draft="t1r1A"))
     store.set_meta("poll_cursor", "abc")
+    store.record_send(send())
+    store.save_ticket_contact(1, "Maria", "maria@example.com")
     store.close()
     reopened = file_store_class(path)
+    assert reopened.pending_sends() == [send()] and reopened.ticket_contact(1) == (
+        "Maria",
+        "maria@example.com",
+    )
     assert reopened.requeue_interrupted_jobs() == 1
     assert [(j.ticket_id, j.attempts) for j in reopened.jobs(JOB_QUEUED)] == [(1, 1), (2, 0)]
     assert reopened.ticket_thread(1) == ("C1", "100.1")
@@ -448,6 +514,10 @@ def test_a_single_file_store_is_migrated_once_and_kept_as_a_backup(tmp_path):
     old.record_vote(vote(draft="t3r1A", rater="U9", score=2, source="reaction"))
     old.mark_round_posted("t3r1")
     old.mark_notice_posted("t3r1", "failures")
+    sent = send("t3r1As1", "t3r1A", state=SEND_SENT, comment_id=5)
+    old.record_send(sent)
+    old.record_send(send("t4r1Bs1", "t4r1B"))
+    old.save_ticket_contact(3, "Maria", "maria@example.com")
     expected = (old.votes(), old.drafts_for_ticket(3), old.round_for(3, 10), old.ticket_thread(3))
     old.close()
     v1_bytes = path.read_bytes()
@@ -463,6 +533,11 @@ def test_a_single_file_store_is_migrated_once_and_kept_as_a_backup(tmp_path):
         store.ticket_thread(3),
     ) == expected
     assert store.draft_by_message("C1", f"{1772442000 + 7}.2").id == "t7r1A"
+    assert store.sends_for_round("t3r1") == [sent] and store.ticket_contact(3) == (
+        "Maria",
+        "maria@example.com",
+    )
+    assert [s.id for s in store.pending_sends()] == ["t4r1Bs1"]
     assert store.rated_count("t3r1A") == 2 and store.remove_reaction_vote("t3r1A", "U9", 2)
     assert [(j.id, j.ticket_id, j.status) for j in store.jobs()] == [(1, 1, JOB_DONE), (2, 2, JOB_QUEUED)]
     assert store.get_meta("poll_cursor") == "abc"

@@ -18,6 +18,7 @@ from slack_bolt.authorization import AuthorizeResult
 from bot.blocks import draft_message
 from bot.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
 from bot.memory_store import MemoryStore
+from bot.sending import SendFlow
 from bot.web import DraftdeskWSGI, WebServer
 from core.domain import Vote
 from integrations.standins.slack_requests import block_action_body, signed_headers
@@ -42,9 +43,11 @@ class StuckStore(MemoryStore):
         super().record_vote(vote)
 
 
-class NoNotes:
-    def add_internal_note(self, ticket_id: int, body: str) -> None:
-        raise AssertionError("nothing here sends a note")
+class NoZendesk:
+    """Neither Zendesk nor modals are used here: any call fails the test."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"nothing here calls {name}")
 
 
 @dataclass
@@ -84,7 +87,8 @@ def bot() -> Iterator[Bot]:
 
     bolt = new_bolt_app(None, SECRET, verify_requests=True, authorize=authorize)
     after_ack = AfterAck(threads=4)
-    register_listeners(bolt, DraftActions(store, slack, NoNotes()), after_ack)
+    sending = SendFlow(store, slack, NoZendesk(), NoZendesk())  # type: ignore[arg-type]
+    register_listeners(bolt, DraftActions(store, slack), after_ack, sending)
     server = WebServer(DraftdeskWSGI(bolt, None, dict, 100_000, SECRET), "127.0.0.1", 0, threads=4)
     server.start()
     yield Bot(server, store, after_ack, parent_ts, vote_ts)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from core.domain import TicketChange
+from core.domain import Agent, TicketChange
 from integrations.standins.zendesk_server import DEFAULT_AGENT_ID, FakeZendesk
 from integrations.zendesk import (
     RetryPolicy,
@@ -392,3 +392,51 @@ def test_a_429_that_outlasts_the_retries_carries_zendesks_retry_after(
     with pytest.raises(ZendeskUnavailable) as info:
         gateway.fetch_ticket(42)
     assert sleeps == [90.0] and info.value.retry_after == 90.0
+
+
+# -- sending drafts: comments as an agent, public replies, agents by e-mail, Help Center changes ----
+
+
+def test_add_comment_as_an_agent_publicly_returns_its_id(zd: FakeZendesk, gateway: ZendeskGateway) -> None:
+    _seed_conversation(zd)
+    comment_id = gateway.add_comment(42, "Please unplug it.", public=True, author_id=501)
+    [put] = zd.requests_to("PUT", "/api/v2/tickets/42.json")
+    assert put.json["ticket"]["comment"] == {"body": "Please unplug it.", "public": True, "author_id": 501}
+    added = zd.comments(42)[-1]
+    assert (added["id"], added["author_id"], added["public"]) == (comment_id, 501, True)
+
+
+def test_a_closed_ticket_refuses_a_comment(zd: FakeZendesk, gateway: ZendeskGateway) -> None:
+    _seed_conversation(zd)
+    zd.set_status(42, "closed")
+    with pytest.raises(ZendeskUnavailable, match="HTTP 422"):
+        gateway.add_comment(42, "too late", public=False)
+
+
+def test_agent_by_email_finds_only_active_agents(zd: FakeZendesk, gateway: ZendeskGateway) -> None:
+    zd.add_user(501, "Grace Hopper", "grace@example.com", role="agent")
+    zd.add_user(502, "Ada Admin", "ada@example.com", role="admin")
+    zd.add_user(503, "Carl Customer", "carl@example.com")
+    assert gateway.agent_by_email("Grace@Example.com") == Agent(501, "Grace Hopper", "grace@example.com")
+    assert gateway.agent_by_email("ada@example.com") == Agent(502, "Ada Admin", "ada@example.com")
+    assert gateway.agent_by_email("carl@example.com") is None  # an end user cannot author a reply
+    assert gateway.agent_by_email("nobody@example.com") is None and gateway.agent_by_email(" ") is None
+    [search, *_] = zd.requests_to("GET", "/api/v2/users/search.json")
+    assert search.query == {"query": "email:grace@example.com"}
+
+
+def test_fetch_ticket_carries_the_requesters_email(zd: FakeZendesk, gateway: ZendeskGateway) -> None:
+    _seed_conversation(zd)
+    zd.add_user(REQUESTER, "Maria Schmidt", "maria@example.com")
+    ticket = gateway.fetch_ticket(42)
+    assert (ticket.requester_name, ticket.requester_email) == ("Maria Schmidt", "maria@example.com")
+
+
+def test_help_center_changes_since_a_time(zd: FakeZendesk, gateway: ZendeskGateway) -> None:
+    zd.add_article(1, "Old", "<p>old</p>", updated_at="2024-01-01T00:00:00Z")
+    zd.add_article(2, "New", "<p>new</p>", updated_at="2025-06-01T00:00:00Z")
+    zd.add_article(2, "Neu", "<p>neu</p>", locale="de", updated_at="2025-06-02T00:00:00Z")
+    since = int(datetime(2025, 1, 1, tzinfo=UTC).timestamp())
+    changed = list(gateway.help_center_changes(since))
+    assert [(a.id, a.locale, a.title) for a in changed] == [(2, "en-us", "New"), (2, "de", "Neu")]
+    assert changed[0].url.endswith("/hc/en-us/articles/2-New")

@@ -123,3 +123,19 @@ def slash_command_body(user: str, channel: str, command: str, text: str) -> str:
             "trigger_id": f"{int(time.time())}.trigger",
         }
     )
+
+
+def view_submission_body(user: str, view: dict, values: dict) -> str:
+    """A `view_submission` of the modal ``view`` (as Slack stored it) with the agent's input
+    ``values`` (``{block_id: {action_id: {...}}}``), form-encoded like Slack posts it."""
+    payload = {
+        "type": "view_submission",
+        "team": {"id": "T0DEMO", "domain": "demo"},
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T0DEMO"},
+        "api_app_id": "A0DEMO",
+        "token": "legacy-verification-token-unused",
+        "trigger_id": f"{int(time.time())}.trigger",
+        "view": {**view, "state": {"values": values}, "team_id": "T0DEMO", "app_id": "A0DEMO"},
+        "response_urls": [],
+    }
+    return urlencode({"payload": json.dumps(payload)})

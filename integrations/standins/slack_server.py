@@ -20,6 +20,7 @@ import email.parser
 import email.policy
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +30,6 @@ from urllib.parse import parse_qsl, urlsplit
 BOT_USER_ID = "U0DRAFTBOT"
 BOT_ID = "B0DRAFTBOT"
 TEAM_ID = "T0FAKETEAM"
-_TS_BASE_SECONDS = 1_700_000_000
 
 if TYPE_CHECKING:
     from integrations.standins.socket_mode_server import SocketModeServer
@@ -101,6 +101,12 @@ class FakeSlack:
         self.files: dict[str, dict[str, Any]] = {}
         # conversations.info: channel ID → whether the bot is a member; others are "channel_not_found".
         self.channels: dict[str, bool] = {}
+        # users.info: user ID → the user object Slack returns; add_user seeds it.
+        self.users: dict[str, dict[str, Any]] = {}
+        # views.open / views.update: view ID → the open modal as Slack returns it (with hash).
+        self.views: dict[str, dict[str, Any]] = {}
+        self.trigger_lifetime = 3.0  # seconds a trigger_id can open a modal, as on Slack
+        self.homes: dict[str, dict[str, Any]] = {}  # views.publish: user ID → their App Home view
         self._failures: dict[str, list[_Failure]] = {}
         self._dm_channels: dict[str, str] = {}
         self._ts_counter = 0
@@ -138,6 +144,20 @@ class FakeSlack:
             self.socket_mode = server
             if app_token is not None:
                 self.app_token = app_token
+
+    def add_user(self, user_id: str, real_name: str, email: str | None = None) -> None:
+        """A workspace member for ``users.info``; ``email=None`` answers as Slack does to an app
+        without the ``users:read.email`` scope: a profile without an e-mail."""
+        profile: dict[str, Any] = {"real_name": real_name, "display_name": real_name.split()[0]}
+        if email is not None:
+            profile["email"] = email
+        with self._lock:
+            self.users[user_id] = {
+                "id": user_id,
+                "team_id": TEAM_ID,
+                "name": real_name.lower(),
+                "profile": profile,
+            }
 
     def fail_next(
         self,
@@ -206,9 +226,10 @@ class FakeSlack:
     # ------------------------------------------------------------------ request handling
 
     def _next_ts(self) -> str:
-        self._ts_counter += 1
-        micros = self._ts_counter * 100
-        return f"{_TS_BASE_SECONDS + micros // 1_000_000}.{micros % 1_000_000:06d}"
+        """Like Slack's: the time of posting in microseconds, unique and increasing per server."""
+        micros = max(time.time_ns() // 1000, self._ts_counter + 100)
+        self._ts_counter = micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _next_id(self, prefix: str) -> str:
         self._id_counter += 1
@@ -344,6 +365,49 @@ class FakeSlack:
             return {"ok": False, "error": "already_reacted"}
         self.reactions.append(reaction)
         return {"ok": True}
+
+    def _m_users_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        user = self.users.get(str(params.get("user") or ""))
+        if user is None:
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "user": json.loads(json.dumps(user))}
+
+    def _m_views_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        trigger = str(params.get("trigger_id") or "")
+        if not trigger:
+            return {"ok": False, "error": "invalid_arguments"}
+        issued = trigger.split(".", 1)[0]
+        if issued.replace("-", "").isdigit() and time.time() - float(issued) > self.trigger_lifetime:
+            return {"ok": False, "error": "expired_trigger_id"}
+        return self._save_view(self._next_id("V"), params.get("view"))
+
+    def _m_views_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        view_id = str(params.get("view_id") or "")
+        current = self.views.get(view_id)
+        if current is None:
+            return {"ok": False, "error": "not_found"}
+        if params.get("hash") and params["hash"] != current["hash"]:
+            return {"ok": False, "error": "hash_conflict"}
+        return self._save_view(view_id, params.get("view"))
+
+    def _m_views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+        user, view = str(params.get("user_id") or ""), params.get("view")
+        if not user or not isinstance(view, dict) or view.get("type") != "home":
+            return {"ok": False, "error": "invalid_arguments"}
+        self.homes[user] = {**view, "id": self._next_id("V")}
+        return {"ok": True, "view": json.loads(json.dumps(self.homes[user]))}
+
+    def _save_view(self, view_id: str, view: Any) -> dict[str, Any]:
+        if not isinstance(view, dict) or view.get("type") != "modal" or not view.get("title"):
+            return {"ok": False, "error": "invalid_arguments"}
+        if len(str(view.get("private_metadata") or "")) > 3000 or any(
+            len(str((b.get("element") or {}).get("initial_value") or "")) > 3000
+            for b in view.get("blocks") or []
+        ):  # Slack's limits on private_metadata and on a text input's value
+            return {"ok": False, "error": "invalid_arguments"}
+        saved = {**view, "id": view_id, "hash": f"{time.time_ns()}.{self._next_id('H')}"}
+        self.views[view_id] = saved
+        return {"ok": True, "view": json.loads(json.dumps(saved))}
 
     def _m_conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = str(params.get("channel") or "")

@@ -13,6 +13,7 @@ port in a daemon thread, answers with the field names of the real API (see
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import itertools
 import json
@@ -33,6 +34,8 @@ _INCREMENTAL_PATH = "/api/v2/incremental/tickets/cursor.json"
 _ARTICLES_PATH = re.compile(r"/api/v2/help_center/(?:([A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,4})?)/)?articles\.json")
 _USERS_SHOW_MANY_PATH = "/api/v2/users/show_many.json"
 _ME_PATH = "/api/v2/users/me.json"
+_USERS_SEARCH_PATH = "/api/v2/users/search.json"
+_ARTICLES_INCREMENTAL_PATH = "/api/v2/help_center/incremental/articles.json"
 DEFAULT_LOCALE = "en-us"
 
 
@@ -85,6 +88,9 @@ class FakeZendesk:
         self._failures: list[_Failure] = []
         self._articles: dict[tuple[str, int], dict[str, Any]] = {}  # (locale, id) -> article
         self._ids = itertools.count(10_000_000_001)
+        # Set by hold_writes: a PUT waits there (a client killed mid-call), after or before its change.
+        self._write_gate: threading.Event | None = None
+        self._gate_before_change = False
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
         host, port = self._server.server_address[:2]
@@ -245,6 +251,20 @@ class FakeZendesk:
             self._articles[(locale.lower(), id)] = article
         return article
 
+    def set_status(self, ticket_id: int, status: str) -> None:
+        """Change a ticket's status, as an agent in Zendesk would."""
+        with self._lock:
+            self._tickets[ticket_id].data["status"] = status
+
+    def hold_writes(self, before_change: bool = False) -> threading.Event:
+        """From now on a PUT waits until the returned event is set: after making its change (the
+        comment is in, the client never hears so), or with ``before_change`` before it, and is then
+        dropped (the comment never arrives). What a client killed during the call leaves behind."""
+        gate = threading.Event()
+        with self._lock:
+            self._write_gate, self._gate_before_change = gate, before_change
+        return gate
+
     def set_incremental_pages(self, pages: list[dict[str, Any]]) -> None:
         """Pages of the cursor export, each a response body (``tickets``, ``after_cursor``, …).
 
@@ -363,6 +383,12 @@ class FakeZendesk:
             elif match := _ARTICLES_PATH.fullmatch(path):
                 if method == "GET":
                     return self._list_articles((match.group(1) or DEFAULT_LOCALE).lower(), path, query)
+            elif path == _USERS_SEARCH_PATH:
+                if method == "GET":
+                    return 200, {}, self._search_users(query)
+            elif path == _ARTICLES_INCREMENTAL_PATH:
+                if method == "GET":
+                    return self._incremental_articles(query)
             elif path == _USERS_SHOW_MANY_PATH:
                 if method == "GET":
                     ids = [int(i) for i in query.get("ids", "").split(",") if i.strip().isdigit()]
@@ -380,6 +406,8 @@ class FakeZendesk:
         if not isinstance(changes, dict):
             return 400, {}, {"error": "InvalidValue", "description": 'expected {"ticket": {…}}'}
         ticket = self._tickets[ticket_id]
+        if ticket.data["status"] == "closed":
+            return 422, {}, {"error": "RecordInvalid", "description": "Status: closed prevents ticket update"}
         now = _iso(None)
         events: list[dict[str, Any]] = []
         comment = changes.get("comment")
@@ -415,6 +443,35 @@ class FakeZendesk:
             "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
         }
         return 200, {}, {"ticket": copy.deepcopy(ticket.data), "audit": audit}
+
+    def _search_users(self, query: dict[str, str]) -> dict[str, Any]:
+        """``query=email:ADDRESS`` matches the address exactly; any other query, a part of the name
+        or address (what Zendesk's user search does, simplified)."""
+        text = query.get("query", "").strip().lower()
+        if text.startswith("email:"):
+            address = text[len("email:") :]
+            users = [u for u in self._users.values() if u["email"].lower() == address]
+        else:
+            users = [u for u in self._users.values() if text and text in f"{u['name']} {u['email']}".lower()]
+        return {"users": copy.deepcopy(users), "next_page": None, "previous_page": None, "count": len(users)}
+
+    def _incremental_articles(self, query: dict[str, str]) -> tuple[int, dict, Any]:
+        """Every locale's articles updated at or after ``start_time``, oldest first, one page."""
+        if not query.get("start_time", "").isdigit():
+            return 400, {}, {"error": "InvalidPaginationParameter", "description": "start_time is required"}
+        since = int(query["start_time"])
+        changed = sorted(
+            (a for a in self._articles.values() if _unix(a["updated_at"]) >= since),
+            key=lambda a: (a["updated_at"], a["id"]),
+        )
+        end_time = max((_unix(a["updated_at"]) for a in changed), default=since)
+        body = {
+            "articles": copy.deepcopy(changed),
+            "count": len(changed),
+            "end_time": end_time,
+            "next_page": None,
+        }
+        return 200, {}, body
 
     def _list_comments(self, ticket_id: int, path: str, query: dict[str, str]) -> tuple[int, dict, Any]:
         comments = copy.deepcopy(self._tickets[ticket_id].comments)
@@ -507,6 +564,10 @@ class FakeZendesk:
         return 200, {"rate-limit": "10", "rate-limit-remaining": "9"}, body
 
 
+def _unix(moment: str) -> int:
+    return int(datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp())
+
+
 def _not_found() -> tuple[int, dict[str, str], Any]:
     return 404, {}, {"error": "RecordNotFound", "description": "Not found"}
 
@@ -540,9 +601,16 @@ def _make_handler(fake: FakeZendesk) -> type[BaseHTTPRequestHandler]:
                 body = raw.decode("utf-8", "replace")
             headers = dict(self.headers.items())
             fake.requests.append(RecordedRequest(self.command, parts.path, query, body, headers))
+            gate = fake._write_gate if self.command == "PUT" else None
+            if gate is not None and fake._gate_before_change:
+                gate.wait()
+                self.close_connection = True
+                return  # the request is dropped unanswered: the change never happens
             status, extra_headers, payload = fake._handle(
                 self.command, parts.path, query, body, self.headers.get("Authorization")
             )
+            if gate is not None and not fake._gate_before_change:
+                gate.wait()
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -550,7 +618,8 @@ def _make_handler(fake: FakeZendesk) -> type[BaseHTTPRequestHandler]:
             for name, value in extra_headers.items():
                 self.send_header(name, str(value))
             self.end_headers()
-            self.wfile.write(data)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a client killed by a test
+                self.wfile.write(data)
 
         do_GET = do_PUT = do_POST = do_DELETE = _serve
 

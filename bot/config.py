@@ -38,6 +38,7 @@ __all__ = [  # the names other modules and the tests use from here
     "GroundingSettings",
     "HealthSettings",
     "IntakeSettings",
+    "PromotionSettings",
     "Secrets",
     "ServerSettings",
     "Settings",
@@ -64,6 +65,7 @@ BOT_SECTIONS = (
     "intake",
     "worker",
     "digest",
+    "promotion",
     "grounding",
     "storage",
     "engine",
@@ -245,6 +247,17 @@ class DigestSettings:
 
 
 @dataclass(frozen=True)
+class PromotionSettings:
+    """`[promotion]`: when `draftdesk models promote` lets a candidate adapter replace the current one."""
+
+    min_ratings: int = setting("ratings each of the current and the candidate version needs first", 100)
+    max_p: float = setting("the candidate's positive share must be higher with p below this", 0.05)
+
+    def problems(self) -> list[str]:
+        return out_of_range(self, {"min_ratings": (1, 1_000_000), "max_p": (0.000001, 0.5)})
+
+
+@dataclass(frozen=True)
 class GroundingSettings:
     """`[grounding]`: Help Center articles as sources: links under each ticket, passages in prompts."""
 
@@ -293,6 +306,7 @@ class Settings:
     secrets: Secrets = field(repr=False)
     source: Path | None = None
     engine: EngineSettings = field(default_factory=EngineSettings)  # `[engine]`: local batching limits
+    promotion: PromotionSettings = field(default_factory=PromotionSettings)
     grounding: GroundingSettings = field(default_factory=GroundingSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
 
@@ -304,6 +318,7 @@ class StoreSettings:
     storage_path: Path
     models: tuple[ModelSpec, ...]
     digest: DigestSettings = field(default_factory=DigestSettings)
+    promotion: PromotionSettings = field(default_factory=PromotionSettings)
 
 
 def load_settings(path: Path, env: Mapping[str, str] | None = None, *, need_secrets: bool = True) -> Settings:
@@ -319,9 +334,10 @@ def load_store_settings(path: Path) -> StoreSettings:
     storage = build_section(StorageSettings, raw.get("storage"), "storage", problems)
     models = parse_models(raw.get("models"), path.parent, problems)
     digest = build_section(DigestSettings, raw.get("digest"), "digest", problems)
+    promotion = build_section(PromotionSettings, raw.get("promotion"), "promotion", problems)
     if problems:
         raise ConfigError(problems)
-    return StoreSettings(storage.resolved(path.parent), models, digest)
+    return StoreSettings(storage.resolved(path.parent), models, digest, promotion)
 
 
 def parse_settings(
@@ -352,6 +368,7 @@ def parse_settings(
         grounding = replace(grounding, path=base_dir / grounding.path)
     models = parse_models(raw.get("models"), base_dir, problems)
     engine = parse_engine(raw.get("engine"), problems)
+    promotion = build_section(PromotionSettings, raw.get("promotion"), "promotion", problems)
     ungrounded = [m.name for m in models if m.grounding]
     if ungrounded and not grounding.enabled:
         problems.append(
@@ -381,6 +398,7 @@ def parse_settings(
         secrets,
         source,
         engine=engine,
+        promotion=promotion,
         grounding=grounding,
         health=health,
     )

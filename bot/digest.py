@@ -19,11 +19,13 @@ from bot.blocks import escape_mrkdwn
 from bot.chart import digest_chart
 from bot.comparisons import Analysis, analyse, choose_baseline
 from bot.config import DigestSettings
+from bot.model_versions import baseline_row, by_version
 from bot.outcomes import OutcomeStats, outcome_stats
+from bot.promotion import Standing, standing_lines
 from bot.reasons import ReasonCount, reasons_line, top_reasons
 from bot.report import table1_rows, table2_rows
 from bot.stats import ModelStats, model_stats
-from core.domain import utcnow
+from core.domain import Vote, utcnow
 from core.ports import ChatError, ChatPoster, Store
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,14 @@ def analysis_text(analysis: Analysis) -> str:
     return "\n".join(lines)
 
 
+def candidates_text(candidates: Sequence[Standing]) -> str:
+    """Each running candidate against its model's current version (all ratings so far)."""
+    lines = ["*Candidates* (all ratings so far; promoted only when they win):"]
+    for result in candidates:
+        lines.append("```\n" + escape_mrkdwn("\n".join(standing_lines(result))) + "\n```")
+    return "\n".join(lines)
+
+
 def reasons_text(reasons: Sequence[ReasonCount], models: Sequence[str]) -> str | None:
     lines = [
         f"• *{escape_mrkdwn(model)}*: {line}"
@@ -121,10 +131,12 @@ def digest_message(
     title: str = "Weekly draft ratings",
     outcomes: Sequence[OutcomeStats] = (),
     note: str | None = None,
+    candidates: Sequence[Standing] = (),
 ) -> tuple[str, list[dict]]:
-    """Tables 1 and 2 in a Slack message, the decision (comparisons, agreement) and the reasons
-    under them; a text bar per model stands in for the chart. ``note``: a line under the heading
-    (the demo says there that its raters are simulated)."""
+    """Tables 1 and 2 in a Slack message (a row per model and adapter version), the decision
+    (comparisons, agreement), the reasons and the replies sent under them, then each running
+    candidate's standing; a text bar per row stands in for the chart. ``note``: a line under the
+    heading (the demo says there that its raters are simulated)."""
     period = f"{since:%a %d %b} – {until:%a %d %b %Y}"
     total = sum(r.n for r in rows)
     fallback = f"draftdesk: {title.lower()}, {period}: {total} ratings"
@@ -189,6 +201,10 @@ def digest_message(
     for extra in (outcomes_text(outcomes), reasons_text(reasons, [r.model for r in rows])):
         if extra:
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": extra[:3000]}})
+    if candidates:
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": candidates_text(candidates)[:3000]}}
+        )
     return fallback, blocks
 
 
@@ -210,6 +226,7 @@ class DigestService:
         model_names: Sequence[str],
         clock: Callable[[], datetime] = utcnow,
         untuned: Sequence[str] = (),
+        candidates: Callable[[Sequence[Vote]], Sequence[Standing]] | None = None,
     ) -> None:
         self.store = store
         self.poster = poster
@@ -218,6 +235,7 @@ class DigestService:
         self.baseline = choose_baseline(self.model_names, list(untuned), settings.baseline)
         self.clock = clock
         self.trigger = trigger_for(settings)
+        self.candidates = candidates  # the running candidates' standing, from all votes
 
     def compose(
         self,
@@ -229,13 +247,18 @@ class DigestService:
         """The digest of the ``period`` before ``period_end``: the scheduled one, a preview, or a
         report asked for with the slash command. Comparisons rest on at least 8 weeks."""
         since = period_end - period
-        votes = self.store.votes(since, period_end)
-        rows = model_stats(votes, self.model_names)
-        history = self.store.votes(period_end - max(EVIDENCE, period), period_end)
-        analysis = analyse(history, self.model_names, self.baseline, period_end)
-        reasons = top_reasons(votes, self.model_names)
+        votes, names = by_version(self.store.votes(since, period_end), self.model_names)  # a row per version
+        rows = model_stats(votes, names)
+        history, history_names = by_version(
+            self.store.votes(period_end - max(EVIDENCE, period), period_end), self.model_names
+        )
+        analysis = analyse(history, history_names, baseline_row(self.baseline, history_names), period_end)
+        reasons = top_reasons(votes, names)
         sent = outcome_stats(self.store.outcomes(since, period_end), self.model_names)
-        text, blocks = digest_message(rows, since, period_end, analysis, reasons, title, sent, note)
+        standings = self.candidates(self.store.votes(until=period_end)) if self.candidates else ()
+        text, blocks = digest_message(
+            rows, since, period_end, analysis, reasons, title, sent, note=note, candidates=standings
+        )
         return DigestContent(text, blocks, self._chart(rows, analysis, since, period_end, note))
 
     def send_report(self, user: str, period: timedelta, title: str) -> None:

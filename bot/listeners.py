@@ -127,7 +127,16 @@ class DraftActions:
         if draft is None or draft.text is None:
             return None
         self.store.record_vote(
-            Vote(draft.ticket_id, draft.id, draft.model, rater, score, source, self.clock())
+            Vote(
+                draft.ticket_id,
+                draft.id,
+                draft.model,
+                rater,
+                score,
+                source,
+                self.clock(),
+                model_version=draft.model_version,
+            )
         )
         self.refresh(draft)
         return draft

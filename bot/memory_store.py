@@ -165,7 +165,18 @@ class MemoryStore:
             for label, model in assignments:
                 draft_id = draft_id_for(ticket_id, number, label)
                 self._drafts[draft_id] = DraftRecord(
-                    draft_id, ticket_id, round_.id, number, label, model, None, None, None, (), None
+                    draft_id,
+                    ticket_id,
+                    round_.id,
+                    number,
+                    label,
+                    model,
+                    None,
+                    None,
+                    None,
+                    (),
+                    None,
+                    comment_id=comment_id,
                 )
             return round_
 
@@ -189,8 +200,15 @@ class MemoryStore:
             drafts = [d for d in self._drafts.values() if d.ticket_id == ticket_id]
             return sorted(drafts, key=lambda d: (d.round_number, d.label))
 
-    def save_generated(self, draft_id: str, text: str | None, error: str | None) -> None:
-        self._set_draft(draft_id, text=text, error=error)
+    def save_generated(
+        self,
+        draft_id: str,
+        text: str | None,
+        error: str | None,
+        model_version: str | None = None,
+        prompt: str | None = None,
+    ) -> None:
+        self._set_draft(draft_id, text=text, error=error, model_version=model_version, prompt=prompt)
 
     def add_draft_message(self, draft_id: str, channel: str, ts: str) -> None:
         with self._lock:

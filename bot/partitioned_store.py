@@ -80,10 +80,12 @@ from core.files import replace_atomically
 from core.ports import Store
 
 FORMAT_VERSION = 2
-TICKETS_PER_PART = 25  # ~100 KB of tickets file and ~30 KB of votes file per part at 3 drafts, 6 votes
+TICKETS_PER_PART = 25  # ~100 KB of tickets file (plus the drafts' prompts, ~2-15 KB each) and ~30 KB of votes
 OPEN_PARTS = 64  # partition databases kept open (cached) by one store
 MISC_PART = "misc"  # votes on draft ids that name no ticket (imports, tests)
 _TICKET_OF_ID = re.compile(r"^t(\d+)r(\d+)")
+# A draft's fields kept inside its round's document (the single-file store keeps them in its own).
+DRAFT_FIELDS = ("model", "text", "error", "channel", "sent_to_zendesk_by", "model_version", "prompt")
 
 
 def part_of_ticket(ticket_id: int) -> str:
@@ -442,6 +444,9 @@ class PartitionedStore:
                 channel=draft["channel"],
                 slack_ts=tuple(draft["slack_ts"]),
                 sent_to_zendesk_by=draft.get("sent_to_zendesk_by"),
+                model_version=draft.get("model_version"),
+                prompt=draft.get("prompt"),
+                comment_id=doc.get("comment_id"),
             )
             for label, draft in sorted(doc["drafts"].items())
         ]
@@ -456,9 +461,19 @@ class PartitionedStore:
             docs = self._rounds_of(ticket_id).search(Query().ticket_id == ticket_id)
             return [d for doc in sorted(docs, key=lambda d: d["number"]) for d in self._drafts(doc)]
 
-    def save_generated(self, draft_id: str, text: str | None, error: str | None) -> None:
+    def save_generated(
+        self,
+        draft_id: str,
+        text: str | None,
+        error: str | None,
+        model_version: str | None = None,
+        prompt: str | None = None,
+    ) -> None:
         with self._lock:
-            self._change_draft(draft_id, lambda d: d.update(text=text, error=error))
+            self._change_draft(
+                draft_id,
+                lambda d: d.update(text=text, error=error, model_version=model_version, prompt=prompt),
+            )
 
     def add_draft_message(self, draft_id: str, channel: str, ts: str) -> None:
         """The message index first: if the draft write is lost, the index names a message that the
@@ -706,9 +721,9 @@ class PartitionedStore:
                         "notices_posted": [],
                         "drafts": {},
                     }
-                round_doc["drafts"][doc["label"]] = {
-                    key: doc.get(key) for key in ("model", "text", "error", "channel", "sent_to_zendesk_by")
-                } | {"slack_ts": list(doc.get("slack_ts") or [])}
+                round_doc["drafts"][doc["label"]] = {key: doc.get(key) for key in DRAFT_FIELDS} | {
+                    "slack_ts": list(doc.get("slack_ts") or [])
+                }
                 for ts in doc.get("slack_ts") or []:
                     messages.setdefault(hour_of_ts(ts), []).append(
                         {"channel": doc["channel"], "ts": ts, "draft_id": doc["id"]}

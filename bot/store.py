@@ -225,6 +225,7 @@ class TinyDBStore:
                         "channel": None,
                         "slack_ts": [],
                         "sent_to_zendesk_by": None,
+                        "comment_id": comment_id,
                     }
                 )
             return round_from_doc(doc)
@@ -250,9 +251,19 @@ class TinyDBStore:
             docs = self._drafts.search(Query().ticket_id == ticket_id)
             return [self._draft(doc) for doc in sorted(docs, key=lambda d: (d["round_number"], d["label"]))]
 
-    def save_generated(self, draft_id: str, text: str | None, error: str | None) -> None:
+    def save_generated(
+        self,
+        draft_id: str,
+        text: str | None,
+        error: str | None,
+        model_version: str | None = None,
+        prompt: str | None = None,
+    ) -> None:
         with self._lock:
-            self._drafts.update({"text": text, "error": error}, Query().id == draft_id)
+            self._drafts.update(
+                {"text": text, "error": error, "model_version": model_version, "prompt": prompt},
+                Query().id == draft_id,
+            )
 
     def add_draft_message(self, draft_id: str, channel: str, ts: str) -> None:
         with self._lock:
@@ -329,6 +340,9 @@ class TinyDBStore:
             channel=doc["channel"],
             slack_ts=tuple(doc["slack_ts"]),
             sent_to_zendesk_by=doc.get("sent_to_zendesk_by"),
+            model_version=doc.get("model_version"),
+            prompt=doc.get("prompt"),
+            comment_id=doc.get("comment_id"),
         )
 
     # ---- votes: one per (draft, rater), the latest wins ---------------------------------------

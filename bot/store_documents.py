@@ -62,6 +62,7 @@ def votes_from_docs(docs: Any, since: datetime | None, until: datetime | None) -
                 score=doc["score"],
                 source=doc["source"],
                 voted_at=voted_at,
+                model_version=doc.get("model_version"),
                 reason=doc.get("reason"),
                 reason_note=doc.get("reason_note"),
             )

@@ -11,7 +11,18 @@ from typing import TextIO
 
 from core.domain import SCORES, VOTE_REASONS, Vote
 
-COLUMNS = ("ticket_id", "draft_id", "model", "rater", "score", "source", "voted_at", "reason", "reason_note")
+COLUMNS = (
+    "ticket_id",
+    "draft_id",
+    "model",
+    "model_version",
+    "rater",
+    "score",
+    "source",
+    "voted_at",
+    "reason",
+    "reason_note",
+)
 REQUIRED = ("model", "score")
 
 
@@ -25,6 +36,7 @@ def vote_row(vote: Vote) -> dict[str, object]:
         "ticket_id": vote.ticket_id,
         "draft_id": vote.draft_id,
         "model": vote.model,
+        "model_version": vote.model_version,
         "rater": vote.rater,
         "score": vote.score,
         "source": vote.source,
@@ -113,6 +125,7 @@ def _vote(row: dict, line: int, name: str) -> Vote:
         score=score,
         source=source if source in ("button", "reaction", "import") else "import",
         voted_at=voted_at,
+        model_version=str(row.get("model_version") or "").strip() or None,
         reason=reason,
         reason_note=str(row.get("reason_note") or "").strip() or None,
     )

@@ -161,11 +161,12 @@ class TicketProcessor:
             raise AllModelsFailed(f"no model produced a draft ({errors})")
         for draft in pending:
             result = by_model.get(draft.model, _MISSING)
+            origin = {"model_version": result.model_version, "prompt": result.prompt}
             if result.ok:
-                self.store.save_generated(draft.id, result.text, None)
+                self.store.save_generated(draft.id, result.text, None, **origin)
             else:
                 log.warning("model %s failed on ticket %s: %s", draft.model, draft.ticket_id, result.error)
-                self.store.save_generated(draft.id, None, result.error or "empty draft")
+                self.store.save_generated(draft.id, None, result.error or "empty draft", **origin)
         return self._post(prepared)
 
     def _post(self, prepared: PreparedRound) -> str:

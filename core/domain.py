@@ -100,6 +100,8 @@ class DraftResult:
     error: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    model_version: str | None = None  # the adapter version (``adapters/NAME/VERSION``); None: untuned
+    prompt: str | None = None  # the exact prompt the draft continues
 
     @property
     def ok(self) -> bool:
@@ -117,6 +119,7 @@ class Vote:
     voted_at: datetime
     reason: str | None = None  # a VOTE_REASONS code, only on a negative vote
     reason_note: str | None = None  # the agent's own words, with reason "other"
+    model_version: str | None = None  # the draft's adapter version; None: untuned or not recorded
 
     def __post_init__(self) -> None:
         if self.score not in SCORES:
@@ -201,6 +204,10 @@ class DraftRecord:
     channel: str | None
     slack_ts: tuple[str, ...]  # one draft may span several messages; the last one holds the buttons
     sent_to_zendesk_by: str | None
+    # What the draft came from (None in drafts stored before these were recorded):
+    model_version: str | None = None  # the adapter version, e.g. "20260105-093000-dpo-1a2b3c4d"
+    prompt: str | None = None  # the exact prompt the model continued
+    comment_id: int | None = None  # the customer message the round answers
 
     @property
     def generated(self) -> bool:

@@ -212,7 +212,16 @@ class Store(Protocol):
         """Every draft of the ticket, by round, then label."""
         ...
 
-    def save_generated(self, draft_id: str, text: str | None, error: str | None) -> None: ...
+    def save_generated(
+        self,
+        draft_id: str,
+        text: str | None,
+        error: str | None,
+        model_version: str | None = None,
+        prompt: str | None = None,
+    ) -> None:
+        """The model's answer (or why there is none), the adapter version and the exact prompt."""
+        ...
 
     def add_draft_message(self, draft_id: str, channel: str, ts: str) -> None:
         """One more Slack message of the draft (KeyError for an unknown draft)."""

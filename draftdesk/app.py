@@ -33,6 +33,7 @@ from bot.worker import TicketProcessor, Worker
 from core.domain import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, Job, utcnow
 from core.ports import ChatPoster, DraftBackend, Store
 from draftdesk.health_checks import upstream_checks
+from draftdesk.models_cli import standings
 from integrations.slack import SlackPoster, make_web_client
 from integrations.zendesk import ZendeskAccessDenied, ZendeskGateway, ZendeskUnavailable
 
@@ -295,7 +296,14 @@ def _build(settings: Settings, backend: DraftBackend | None, store: Store, metri
     if settings.intake.mode in ("poll", "both"):
         poller = Poller(store, zendesk, settings.intake.poll_since, on_queued=worker.wake.set)
     untuned = [m.name for m in settings.models if not m.adapter]
-    digest = DigestService(store, poster, settings.digest, model_names, untuned=untuned)
+    digest = DigestService(
+        store,
+        poster,
+        settings.digest,
+        model_names,
+        untuned=untuned,
+        candidates=lambda votes: standings(votes, settings),
+    )
     register_report_command(bolt, digest.send_report, settings.digest.users, after_ack)
     scheduler = BackgroundScheduler(timezone=settings.digest.timezone)
     app = Draftdesk(

@@ -1,7 +1,8 @@
 """draftdesk: three blind draft replies for every Zendesk ticket, rated by your agents in Slack.
 
 Commands: run (the bot), doctor, jobs (list, retry, drop), report, votes export, digest, demo,
-finetune (export, prepare, train, eval), serve-models (the models behind an OpenAI-compatible API),
+finetune (export, prepare, train, eval, feedback), models (status, promote, rollback), serve-models
+(the models behind an OpenAI-compatible API),
 slack manifest, zendesk (setup, test-webhook).
 """
 
@@ -24,6 +25,7 @@ from bot.config import (
     resolve_config_path,
 )
 from bot.errors import StartupError
+from bot.model_versions import baseline_row, by_version
 from bot.outcomes import OutcomeStats, outcome_stats
 from bot.reasons import top_reasons
 from bot.report import FORMATS, render
@@ -32,7 +34,8 @@ from bot.store_lock import StoreInUse
 from bot.votes_io import VotesFileError, read_votes, write_votes
 from core.config import read_toml
 from core.ports import Store
-from draftdesk import jobs_cli, zendesk_cli
+from draftdesk import jobs_cli, models_cli, zendesk_cli
+from draftdesk.feedback_cli import register_feedback
 from draftdesk.logs import LOG_FORMATS, configure_logging
 from finetune import cli as finetune_cli
 from integrations.slack_manifest import ManifestError, app_manifest
@@ -168,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_cli.register(sub)
     finetune_cli.register(sub)
     zendesk_cli.register(sub)
+    register_feedback(sub)
+    models_cli.register(sub)
     serve_models.register(sub)
     _add_global_options(parser, top=True)
     return parser
@@ -219,7 +224,12 @@ def cmd_digest_preview(args: argparse.Namespace) -> int:
     names = [m.name for m in settings.models]
     untuned = [m.name for m in settings.models if not m.adapter]
     service = DigestService(
-        _open_store(settings.storage_path), _NoChat(), settings.digest, names, untuned=untuned
+        _open_store(settings.storage_path),
+        _NoChat(),
+        settings.digest,
+        names,
+        untuned=untuned,
+        candidates=lambda votes: models_cli.standings(votes, settings),
     )
     content = service.compose(datetime.now(UTC))
     print("\n".join(message_lines({"text": content.text, "blocks": content.blocks})))
@@ -306,13 +316,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         store = _open_store(settings.storage_path)
         votes = store.votes(start, end)
         sent = outcome_stats(store.outcomes(start, end), models)
-    rows = model_stats(votes, models)
+    votes, rows_named = by_version(votes, models)  # one row per model and adapter version
+    rows = model_stats(votes, rows_named)
     names = [row.model for row in rows]
-    if args.baseline and args.baseline not in names:
+    if args.baseline and baseline_row(args.baseline, names) not in names:
         known = ", ".join(names)
         print(f"draftdesk: --baseline {args.baseline!r} is not one of the models: {known}", file=sys.stderr)
         return 2
-    baseline = choose_baseline(names, untuned, args.baseline)
+    baseline = baseline_row(choose_baseline(models or names, untuned, args.baseline), names)
     analysis = analyse(votes, names, baseline, datetime.now(UTC))
     reasons = top_reasons(votes, names)
     sys.stdout.write(render(rows, args.format, args.since, args.until, analysis, reasons, sent))

@@ -152,6 +152,10 @@ def _models(settings: Settings) -> Iterator[Check]:
             fix = "train it (`draftdesk finetune train`) or remove `adapter` for the untuned base"
             yield Check(name, FAIL, f"adapter {spec.adapter}: no trained adapter there: {fix}")
             continue
+        if spec.candidate and not (resolve_adapter_dir(spec.candidate) / "adapter_config.json").is_file():
+            fix = "set candidate to a VERSION in the adapter folder (or a path), or remove the line"
+            yield Check(name, FAIL, f"candidate {spec.candidate}: no adapter there: {fix}")
+            continue
         yield Check(
             name, OK, f"base {spec.base_model}" + (f", adapter {spec.adapter}" if spec.adapter else "")
         )

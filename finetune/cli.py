@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.config import ConfigError, resolve_config_path
 from finetune.config import (
@@ -19,6 +20,9 @@ from finetune.config import (
     load_finetune_settings,
 )
 from models.spec import ModelSpec
+
+if TYPE_CHECKING:  # torch and TRL load only for the commands that train
+    from finetune.train import TrainResult
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -70,6 +74,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--from-adapter",
         help="dpo/kto: the adapter to continue (default: the model's adapter in [[models]]; none: a new "
         "adapter against the untuned base)",
+    )
+    train.add_argument(
+        "--make-current",
+        action="store_true",
+        help="point LATEST at the new version now (default: only a model's first version; later ones "
+        "are candidates until `draftdesk models promote`)",
     )
     train.set_defaults(func=_guard(cmd_train))
 
@@ -216,16 +226,31 @@ def cmd_train(args: argparse.Namespace) -> int:
         config,
         fresh=args.fresh,
         keep_checkpoints=args.keep_checkpoints,
+        make_current=args.make_current,
     )
     metrics = result.manifest["metrics"]
     print(
         f"adapter: {result.adapter_dir.resolve()}"
         + (" (already trained)" if result.already_done else "")
         + f"\neval loss {metrics.get('eval_loss_before')} -> {metrics.get('eval_loss')}; "
-        f'to use it, set adapter = "{result.adapter_dir.parent.resolve()}" for {args.model} in [[models]] '
-        "(its LATEST version is loaded; restart the bot to pick up a new one)"
+        + _how_to_use(result, args.model)
     )
     return 0
+
+
+def _how_to_use(result: TrainResult, model: str) -> str:
+    folder = result.adapter_dir.parent.resolve()
+    if result.current:
+        return (
+            f'it is current: set adapter = "{folder}" for {model} in [[models]] (its LATEST version is '
+            "loaded; restart the bot to pick up a new one)"
+        )
+    return (
+        "it is a candidate (LATEST still names the current version): set "
+        f'candidate = "{result.adapter_dir.name}" '
+        f"for {model} in [[models]], restart the bot, and watch `draftdesk models status`; "
+        f"`draftdesk models promote {model}` makes it current once the raters prefer it"
+    )
 
 
 def _train_preference(
@@ -246,14 +271,14 @@ def _train_preference(
         args.output_dir or Path(finetune.paths.output_dir),
         config,
         from_adapter=start,
+        make_current=args.make_current,
     )
     metrics = result.manifest["metrics"]
     print(
         f"adapter: {result.adapter_dir.resolve()} ({args.method}, "
         f"reference: {result.manifest['reference']})\n"
         f"held-out preference margin {metrics['eval_preference_margin_before']} -> "
-        f"{metrics['eval_preference_margin_after']}; to use it, set adapter = "
-        f'"{result.adapter_dir.parent.resolve()}" for {args.model} in [[models]]'
+        f"{metrics['eval_preference_margin_after']}; " + _how_to_use(result, args.model)
     )
     return 0
 

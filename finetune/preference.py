@@ -11,6 +11,7 @@ does. With ``from_adapter`` it continues the current adapter and compares agains
 (TRL's reference adapter); without, a new LoRA adapter is trained against the untuned base. The
 result is a new version under ``OUTPUT_DIR/MODEL/`` with a manifest naming the method, the dataset
 hash, the starting adapter and the reference, and the held-out preference margin before and after.
+It becomes current only if the model has no current version: otherwise it is a candidate.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from typing import Any
 
 from finetune.config import TrainConfig
 from finetune.evaluate import encode
-from finetune.files import files_hash, numbered_jsonl, write_text
+from finetune.files import files_hash, numbered_jsonl
 from finetune.modeling import find_lora_targets, load_base
-from finetune.train import LATEST, TrainResult, _optimizer, _save_adapter, library_versions
+from finetune.train import TrainResult, _optimizer, _save_adapter, library_versions, set_current_if_first
 from models.spec import resolve_adapter_dir
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,7 @@ def train_preference(
     from_adapter: str | Path | None = None,
     settings: PreferenceSettings | None = None,
     progress: bool = True,
+    make_current: bool = False,
 ) -> TrainResult:
     """Train a new adapter version of ``model_name`` with DPO or KTO; see the module doc."""
     import torch
@@ -247,9 +249,9 @@ def train_preference(
     model_root = Path(output_dir) / model_name
     adapter_dir = model_root / version
     _save_adapter(trained, adapter_dir, base_model, manifest, adapter_names=["default"])
-    write_text(model_root / LATEST, version + "\n")
+    current = set_current_if_first(model_root, version, make_current)
     log.info("%s adapter: %s (held-out margin %s -> %s)", method, adapter_dir, margin_before, margin_after)
-    return TrainResult(adapter_dir, manifest)
+    return TrainResult(adapter_dir, manifest, current=current)
 
 
 def _trainer(method: str, common: dict[str, Any], settings: PreferenceSettings) -> tuple[Any, Any]:

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from finetune.card import render_markdown
 from finetune.cleaning import clean_comment
 from finetune.config import PrepareConfig
-from finetune.dedup import deduplicate
+from finetune.dedup import DedupResult, deduplicate
 from finetune.files import files_hash, read_json, read_jsonl, write_json, write_jsonl, write_text
 from finetune.html_text import html_to_text
 from finetune.pairs import Conversation, Example, Turn, conversation_examples
@@ -70,19 +70,21 @@ def token_counter(tokenizer: str | None) -> tuple[Callable[[str], int], str]:
 
 
 @dataclass
-class _Ticket:
+class TicketComments:
+    """A ticket as exported: its subject and its comments as Zendesk's records (with ``role``)."""
+
     id: int
     subject: str
     comments: list[dict[str, Any]]
 
 
-def _read_tickets(export_dir: Path) -> list[_Ticket]:
+def _read_tickets(export_dir: Path) -> list[TicketComments]:
     folder = export_dir / "tickets"
     tickets = []
     for path in sorted(folder.glob("*.json"), key=lambda p: int(p.stem) if p.stem.isdigit() else 0):
         data = read_json(path)
         tickets.append(
-            _Ticket(int(data["ticket"]["id"]), data["ticket"].get("subject") or "", data["comments"])
+            TicketComments(int(data["ticket"]["id"]), data["ticket"].get("subject") or "", data["comments"])
         )
     return tickets
 
@@ -92,7 +94,9 @@ def _known_names(export_dir: Path) -> list[str]:
     return sorted({row["name"] for row in read_jsonl(path) if row.get("name")}) if path.is_file() else []
 
 
-def _conversation(ticket: _Ticket, redactor: Redactor, placeholders: Counter[str]) -> Conversation:
+def clean_conversation(
+    ticket: TicketComments, redactor: Redactor, placeholders: Counter[str]
+) -> Conversation:
     turns = []
     for comment in sorted(ticket.comments, key=lambda c: (c.get("created_at") or "", c.get("id") or 0)):
         if not comment.get("public", True):
@@ -145,7 +149,51 @@ def _articles(export_dir: Path, redactor: Redactor, placeholders: Counter[str]) 
     return rows
 
 
-def _example_row(example: Example) -> dict[str, Any]:
+def answer_examples(
+    tickets: list[TicketComments],
+    redactor: Redactor,
+    placeholders: Counter[str],
+    filters: Counter[str],
+    config: PrepareConfig,
+    count_tokens: Callable[[str], int],
+    product_name: str,
+    progress: bool = False,
+) -> tuple[list[Example], DedupResult]:
+    """The agents' public answers as examples: cleaned, redacted, paired, short answers and
+    duplicate questions dropped, each step counted in ``filters``."""
+    examples: list[Example] = []
+    for ticket in tqdm(tickets, desc="prepare tickets", unit=" tickets", disable=not progress):
+        cleaned = clean_conversation(ticket, redactor, placeholders)
+        if not any(turn.role == "customer" for turn in cleaned.turns):
+            continue
+        filters["tickets_with_question"] += 1
+        found = conversation_examples(
+            cleaned,
+            config.pairs,
+            count_tokens,
+            config.max_prompt_tokens,
+            product_name,  # type: ignore[arg-type]
+        )
+        if found:
+            filters["tickets_answered"] += 1
+        examples.extend(found)
+    filters["examples"] = len(examples)
+    examples = [e for e in examples if len(e.completion.strip()) >= config.min_answer_chars]
+    filters["examples_after_short_answers"] = len(examples)
+    result = deduplicate(
+        [e.question for e in examples],
+        threshold=config.near_duplicate_threshold,
+        shingle_size=config.shingle_size,
+        num_perm=config.num_perm,
+        seed=config.seed,
+    )
+    filters["examples_after_exact_dedup"] = len(examples) - len(result.exact)
+    examples = [examples[i] for i in result.kept]
+    filters["examples_after_near_dedup"] = len(examples)
+    return examples, result
+
+
+def example_row(example: Example) -> dict[str, Any]:
     return {
         "ticket_id": example.ticket_id,
         "prompt": example.prompt,
@@ -180,35 +228,9 @@ def prepare_dataset(
 
     tickets = _read_tickets(export_dir)
     filters["tickets_exported"] = len(tickets)
-    examples: list[Example] = []
-    for ticket in tqdm(tickets, desc="prepare tickets", unit=" tickets", disable=not progress):
-        conversation = _conversation(ticket, redactor, placeholders)
-        if not any(turn.role == "customer" for turn in conversation.turns):
-            continue
-        filters["tickets_with_question"] += 1
-        found = conversation_examples(
-            conversation,
-            config.pairs,
-            count_tokens,
-            config.max_prompt_tokens,
-            product_name,  # type: ignore[arg-type]
-        )
-        if found:
-            filters["tickets_answered"] += 1
-        examples.extend(found)
-    filters["examples"] = len(examples)
-    examples = [e for e in examples if len(e.completion.strip()) >= config.min_answer_chars]
-    filters["examples_after_short_answers"] = len(examples)
-    result = deduplicate(
-        [e.question for e in examples],
-        threshold=config.near_duplicate_threshold,
-        shingle_size=config.shingle_size,
-        num_perm=config.num_perm,
-        seed=config.seed,
+    examples, result = answer_examples(
+        tickets, redactor, placeholders, filters, config, count_tokens, product_name, progress
     )
-    filters["examples_after_exact_dedup"] = len(examples) - len(result.exact)
-    examples = [examples[i] for i in result.kept]
-    filters["examples_after_near_dedup"] = len(examples)
 
     split = split_tickets({e.ticket_id for e in examples}, config.eval_fraction, config.seed)
     train = [e for e in examples if e.ticket_id in split.train]
@@ -229,8 +251,8 @@ def prepare_dataset(
     filters["articles_after_dedup"] = len(articles)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out_dir / "train.jsonl", (_example_row(e) for e in train))
-    write_jsonl(out_dir / "eval.jsonl", (_example_row(e) for e in held_out))
+    write_jsonl(out_dir / "train.jsonl", (example_row(e) for e in train))
+    write_jsonl(out_dir / "eval.jsonl", (example_row(e) for e in held_out))
     write_jsonl(out_dir / "articles.jsonl", articles)
 
     def part(rows: list[Example]) -> dict[str, int]:

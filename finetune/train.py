@@ -8,9 +8,10 @@ instead of training again (``--fresh`` starts over). The result is::
     OUTPUT_DIR/MODEL/VERSION/       adapter_config.json, adapter_model.safetensors, manifest.json
     OUTPUT_DIR/MODEL/LATEST         the newest VERSION
 
-where VERSION is ``YYYYMMDD-HHMMSS-RUNKEY`` (the time the run started). The manifest records the
-base model, the dataset hash, every hyperparameter (and what the hardware made of them: compute
-dtype, optimizer), train and eval loss, library versions and the date.
+where VERSION is ``YYYYMMDD-HHMMSS-RUNKEY`` (the time the run started). LATEST moves only for a
+model's first version: a later one is a candidate until `draftdesk models promote` makes it
+current. The manifest records the base model, the dataset hash, every hyperparameter (and what the
+hardware made of them: compute dtype, optimizer), train and eval loss, library versions and the date.
 
 Training data: the pairs as prompt/completion (loss on the answer tokens only: TRL's
 completion-only loss), and with ``include_articles`` the help-centre articles as plain
@@ -53,6 +54,20 @@ class TrainResult:
     adapter_dir: Path
     manifest: dict[str, Any]
     already_done: bool = False
+    current: bool = True  # LATEST names it; False: a new version waiting to earn its place as a candidate
+
+
+def set_current_if_first(model_root: Path, version: str, make_current: bool = False) -> bool:
+    """Point LATEST at ``version`` when the model has no current version yet (or ``make_current``).
+
+    A later version never silently replaces the current one: it is served as a candidate and
+    promoted by `draftdesk models promote` when the raters prefer it. Returns whether it is current.
+    """
+    pointer = model_root / LATEST
+    if pointer.is_file() and not make_current:
+        return pointer.read_text(encoding="utf-8").strip() == version
+    write_text(pointer, version + "\n")
+    return True
 
 
 def library_versions() -> dict[str, str]:
@@ -120,8 +135,12 @@ def train_adapter(
     keep_checkpoints: bool = False,
     callbacks: list[Any] | None = None,
     progress: bool = True,
+    make_current: bool = False,
 ) -> TrainResult:
-    """Train (or resume) the adapter of ``model_name`` on the prepared dataset; see the module doc."""
+    """Train (or resume) the adapter of ``model_name`` on the prepared dataset; see the module doc.
+
+    The new version becomes current (LATEST) only if the model has none yet, or with ``make_current``.
+    """
     import torch
     from datasets import Dataset
     from peft import LoraConfig, prepare_model_for_kbit_training
@@ -150,7 +169,10 @@ def train_adapter(
         log.info(
             "already trained: %s (same base, data and settings; use --fresh to train again)", adapter_dir
         )
-        return TrainResult(adapter_dir, read_json(adapter_dir / MANIFEST), already_done=True)
+        current = (model_root / LATEST).is_file() and (model_root / LATEST).read_text().strip() == run[
+            "version"
+        ]
+        return TrainResult(adapter_dir, read_json(adapter_dir / MANIFEST), already_done=True, current=current)
     if not run:
         started = datetime.now(UTC)
         run = {"key": key, "started_at": started.isoformat(), "version": f"{started:%Y%m%d-%H%M%S}-{key[:8]}"}
@@ -269,13 +291,13 @@ def train_adapter(
         "command": " ".join(sys.argv),
     }
     _save_adapter(trainer.model, adapter_dir, base_model, manifest)
-    write_text(model_root / LATEST, run["version"] + "\n")
+    current = set_current_if_first(model_root, run["version"], make_current)
     if not keep_checkpoints:
         shutil.rmtree(checkpoints, ignore_errors=True)
     log.info(
         "adapter written to %s (eval loss %s -> %s)", adapter_dir, run.get("eval_loss_before"), eval_loss
     )
-    return TrainResult(adapter_dir, manifest)
+    return TrainResult(adapter_dir, manifest, current=current)
 
 
 def _counter(tokenizer: Any) -> Any:

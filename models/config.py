@@ -15,6 +15,7 @@ from typing import Any
 from core.config import ConfigError, build_section, local_or_hub, read_toml, toml_key, try_build_section
 from core.prompt import STOP_SEQUENCES
 from models.spec import EngineSettings, ModelSpec
+from models.versions import candidate_path
 
 # Keys of a `[[models]]` table that other packages read: `[models.finetune]` is finetune/'s.
 OTHER_PACKAGES_KEYS = ("finetune",)
@@ -49,11 +50,14 @@ def parse_models(raw: Any, base_dir: Path, problems: list[str]) -> tuple[ModelSp
             seen.add(name)
         spec = try_build_section(ModelSpec, own, prefix, problems)
         if spec is not None:
+            adapter = local_or_hub(spec.adapter, base_dir) if spec.adapter else None
+            candidate = candidate_path(spec.candidate, adapter, base_dir) if spec.candidate else None
             specs.append(
                 replace(
                     spec,
                     base_model=local_or_hub(spec.base_model, base_dir) if spec.base_model else "",
-                    adapter=local_or_hub(spec.adapter, base_dir) if spec.adapter else None,
+                    adapter=adapter,
+                    candidate=candidate,
                 )
             )
     return tuple(specs)

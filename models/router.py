@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from core.domain import DraftResult
 from core.ports import DraftBackend
 from models.spec import EngineSettings, ModelSpec
+from models.versions import VersionedBackend, runtime_specs
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +83,23 @@ def build_backend(
     env: Mapping[str, str] | None = None,
     load: bool = True,
 ) -> DraftBackend:
-    """The bot's model runtime for ``specs``: a DraftEngine, or a router over engine and servers.
+    """The bot's model runtime for ``specs``: a DraftEngine, or a router over engine and servers,
+    wrapped in ``VersionedBackend`` (each draft's adapter version and prompt; candidates).
 
     ``load`` loads the local models now (start-up) rather than at the first ticket. Raises
     ModelLoadError / RemoteModelError / ValueError with a message that names the model.
     """
     if not specs:
         raise ValueError("no models configured")
+    return VersionedBackend(_runtime(runtime_specs(specs), settings, env, load), specs)
+
+
+def _runtime(
+    specs: Sequence[ModelSpec],
+    settings: EngineSettings | None,
+    env: Mapping[str, str] | None,
+    load: bool,
+) -> DraftBackend:
     local = [spec for spec in specs if spec.backend == "local"]
     remote = [spec for spec in specs if spec.backend == "openai"]
     backends: dict[str, DraftBackend] = {}

@@ -71,6 +71,12 @@ class ModelSpec:
         "cap on the prompt's tokens", None, shown_default="context window minus max_new_tokens"
     )
     seed: int | None = setting("sampling seed, for reproducible drafts", None)
+    candidate: str | None = setting(
+        "an adapter version to try against the current one: a VERSION in the adapter folder, or a "
+        "path; served instead of the current adapter for candidate_share of tickets (local backend)",
+        None,
+    )
+    candidate_share: float = setting("the share of tickets the candidate drafts for, in (0, 1)", 0.5)
     grounding: bool = setting(
         "put the Help Center passages that match the ticket into this model's prompt ([grounding])", False
     )
@@ -113,6 +119,10 @@ class ModelSpec:
             )
         if not all(self.stop):
             problems.append("stop: must be a list of non-empty strings")
+        if self.candidate is not None and self.backend != "local":
+            problems.append("candidate: only for the local backend; serve it as its own model instead")
+        if not 0 < self.candidate_share < 1:
+            problems.append(f"candidate_share: must be in (0, 1), got {self.candidate_share}")
         if not 0 < self.top_p <= 1:
             problems.append(f"top_p: must be in (0, 1], got {self.top_p}")
         if not 0 < self.timeout_seconds <= 3600:

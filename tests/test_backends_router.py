@@ -13,6 +13,7 @@ from models.batching import RequestBatcher, batch_cost, plan_batches
 from models.engine import DraftEngine
 from models.router import BackendRouter, build_backend
 from models.spec import EngineSettings, ModelSpec
+from models.versions import VersionedBackend
 
 
 class Scripted:
@@ -92,14 +93,15 @@ def test_router_needs_a_backend_per_model() -> None:
 def test_build_backend_picks_engine_or_router(demo_models: dict[str, Path]) -> None:
     llama = str(demo_models["llama_base"])
     local_only = build_backend([ModelSpec("llama", llama)], EngineSettings(max_batch_size=4), load=False)
-    assert isinstance(local_only, DraftEngine)
-    assert local_only.settings.max_batch_size == 4
-    assert local_only.base_loads == 0  # load=False: nothing loaded yet
+    assert isinstance(local_only, VersionedBackend)  # every draft records its adapter version
+    assert isinstance(local_only.inner, DraftEngine)
+    assert local_only.inner.settings.max_batch_size == 4
+    assert local_only.inner.base_loads == 0  # load=False: nothing loaded yet
     mixed = build_backend([ModelSpec("llama", llama, max_new_tokens=5), SPECS[1]], env={}, load=False)
     try:
-        assert isinstance(mixed, BackendRouter)
-        assert isinstance(mixed.backend_for("llama"), DraftEngine)
-        assert type(mixed.backend_for("gptj-ft")).__name__ == "OpenAIBackend"
+        assert isinstance(mixed.inner, BackendRouter)
+        assert isinstance(mixed.inner.backend_for("llama"), DraftEngine)
+        assert type(mixed.inner.backend_for("gptj-ft")).__name__ == "OpenAIBackend"
         assert mixed.context_limit("llama") == 512 - 5  # the local engine answers for its models
     finally:
         mixed.close()

@@ -155,6 +155,36 @@ def test_the_chart_draws_the_distribution_and_the_trend_at_a_readable_size():
     assert width >= 1000 and 250 <= height <= 600
 
 
+def test_the_digest_shows_rows_per_adapter_version_and_each_candidates_standing():
+    from bot.promotion import CandidatePair, standing
+
+    store, slack = MemoryStore(), RecordingPoster()
+    in_week = MONDAY_9_KYIV - timedelta(days=2)
+    for ticket in range(1, 21):  # odd tickets: the current version v1, even ones: the candidate v2
+        version = "v1" if ticket % 2 else "v2"
+        score = 5 if version == "v2" else 2
+        store.record_vote(
+            Vote(
+                ticket, f"t{ticket}r1A", "llama2-7b-ft", "U1", score, "button", in_week, model_version=version
+            )
+        )
+    store.set_meta(META_LAST_PERIOD_END, (MONDAY_9_KYIV - timedelta(days=7)).isoformat())
+    pair = CandidatePair("llama2-7b-ft", "v1", "v2")
+    service = DigestService(
+        store,
+        slack,
+        SETTINGS,
+        MODELS,
+        clock=lambda: MONDAY_9_KYIV + timedelta(hours=1),
+        candidates=lambda votes: [standing(votes, pair, min_ratings=100, max_p=0.05)],
+    )
+    assert service.run_due()
+    text = str(slack.calls_to("post")[0].blocks)
+    assert "llama2-7b-ft @ v1" in text and "llama2-7b-ft @ v2" in text  # a row per version
+    assert "*Candidates*" in text and "candidate v2: 100.0% positive" in text
+    assert "too few ratings yet (90 more each for the minimum of 100)" in text
+
+
 def test_the_digest_shows_the_reply_actually_sent_and_why_drafts_failed():
     from core.domain import DraftOutcome
 

@@ -53,10 +53,14 @@ def test_each_problem_is_one_line_with_its_fix(tmp_path: Path, demo_models: dict
         models = f'[[models]]\nname = "ft"\nbase_model = "{demo_models["llama_base"]}"\n'
         models += f'adapter = "{tmp_path / "untrained"}"\n'
         models += '[[models]]\nname = "hub"\nbase_model = "someorg/not-downloaded"\n'
+        models += f'[[models]]\nname = "trial"\nbase_model = "{demo_models["llama_base"]}"\n'
+        models += f'adapter = "{demo_models["llama_adapter"]}"\ncandidate = "./no-such-version"\n'
         checks = {c.name: c for c in run_checks(config(tmp_path, slack, zendesk, models), ENV)}
     assert checks["Slack bot token"].status == FAIL and "invalid_auth" in checks["Slack bot token"].detail
     assert checks["Slack channel"].status == FAIL
     assert checks["model ft"].status == FAIL and "draftdesk finetune train" in checks["model ft"].detail
+    trial = checks["model trial"]
+    assert trial.status == FAIL and "candidate" in trial.detail and "no adapter there" in trial.detail
     hub = checks["model hub"]
     assert hub.status == FAIL and "hf download someorg/not-downloaded" in hub.detail
     out = io.StringIO()

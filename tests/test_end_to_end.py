@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from bot.config import load_settings
+from bot.model_versions import version_label
 from draftdesk.app import build
 from draftdesk.cli import main
 from integrations.standins.slack_requests import (
@@ -155,10 +156,21 @@ def test_webhook_to_drafts_to_votes_to_report(running):
         (drafts[2].id, "UAGENT2", "3", "reaction", drafts[2].model),
     }
     assert all(r["ticket_id"] == "7" and r["voted_at"] for r in exported)
+    # Each draft and vote knows the adapter version it came from, and the exact prompt.
+    assert {r["draft_id"]: r["model_version"] for r in exported} == {
+        d.id: d.model_version or "" for d in (a, drafts[2])
+    }
+    assert all(d.prompt and d.prompt.endswith("Agent:") and "\n\nCustomer: " in d.prompt for d in drafts)
+    assert {d.model: bool(d.model_version) for d in drafts} == {
+        "llama": False,
+        "llama-ft": True,
+        "gptj-ft": True,
+    }
     report = json.loads(run_cli("report", "--format", "json", "--config", config))
-    by_model = {m["model"]: m for m in report["models"]}
-    assert by_model[a.model]["counts"]["5"] == 1 and by_model[a.model]["positive_pct"] == 100.0
-    assert by_model[drafts[2].model]["counts"]["3"] == 1
+    by_model = {m["model"]: m for m in report["models"]}  # a row per model and adapter version
+    row_a, row_c = (version_label(d.model, d.model_version) for d in (a, drafts[2]))
+    assert by_model[row_a]["counts"]["5"] == 1 and by_model[row_a]["positive_pct"] == 100.0
+    assert by_model[row_c]["counts"]["3"] == 1
     assert by_model[b.model]["n"] == 0
 
     # Send Draft A to Zendesk: the modal opens with its text; submitted as it is, it becomes one

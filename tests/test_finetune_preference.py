@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -74,6 +75,7 @@ def test_dpo_raises_the_held_out_margin_of_chosen_over_rejected(
     assert result.manifest["method"] == "dpo" and result.manifest["reference"].startswith("the untuned base")
     assert (result.adapter_dir / "adapter_model.safetensors").is_file()
     assert (tmp_path / "out" / "tiny-llama" / "LATEST").read_text().strip() == result.adapter_dir.name
+    assert result.current  # the model's first version: nothing to compete with
 
 
 def test_kto_continues_an_adapter_against_a_frozen_copy_and_favours_desirable_answers(
@@ -87,14 +89,23 @@ def test_kto_continues_an_adapter_against_a_frozen_copy_and_favours_desirable_an
     start = demo_models["llama_adapter"]
     base = str(demo_models["llama_base"])
     config = replace(CONFIG, learning_rate=1e-3)
-    result = train_preference("kto", "tiny-llama", base, data, tmp_path / "out", config, from_adapter=start)
+    current = tmp_path / "out" / "tiny-llama"
+    shutil.copytree(start, current / "20260101-000000-sft")  # the model's current version
+    (current / "LATEST").write_text("20260101-000000-sft\n")
+    result = train_preference("kto", "tiny-llama", base, data, tmp_path / "out", config, from_adapter=current)
 
     metrics = result.manifest["metrics"]
-    # Desirable answers became likelier relative to undesirable ones, on the rows trained on and
-    # on held-out tickets with other undesirable answers.
+    # The loss (negative log-likelihood) of desirable answers fell relative to that of undesirable
+    # ones, on the rows trained on and on held-out tickets with other undesirable answers.
     assert metrics["train_preference_margin_after"] > metrics["train_preference_margin_before"] + 1.0
     assert metrics["eval_preference_margin_after"] > metrics["eval_preference_margin_before"] + 1.0
-    assert result.manifest["from_adapter"] == str(Path(start).resolve())
+    assert result.manifest["from_adapter"] == str(current / "20260101-000000-sft")
+    assert result.manifest["dataset"]["hash"] and result.manifest["method"] == "kto"
+    # A new version never replaces the current one silently: it waits as a candidate.
+    assert not result.current and (current / "LATEST").read_text().strip() == "20260101-000000-sft"
+    assert result.adapter_dir.parent == current and result.adapter_dir.name.endswith(
+        "-kto-" + result.manifest["dataset"]["hash"][:8]
+    )
     assert "frozen copy" in result.manifest["reference"]
     saved = json.loads((result.adapter_dir / "adapter_config.json").read_text())
     assert saved["r"] == json.loads((Path(start) / "adapter_config.json").read_text())["r"]

@@ -207,6 +207,17 @@ def test_sent_marker(store):
     assert store.draft("t1r1A").sent_to_zendesk_by == "UAGENT" and before.sent_to_zendesk_by is None
 
 
+def test_a_draft_records_its_model_version_prompt_and_question(store):
+    store.create_round(4, 21, [("A", "llama-ft"), ("B", "gptj")])
+    store.save_generated("t4r1A", "Try again.", None, model_version="20260105-dpo", prompt="P\n\nAgent:")
+    store.save_generated("t4r1B", None, "OOM", prompt="Q\n\nAgent:")
+    a, b = store.drafts_for_round("t4r1")
+    assert (a.model_version, a.prompt, a.comment_id) == ("20260105-dpo", "P\n\nAgent:", 21)
+    assert (b.model_version, b.prompt, b.error) == (None, "Q\n\nAgent:", "OOM")
+    store.record_vote(Vote(4, "t4r1A", "llama-ft", "U1", 5, "button", T0, model_version="20260105-dpo"))
+    assert [v.model_version for v in store.votes()] == ["20260105-dpo"]
+
+
 def test_sends_are_recorded_pending_then_finished(store):
     store.create_round(1, 10, [("A", "m1"), ("B", "m2")])
     first = send()
@@ -367,6 +378,31 @@ def test_everything_survives_reopening_the_file(tmp_path, file_store_class):
     assert reopened.draft_by_message("C1", "100.2").text == "hello"
     assert reopened.votes() == [vote(draft="t1r1A")]
     assert reopened.get_meta("poll_cursor") == "abc"
+
+
+def _without_new_fields(data):
+    if isinstance(data, list):
+        return [_without_new_fields(item) for item in data]
+    if not isinstance(data, dict):
+        return data
+    gone = {"model_version", "prompt"} | ({"comment_id"} if "label" in data else set())
+    return {key: _without_new_fields(value) for key, value in data.items() if key not in gone}
+
+
+def test_drafts_and_votes_stored_before_versions_were_recorded_still_load(tmp_path, file_store_class):
+    path = tmp_path / "s.json"
+    store = file_store_class(path)
+    store.create_round(1, 10, [("A", "m1")])
+    store.save_generated("t1r1A", "hello", None, model_version="v1", prompt="p")
+    store.record_vote(vote(draft="t1r1A"))
+    store.close()
+    for file in [path, *history_folder(path).glob("**/*.json")]:  # as an older version wrote them
+        file.write_text(json.dumps(_without_new_fields(json.loads(file.read_text() or "{}"))))
+    assert "model_version" not in "".join(f.read_text() for f in tmp_path.glob("**/*.json"))
+    reopened = file_store_class(path, read_only=True)
+    draft = reopened.draft("t1r1A")
+    assert (draft.text, draft.model_version, draft.prompt) == ("hello", None, None)
+    assert reopened.votes() == [vote(draft="t1r1A")] and reopened.votes()[0].model_version is None
 
 
 def test_killing_the_writer_never_corrupts_the_file(tmp_path, file_store_class):

@@ -1,0 +1,347 @@
+"""`draftdesk finetune feedback`: the bot's ratings and the replies agents sent, as training data.
+
+Input is plain data (this package does not read the bot's store: `draftdesk/feedback_cli.py` does,
+and hands over ``RatedDraft`` rows and the tickets read from Zendesk). Output folder::
+
+    sft/  train.jsonl, eval.jsonl, card.json   the agents' public replies, as `prepare` makes them
+    kto/  train.jsonl, eval.jsonl              each rated draft: prompt, completion, label
+    dpo/  train.jsonl, eval.jsonl              per round: prompt, chosen, rejected
+    card.json, card.md                         counts per filter, per model and version, per score
+
+- **KTO**: every rated draft; ``label`` is true when the mean of its ratings is ≥ 3 (the study's
+  positive).
+- **DPO**: in each round (one customer message), every draft rated ≤ 2 on average is ``rejected``
+  against the round's best draft rated ≥ 4, or, if none, the reply the agent actually sent next.
+- The prompt of a KTO or DPO row is the exact prompt the rated model drafted from, with personal
+  data replaced by placeholders (the model saw the customer's mail as it was, quotes and all);
+  completions and sent replies get `prepare`'s cleaning (quoted mail and signatures cut) and
+  placeholders too. Exact duplicate rows are dropped, and one split by ticket serves all three
+  sets, so no ticket is on both sides of any of them.
+
+Everything depends only on the input and the settings: the same store and tickets give
+byte-identical files.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.domain import Ticket
+from finetune.cleaning import clean_comment
+from finetune.config import PrepareConfig
+from finetune.dedup import deduplicate
+from finetune.files import files_hash, write_json, write_jsonl, write_text
+from finetune.pii import Redactor
+from finetune.prepare import DATA_FILES, TicketComments, answer_examples, example_row
+from finetune.split import split_tickets
+
+POSITIVE_FROM = 3.0  # mean score: KTO's desirable (the study's positive, 3-5)
+CHOSEN_FROM = 4.0  # a draft this good may be DPO's chosen
+REJECTED_UP_TO = 2.0  # a draft this bad is DPO's rejected
+
+
+@dataclass(frozen=True)
+class RatedDraft:
+    """One draft from the store with the scores its raters gave (empty: not rated)."""
+
+    ticket_id: int
+    round_number: int
+    comment_id: int | None  # the customer message the round answered
+    model: str
+    model_version: str | None
+    prompt: str | None  # None: drafted before prompts were recorded
+    text: str | None  # None: the model failed
+    scores: tuple[int, ...]
+
+    @property
+    def mean(self) -> float | None:
+        return sum(self.scores) / len(self.scores) if self.scores else None
+
+    @property
+    def version_label(self) -> str:
+        return f"{self.model} @ {self.model_version}" if self.model_version else self.model
+
+
+def ticket_comments(ticket: Ticket) -> TicketComments:
+    """A ticket read from Zendesk in the export's shape, so `prepare`'s cleaning applies as it is."""
+    return TicketComments(
+        ticket.id,
+        ticket.subject,
+        [
+            {
+                "id": comment.id,
+                "created_at": comment.created_at.isoformat(),
+                "public": comment.public,
+                "role": "requester" if comment.author_is_requester else "agent",
+                "body": comment.body,
+            }
+            for comment in ticket.comments
+        ],
+    )
+
+
+def sent_reply(ticket: Ticket, comment_id: int | None) -> str | None:
+    """The first public reply by someone other than the requester after the comment ``comment_id``."""
+    if comment_id is None:
+        return None
+    after = False
+    for comment in ticket.comments:
+        if comment.id == comment_id:
+            after = True
+        elif after and comment.public and not comment.author_is_requester:
+            return comment.body
+    return None
+
+
+@dataclass
+class _Cleaner:
+    redactor: Redactor
+    placeholders: Counter[str]
+
+    def prompt(self, text: str) -> str:
+        redacted = self.redactor.redact(text)
+        self.placeholders.update(redacted.counts)
+        return redacted.text
+
+    def answer(self, text: str) -> str | None:
+        cleaned = clean_comment(text)
+        if not cleaned:
+            return None
+        redacted = self.redactor.redact(cleaned)
+        self.placeholders.update(redacted.counts)
+        return " " + redacted.text
+
+
+def _exact_unique(rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
+    kept = deduplicate(["\x00".join(str(row[k]) for k in keys) for row in rows], threshold=1.0).kept
+    return [rows[i] for i in kept]
+
+
+def build_feedback(
+    drafts: Sequence[RatedDraft],
+    tickets: Mapping[int, Ticket],
+    out_dir: Path,
+    config: PrepareConfig,
+    product_name: str,
+    count_tokens: Callable[[str], int],
+    counts: Mapping[str, int] | None = None,
+    source: str = "store",
+) -> dict[str, Any]:
+    """Write the three datasets and the card (see the module doc); returns the card.
+
+    ``tickets``: the drafted tickets Zendesk still has; drafts of any other ticket (deleted) are
+    left out. ``counts``: what the caller already filtered, for the card.
+    """
+    out_dir = Path(out_dir)
+    filters: Counter[str] = Counter(counts or {})
+    placeholders: Counter[str] = Counter()
+    names = sorted({t.requester_name for t in tickets.values() if t.requester_name.strip()})
+    clean = _Cleaner(Redactor(names), placeholders)
+    per_version: dict[str, Counter[str]] = defaultdict(Counter)
+    per_score: Counter[int] = Counter()
+
+    filters["drafts"] = len(drafts)
+    usable: list[RatedDraft] = []
+    for draft in drafts:
+        stats = per_version[draft.version_label]
+        stats["drafts"] += 1
+        if draft.ticket_id not in tickets:
+            filters["drafts_ticket_deleted"] += 1
+        elif draft.text is None:
+            filters["drafts_failed"] += 1
+        elif not draft.scores:
+            filters["drafts_unrated"] += 1
+        elif draft.prompt is None:
+            filters["drafts_without_prompt"] += 1
+        else:
+            usable.append(draft)
+            stats["rated"] += 1
+            stats["ratings"] += len(draft.scores)
+            per_score.update(draft.scores)
+    filters["drafts_rated_with_prompt"] = len(usable)
+
+    kto: list[dict[str, Any]] = []
+    for draft in usable:
+        completion = clean.answer(draft.text or "")
+        if completion is None:
+            filters["kto_empty_after_cleaning"] += 1
+            continue
+        label = (draft.mean or 0) >= POSITIVE_FROM
+        per_version[draft.version_label]["desirable" if label else "undesirable"] += 1
+        kto.append(
+            {
+                "ticket_id": draft.ticket_id,
+                "prompt": clean.prompt(draft.prompt or ""),
+                "completion": completion,
+                "label": label,
+                "mean_score": round(draft.mean or 0, 3),
+                "model": draft.model,
+                "model_version": draft.model_version,
+            }
+        )
+    filters["kto_rows"] = len(kto)
+    kto = _exact_unique(kto, ("prompt", "completion", "label"))
+    filters["kto_rows_after_exact_dedup"] = len(kto)
+
+    dpo = _pairs(usable, tickets, clean, filters, per_version)
+    filters["dpo_pairs"] = len(dpo)
+    dpo = _exact_unique(dpo, ("prompt", "chosen", "rejected"))
+    filters["dpo_pairs_after_exact_dedup"] = len(dpo)
+
+    sft_filters: Counter[str] = Counter(tickets_exported=len(tickets))
+    drafted = [ticket_comments(tickets[t]) for t in sorted(tickets)]
+    examples, sft_dups = answer_examples(
+        drafted, clean.redactor, placeholders, sft_filters, config, count_tokens, product_name
+    )
+
+    split = split_tickets(
+        {e.ticket_id for e in examples} | {r["ticket_id"] for r in kto + dpo},
+        config.eval_fraction,
+        config.seed,
+    )
+
+    def write_set(name: str, rows: list[dict[str, Any]]) -> dict[str, int]:
+        train = [r for r in rows if r["ticket_id"] in split.train]
+        held_out = [r for r in rows if r["ticket_id"] in split.eval]
+        write_jsonl(out_dir / name / "train.jsonl", train)
+        write_jsonl(out_dir / name / "eval.jsonl", held_out)
+        return {"train": len(train), "eval": len(held_out)}
+
+    sizes = {
+        "sft": write_set("sft", [example_row(e) for e in examples]),
+        "kto": write_set("kto", kto),
+        "dpo": write_set("dpo", dpo),
+    }
+    write_jsonl(out_dir / "sft" / "articles.jsonl", [])
+    settings = {
+        "pairs": config.pairs,
+        "near_duplicate_threshold": config.near_duplicate_threshold,
+        "eval_fraction": config.eval_fraction,
+        "seed": config.seed,
+        "max_prompt_tokens": config.max_prompt_tokens,
+        "min_answer_chars": config.min_answer_chars,
+        "product_name": product_name,
+    }
+    write_json(
+        out_dir / "sft" / "card.json",
+        {
+            "source": source,
+            "dataset_hash": files_hash(out_dir / "sft" / name for name in DATA_FILES),
+            "settings": settings,
+            "filters": dict(sft_filters),
+            "duplicates": {"exact": len(sft_dups.exact), "near": len(sft_dups.near)},
+        },
+    )
+    card = {
+        "source": source,
+        "settings": {**settings, "kto_positive_from": POSITIVE_FROM, "dpo_chosen_from": CHOSEN_FROM},
+        "filters": dict(sorted(filters.items())),
+        "sft_filters": dict(sft_filters),
+        "sizes": sizes,
+        "hashes": {
+            name: files_hash(out_dir / name / f for f in ("train.jsonl", "eval.jsonl"))
+            for name in ("sft", "kto", "dpo")
+        },
+        "per_model_version": {label: dict(sorted(c.items())) for label, c in sorted(per_version.items())},
+        "per_score": {str(score): per_score.get(score, 0) for score in range(1, 6)},
+        "placeholders": dict(sorted(placeholders.items())),
+        "train_tickets": sorted(split.train),
+        "eval_tickets": sorted(split.eval),
+    }
+    write_json(out_dir / "card.json", card)
+    write_text(out_dir / "card.md", render_card(card))
+    return card
+
+
+def _pairs(
+    drafts: Sequence[RatedDraft],
+    tickets: Mapping[int, Ticket],
+    clean: _Cleaner,
+    filters: Counter[str],
+    per_version: dict[str, Counter[str]],
+) -> list[dict[str, Any]]:
+    rounds: dict[tuple[int, int], list[RatedDraft]] = defaultdict(list)
+    for draft in drafts:
+        rounds[(draft.ticket_id, draft.round_number)].append(draft)
+    rows = []
+    for (ticket_id, _number), members in sorted(rounds.items()):
+        rejected = [d for d in members if (d.mean or 0) <= REJECTED_UP_TO]
+        if not rejected:
+            continue
+        good = sorted((d for d in members if (d.mean or 0) >= CHOSEN_FROM), key=lambda d: -(d.mean or 0))
+        chosen_text, chosen_from = None, ""
+        if good:
+            chosen_text, chosen_from = clean.answer(good[0].text or ""), "draft"
+        if chosen_text is None:
+            reply = sent_reply(tickets[ticket_id], members[0].comment_id)
+            chosen_text, chosen_from = (clean.answer(reply), "sent_reply") if reply else (None, "")
+        if chosen_text is None:
+            filters["dpo_rounds_without_chosen"] += 1
+            continue
+        filters[f"dpo_chosen_{chosen_from}"] += len(rejected)
+        for bad in rejected:
+            rejected_text = clean.answer(bad.text or "")
+            if rejected_text is None or rejected_text == chosen_text:
+                continue
+            per_version[bad.version_label]["dpo_rejected"] += 1
+            if chosen_from == "draft":
+                per_version[good[0].version_label]["dpo_chosen"] += 1
+            rows.append(
+                {
+                    "ticket_id": ticket_id,
+                    "prompt": clean.prompt(bad.prompt or ""),
+                    "chosen": chosen_text,
+                    "rejected": rejected_text,
+                    "chosen_from": chosen_from,
+                    "model": bad.model,
+                    "model_version": bad.model_version,
+                }
+            )
+    return rows
+
+
+FILTER_LABELS = {
+    "drafts": "drafts of the tickets considered",
+    "drafts_ticket_deleted": "left out: ticket deleted in Zendesk",
+    "drafts_failed": "left out: the model produced no draft",
+    "drafts_unrated": "left out: not rated (or every vote removed)",
+    "drafts_without_prompt": "left out: drafted before prompts were recorded",
+    "drafts_rated_with_prompt": "rated drafts used",
+    "kto_rows": "KTO rows",
+    "kto_rows_after_exact_dedup": "KTO rows after exact duplicates removed",
+    "dpo_pairs": "DPO pairs",
+    "dpo_pairs_after_exact_dedup": "DPO pairs after exact duplicates removed",
+    "dpo_rounds_without_chosen": "rounds with a bad draft but nothing to prefer",
+}
+
+
+def render_card(card: dict[str, Any]) -> str:
+    """The feedback card as Markdown; ``card.json`` holds the same for programs."""
+    lines = ["# Feedback dataset card", "", f"- source: {card['source']}"]
+    lines += [
+        f"- {name}: {size['train']} train / {size['eval']} eval" for name, size in card["sizes"].items()
+    ]
+    lines += ["", "## Filters", "", "| step | count |", "|---|---:|"]
+    for key, label in FILTER_LABELS.items():
+        if key in card["filters"]:
+            lines.append(f"| {label} | {card['filters'][key]} |")
+    for key, value in card["sft_filters"].items():
+        lines.append(f"| SFT: {key.replace('_', ' ')} | {value} |")
+    lines += ["", "## Per model and version", ""]
+    columns = ("drafts", "rated", "ratings", "desirable", "undesirable", "dpo_chosen", "dpo_rejected")
+    lines += ["| model @ version | " + " | ".join(columns) + " |", "|---" + "|---:" * len(columns) + "|"]
+    for label, counts in card["per_model_version"].items():
+        lines.append(f"| {label} | " + " | ".join(str(counts.get(c, 0)) for c in columns) + " |")
+    lines += ["", "## Ratings per score", "", "| score | ratings |", "|---:|---:|"]
+    lines += [f"| {score} | {count} |" for score, count in card["per_score"].items()]
+    lines += ["", "## Personal data replaced", "", "| placeholder | count |", "|---|---:|"]
+    lines += [f"| `<{kind}>` | {count} |" for kind, count in card["placeholders"].items()]
+    lines.append("")
+    return "\n".join(lines)
+
+
+__all__ = ["RatedDraft", "build_feedback", "render_card", "sent_reply", "ticket_comments"]

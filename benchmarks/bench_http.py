@@ -88,6 +88,9 @@ class NoNotes:
     def add_internal_note(self, ticket_id: int, body: str) -> None:
         raise AssertionError("the benchmark sends no draft to Zendesk")
 
+    def has_internal_note(self, ticket_id: int, body: str) -> bool:
+        raise AssertionError("the benchmark sends no draft to Zendesk")
+
 
 class WsgirefServer:
     """The server bot/web.py used before waitress: wsgiref, a thread per connection, backlog 5."""

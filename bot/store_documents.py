@@ -106,3 +106,10 @@ def outcomes_from_docs(docs: Any, since: datetime | None, until: datetime | None
     found = [outcome_from_doc(d) for d in docs]
     found = [o for o in found if (not since or o.replied_at >= since) and (not until or o.replied_at < until)]
     return sorted(found, key=lambda o: (o.replied_at, o.draft_id))
+
+
+def pending_thread(doc: Any) -> tuple[str, datetime] | None:
+    """(channel, since) of a thread document whose parent message may be posted but is not recorded."""
+    if not doc or doc.get("ts") or not doc.get("pending_since"):
+        return None
+    return doc["channel"], parse_iso(doc["pending_since"])

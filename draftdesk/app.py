@@ -21,6 +21,7 @@ from bot.intake import Poller, handle_zendesk_webhook
 from bot.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
 from bot.outcomes import replies_observer
 from bot.partitioned_store import PartitionedStore
+from bot.pipeline import Pipeline
 from bot.web import DraftdeskWSGI, WebServer
 from bot.worker import TicketProcessor, Worker
 from core.domain import JOB_FAILED, JOB_QUEUED, utcnow
@@ -108,9 +109,8 @@ class Draftdesk:
         interrupted = self.store.requeue_interrupted_jobs()
         if interrupted:
             log.info("re-queued %s job(s) interrupted by the last shutdown", interrupted)
-        worker_thread = threading.Thread(
-            target=self.worker.run_forever, args=(self._stop,), name="worker", daemon=True
-        )
+        pipeline = Pipeline(self.worker)
+        worker_thread = threading.Thread(target=pipeline.run, args=(self._stop,), name="worker", daemon=True)
         worker_thread.start()
         self._threads.append(worker_thread)
         if self.poller is not None:

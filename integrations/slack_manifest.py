@@ -2,8 +2,10 @@
 
 It asks for exactly what the bot uses: posting drafts (`chat:write`), reading rating reactions
 (`reactions:read` and the `reaction_added`/`reaction_removed` events), the digest's direct messages
-(`im:write`) and its chart (`files:write`), interactivity for the buttons, and the `/draftdesk`
-slash command (`commands`) that sends a report on demand. In Socket Mode
+(`im:write`) and its chart (`files:write`), reading its own messages back after a restart
+(`channels:history`, `groups:history` in a private channel: never a draft posted twice),
+interactivity for the buttons, and the `/draftdesk` slash command (`commands`) that sends a report
+on demand. In Socket Mode
 Slack needs no public URL; in HTTP mode events and interactivity go to ``PUBLIC_URL/slack/events``.
 Pure: no I/O.
 """
@@ -14,7 +16,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 SLACK_EVENTS_PATH = "/slack/events"
-BOT_SCOPES = ("chat:write", "reactions:read", "im:write", "files:write", "commands")
+BOT_SCOPES = (
+    "chat:write",
+    "reactions:read",
+    "im:write",
+    "files:write",
+    "commands",
+    "channels:history",
+    "groups:history",
+)
 SLASH_COMMAND = {
     "command": "/draftdesk",
     "description": "The draft ratings report, for the digest's recipients",

@@ -177,6 +177,11 @@ class _ZendeskSession(requests.Session):
         return max(0.0, min(wait, self.policy.max_wait))
 
 
+def _normalized(text: str) -> str:
+    """Text compared whitespace aside: Zendesk may re-wrap or trim a comment's body."""
+    return " ".join(text.split())
+
+
 def _retry_after_seconds(value: str | None) -> float | None:
     """Retry-After as seconds: Zendesk sends a number, HTTP also allows a date."""
     if value is None or not value.strip():
@@ -302,6 +307,11 @@ class ZendeskGateway:
         ticket.comment = ZenpyComment(body=body, public=False)
         with self._translate_errors(f"adding a note to ticket {ticket_id}", ticket_id):
             self.client.tickets.update(ticket)
+
+    def has_internal_note(self, ticket_id: int, body: str) -> bool:
+        """Whether a private comment of the ticket reads ``body`` (whitespace aside)."""
+        wanted = _normalized(body)
+        return any(not c.public and _normalized(c.body) == wanted for c in self.ticket_comments(ticket_id))
 
     def incremental_changes(
         self, cursor: str | None, start_time: int

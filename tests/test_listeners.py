@@ -31,6 +31,9 @@ class Notes:
             raise self.failure
         self.notes.append((ticket_id, body))
 
+    def has_internal_note(self, ticket_id, body):
+        return (ticket_id, body) in self.notes
+
 
 @pytest.fixture
 def env():

@@ -47,11 +47,15 @@ class UpstreamGate:
             self._open_at = max(self._open_at, self._clock() + seconds)
         log.warning("%s asked to wait %.0fs: its stage pauses", self.name, seconds)
 
+    def remaining(self) -> float:
+        """Seconds until the gate opens; 0 when open."""
+        with self._lock:
+            return max(0.0, self._open_at - self._clock())
+
     def wait(self, stop: threading.Event) -> bool:
         """Sleeps until the gate is open; False if ``stop`` was set meanwhile."""
         while not stop.is_set():
-            with self._lock:
-                remaining = self._open_at - self._clock()
+            remaining = self.remaining()
             if remaining <= 0:
                 return True
             stop.wait(min(remaining, _POLL))

@@ -43,6 +43,7 @@ class ScriptedBackend:
 
     def __init__(self, seconds_per_batch: float = 0.05) -> None:
         self.seconds_per_batch = seconds_per_batch
+        self.batches: list[int] = []  # tickets per generate_many call
 
     def count_tokens(self, model_name: str, text: str) -> int:
         return len(text.split())
@@ -59,6 +60,7 @@ class ScriptedBackend:
         ]
 
     def generate_many(self, batch: Sequence[Mapping[str, str]]) -> list[list[DraftResult]]:
+        self.batches.append(len(batch))
         time.sleep(self.seconds_per_batch)
         return [self.generate(prompts) for prompts in batch]
 

@@ -11,18 +11,26 @@ and restarts it and counts what reached Slack.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import random
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.domain import DraftResult
+import requests
+
+from bot.partitioned_store import open_store
+from core.domain import JOB_QUEUED, JOB_RUNNING, DraftResult
+from integrations.standins.slack_requests import block_action_body, signed_headers
+from integrations.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 REPO = Path(__file__).resolve().parents[1]
 CHANNEL = "CDRAFTS"
@@ -184,8 +192,109 @@ def thread_census(messages: Sequence[Mapping[str, object]]) -> dict[int, ThreadC
     return census
 
 
+def send_webhook(base: str, ticket_id: int) -> int:
+    """A signed Zendesk webhook for the ticket; the HTTP status (0 if the bot was not there)."""
+    body = json.dumps({"ticket_id": str(ticket_id)}).encode()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    secret = SECRETS["ZENDESK_WEBHOOK_SECRET"]
+    headers = {SIGNATURE_HEADER: sign(secret, body, stamp), TIMESTAMP_HEADER: stamp}
+    try:
+        return requests.post(f"{base}/zendesk/webhook", data=body, headers=headers, timeout=10).status_code
+    except requests.ConnectionError:
+        return 0
+
+
+def click(base: str, user: str, message_ts: str, thread_ts: str, action_id: str, draft_id: str) -> int:
+    """A signed Slack button click on a draft's message; the HTTP status (0 if the bot was not there)."""
+    form = "application/x-www-form-urlencoded"
+    body = block_action_body(user, CHANNEL, message_ts, thread_ts, action_id, draft_id)
+    headers = signed_headers(SECRETS["SLACK_SIGNING_SECRET"], body, form)
+    try:
+        return requests.post(
+            f"{base}/slack/events", data=body.encode(), headers=headers, timeout=10
+        ).status_code
+    except requests.ConnectionError:
+        return 0
+
+
+def all_posted(store_path: Path, ticket_ids: Sequence[int]) -> bool:
+    """Read-only look at the bot's store: no job left, every ticket's drafts posted (or failed)."""
+    store = open_store(store_path, read_only=True)
+    try:
+        if store.jobs(JOB_QUEUED) or store.jobs(JOB_RUNNING):
+            return False
+        for ticket_id in ticket_ids:
+            drafts = store.drafts_for_ticket(ticket_id)
+            if not drafts or any(d.text is not None and not d.vote_ts for d in drafts):
+                return False
+        return True
+    finally:
+        store.close()
+
+
+def census(tickets: int, kills: int, seed: int, folder: Path) -> dict[str, object]:
+    """``kills`` SIGKILLs at random moments while ``tickets`` tickets are drafted, then a run
+    without faults; what Slack holds afterwards, counted per ticket."""
+    from integrations.standins.slack_server import FakeSlack
+    from integrations.standins.zendesk_server import FakeZendesk
+
+    rng = random.Random(seed)
+    ids = range(1, tickets + 1)
+    with FakeSlack() as slack, FakeZendesk() as zendesk:
+        zendesk.add_user(100, "Maria Schmidt", "maria@example.com")
+        for tid in ids:
+            question = f"My backup {tid} is stuck at 99%." + (f" {FAIL_C}" if tid % 3 == 0 else "")
+            zendesk.add_ticket(tid, f"Backup {tid} stuck", 100, comments=[(100, question, True)])
+        config = write_config(folder, slack.api_url, zendesk.url)
+        bot = BotProcess(config, folder / "port", folder / "bot.log")
+        started = time.monotonic()
+        try:
+            base = bot.start()
+            for tid in ids:
+                send_webhook(base, tid)
+            for _ in range(kills):
+                time.sleep(rng.uniform(0.05, 1.0))
+                bot.kill()
+                base = bot.start()
+            for tid in ids:
+                send_webhook(base, tid)
+            deadline = time.monotonic() + 300
+            while not all_posted(folder / "store.json", ids) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            bot.stop()
+        finally:
+            bot.kill()
+        messages = slack.messages.get(CHANNEL, [])
+        counted = thread_census(messages)
+        replied = {m.get("thread_ts") for m in messages if m.get("thread_ts")}
+        empty = sum(1 for m in messages if not m.get("thread_ts") and m["ts"] not in replied)
+    expected_drafts = {tid: 2 if tid % 3 == 0 else 3 for tid in ids}
+    return {
+        "tickets": tickets,
+        "kills": kills,
+        "seed": seed,
+        "seconds": round(time.monotonic() - started, 1),
+        "extra_parents": sum(max(0, c.parents - 1) for c in counted.values()),
+        "threads_left_empty": empty,  # a second parent took the drafts
+        "tickets_without_thread": sum(1 for tid in ids if tid not in counted),
+        "extra_draft_messages": sum(max(0, n - 1) for c in counted.values() for n in c.drafts.values()),
+        "missing_draft_messages": sum(
+            max(0, expected_drafts[tid] - len(counted[tid].drafts)) for tid in ids if tid in counted
+        ),
+        "extra_notices": sum(max(0, n - 1) for c in counted.values() for n in c.notices.values()),
+    }
+
+
 def main(argv: Sequence[str]) -> None:
-    """The child: run the bot until SIGTERM (or a SIGKILL), its port written to PORT_FILE."""
+    """The child: run the bot until SIGTERM (or a SIGKILL), its port written to PORT_FILE.
+
+    ``census [TICKETS KILLS SEED]``: the random-kill census of the running code, as one JSON object.
+    """
+    if argv and argv[0] == "census":
+        numbers = [int(a) for a in argv[1:4]] + [12, 6, 1][len(argv[1:4]) :]
+        with tempfile.TemporaryDirectory() as folder:
+            print(json.dumps(census(*numbers, folder=Path(folder))))
+        return
     from bot.config import load_settings
     from draftdesk.app import build
 

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,7 @@ import requests
 from bot.partitioned_store import open_store
 from core.domain import JOB_QUEUED, JOB_RUNNING, DraftResult
 from integrations.standins.slack_requests import block_action_body, signed_headers
+from integrations.standins.slack_server import FakeSlack, RecordedCall
 from integrations.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,9 +112,11 @@ class BotProcess:
     log_file: Path
     process: subprocess.Popen | None = None
     starts: int = 0
+    started: list[subprocess.Popen] = field(default_factory=list)
 
-    def start(self, crash_at: str | None = None, timeout: float = 60.0) -> str:
-        """Start a fresh process; returns its base URL once it serves."""
+    def start(self, crash_at: str | None = None, timeout: float = 60.0) -> str | None:
+        """Start a fresh process; returns its base URL once it serves, or None when it reached
+        ``crash_at`` (resuming queued work) before it served."""
         self.port_file.unlink(missing_ok=True)
         env = {**os.environ, **SECRETS, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
         env.pop("DRAFTDESK_CRASH_AT", None)
@@ -130,11 +133,14 @@ class BotProcess:
                 stderr=subprocess.STDOUT,
             )
         self.starts += 1
+        self.started.append(self.process)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.port_file.exists():
                 return f"http://127.0.0.1:{self.port_file.read_text().strip()}"
             if self.process.poll() is not None:
+                if crash_at and self.process.returncode == -signal.SIGKILL:
+                    return None
                 raise RuntimeError(f"the bot exited with {self.process.returncode}: see {self.log_file}")
             time.sleep(0.05)
         raise RuntimeError(f"the bot did not start in {timeout} s: see {self.log_file}")
@@ -144,6 +150,13 @@ class BotProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
         self.wait_exit()
+
+    def kill_all(self) -> None:
+        """Every process this started that still runs gets SIGKILL (the test's clean-up)."""
+        for process in self.started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait(30)
 
     def wait_exit(self, timeout: float = 60.0) -> int:
         assert self.process is not None
@@ -232,15 +245,27 @@ def all_posted(store_path: Path, ticket_ids: Sequence[int]) -> bool:
         store.close()
 
 
-def census(tickets: int, kills: int, seed: int, folder: Path) -> dict[str, object]:
+def slow_slack(seconds: float) -> Callable[[RecordedCall], None]:
+    """A FakeSlack ``on_call`` hook: each post is answered ``seconds`` after Slack stored it, as over
+    a real network, so a kill can land between a post and the bot's record of it."""
+
+    def delay(call: RecordedCall) -> None:
+        if call.method == "chat.postMessage":
+            time.sleep(seconds)
+
+    return delay
+
+
+def census(
+    tickets: int, kills: int, seed: int, folder: Path, slack_latency: float = 0.1
+) -> dict[str, object]:
     """``kills`` SIGKILLs at random moments while ``tickets`` tickets are drafted, then a run
     without faults; what Slack holds afterwards, counted per ticket."""
-    from integrations.standins.slack_server import FakeSlack
     from integrations.standins.zendesk_server import FakeZendesk
 
     rng = random.Random(seed)
     ids = range(1, tickets + 1)
-    with FakeSlack() as slack, FakeZendesk() as zendesk:
+    with FakeSlack(on_call=slow_slack(slack_latency)) as slack, FakeZendesk() as zendesk:
         zendesk.add_user(100, "Maria Schmidt", "maria@example.com")
         for tid in ids:
             question = f"My backup {tid} is stuck at 99%." + (f" {FAIL_C}" if tid % 3 == 0 else "")
@@ -253,9 +278,9 @@ def census(tickets: int, kills: int, seed: int, folder: Path) -> dict[str, objec
             for tid in ids:
                 send_webhook(base, tid)
             for _ in range(kills):
-                time.sleep(rng.uniform(0.05, 1.0))
+                time.sleep(rng.uniform(0.05, 2.0))
                 bot.kill()
-                base = bot.start()
+                base = bot.start() or ""
             for tid in ids:
                 send_webhook(base, tid)
             deadline = time.monotonic() + 300
@@ -273,6 +298,7 @@ def census(tickets: int, kills: int, seed: int, folder: Path) -> dict[str, objec
         "tickets": tickets,
         "kills": kills,
         "seed": seed,
+        "slack_latency_s": slack_latency,
         "seconds": round(time.monotonic() - started, 1),
         "extra_parents": sum(max(0, c.parents - 1) for c in counted.values()),
         "threads_left_empty": empty,  # a second parent took the drafts
@@ -300,6 +326,7 @@ def main(argv: Sequence[str]) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config, port_file = Path(argv[0]), Path(argv[1])
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     app = build(load_settings(config, env=dict(os.environ)), backend=ScriptedBackend())
     app.start()
     assert app.web is not None
@@ -310,6 +337,13 @@ def main(argv: Sequence[str]) -> None:
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     done.wait()
     app.stop()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A bot whose test is gone (the runner killed) must not run on: it exits with its parent."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 if __name__ == "__main__":

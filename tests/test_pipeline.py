@@ -15,12 +15,12 @@ from bot.config import WorkerSettings
 from bot.partitioned_store import PartitionedStore
 from bot.pipeline import Pipeline, UpstreamGate
 from bot.worker import TicketProcessor, Worker
-from core.domain import JOB_DONE
+from core.domain import JOB_DONE, JOB_QUEUED, JOB_RUNNING
 from integrations.slack import SlackPoster, make_web_client
 from integrations.standins.slack_server import FakeSlack
 from integrations.standins.zendesk_server import FakeZendesk
 from integrations.zendesk import RetryPolicy, ZendeskGateway
-from tests.crash_harness import MODELS, ScriptedBackend
+from tests.crash_harness import FAIL_C, MODELS, ScriptedBackend, thread_census
 from tests.recording_poster import RecordingPoster
 from tests.waiting import wait_until
 
@@ -49,6 +49,7 @@ def running(tmp_path: Path) -> Iterator[Running]:
         zendesk.add_user(100, "Maria Schmidt", "maria@example.com")
         for tid in range(1, 6):
             zendesk.add_ticket(tid, f"Backup {tid} stuck", 100, comments=[(100, "It is stuck at 99%.", True)])
+        zendesk.add_ticket(6, "Backup 6 stuck", 100, comments=[(100, f"Stuck. {FAIL_C}", True)])
         gateway = ZendeskGateway.from_settings(
             zendesk.url, "agent@example.com", "token", retry=RetryPolicy(max_retries=3), sleep=ended.wait
         )
@@ -101,6 +102,24 @@ def test_ticket_reads_run_side_by_side_while_one_waits(running: Running) -> None
     running.worker.wake.set()
     wait_until(lambda: running.drafted_and_posted(1) and running.drafted_and_posted(2), timeout=20)
     assert running.store.ticket_thread(3) is None
+
+
+def test_a_webhook_delivered_five_times_while_a_model_fails_posts_one_notice(running: Running) -> None:
+    running.store.enqueue(6, "webhook")
+    running.worker.wake.set()
+    wait_until(lambda: running.store.jobs(JOB_RUNNING), timeout=20, what="the first delivery in flight")
+    for _ in range(4):  # the other deliveries arrive while the first is worked on
+        running.store.enqueue(6, "webhook")
+        running.worker.wake.set()
+    wait_until(
+        lambda: not running.store.jobs(JOB_QUEUED) and not running.store.jobs(JOB_RUNNING),
+        timeout=20,
+        what="every job of ticket 6 done",
+    )
+    assert len(running.store.jobs(JOB_DONE)) >= 2
+    [entry] = thread_census(running.slack.messages[CHANNEL]).values()
+    assert entry.parents == 1 and sorted(entry.drafts.values()) == [1, 1]
+    assert list(entry.notices.values()) == [1]  # "1 of 3 models failed", once
 
 
 class StalledSlack(RecordingPoster):

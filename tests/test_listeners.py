@@ -3,6 +3,7 @@ Zendesk, and payloads it must refuse. In-memory store and chat recorder, no Bolt
 Bolt side runs against the stand-ins in test_end_to_end and test_socket_mode)."""
 
 import json
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -193,6 +194,37 @@ def test_send_to_zendesk_adds_one_note(env):
     assert first.user == "UAGENT1" and first.text == "Draft A was added to ticket #7 as an internal note."
     assert second.user == "UAGENT2" and second.text == "Draft A was already added to ticket #7 by <@UAGENT1>."
     assert all(e.thread_ts == parent_ts for e in (first, second))
+
+
+def test_two_agents_sending_one_draft_at_once_add_one_note(env):
+    actions, store, slack, notes, parent_ts = env
+    inside, release = threading.Event(), threading.Event()
+    add = notes.add_internal_note
+
+    def slow_add(ticket_id, body):  # Zendesk takes its time: the other click arrives meanwhile
+        inside.set()
+        release.wait(timeout=30)
+        add(ticket_id, body)
+
+    notes.add_internal_note = slow_add
+    first = threading.Thread(target=actions.send_button, args=("UAGENT1", CHANNEL, parent_ts, "t7r1A"))
+    second = threading.Thread(target=actions.send_button, args=("UAGENT2", CHANNEL, parent_ts, "t7r1A"))
+    first.start()
+    assert inside.wait(timeout=30)
+    second.start()
+    threading.Timer(0.3, release.set).start()  # time for the second click to reach Zendesk too, if it could
+    first.join(timeout=30)
+    second.join(timeout=30)
+    assert notes.notes == [(7, "Please restart the backup.")]
+    assert store.draft("t7r1A").sent_to_zendesk_by == "UAGENT1"
+
+
+def test_a_note_added_before_a_crash_is_found_not_added_again(env):
+    actions, store, slack, notes, parent_ts = env
+    notes.notes.append((7, "Please restart the backup."))  # in Zendesk; the kill came before mark_sent
+    actions.send_button("UAGENT1", CHANNEL, parent_ts, "t7r1A")
+    assert notes.notes == [(7, "Please restart the backup.")]
+    assert store.draft("t7r1A").sent_to_zendesk_by == "UAGENT1"
 
 
 def test_a_zendesk_failure_is_told_and_the_draft_can_be_sent_again(env):

@@ -178,6 +178,17 @@ def test_add_internal_note(zd: FakeZendesk, gateway: ZendeskGateway) -> None:
     assert gateway.fetch_ticket(42).comments[-1].public is False
 
 
+def test_an_added_note_is_found_again_whitespace_aside(zd: FakeZendesk, gateway: ZendeskGateway) -> None:
+    _seed_conversation(zd)
+    body = "Draft B:\nPlease unplug it & call us."
+    assert not gateway.has_internal_note(42, body)
+    gateway.add_internal_note(42, body)
+    assert gateway.has_internal_note(42, "Draft B: Please unplug it & call us.  ")
+    assert not gateway.has_internal_note(42, "Draft C: something else")
+    zd.add_comment(42, 7, "a public reply", True)
+    assert not gateway.has_internal_note(42, "a public reply")  # only internal notes count
+
+
 def test_add_internal_note_to_missing_ticket(gateway: ZendeskGateway) -> None:
     with pytest.raises(TicketNotFound):
         gateway.add_internal_note(404, "note")

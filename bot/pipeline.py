@@ -107,11 +107,6 @@ class Pipeline:
         for thread in threads:
             thread.join(timeout=10)
 
-    def idle(self) -> bool:
-        """No job in any stage (tests)."""
-        with self._lock:
-            return not self._in_flight
-
     # ---- the dispatcher: the store's queue → the fetch stage ------------------------------------
 
     def _dispatch(self) -> int:

@@ -364,3 +364,18 @@ def test_a_webhook_delivered_five_times_posts_the_failure_notice_once(env):
     worker.run_until_idle()  # both jobs of the ticket in one batch: they run one after the other
     texts = thread_texts(slack, store)
     assert sum("1 of 3" in t for t in texts) == 1 and len(texts) == 4
+
+
+def test_without_the_history_scopes_a_retry_still_posts_and_says_why_it_could_not_look(env, caplog):
+    slack, store, backend, tickets, worker = env
+    first = ticket()
+    tickets.tickets[1] = first
+    store.enqueue(1, "webhook")
+    worker.run_until_idle()
+    customer = Comment(13, 100, "Still stuck.", True, T0, True)
+    tickets.tickets[1] = replace(first, comments=(*first.comments, customer))
+    store.enqueue(1, "webhook")
+    slack.fail_next("marked_in_thread", code="missing_scope")  # an app installed without channels:history
+    worker.run_until_idle()
+    assert len(thread_texts(slack, store)) == 8  # round 2 is posted all the same
+    assert "one may be posted twice" in caplog.text

@@ -187,7 +187,13 @@ class Pipeline:
         if isinstance(prepared, str):
             self._finish(job, outcome=prepared)
         elif isinstance(prepared, PreparedRound) and not prepared.prompts:
-            self._post_queue.put((job, prepared))  # drafted before an interruption: only posting is left
+            # Nothing to generate: drafted before an interruption, or no prompt could be built.
+            try:
+                self.worker.processor.record_drafts(prepared, [], self.worker.final_attempt(job))
+            except Exception as exc:
+                self._finish(job, error=exc)
+            else:
+                self._post_queue.put((job, prepared))
 
     def _draft_loop(self) -> None:
         """The models: whatever is ready, up to ``batch_tickets`` tickets in one batch."""

@@ -186,3 +186,36 @@ def test_an_upstream_gate_holds_its_stage_for_the_retry_after() -> None:
     gate.hold(60)
     stop.set()
     assert gate.wait(stop) is False  # shutdown is not held up by the gate
+
+
+class TooSmallContext(ScriptedBackend):
+    def context_limit(self, model_name: str) -> int:
+        return 5  # no prompt fits: every model fails before generation
+
+
+def test_a_ticket_no_prompt_fits_is_retried_then_told_in_its_thread(tmp_path: Path) -> None:
+    from tests.test_worker import Tickets, ticket
+
+    tickets, slack, backend = Tickets(), RecordingPoster(), TooSmallContext(seconds_per_batch=0)
+    tickets.tickets[1] = ticket(1)
+    store = PartitionedStore(tmp_path / "store.json")
+    processor = TicketProcessor(store, tickets, slack, backend, MODELS, CHANNEL)
+    worker = Worker(store, processor, WorkerSettings(max_attempts=2, retry_base_seconds=0))
+    stop = threading.Event()
+    thread = threading.Thread(target=Pipeline(worker).run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        store.enqueue(1, "webhook")
+        worker.wake.set()
+        wait_until(lambda: len(store.jobs(JOB_DONE)) == 1, timeout=20, what="the job done after its retry")
+        [job] = store.jobs(JOB_DONE)
+        assert job.attempts == 2 and backend.batches == []  # retried once; nothing was generated
+        drafts = store.drafts_for_ticket(1)
+        assert all(d.text is None and "could not build the prompt" in d.error for d in drafts)
+        texts = [m.text for m in slack.thread(*store.ticket_thread(1))]
+        assert len(texts) == 2 and "All 3 models failed" in texts[1]  # the parent and the notice
+    finally:
+        stop.set()
+        worker.wake.set()
+        thread.join(timeout=30)
+        store.close()

@@ -122,7 +122,7 @@ def test_one_agents_second_click_replaces_the_first(bot: Bot) -> None:
 
 
 def test_a_reason_picked_or_typed_in_the_ephemeral_picker_reaches_the_vote(bot: Bot) -> None:
-    bot.store.release.set()
+    bot.slack.release.set()  # Slack answers at once here
     assert bot.click("UAGENT1", score=2)[0] == 200
     assert bot.after_ack.wait_idle(timeout=30)
     picked = {

@@ -23,6 +23,7 @@ from bot.intake import Poller, handle_zendesk_webhook
 from bot.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
 from bot.outcomes import replies_observer
 from bot.partitioned_store import PartitionedStore
+from bot.pipeline import Pipeline
 from bot.sending import SendFlow
 from bot.web import DraftdeskWSGI, WebServer
 from bot.worker import TicketProcessor, Worker
@@ -116,9 +117,8 @@ class Draftdesk:
         resolved = self.sending.resolve_pending()
         if resolved:
             log.info("resolved %s send(s) to Zendesk interrupted by the last shutdown", resolved)
-        worker_thread = threading.Thread(
-            target=self.worker.run_forever, args=(self._stop,), name="worker", daemon=True
-        )
+        pipeline = Pipeline(self.worker)
+        worker_thread = threading.Thread(target=pipeline.run, args=(self._stop,), name="worker", daemon=True)
         worker_thread.start()
         self._threads.append(worker_thread)
         if self.poller is not None:

@@ -193,6 +193,8 @@ class WorkerSettings:
 
     batch_tickets: int = setting("queued tickets whose drafts are generated together", 8)
     batch_wait_seconds: float = setting("the longest a ticket waits for its batch to fill", 0.25)
+    fetch_threads: int = setting("tickets read from Zendesk at once (a rate-limited read holds one)", 4)
+    post_threads: int = setting("tickets posted to Slack at once", 2)
     max_attempts: int = setting("tries of a ticket before its job is marked failed", 5)
     retry_base_seconds: float = setting("wait before the first retry, doubled after each", 10.0)
     product_name: str = setting("product name in the prompt", "our product")
@@ -203,6 +205,8 @@ class WorkerSettings:
             {
                 "batch_tickets": (1, 256),
                 "batch_wait_seconds": (0, 60),
+                "fetch_threads": (1, 32),
+                "post_threads": (1, 16),
                 "max_attempts": (1, 100),
                 "retry_base_seconds": (0, 3600),
             },

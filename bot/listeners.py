@@ -6,7 +6,9 @@ context (``context.user_id``, ``context.channel_id``, ``context.thread_ts``), th
 action or event. Everything else, bad values included, is `DraftActions`' business, testable
 without Bolt against any ``Store`` and ``ChatPoster``.
 
-A listener only calls ``ack()`` and hands the work to `AfterAck`: Bolt answers from the thread
+A listener records a vote in the store (a few milliseconds) before it acks, so a vote Slack was
+told about is on disk even if the process is killed right after; everything slower goes to
+`AfterAck`. Bolt answers from the thread
 that took the request (``process_before_response=True``, see `new_bolt_app`), never waiting for a
 free thread of its own listener pool, so Slack's 3-second limit holds however slow the store,
 Slack or Zendesk is. `AfterAck` runs one user's actions in the order they arrived (a second click
@@ -23,6 +25,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +55,14 @@ log = logging.getLogger(__name__)
 __all__ = ["UNKNOWN_DRAFT", "AfterAck", "DraftActions", "new_bolt_app", "register_listeners"]
 
 
+@dataclass(frozen=True)
+class RatingClick:
+    """A rating click once its vote is stored: the score, and the draft (None: not known here)."""
+
+    score: int
+    draft: DraftRecord | None
+
+
 class DraftActions:
     """The domain side of the listeners: records what agents do and answers them in Slack."""
 
@@ -66,15 +77,28 @@ class DraftActions:
         self, user: str, channel: str, thread_ts: str | None, action_id: str, draft_id: str
     ) -> None:
         """A click on a score button (``rate_1`` … ``rate_5``) of the draft ``draft_id``."""
+        self.confirm_rating(user, channel, thread_ts, self.record_rating(user, action_id, draft_id))
+
+    def record_rating(self, user: str, action_id: str, draft_id: str) -> RatingClick | None:
+        """The store side of a rating click, done before the ack, so a vote Slack was told about is
+        on disk. None for a click that is no rating."""
         score = score_from_action_id(action_id)
         if score is None or not user:
             log.warning("ignored a rating click: action %r by user %r", action_id, user)
+            return None
+        return RatingClick(score, self.vote(draft_id, user, score, "button"))
+
+    def confirm_rating(
+        self, user: str, channel: str, thread_ts: str | None, click: RatingClick | None
+    ) -> None:
+        """The slow side of a rating click, after the ack: the draft's message and the answer."""
+        if click is None:
             return
-        draft = self.vote(draft_id, user, score, "button")
-        if draft is None:
+        if click.draft is None:
             self._tell(channel, user, UNKNOWN_DRAFT, thread_ts)
-        else:
-            self._confirm_vote(channel, user, draft, score, thread_ts)
+            return
+        self.refresh(click.draft)
+        self._confirm_vote(channel, user, click.draft, click.score, thread_ts)
 
     def vote_reason(
         self, user: str, channel: str, thread_ts: str | None, draft_id: str, reason: str, note: str | None
@@ -102,27 +126,53 @@ class DraftActions:
     def reaction_added(self, user: str, reaction: str, item_type: str, channel: str, ts: str) -> None:
         """A reaction on an item (``item_type``: message, file...): a score reaction on one of a
         draft's messages is a vote."""
+        draft = self.record_reaction(user, reaction, item_type, channel, ts)
+        self.confirm_reaction(user, reaction, channel, draft)
+
+    def record_reaction(
+        self, user: str, reaction: str, item_type: str, channel: str, ts: str
+    ) -> DraftRecord | None:
+        """The store side of a reaction, done before the event is acknowledged; the draft voted on."""
         score = SCORE_REACTIONS.get(reaction)
         if score is None or item_type != "message" or not user:
-            return
+            return None
         draft = self.store.draft_by_message(channel, ts)
         if draft is None:
+            return None
+        return self.vote(draft.id, user, score, "reaction")
+
+    def confirm_reaction(self, user: str, reaction: str, channel: str, draft: DraftRecord | None) -> None:
+        """The slow side of a reaction vote: the draft's message and the answer."""
+        score = SCORE_REACTIONS.get(reaction)
+        if draft is None or score is None:
             return
-        if self.vote(draft.id, user, score, "reaction") is None:
-            return
+        self.refresh(draft)
         thread = self.store.ticket_thread(draft.ticket_id)
         self._confirm_vote(channel, user, draft, score, thread[1] if thread else None)
 
     def reaction_removed(self, user: str, reaction: str, item_type: str, channel: str, ts: str) -> None:
         """Removing a score reaction removes the vote, if that reaction is still the user's vote."""
+        draft = self.record_reaction_removed(user, reaction, item_type, channel, ts)
+        if draft is not None:
+            self.refresh(draft)
+
+    def record_reaction_removed(
+        self, user: str, reaction: str, item_type: str, channel: str, ts: str
+    ) -> DraftRecord | None:
+        """The store side of a removed reaction; the draft whose vote it removed."""
         score = SCORE_REACTIONS.get(reaction)
-        if score is not None and item_type == "message" and user:
-            self.unvote_reaction(channel, ts, user, score)
+        if score is None or item_type != "message" or not user:
+            return None
+        draft = self.store.draft_by_message(channel, ts)
+        if draft and self.store.remove_reaction_vote(draft.id, user, score):
+            return draft
+        return None
 
     # ---- the steps ------------------------------------------------------------------------------
 
     def vote(self, draft_id: str, rater: str, score: int, source: str) -> DraftRecord | None:
-        """Record the vote; None for a draft that is unknown or has no text (nothing to rate)."""
+        """Record the vote (the message is re-rendered later, by the caller); None for a draft that
+        is unknown or has no text (nothing to rate)."""
         draft = self.store.draft(draft_id)
         if draft is None or draft.text is None:
             return None
@@ -138,13 +188,7 @@ class DraftActions:
                 model_version=draft.model_version,
             )
         )
-        self.refresh(draft)
         return draft
-
-    def unvote_reaction(self, channel: str, ts: str, rater: str, score: int) -> None:
-        draft = self.store.draft_by_message(channel, ts)
-        if draft and self.store.remove_reaction_vote(draft.id, rater, score):
-            self.refresh(draft)
 
     def refresh(self, draft: DraftRecord) -> None:
         """Re-render the message that carries the buttons: new rating count, sent marker.
@@ -275,10 +319,11 @@ def register_listeners(
 
     @app.action(re.compile(r"^rate_[1-5]$"))
     def on_rate(ack: Ack, action: dict[str, Any], context: BoltContext) -> None:
-        ack()
         user, channel, thread_ts = context.user_id or "", context.channel_id or "", context.thread_ts
         action_id, draft_id = action["action_id"], action.get("value", "")
-        after_ack.submit(user, lambda: actions.rate_button(user, channel, thread_ts, action_id, draft_id))
+        click = actions.record_rating(user, action_id, draft_id)  # on disk before Slack hears "ok"
+        ack()
+        after_ack.submit(user, lambda: actions.confirm_rating(user, channel, thread_ts, click))
 
     @app.action("send_to_zendesk")
     def on_send(ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
@@ -322,8 +367,9 @@ def register_listeners(
     def on_reaction_added(event: dict[str, Any], context: BoltContext) -> None:
         if context.user_id == context.bot_user_id:
             return  # the bot's own reaction (Bolt drops these too, unless told otherwise)
-        user, reaction = context.user_id or "", _reaction(event, context)
-        after_ack.submit(user, lambda: actions.reaction_added(user, *reaction))
+        user, (name, item_type, channel, ts) = context.user_id or "", _reaction(event, context)
+        draft = actions.record_reaction(user, name, item_type, channel, ts)  # before Bolt acks the event
+        after_ack.submit(user, lambda: actions.confirm_reaction(user, name, channel, draft))
 
     @app.event("app_home_opened")
     def on_home_opened(event: dict[str, Any], context: BoltContext) -> None:
@@ -333,8 +379,10 @@ def register_listeners(
 
     @app.event("reaction_removed")
     def on_reaction_removed(event: dict[str, Any], context: BoltContext) -> None:
-        user, reaction = context.user_id or "", _reaction(event, context)
-        after_ack.submit(user, lambda: actions.reaction_removed(user, *reaction))
+        user, (name, item_type, channel, ts) = context.user_id or "", _reaction(event, context)
+        draft = actions.record_reaction_removed(user, name, item_type, channel, ts)
+        if draft is not None:
+            after_ack.submit(user, lambda: actions.refresh(draft))
 
 
 def _reaction(event: dict[str, Any], context: BoltContext) -> tuple[str, str, str, str]:

@@ -45,6 +45,7 @@ class MemoryStore:
         self._job_ids = itertools.count(1)
         self._jobs: dict[int, Job] = {}
         self._threads: dict[int, tuple[str, str]] = {}
+        self._pending_threads: dict[int, tuple[str, datetime]] = {}
         self._rounds: dict[str, RoundRecord] = {}
         self._drafts: dict[str, DraftRecord] = {}
         self._outcomes: dict[str, DraftOutcome] = {}
@@ -143,6 +144,16 @@ class MemoryStore:
     def save_ticket_thread(self, ticket_id: int, channel: str, ts: str) -> None:
         with self._lock:
             self._threads[ticket_id] = (channel, ts)
+            self._pending_threads.pop(ticket_id, None)
+
+    def mark_thread_pending(self, ticket_id: int, channel: str, since: datetime) -> None:
+        with self._lock:
+            self._threads.pop(ticket_id, None)
+            self._pending_threads[ticket_id] = (channel, since)
+
+    def thread_pending(self, ticket_id: int) -> tuple[str, datetime] | None:
+        with self._lock:
+            return self._pending_threads.get(ticket_id)
 
     # ---- rounds and drafts --------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ from bot.store_documents import (
     outcome_from_doc,
     outcomes_from_docs,
     parse_iso,
+    pending_thread,
     round_from_doc,
     send_from_doc,
     send_to_doc,
@@ -341,7 +342,7 @@ class PartitionedStore:
     def ticket_thread(self, ticket_id: int) -> tuple[str, str] | None:
         with self._lock:
             doc = self._part("tickets", part_of_ticket(ticket_id)).table("threads").get(doc_id=ticket_id)
-            return (doc["channel"], doc["ts"]) if doc else None
+            return (doc["channel"], doc["ts"]) if doc and doc.get("ts") else None
 
     def save_ticket_thread(self, ticket_id: int, channel: str, ts: str) -> None:
         with self._lock:
@@ -352,6 +353,21 @@ class PartitionedStore:
                     doc_id=ticket_id,
                 )
             )
+
+    def mark_thread_pending(self, ticket_id: int, channel: str, since: datetime) -> None:
+        with self._lock:
+            threads = self._part("tickets", part_of_ticket(ticket_id)).table("threads")
+            threads.upsert(
+                Document(
+                    {"ticket_id": ticket_id, "channel": channel, "ts": None, "pending_since": iso(since)},
+                    doc_id=ticket_id,
+                )
+            )
+
+    def thread_pending(self, ticket_id: int) -> tuple[str, datetime] | None:
+        with self._lock:
+            doc = self._part("tickets", part_of_ticket(ticket_id)).table("threads").get(doc_id=ticket_id)
+            return pending_thread(doc)
 
     # ---- rounds and drafts (a round's drafts live inside its document) -------------------------
 

@@ -25,6 +25,7 @@ from bot.store_documents import (
     outcome_from_doc,
     outcomes_from_docs,
     parse_iso,
+    pending_thread,
     round_from_doc,
     send_from_doc,
     send_to_doc,
@@ -177,7 +178,7 @@ class TinyDBStore:
     def ticket_thread(self, ticket_id: int) -> tuple[str, str] | None:
         with self._lock:
             doc = self._threads.get(Query().ticket_id == ticket_id)
-            return (doc["channel"], doc["ts"]) if doc else None
+            return (doc["channel"], doc["ts"]) if doc and doc.get("ts") else None
 
     def save_ticket_thread(self, ticket_id: int, channel: str, ts: str) -> None:
         with self._lock:
@@ -185,6 +186,18 @@ class TinyDBStore:
                 {"ticket_id": ticket_id, "channel": channel, "ts": ts, "created_at": iso(utcnow())},
                 Query().ticket_id == ticket_id,
             )
+
+    def mark_thread_pending(self, ticket_id: int, channel: str, since: datetime) -> None:
+        with self._lock:
+            self._threads.upsert(
+                {"ticket_id": ticket_id, "channel": channel, "ts": None, "pending_since": iso(since)},
+                Query().ticket_id == ticket_id,
+            )
+
+    def thread_pending(self, ticket_id: int) -> tuple[str, datetime] | None:
+        with self._lock:
+            doc = self._threads.get(Query().ticket_id == ticket_id)
+            return pending_thread(doc)
 
     # ---- rounds and drafts ------------------------------------------------------------------
 
@@ -197,7 +210,8 @@ class TinyDBStore:
     def create_round(
         self, ticket_id: int, comment_id: int, assignments: Sequence[tuple[str, str]]
     ) -> RoundRecord:
-        """Record a new round with its blind label → model assignment, before any generation."""
+        """Record a new round with its blind label → model assignment, before any generation: the
+        round and its drafts in one write of the file, so a kill never leaves a round without them."""
         with self._lock:
             number = self._rounds.count(Query().ticket_id == ticket_id) + 1
             round_id = round_id_for(ticket_id, number)
@@ -210,24 +224,30 @@ class TinyDBStore:
                 "notices_posted": [],
                 "created_at": iso(utcnow()),
             }
-            self._rounds.insert(doc)
-            for label, model in assignments:
-                self._drafts.insert(
-                    {
-                        "id": draft_id_for(ticket_id, number, label),
-                        "ticket_id": ticket_id,
-                        "round_id": round_id,
-                        "round_number": number,
-                        "label": label,
-                        "model": model,
-                        "text": None,
-                        "error": None,
-                        "channel": None,
-                        "slack_ts": [],
-                        "sent_to_zendesk_by": None,
-                        "comment_id": comment_id,
-                    }
-                )
+            drafts = [
+                {
+                    "id": draft_id_for(ticket_id, number, label),
+                    "ticket_id": ticket_id,
+                    "round_id": round_id,
+                    "round_number": number,
+                    "label": label,
+                    "model": model,
+                    "text": None,
+                    "error": None,
+                    "channel": None,
+                    "slack_ts": [],
+                    "sent_to_zendesk_by": None,
+                    "comment_id": comment_id,
+                }
+                for label, model in assignments
+            ]
+            data = self._db.storage.read() or {}
+            _append(data.setdefault("rounds", {}), [doc])
+            _append(data.setdefault("drafts", {}), drafts)
+            self._db.storage.write(data)
+            for table in (self._rounds, self._drafts):
+                table.clear_cache()
+                table._next_id = None  # TinyDB's id counter: recomputed from the file on the next insert
             return round_from_doc(doc)
 
     def mark_round_posted(self, round_id: str) -> None:
@@ -412,3 +432,10 @@ class TinyDBStore:
     def set_meta(self, key: str, value: Any) -> None:
         with self._lock:
             self._meta.upsert({"key": key, "value": copy.deepcopy(value)}, Query().key == key)
+
+
+def _append(table: dict[str, Any], docs: list[dict[str, Any]]) -> None:
+    """Add documents to a TinyDB table's raw data under the next free ids."""
+    next_id = max((int(k) for k in table), default=0) + 1
+    for offset, doc in enumerate(docs):
+        table[str(next_id + offset)] = doc

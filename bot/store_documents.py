@@ -153,3 +153,10 @@ def ts_time(ts: str) -> datetime:
         return datetime.fromtimestamp(float(ts), UTC)
     except (ValueError, OverflowError, OSError):
         return datetime.fromtimestamp(0, UTC)
+
+
+def pending_thread(doc: Any) -> tuple[str, datetime] | None:
+    """(channel, since) of a thread document whose parent message may be posted but is not recorded."""
+    if not doc or doc.get("ts") or not doc.get("pending_since"):
+        return None
+    return doc["channel"], parse_iso(doc["pending_since"])

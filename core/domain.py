@@ -260,3 +260,39 @@ def round_id_for(ticket_id: int, round_number: int) -> str:
 
 def draft_id_for(ticket_id: int, round_number: int, label: str) -> str:
     return f"{round_id_for(ticket_id, round_number)}{label}"
+
+
+# ---- marks on the bot's Slack messages: Slack has no idempotency key --------------------------
+
+MARK_TICKET = "draftdesk_ticket"  # the parent message that opens a ticket's thread
+MARK_DRAFT = "draftdesk_draft"  # one message of a draft (a long draft spans several)
+MARK_NOTICE = "draftdesk_notice"  # a notice in a round ("1 of 3 models failed", "round 2")
+
+
+@dataclass(frozen=True)
+class MessageMark:
+    """What one posted message is, carried in Slack's message metadata (``event_type`` and a flat
+    ``event_payload`` of strings), so that after a crash the message is found instead of posted
+    again. Equal marks name the same message."""
+
+    event_type: str
+    payload: tuple[tuple[str, str], ...]  # sorted (key, value) pairs: hashable, comparable
+
+    @classmethod
+    def of(cls, event_type: str, **payload: object) -> MessageMark:
+        return cls(event_type, tuple(sorted((k, str(v)) for k, v in payload.items())))
+
+    @classmethod
+    def parent(cls, ticket_id: int) -> MessageMark:
+        return cls.of(MARK_TICKET, ticket_id=ticket_id)
+
+    @classmethod
+    def draft_part(cls, ticket_id: int, draft_id: str, part: int) -> MessageMark:
+        return cls.of(MARK_DRAFT, ticket_id=ticket_id, draft_id=draft_id, part=part)
+
+    @classmethod
+    def notice(cls, ticket_id: int, round_id: str, notice: str) -> MessageMark:
+        return cls.of(MARK_NOTICE, ticket_id=ticket_id, round_id=round_id, notice=notice)
+
+    def as_payload(self) -> dict[str, str]:
+        return dict(self.payload)

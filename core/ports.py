@@ -19,6 +19,7 @@ from core.domain import (
     DraftRecord,
     DraftResult,
     Job,
+    MessageMark,
     RoundRecord,
     SendRecord,
     Ticket,
@@ -59,16 +60,33 @@ class ChatPoster(Protocol):
     """The chat calls the services make (Slack in production). Failures raise :class:`ChatError`.
 
     Every ``post*`` returns the new message's id (Slack's ``ts``), unique within its channel;
-    ``post_in_thread`` replies in the thread opened by the message ``thread_ts``.
+    ``post_in_thread`` replies in the thread opened by the message ``thread_ts``. A ``mark`` travels
+    with the message (Slack message metadata), and the ``marked_*`` look-ups find marked messages
+    again: how the worker avoids posting a message twice after a crash.
     """
 
     def post(self, channel: str, text: str, blocks: list[dict] | None = None) -> str: ...
 
-    def post_parent(self, channel: str, text: str, blocks: list[dict] | None = None) -> str: ...
+    def post_parent(
+        self, channel: str, text: str, blocks: list[dict] | None = None, mark: MessageMark | None = None
+    ) -> str: ...
 
     def post_in_thread(
-        self, channel: str, thread_ts: str, text: str, blocks: list[dict] | None = None
+        self,
+        channel: str,
+        thread_ts: str,
+        text: str,
+        blocks: list[dict] | None = None,
+        mark: MessageMark | None = None,
     ) -> str: ...
+
+    def marked_in_thread(self, channel: str, thread_ts: str) -> dict[MessageMark, str]:
+        """The marked messages of a thread (the parent and every reply): mark → ts."""
+        ...
+
+    def marked_in_channel(self, channel: str, since: datetime) -> dict[MessageMark, str]:
+        """The marked top-level messages of a channel posted since ``since``: mark → ts."""
+        ...
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict] | None = None) -> None: ...
 
@@ -189,6 +207,15 @@ class Store(Protocol):
         ...
 
     def save_ticket_thread(self, ticket_id: int, channel: str, ts: str) -> None: ...
+
+    def mark_thread_pending(self, ticket_id: int, channel: str, since: datetime) -> None:
+        """Recorded just before the parent message is posted: if the process dies before
+        ``save_ticket_thread``, the next attempt looks for the message in ``channel`` first."""
+        ...
+
+    def thread_pending(self, ticket_id: int) -> tuple[str, datetime] | None:
+        """(channel, since) of a parent message that may have been posted but is not recorded."""
+        ...
 
     # rounds and their drafts
     def round_for(self, ticket_id: int, comment_id: int) -> RoundRecord | None: ...

@@ -26,6 +26,7 @@ from bot.metrics import Metrics
 from bot.observed import ObservedBackend, ObservedGateway, ObservedStore
 from bot.outcomes import replies_observer
 from bot.partitioned_store import PartitionedStore
+from bot.pipeline import Pipeline
 from bot.sending import SendFlow
 from bot.store_lock import StoreInUse
 from bot.web import DraftdeskWSGI, WebServer
@@ -128,9 +129,8 @@ class Draftdesk:
         resolved = self.sending.resolve_pending()
         if resolved:
             log.info("resolved %s send(s) to Zendesk interrupted by the last shutdown", resolved)
-        worker_thread = threading.Thread(
-            target=self.worker.run_forever, args=(self._stop,), name="worker", daemon=True
-        )
+        pipeline = Pipeline(self.worker)
+        worker_thread = threading.Thread(target=pipeline.run, args=(self._stop,), name="worker", daemon=True)
         worker_thread.start()
         self._threads.append(worker_thread)
         if self.poller is not None:

@@ -9,6 +9,7 @@ Slack error code and a hint that tells the operator what to fix.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from slack_sdk import WebClient
@@ -20,7 +21,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.web import SlackResponse
 
-from core.domain import ChatUser
+from core.domain import ChatUser, MessageMark
 from core.ports import ChatError
 
 DEFAULT_BASE_URL = "https://slack.com/api/"
@@ -118,6 +119,34 @@ def _retry_after(headers: Any) -> float | None:
     return None
 
 
+def metadata_of(mark: MessageMark) -> dict[str, Any]:
+    """A mark as Slack message metadata: ``event_type`` and a flat ``event_payload``."""
+    return {"event_type": mark.event_type, "event_payload": mark.as_payload()}
+
+
+def mark_of(message: dict[str, Any]) -> MessageMark | None:
+    """The draftdesk mark of a message read back from Slack (its ``metadata``), or None."""
+    metadata = message.get("metadata")
+    if not isinstance(metadata, dict):
+        return None
+    event_type, payload = metadata.get("event_type"), metadata.get("event_payload")
+    if not isinstance(event_type, str) or not event_type.startswith("draftdesk_"):
+        return None
+    if not isinstance(payload, dict):
+        return None
+    return MessageMark.of(event_type, **payload)
+
+
+def _marks(messages: list[dict[str, Any]]) -> dict[MessageMark, str]:
+    """mark → ts of the marked messages; the oldest wins if a mark was ever posted twice."""
+    found: dict[MessageMark, str] = {}
+    for message in sorted(messages, key=lambda m: float(m.get("ts") or 0)):
+        mark = mark_of(message)
+        if mark is not None and message.get("ts"):
+            found.setdefault(mark, str(message["ts"]))
+    return found
+
+
 class SlackPoster:
     """The ``core.ports.ChatPoster`` of Slack: Web API calls, errors turned into :class:`SlackError`.
 
@@ -144,18 +173,30 @@ class SlackPoster:
         """Post a message in a channel; returns its ``ts``."""
         return self._post_message(channel, text, blocks)
 
-    def post_parent(self, channel: str, text: str, blocks: list[dict] | None = None) -> str:
+    def post_parent(
+        self, channel: str, text: str, blocks: list[dict] | None = None, mark: MessageMark | None = None
+    ) -> str:
         """Post the message that opens a ticket's thread; its ``ts`` is the thread's id."""
-        return self._post_message(channel, text, blocks)
+        return self._post_message(channel, text, blocks, mark=mark)
 
     def post_in_thread(
-        self, channel: str, thread_ts: str, text: str, blocks: list[dict] | None = None
+        self,
+        channel: str,
+        thread_ts: str,
+        text: str,
+        blocks: list[dict] | None = None,
+        mark: MessageMark | None = None,
     ) -> str:
         """Reply in the thread of the parent message ``thread_ts``; returns the reply's ``ts``."""
-        return self._post_message(channel, text, blocks, thread_ts=thread_ts)
+        return self._post_message(channel, text, blocks, thread_ts=thread_ts, mark=mark)
 
     def _post_message(
-        self, channel: str, text: str, blocks: list[dict] | None, thread_ts: str | None = None
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict] | None,
+        thread_ts: str | None = None,
+        mark: MessageMark | None = None,
     ) -> str:
         kwargs: dict[str, Any] = {
             "channel": channel,
@@ -167,8 +208,37 @@ class SlackPoster:
             kwargs["blocks"] = blocks
         if thread_ts is not None:
             kwargs["thread_ts"] = thread_ts
+        if mark is not None:
+            kwargs["metadata"] = metadata_of(mark)
         response = self._call("chat.postMessage", self.client.chat_postMessage, **kwargs)
         return str(response["ts"])
+
+    def marked_in_thread(self, channel: str, thread_ts: str) -> dict[MessageMark, str]:
+        """The thread's marked messages, every page of ``conversations.replies`` (needs the
+        ``channels:history`` scope, ``groups:history`` in a private channel)."""
+        pages = self._pages(
+            "conversations.replies", self.client.conversations_replies, channel=channel, ts=thread_ts
+        )
+        return _marks(pages)
+
+    def marked_in_channel(self, channel: str, since: datetime) -> dict[MessageMark, str]:
+        """The channel's marked top-level messages since ``since`` (``conversations.history``)."""
+        oldest = f"{since.timestamp():.6f}"
+        pages = self._pages(
+            "conversations.history", self.client.conversations_history, channel=channel, oldest=oldest
+        )
+        return _marks(pages)
+
+    def _pages(self, method: str, fn: Callable[..., SlackResponse], **kwargs: Any) -> list[dict[str, Any]]:
+        """Every message of a paginated read, metadata included."""
+        messages: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            page = self._call(method, fn, include_all_metadata=True, limit=200, cursor=cursor, **kwargs)
+            messages += page.get("messages") or []
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return messages
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict] | None = None) -> None:
         """Replace a message's text and blocks (``channel`` must be an ID, as chat.update requires)."""

@@ -3,12 +3,13 @@
 It asks for exactly what the bot uses: posting drafts (`chat:write`), reading rating reactions
 (`reactions:read` and the `reaction_added`/`reaction_removed` events), the digest's direct messages
 (`im:write`) and its chart (`files:write`), the e-mail of an agent who sends a draft, to find them
-in Zendesk (`users:read`, `users:read.email`), interactivity for the buttons and the send modal, the
-App Home tab (`app_home_opened`), and the `/draftdesk` slash command (`commands`) that sends a report
-on demand, and checking at start-up that the bot is in the drafts channel
-(`channels:read`, `groups:read` for a private one: `conversations.info`). In Socket Mode Slack
-needs no public URL; in HTTP mode events and interactivity go to ``PUBLIC_URL/slack/events``.
-Pure: no I/O.
+in Zendesk (`users:read`, `users:read.email`), reading its own messages back after a restart
+(`channels:history`, `groups:history` in a private channel: never a draft posted twice),
+interactivity for the buttons and the send modal, the App Home tab (`app_home_opened`), the
+`/draftdesk` slash command (`commands`) that sends a report on demand, and checking at start-up that
+the bot is in the drafts channel (`channels:read`, `groups:read` for a private one:
+`conversations.info`). In Socket Mode Slack needs no public URL; in HTTP mode events and
+interactivity go to ``PUBLIC_URL/slack/events``. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ BOT_SCOPES = (
     "commands",
     "channels:read",
     "groups:read",
+    "channels:history",
+    "groups:history",
 )
 SLASH_COMMAND = {
     "command": "/draftdesk",

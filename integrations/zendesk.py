@@ -180,6 +180,11 @@ class _ZendeskSession(requests.Session):
         return max(0.0, min(wait, self.policy.max_wait))
 
 
+def _normalized(text: str) -> str:
+    """Text compared whitespace aside: Zendesk may re-wrap or trim a comment's body."""
+    return " ".join(text.split())
+
+
 def _retry_after_seconds(value: str | None) -> float | None:
     """Retry-After as seconds: Zendesk sends a number, HTTP also allows a date."""
     if value is None or not value.strip():

@@ -8,7 +8,9 @@ test can check what the worker, the listeners or the digest stored against what 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from core.domain import MessageMark
 from core.ports import ChatError
 
 
@@ -33,6 +35,7 @@ class ChatMessage:
     blocks: list[dict] | None
     thread_ts: str | None = None
     edits: int = 0
+    mark: MessageMark | None = None
 
 
 @dataclass
@@ -48,13 +51,34 @@ class RecordingPoster:
     def post(self, channel: str, text: str, blocks: list[dict] | None = None) -> str:
         return self._new_message("post", channel, text, blocks)
 
-    def post_parent(self, channel: str, text: str, blocks: list[dict] | None = None) -> str:
-        return self._new_message("post_parent", channel, text, blocks)
+    def post_parent(
+        self, channel: str, text: str, blocks: list[dict] | None = None, mark: MessageMark | None = None
+    ) -> str:
+        return self._new_message("post_parent", channel, text, blocks, mark=mark)
 
     def post_in_thread(
-        self, channel: str, thread_ts: str, text: str, blocks: list[dict] | None = None
+        self,
+        channel: str,
+        thread_ts: str,
+        text: str,
+        blocks: list[dict] | None = None,
+        mark: MessageMark | None = None,
     ) -> str:
-        return self._new_message("post_in_thread", channel, text, blocks, thread_ts)
+        return self._new_message("post_in_thread", channel, text, blocks, thread_ts, mark)
+
+    def marked_in_thread(self, channel: str, thread_ts: str) -> dict[MessageMark, str]:
+        self._maybe_fail("marked_in_thread")
+        self.calls.append(ChatCall("marked_in_thread", channel, "", ts=thread_ts))
+        return {m.mark: m.ts for m in self.thread(channel, thread_ts) if m.mark is not None}
+
+    def marked_in_channel(self, channel: str, since: datetime) -> dict[MessageMark, str]:
+        self._maybe_fail("marked_in_channel")
+        self.calls.append(ChatCall("marked_in_channel", channel, ""))
+        return {
+            m.mark: m.ts
+            for (c, _), m in self.messages.items()
+            if c == channel and m.thread_ts is None and m.mark is not None
+        }
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict] | None = None) -> None:
         self._maybe_fail("update")
@@ -112,11 +136,17 @@ class RecordingPoster:
         return sorted(in_thread, key=lambda m: float(m.ts))
 
     def _new_message(
-        self, method: str, channel: str, text: str, blocks: list[dict] | None, thread_ts: str | None = None
+        self,
+        method: str,
+        channel: str,
+        text: str,
+        blocks: list[dict] | None,
+        thread_ts: str | None = None,
+        mark: MessageMark | None = None,
     ) -> str:
         self._maybe_fail(method)
         ts = self._next_ts()
-        self.messages[(channel, ts)] = ChatMessage(channel, ts, text, blocks, thread_ts)
+        self.messages[(channel, ts)] = ChatMessage(channel, ts, text, blocks, thread_ts, mark=mark)
         self.calls.append(ChatCall(method, channel, text, blocks, ts=ts, thread_ts=thread_ts))
         return ts
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import builtin_handlers
 
 from bot.blocks import draft_message
-from core.domain import ChatUser
+from core.domain import ChatUser, MessageMark
 from integrations.slack import SlackError, SlackPoster, make_web_client
 from integrations.standins.slack_server import BOT_USER_ID, FakeSlack
 
@@ -152,9 +154,12 @@ def test_fake_basics(slack: FakeSlack) -> None:
     client = WebClient(token=TOKEN, base_url=slack.api_url)
     auth = client.auth_test()
     assert auth["user_id"] == BOT_USER_ID and auth["bot_id"] and auth["team_id"]
+    before = time.time()
     first = client.chat_postMessage(channel=CHANNEL, text="a")["ts"]
     second = client.chat_postMessage(channel=CHANNEL, text="b")["ts"]
-    assert abs(float(first) - time.time()) < 60 and float(second) > float(first)  # ts: the time posted
+    # like Slack's: the time of posting with six decimals, each one later than the last
+    assert abs(float(first) - before) < 60 and len(first.split(".")[1]) == 6
+    assert float(second) > float(first)
     client.reactions_add(channel=CHANNEL, timestamp=first, name="four")
     assert slack.reactions == [{"channel": CHANNEL, "timestamp": first, "name": "four"}]
     # form-encoded bodies with JSON-looking values are decoded too
@@ -240,3 +245,56 @@ def test_an_expired_trigger_cannot_open_a_modal(slack: FakeSlack, poster: SlackP
     with pytest.raises(SlackError) as late:
         poster.open_view(f"{int(time.time()) - 10}.trigger", view)
     assert late.value.code == "expired_trigger_id" and "click the button again" in str(late.value)
+
+
+def test_marks_travel_as_message_metadata_and_are_found_again(slack: FakeSlack, poster: SlackPoster) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    parent = poster.post_parent(CHANNEL, "New ticket #7", mark=MessageMark.parent(7))
+    poster.post_parent(CHANNEL, "unmarked")
+    reply = poster.post_in_thread(CHANNEL, parent, "Draft A", mark=MessageMark.draft_part(7, "t7r1A", 0))
+    notice = poster.post_in_thread(CHANNEL, parent, "1 of 3", mark=MessageMark.notice(7, "t7r1", "failures"))
+    sent = slack.calls_to("chat.postMessage")[0].params["metadata"]
+    assert sent == {"event_type": "draftdesk_ticket", "event_payload": {"ticket_id": "7"}}  # Slack's shape
+    assert poster.marked_in_thread(CHANNEL, parent) == {
+        MessageMark.parent(7): parent,
+        MessageMark.draft_part(7, "t7r1A", 0): reply,
+        MessageMark.notice(7, "t7r1", "failures"): notice,
+    }
+    assert poster.marked_in_channel(CHANNEL, since) == {MessageMark.parent(7): parent}  # no replies
+    assert poster.marked_in_channel(CHANNEL, datetime.now(UTC) + timedelta(seconds=5)) == {}
+    for call in slack.calls_to("conversations.replies") + slack.calls_to("conversations.history"):
+        assert call.params["include_all_metadata"] in ("1", "true", True)
+
+
+def test_the_stand_in_reads_back_metadata_only_when_asked_and_pages_like_slack(slack: FakeSlack) -> None:
+    client = WebClient(token=TOKEN, base_url=slack.api_url)
+    metadata = {"event_type": "draftdesk_ticket", "event_payload": {"ticket_id": "1"}}
+    parent = client.chat_postMessage(channel=CHANNEL, text="p", metadata=metadata)["ts"]
+    for i in range(5):
+        client.chat_postMessage(channel=CHANNEL, text=f"r{i}", thread_ts=parent)
+    plain = client.conversations_replies(channel=CHANNEL, ts=parent)
+    assert "metadata" not in plain["messages"][0]
+    full = client.conversations_replies(channel=CHANNEL, ts=parent, include_all_metadata=True)
+    assert full["messages"][0]["metadata"] == metadata
+    texts, cursor = [], None
+    while True:
+        page = client.conversations_replies(channel=CHANNEL, ts=parent, limit=2, cursor=cursor)
+        texts += [m["text"] for m in page["messages"]]
+        cursor = page["response_metadata"]["next_cursor"]
+        if not cursor:
+            break
+    assert texts == ["p", "r0", "r1", "r2", "r3", "r4"]  # the parent first, then oldest first
+    history = client.conversations_history(channel=CHANNEL, include_all_metadata=True)
+    assert [m["text"] for m in history["messages"]] == ["p"]  # replies stay in their thread
+    bad = {"event_type": "x", "event_payload": {"nested": {"a": 1}}}
+    with pytest.raises(SlackApiError) as info:
+        client.chat_postMessage(channel=CHANNEL, text="bad", metadata=bad)
+    assert info.value.response["error"] == "invalid_metadata_format"
+
+
+def test_a_paginated_look_up_reads_every_page(slack: FakeSlack, poster: SlackPoster) -> None:
+    parent = poster.post_parent(CHANNEL, "New ticket #9", mark=MessageMark.parent(9))
+    for part in range(205):  # more than one page of 200
+        poster.post_in_thread(CHANNEL, parent, f"part {part}", mark=MessageMark.draft_part(9, "t9r1A", part))
+    found = poster.marked_in_thread(CHANNEL, parent)
+    assert len(found) == 206 and len(slack.calls_to("conversations.replies")) == 2

@@ -28,6 +28,8 @@ def test_socket_mode_needs_no_public_url_and_enables_socket_mode() -> None:
         "commands",
         "channels:read",
         "groups:read",
+        "channels:history",
+        "groups:history",
     ]
     [command] = manifest["features"]["slash_commands"]
     assert command["command"] == "/draftdesk" and "url" not in command  # Socket Mode delivers it

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.atomic_storage import AtomicJSONStorage
 from bot.memory_store import MemoryStore
 from bot.partitioned_store import PartitionedStore, backup_path, history_folder, open_store
 from bot.store import TinyDBStore
@@ -178,6 +179,40 @@ def test_rounds_drafts_and_message_lookup(store):
     assert second.number == 2 and second.id == "t5r2" and store.ticket_thread(5) == ("C1", "100.1")
     assert [d.id for d in store.drafts_for_ticket(5)] == ["t5r1A", "t5r1B", "t5r1C", "t5r2A"]
     assert store.drafts_for_ticket(6) == []
+
+
+def test_a_pending_parent_until_its_thread_is_saved(store):
+    assert store.thread_pending(5) is None
+    store.mark_thread_pending(5, "C1", T0)
+    assert store.thread_pending(5) == ("C1", T0) and store.ticket_thread(5) is None
+    store.save_ticket_thread(5, "C1", "100.1")
+    assert store.thread_pending(5) is None and store.ticket_thread(5) == ("C1", "100.1")
+    assert store.thread_pending(6) is None
+
+
+def test_a_round_and_its_drafts_are_one_write(tmp_path, file_store_class):
+    """A kill between two writes must never leave a round without (some of) its drafts."""
+    store = file_store_class(tmp_path / "store.json")
+    store.save_ticket_thread(1, "C1", "100.1")
+    writes = []
+    original = AtomicJSONStorage.write
+
+    def counted(self, data):
+        writes.append(self)
+        return original(self, data)
+
+    AtomicJSONStorage.write = counted
+    try:
+        store.create_round(1, 10, [("A", "m1"), ("B", "m2"), ("C", "m3")])
+    finally:
+        AtomicJSONStorage.write = original
+    assert len(writes) == 1
+    store.close()
+    reopened = file_store_class(tmp_path / "store.json")
+    assert [d.id for d in reopened.drafts_for_round("t1r1")] == ["t1r1A", "t1r1B", "t1r1C"]
+    assert reopened.create_round(1, 11, [("A", "m1")]).number == 2  # ids continue after the raw write
+    assert [d.id for d in reopened.drafts_for_ticket(1)] == ["t1r1A", "t1r1B", "t1r1C", "t1r2A"]
+    reopened.close()
 
 
 def test_round_posted_and_notices_once(store):

@@ -160,11 +160,11 @@ def test_interrupted_posting_resumes_without_duplicates(env):
     original = slack.post_in_thread
     failed = []
 
-    def fail_the_second_draft(channel, thread_ts, text, blocks=None):
+    def fail_the_second_draft(channel, thread_ts, text, blocks=None, mark=None):
         if len(slack.calls_to("post_in_thread")) == drafts_before + 1 and not failed:
             failed.append(text)
             slack.fail_next("post_in_thread", code="connection_error")
-        return original(channel, thread_ts, text, blocks)
+        return original(channel, thread_ts, text, blocks, mark)
 
     slack.post_in_thread = fail_the_second_draft
     worker.run_until_idle()
@@ -280,3 +280,102 @@ def test_the_retry_waits_at_least_what_the_upstream_asked(env):
     [job] = store.jobs()
     assert job.status == JOB_QUEUED and job.attempts == 1
     assert (job.not_before - before).total_seconds() >= 600  # not the worker's own 10 s
+
+
+# ---- exactly once: a step cut off between a Slack post and its record is found, not repeated ----
+
+
+def posted_then_forgotten(store, slack, tid, what):
+    """Simulate a process killed right after Slack took a message and before the store recorded it:
+    let the worker run with the store's record of ``what`` dropped, then run it again."""
+    original = {
+        "parent": store.save_ticket_thread,
+        "draft": store.add_draft_message,
+        "notice": store.mark_notice_posted,
+    }[what]
+    crashed = []
+
+    def dropped(*args):
+        if not crashed:
+            crashed.append(args)
+            raise KeyboardInterrupt  # stands in for the kill: nothing after it runs
+        return original(*args)
+
+    setattr(store, original.__name__, dropped)
+    return crashed
+
+
+@pytest.mark.parametrize("what", ["parent", "draft", "notice"])
+def test_a_message_posted_but_not_recorded_is_found_in_slack_not_posted_again(env, what):
+    slack, store, backend, tickets, worker = env
+    backend.failing = {"gptj-6b-ft"}  # so there is a notice
+    tickets.tickets[1] = ticket()
+    store.enqueue(1, "webhook")
+    crashed = posted_then_forgotten(store, slack, 1, what)
+    with pytest.raises(KeyboardInterrupt):
+        worker.run_until_idle()
+    assert crashed
+    store.requeue_interrupted_jobs()  # what `draftdesk run` does at start-up
+    worker.run_until_idle()
+    parents = slack.calls_to("post_parent")
+    assert len(parents) == 1
+    texts = [m.text for m in slack.thread(*store.ticket_thread(1))]
+    assert len(texts) == 4 and sum("1 of 3" in t for t in texts) == 1  # parent, notice, two drafts
+    assert all(d.vote_ts for d in store.drafts_for_ticket(1) if d.text)
+    assert len(backend.calls) == 1  # nothing drafted twice either
+
+
+def test_a_parent_posted_before_a_kill_is_adopted_with_one_look_at_the_channel(env):
+    slack, store, backend, tickets, worker = env
+    tickets.tickets[1] = ticket()
+    store.enqueue(1, "webhook")
+    posted_then_forgotten(store, slack, 1, "parent")
+    with pytest.raises(KeyboardInterrupt):
+        worker.run_until_idle()
+    assert store.ticket_thread(1) is None and store.thread_pending(1) is not None
+    store.requeue_interrupted_jobs()
+    worker.run_until_idle()
+    [parent] = slack.calls_to("post_parent")
+    assert store.ticket_thread(1) == ("CDRAFTS", parent.ts) and store.thread_pending(1) is None
+    assert len(slack.calls_to("marked_in_channel")) == 1
+
+
+def test_a_first_attempt_reads_nothing_back_from_slack(env):
+    slack, store, backend, tickets, worker = env
+    tickets.tickets[1] = ticket()
+    store.enqueue(1, "webhook")
+    worker.run_until_idle()
+    assert [c.method for c in slack.calls] == ["post_parent"] + ["post_in_thread"] * 3
+    marks = [m.mark for m in slack.thread(*store.ticket_thread(1))]
+    assert [m.event_type for m in marks] == ["draftdesk_ticket"] + ["draftdesk_draft"] * 3
+    assert {dict(m.payload)["draft_id"] for m in marks[1:]} == {"t1r1A", "t1r1B", "t1r1C"}
+
+
+def test_a_webhook_delivered_five_times_posts_the_failure_notice_once(env):
+    slack, store, backend, tickets, worker = env
+    backend.failing = {"gptj-6b-ft"}
+    tickets.tickets[1] = ticket()
+    store.enqueue(1, "webhook")
+    first = store.claim_next_job()  # a delivery is being worked on...
+    for _ in range(4):
+        store.enqueue(1, "webhook")  # ...while the others arrive: one more job is queued
+    store.retry_job(first.id, "re-run with the others", datetime.now(UTC))
+    worker.settings = WorkerSettings(max_attempts=3, retry_base_seconds=0, batch_tickets=8)
+    worker.run_until_idle()  # both jobs of the ticket in one batch: they run one after the other
+    texts = thread_texts(slack, store)
+    assert sum("1 of 3" in t for t in texts) == 1 and len(texts) == 4
+
+
+def test_without_the_history_scopes_a_retry_still_posts_and_says_why_it_could_not_look(env, caplog):
+    slack, store, backend, tickets, worker = env
+    first = ticket()
+    tickets.tickets[1] = first
+    store.enqueue(1, "webhook")
+    worker.run_until_idle()
+    customer = Comment(13, 100, "Still stuck.", True, T0, True)
+    tickets.tickets[1] = replace(first, comments=(*first.comments, customer))
+    store.enqueue(1, "webhook")
+    slack.fail_next("marked_in_thread", code="missing_scope")  # an app installed without channels:history
+    worker.run_until_idle()
+    assert len(thread_texts(slack, store)) == 8  # round 2 is posted all the same
+    assert "one may be posted twice" in caplog.text

@@ -16,6 +16,7 @@ It does not import pytest, so demo scripts can use it too.
 
 from __future__ import annotations
 
+import copy
 import email.parser
 import email.policy
 import json
@@ -109,7 +110,7 @@ class FakeSlack:
         self.homes: dict[str, dict[str, Any]] = {}  # views.publish: user ID → their App Home view
         self._failures: dict[str, list[_Failure]] = {}
         self._dm_channels: dict[str, str] = {}
-        self._ts_counter = 0
+        self._last_ts_micros = 0
         self._id_counter = 0
         self._lock = threading.RLock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -226,9 +227,9 @@ class FakeSlack:
     # ------------------------------------------------------------------ request handling
 
     def _next_ts(self) -> str:
-        """Like Slack's: the time of posting in microseconds, unique and increasing per server."""
-        micros = max(time.time_ns() // 1000, self._ts_counter + 100)
-        self._ts_counter = micros
+        """The wall clock in microseconds, as Slack's ``ts``, each one later than the last."""
+        micros = max(time.time_ns() // 1000, self._last_ts_micros + 1)
+        self._last_ts_micros = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _next_id(self, prefix: str) -> str:
@@ -314,6 +315,9 @@ class FakeSlack:
             return {"ok": False, "error": "channel_not_found"}
         if not params.get("text") and not params.get("blocks") and not params.get("attachments"):
             return {"ok": False, "error": "no_text"}
+        metadata = params.get("metadata")
+        if metadata is not None and not _valid_metadata(metadata):
+            return {"ok": False, "error": "invalid_metadata_format"}
         channel = self._channel_id(str(params["channel"]))
         message: dict[str, Any] = {
             "type": "message",
@@ -324,6 +328,11 @@ class FakeSlack:
             "user": BOT_USER_ID,
             "bot_id": BOT_ID,
         }
+        if metadata is not None:
+            message["metadata"] = {
+                "event_type": metadata["event_type"],
+                "event_payload": metadata["event_payload"],
+            }
         self.messages.setdefault(channel, []).append(message)
         return {"ok": True, "channel": channel, "ts": message["ts"], "message": dict(message)}
 
@@ -409,6 +418,48 @@ class FakeSlack:
         self.views[view_id] = saved
         return {"ok": True, "view": json.loads(json.dumps(saved))}
 
+    def _m_conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The parent, then its replies oldest first; ``metadata`` only with ``include_all_metadata``."""
+        channel, ts = str(params.get("channel") or ""), str(params.get("ts") or "")
+        if channel not in self.messages:
+            return {"ok": False, "error": "channel_not_found"}
+        if not ts or self.find_message(channel, ts) is None:
+            return {"ok": False, "error": "thread_not_found"}
+        messages = sorted(self.thread(channel, ts), key=lambda m: float(m["ts"]))
+        return self._page(messages, params, default_limit=1000)
+
+    def _m_conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages (thread parents, not replies), newest first, within oldest/latest."""
+        channel = str(params.get("channel") or "")
+        if channel not in self.messages:
+            return {"ok": False, "error": "channel_not_found"}
+        oldest, latest = float(params.get("oldest") or 0), float(params.get("latest") or time.time() + 1)
+        inclusive = _truthy(params.get("inclusive"))
+        messages = [
+            m
+            for m in self.messages[channel]
+            if m.get("thread_ts") in (None, m["ts"])
+            and (oldest <= float(m["ts"]) <= latest if inclusive else oldest < float(m["ts"]) < latest)
+        ]
+        return self._page(sorted(messages, key=lambda m: -float(m["ts"])), params, default_limit=100)
+
+    def _page(
+        self, messages: list[dict[str, Any]], params: dict[str, Any], default_limit: int
+    ) -> dict[str, Any]:
+        """One page of a cursor-paginated read, as Slack answers it (the cursor is an offset here)."""
+        start = int(params.get("cursor") or 0)
+        limit = max(1, min(999, int(params.get("limit") or default_limit)))
+        page = messages[start : start + limit]
+        with_metadata = _truthy(params.get("include_all_metadata"))
+        shown = [{k: v for k, v in m.items() if k != "metadata" or with_metadata} for m in page]
+        more = start + limit < len(messages)
+        return {
+            "ok": True,
+            "messages": copy.deepcopy(shown),
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
+
     def _m_conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = str(params.get("channel") or "")
         if channel not in self.channels:
@@ -487,6 +538,20 @@ class FakeSlack:
                 self.wfile.write(body)
 
         return Handler
+
+
+def _truthy(value: Any) -> bool:
+    """A boolean parameter as Slack reads it: true, "true" or "1"."""
+    return value is True or str(value).lower() in ("1", "true")
+
+
+def _valid_metadata(metadata: Any) -> bool:
+    """Slack's shape: ``{"event_type": str, "event_payload": {str: str | number | bool}}``."""
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("event_type"), str):
+        return False
+    payload = metadata.get("event_payload")
+    values = payload.values() if isinstance(payload, dict) else [object()]
+    return all(isinstance(v, str | int | float | bool) for v in values)
 
 
 def _parse_body(content_type: str, raw: bytes) -> dict[str, Any]:

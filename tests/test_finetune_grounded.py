@@ -16,6 +16,7 @@ from core.prompt import SOURCES_HEADING, build_prompt
 from draftdesk.cli import main
 from finetune.config import ExportConfig, PrepareConfig
 from finetune.export import export_zendesk
+from finetune.fitting import fit_pair
 from finetune.pairs import Conversation, Turn, conversation_examples
 from finetune.prepare import approximate_tokens, prepare_dataset
 from finetune.sample import SAMPLE_EMAIL, SAMPLE_PRODUCT, SAMPLE_TOKEN, load_sample, sample_zendesk
@@ -110,6 +111,16 @@ def test_a_grounded_prompt_is_the_prompt_the_bot_would_draft_from(export_dir: Pa
     assert [(r["ticket_id"], r["completion"]) for r in rows(plain / "train.jsonl")] == [
         (r["ticket_id"], r["completion"]) for r in rows(tmp_path / "train.jsonl")
     ]
+
+
+def test_a_grounded_prompt_cut_for_training_keeps_its_passages(export_dir: Path, tmp_path: Path) -> None:
+    prepare_dataset(export_dir, tmp_path, CONFIG, SAMPLE_PRODUCT, progress=False, grounding=GROUNDING)
+    row = max((r for r in rows(tmp_path / "train.jsonl") if r["sources"]), key=lambda r: len(r["prompt"]))
+    max_length = approximate_tokens(row["prompt"] + row["completion"]) - 5  # a little too long
+    fitted = fit_pair(row, approximate_tokens, max_length, SAMPLE_PRODUCT)
+    assert fitted is not None and fitted["prompt"] != row["prompt"]
+    assert all(f"- {source}" in fitted["prompt"] for source in row["sources"])
+    assert approximate_tokens(fitted["prompt"] + fitted["completion"]) + 1 <= max_length
 
 
 def test_passages_are_found_with_the_question_never_with_the_answer() -> None:

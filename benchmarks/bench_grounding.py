@@ -23,8 +23,9 @@ from typing import Any
 
 from sacrebleu.metrics import CHRF
 
-from bot.grounding import HelpCenterIndex, html_to_text
+from bot.grounding import HelpCenterIndex
 from core.domain import Comment, Ticket
+from integrations.help_center_index import html_to_text
 
 SAMPLE = Path(__file__).resolve().parents[1] / "finetune" / "sample_data"
 

@@ -28,6 +28,7 @@ from core.config import (
     setting,
 )
 from core.secrets import Secrets
+from integrations.grounding_config import GroundingSettings
 from integrations.zendesk_config import ZendeskSettings
 from models.config import load_model_settings, parse_engine, parse_models
 from models.spec import EngineSettings, ModelSpec
@@ -259,28 +260,6 @@ class PromotionSettings:
 
     def problems(self) -> list[str]:
         return out_of_range(self, {"min_ratings": (1, 1_000_000), "max_p": (0.000001, 0.5)})
-
-
-@dataclass(frozen=True)
-class GroundingSettings:
-    """`[grounding]`: Help Center articles as sources: links under each ticket, passages in prompts."""
-
-    enabled: bool = setting("index the Help Center and show the best articles under each ticket", False)
-    locales: tuple[str, ...] = setting('the Help Center locales to index, e.g. ["en-us", "de"]', ("en-us",))
-    refresh_hours: float = setting("hours between two reads of the articles changed since the last", 6.0)
-    articles_shown: int = setting("article links under each ticket's parent message", 3)
-    prompt_tokens: int = setting("tokens of passages in the prompt of a model with grounding = true", 400)
-    path: Path = setting(
-        "the articles' file, relative to the config file", Path(".draftdesk/helpcenter.json")
-    )
-
-    def problems(self) -> list[str]:
-        problems = out_of_range(
-            self, {"refresh_hours": (0.05, 24 * 30), "articles_shown": (0, 10), "prompt_tokens": (0, 8192)}
-        )
-        if not self.locales or not all(self.locales):
-            problems.append(f'locales: expected locales like ["en-us"], got {list(self.locales)!r}')
-        return problems
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
-"""Help-centre sources: a BM25 index of the Help Center's articles (bm25s), kept in step with
-Zendesk by ``updated_at``, answering "which articles fit this ticket" (links under the ticket's
-parent message) and "which passages go into a grounded model's prompt".
+"""Help-centre sources: the Help Center's articles, kept in step with Zendesk by ``updated_at`` and
+searched with `integrations.help_center_index` (bm25s), answering "which articles fit this ticket"
+(links under the ticket's parent message) and "which passages go into a grounded model's prompt".
 
 The articles are kept as plain text in one JSON file (``[grounding] path``) with the time of the
 newest change seen, so a refresh asks Zendesk only for what changed since (the incremental article
@@ -10,74 +10,21 @@ from that file: a few thousand articles take well under a second.
 
 from __future__ import annotations
 
-import html
 import json
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import bm25s
-
 from core.domain import Ticket
 from core.files import replace_atomically
 from core.ports import HelpCenterSource
+from integrations.help_center_index import Article, ArticleIndex, Passage, html_to_text
 
 log = logging.getLogger(__name__)
-
-PASSAGE_WORDS = 80  # a passage: about a paragraph, so a prompt gets the part that answers
-_TAGS = re.compile(r"<[^>]+>")
-_BLOCK_END = re.compile(r"</(?:p|li|h[1-6]|div|tr|pre|blockquote)>|<br\s*/?>", re.IGNORECASE)
-_SPACES = re.compile(r"[ \t\r\f\v]+")
-
-
-@dataclass(frozen=True)
-class Article:
-    id: int
-    locale: str
-    title: str
-    url: str
-    text: str
-    updated_at: str
-
-
-@dataclass(frozen=True)
-class Passage:
-    article: Article
-    text: str
-    score: float
-
-
-def html_to_text(body: str) -> str:
-    """Article HTML as paragraphs of plain text (one per line)."""
-    text = _BLOCK_END.sub("\n", body)
-    text = html.unescape(_TAGS.sub(" ", text))
-    lines = (_SPACES.sub(" ", line).strip() for line in text.splitlines())
-    return "\n".join(line for line in lines if line)
-
-
-def split_passages(article: Article, words: int = PASSAGE_WORDS) -> list[str]:
-    """The article's paragraphs gathered into passages of about ``words`` words, title first."""
-    passages: list[str] = []
-    current: list[str] = []
-    for paragraph in article.text.splitlines():
-        current.append(paragraph)
-        if sum(len(p.split()) for p in current) >= words:
-            passages.append(" ".join(current))
-            current = []
-    if current or not passages:
-        passages.append(" ".join(current))
-    return [f"{article.title}: {p}".strip() for p in passages]
-
-
-def ticket_query(ticket: Ticket) -> str:
-    """What a ticket asks: its subject and the customer's newest message."""
-    latest = ticket.latest_requester_comment
-    return f"{ticket.subject}\n{latest.body if latest else ''}"
 
 
 class HelpCenterIndex:
@@ -90,8 +37,7 @@ class HelpCenterIndex:
         self._lock = threading.Lock()
         self._articles: dict[str, Article] = {}
         self._since = 0  # Unix time of the newest change seen: the next refresh starts there
-        self._passages: list[tuple[Article, str]] = []
-        self._retriever: bm25s.BM25 | None = None
+        self._index = ArticleIndex()
         self._load()
 
     def __len__(self) -> int:
@@ -143,54 +89,16 @@ class HelpCenterIndex:
         replace_atomically(self.path, lambda handle: handle.write(payload))
 
     def _rebuild(self) -> None:
-        passages = [(a, p) for a in self._articles.values() for p in split_passages(a)]
-        retriever = None
-        if passages:
-            retriever = bm25s.BM25()
-            retriever.index(_tokens([p for _, p in passages]), show_progress=False)
-        with self._lock:
-            self._passages, self._retriever = passages, retriever
+        self._index.replace(list(self._articles.values()))
 
     def search(self, query: str, k: int) -> list[Passage]:
-        """The ``k`` passages that match ``query`` best, best first; none that share no word with it."""
-        with self._lock:
-            passages, retriever = self._passages, self._retriever
-        tokens = _tokens([query])
-        if retriever is None or not tokens[0]:
-            return []
-        k = min(k, len(passages))
-        indexes, scores = retriever.retrieve(tokens, k=k, show_progress=False)
-        found = [
-            Passage(passages[i][0], passages[i][1], float(s))
-            for i, s in zip(indexes[0], scores[0], strict=True)
-        ]
-        return [p for p in found if p.score > 0]
+        return self._index.search(query, k)
 
     def top_articles(self, ticket: Ticket, k: int) -> list[Article]:
-        """The ``k`` articles with the best-matching passages for the ticket, best first."""
-        chosen: list[Article] = []
-        for passage in self.search(ticket_query(ticket), k * 8):
-            if passage.article not in chosen:
-                chosen.append(passage.article)
-            if len(chosen) == k:
-                break
-        return chosen
+        return self._index.top_articles(ticket, k)
 
     def prompt_passages(self, ticket: Ticket, count_tokens: Callable[[str], int], budget: int) -> list[str]:
-        """The best passages for the ticket that fit ``budget`` tokens together, best first."""
-        chosen: list[str] = []
-        used = 0
-        for passage in self.search(ticket_query(ticket), 10):
-            cost = count_tokens(passage.text)
-            if used + cost > budget:
-                continue
-            chosen.append(passage.text)
-            used += cost
-        return chosen
-
-
-def _tokens(texts: Iterable[str]) -> list[list[str]]:
-    return bm25s.tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)
+        return self._index.prompt_passages(ticket, count_tokens, budget)
 
 
 def _unix(moment: Any) -> int:

@@ -31,6 +31,7 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"seed {card['settings']['seed']}",
         f"- prompt format: `core.prompt.build_prompt`, product name `{card['settings']['product_name']}`",
         f"- tokens counted with: {card['tokens_counted_with']}",
+        *_grounding_lines(card.get("grounding")),
         "",
         "## Filters",
         "",
@@ -61,3 +62,14 @@ def render_markdown(card: dict[str, Any]) -> str:
         lines.append(f"| `<{kind}>` | {count} |")
     lines.append("")
     return "\n".join(lines)
+
+
+def _grounding_lines(grounding: dict[str, Any] | None) -> list[str]:
+    if not grounding:
+        return []  # an ungrounded card reads as it always did
+    return [
+        f"- grounded: yes, Help Center passages in each prompt ([grounding] locales "
+        f"{', '.join(grounding['locales'])}, prompt_tokens {grounding['prompt_tokens']}; "
+        f"{grounding['articles_indexed']} articles indexed, {grounding['passages']} passages in "
+        f"{grounding['examples_with_passages']} prompts)"
+    ]

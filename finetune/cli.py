@@ -19,6 +19,7 @@ from finetune.config import (
     load_finetune_context,
     load_finetune_settings,
 )
+from integrations.grounding_config import GroundingSettings
 from models.spec import ModelSpec
 
 if TYPE_CHECKING:  # torch and TRL load only for the commands that train
@@ -53,6 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--tokenizer", help="local tokenizer (path or downloaded hub id) to count tokens with"
     )
     prepare.add_argument("--product-name", help="product name in the prompt (default: [worker] product_name)")
+    prepare.add_argument(
+        "--grounding",
+        action="store_true",
+        help="prompts with Help Center passages, for models with grounding = true ([grounding] locales "
+        "and prompt_tokens; default --out: workdir/dataset-grounded)",
+    )
     prepare.set_defaults(func=_guard(cmd_prepare))
 
     train = commands.add_parser("train", help="QLoRA-train the adapter of one [[models]] entry")
@@ -184,15 +191,52 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     product = args.product_name or config.product_name or (settings.product_name if settings else "")
     product = product or "our product"  # the bot's own default ([worker] product_name)
     source = args.input or _workdir(finetune, "export")
-    out = args.out or _workdir(finetune, "dataset")
-    card = prepare_dataset(source, out, config, product, tokenizer=args.tokenizer)
+    out = args.out or _workdir(finetune, _dataset_name(args.grounding))
+    grounding = None
+    if args.grounding:
+        grounding = settings.grounding if settings else GroundingSettings()
+    card = prepare_dataset(source, out, config, product, tokenizer=args.tokenizer, grounding=grounding)
     splits = card["splits"]
+    grounded = card.get("grounding")
     print(
         f"dataset in {out}: {splits['train']['examples']} train / {splits['eval']['examples']} eval "
         "examples, "
-        f"{splits['articles']['examples']} articles; card: {out / 'card.md'}"
+        f"{splits['articles']['examples']} articles; "
+        + (
+            f"grounded: {grounded['passages']} passages in {grounded['examples_with_passages']} prompts; "
+            if grounded
+            else ""
+        )
+        + f"card: {out / 'card.md'}"
     )
     return 0
+
+
+def _dataset_name(grounded: bool) -> str:
+    """The default dataset folder: grounded prompts apart, as the study's models train without them."""
+    return "dataset-grounded" if grounded else "dataset"
+
+
+def _dataset_for(spec: ModelSpec, finetune: FinetuneSettings, given: Path | None) -> Path:
+    """The SFT dataset for ``spec``: ``given`` or the default; refused when its prompts are grounded
+    and the model's are not (or the other way round), as the model would draft from other prompts."""
+    from finetune.files import read_json
+
+    dataset = given or _workdir(finetune, _dataset_name(spec.grounding))
+    card_path = dataset / "card.json"
+    if not card_path.is_file():
+        return dataset  # load_dataset_dir says how to make one
+    grounded = bool(read_json(card_path).get("grounding"))
+    if grounded != spec.grounding:
+        if spec.grounding:
+            fix = f"run `draftdesk finetune prepare --grounding --out {dataset}`"
+        else:
+            fix = f"run `draftdesk finetune prepare --out {dataset}` (without --grounding)"
+        raise ValueError(
+            f"{dataset}: prompts {'with' if grounded else 'without'} Help Center passages, but {spec.name} "
+            f"has grounding = {str(spec.grounding).lower()}: {fix}, or pass another --dataset"
+        )
+    return dataset
 
 
 def _model(settings: FinetuneContext, name: str) -> ModelSpec:
@@ -221,7 +265,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train_adapter(
         args.model,
         base_model,
-        args.dataset or _workdir(finetune, "dataset"),
+        _dataset_for(spec, finetune, args.dataset),
         args.output_dir or Path(finetune.paths.output_dir),
         config,
         fresh=args.fresh,
@@ -309,7 +353,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         args.model,
         spec.base_model,
         Path(adapter),
-        dataset or _workdir(finetune, "dataset"),
+        _dataset_for(spec, finetune, dataset),
         train_config,
         eval_config,
     )

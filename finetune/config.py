@@ -25,6 +25,7 @@ from core.config import below_minimum as _below_minimum
 from core.config import setting as _help
 from core.secrets import Secrets
 from finetune.pairs import PAIR_MODES
+from integrations.grounding_config import GroundingSettings
 from integrations.zendesk_config import ZendeskSettings
 from models.config import parse_models
 from models.spec import ModelSpec
@@ -241,7 +242,8 @@ class FinetuneContext:
     """What the finetune commands read from ``config.toml``: no Slack, no bot sections.
 
     ``zendesk`` is None when the file has no ``[zendesk]`` (only ``export`` needs it);
-    ``product_name`` is ``[worker] product_name``, the name the bot's prompts use.
+    ``product_name`` is ``[worker] product_name``, the name the bot's prompts use; ``grounding`` is
+    `[grounding]`, whose locales and passage budget ``prepare --grounding`` uses.
     """
 
     finetune: FinetuneSettings
@@ -249,6 +251,7 @@ class FinetuneContext:
     zendesk: ZendeskSettings | None
     product_name: str
     secrets: Secrets
+    grounding: GroundingSettings = field(default_factory=GroundingSettings)
 
 
 def load_finetune_context(path: Path, env: Mapping[str, str]) -> FinetuneContext:
@@ -260,6 +263,7 @@ def load_finetune_context(path: Path, env: Mapping[str, str]) -> FinetuneContext
         build_section(ZendeskSettings, raw["zendesk"], "zendesk", problems) if "zendesk" in raw else None
     )
     product_name = _product_name(raw.get("worker"), problems)
+    grounding = build_section(GroundingSettings, raw.get("grounding"), "grounding", problems)
     finetune_table = raw.get("finetune") or {}
     if not isinstance(finetune_table, Mapping):
         problems.append("[finetune]: must be a table")
@@ -275,7 +279,7 @@ def load_finetune_context(path: Path, env: Mapping[str, str]) -> FinetuneContext
         problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
-    return FinetuneContext(finetune, models, zendesk, product_name, Secrets.from_env(env))
+    return FinetuneContext(finetune, models, zendesk, product_name, Secrets.from_env(env), grounding)
 
 
 def _product_name(worker: Any, problems: list[str]) -> str:

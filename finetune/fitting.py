@@ -3,7 +3,8 @@
 ``prepare`` renders prompts with a generous, approximate budget. Training needs each prompt plus
 its answer within ``max_length`` tokens of the model being trained, so a prompt that is too long
 is rendered again by ``core.prompt.build_prompt`` with the room that is left: the oldest comments
-go first and the customer's newest message stays, exactly as the bot cuts prompts at draft time.
+go first and the customer's newest message stays, exactly as the bot cuts prompts at draft time;
+a grounded row's Help Center passages (``sources``) stay, as they do in the bot's prompt.
 Articles are split at paragraph (then line, then word) boundaries into pieces that fit.
 """
 
@@ -29,7 +30,14 @@ def fit_pair(
         return None
     context = [Turn(t["role"], t["text"]) for t in row.get("context") or []]
     try:
-        prompt = render_prompt(row.get("subject") or "", context, count_tokens, room, product_name)
+        prompt = render_prompt(
+            row.get("subject") or "",
+            context,
+            count_tokens,
+            room,
+            product_name,
+            sources=row.get("sources") or (),
+        )
     except ValueError:
         return None
     return {"prompt": prompt, "completion": completion}

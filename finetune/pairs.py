@@ -23,6 +23,8 @@ from core.domain import Comment, Ticket
 from core.prompt import build_prompt
 
 PairMode = Literal["first", "multi_turn"]
+SourceFinder = Callable[[Ticket, Callable[[str], int]], Sequence[str]]
+"""The passages for a ticket's prompt, counted with the given tokenizer (a grounded model's)."""
 PAIR_MODES: tuple[PairMode, ...] = ("first", "multi_turn")
 Role = Literal["customer", "agent"]
 
@@ -49,6 +51,7 @@ class Example:
     completion: str
     context: tuple[Turn, ...]  # the turns the prompt was built from (to rebuild it for another budget)
     subject: str
+    sources: tuple[str, ...] = ()  # the Help Center passages in the prompt (grounded datasets only)
 
     @property
     def question(self) -> str:
@@ -79,8 +82,20 @@ def render_prompt(
     max_tokens: int,
     product_name: str,
     ticket_id: int = 0,
+    sources: Sequence[str] = (),
 ) -> str:
     """The bot's prompt for a conversation that ends before an agent answer."""
+    return build_prompt(
+        conversation_ticket(subject, context, ticket_id),
+        count_tokens,
+        max_tokens,
+        product_name=product_name,
+        sources=sources,
+    )
+
+
+def conversation_ticket(subject: str, context: Sequence[Turn], ticket_id: int = 0) -> Ticket:
+    """The conversation as the bot would see the ticket: what prompts and retrieval are built from."""
     epoch = datetime(2000, 1, 1, tzinfo=UTC)
     comments = tuple(
         Comment(
@@ -93,7 +108,7 @@ def render_prompt(
         )
         for index, turn in enumerate(context)
     )
-    ticket = Ticket(
+    return Ticket(
         id=ticket_id,
         subject=subject,
         status="solved",
@@ -103,7 +118,6 @@ def render_prompt(
         url="",
         comments=comments,
     )
-    return build_prompt(ticket, count_tokens, max_tokens, product_name=product_name)
 
 
 def conversation_examples(
@@ -112,14 +126,20 @@ def conversation_examples(
     count_tokens: Callable[[str], int],
     max_prompt_tokens: int,
     product_name: str,
+    find_sources: SourceFinder | None = None,
 ) -> list[Example]:
-    """The examples of one ticket, oldest answer first."""
+    """The examples of one ticket, oldest answer first. With ``find_sources`` each prompt is grounded:
+    the passages are looked up with the conversation before the answer, never the answer itself."""
     if mode not in PAIR_MODES:
         raise ValueError(f"pair mode must be one of {PAIR_MODES}, got {mode!r}")
     turns = conversation.turns
     examples = []
     for position in answer_positions(turns, mode):
         context = turns[:position]
+        sources: tuple[str, ...] = ()
+        if find_sources is not None:
+            ticket = conversation_ticket(conversation.subject, context, conversation.ticket_id)
+            sources = tuple(find_sources(ticket, count_tokens))
         prompt = render_prompt(
             conversation.subject,
             context,
@@ -127,6 +147,7 @@ def conversation_examples(
             max_prompt_tokens,
             product_name,
             conversation.ticket_id,
+            sources,
         )
         examples.append(
             Example(
@@ -135,6 +156,7 @@ def conversation_examples(
                 completion=" " + turns[position].text,
                 context=tuple(context),
                 subject=conversation.subject,
+                sources=sources,
             )
         )
     return examples

@@ -14,6 +14,12 @@ Output folder::
     articles.jsonl {"id", "locale", "title", "url", "text"}
     card.json, card.md
 
+With ``grounding`` (``finetune prepare --grounding``, for a model with ``grounding = true``) each
+prompt also holds the Help Center passages the bot would put there when drafting: the exported
+articles of the ``[grounding]`` locales, indexed as the bot indexes them
+(`integrations.help_center_index`), searched with the ticket as it stood before the answer, fitted
+to ``[grounding] prompt_tokens``. Rows then carry their ``sources`` and the card says so.
+
 The result depends only on the export and the settings (no clock, no randomness without a
 seed), so re-running gives byte-identical files and the same dataset hash.
 """
@@ -23,22 +29,26 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from core.domain import Ticket
 from finetune.card import render_markdown
 from finetune.cleaning import clean_comment
 from finetune.config import PrepareConfig
 from finetune.dedup import DedupResult, deduplicate
 from finetune.files import files_hash, read_json, read_jsonl, write_json, write_jsonl, write_text
 from finetune.html_text import html_to_text
-from finetune.pairs import Conversation, Example, Turn, conversation_examples
+from finetune.pairs import Conversation, Example, SourceFinder, Turn, conversation_examples
 from finetune.pii import Redactor
 from finetune.split import split_tickets
+from integrations.grounding_config import GroundingSettings
+from integrations.help_center_index import PASSAGE_WORDS, Article, ArticleIndex
+from integrations.help_center_index import html_to_text as article_text
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +168,10 @@ def answer_examples(
     count_tokens: Callable[[str], int],
     product_name: str,
     progress: bool = False,
+    find_sources: SourceFinder | None = None,
 ) -> tuple[list[Example], DedupResult]:
     """The agents' public answers as examples: cleaned, redacted, paired, short answers and
-    duplicate questions dropped, each step counted in ``filters``."""
+    duplicate questions dropped, each step counted in ``filters``. ``find_sources``: grounded prompts."""
     examples: list[Example] = []
     for ticket in tqdm(tickets, desc="prepare tickets", unit=" tickets", disable=not progress):
         cleaned = clean_conversation(ticket, redactor, placeholders)
@@ -173,6 +184,7 @@ def answer_examples(
             count_tokens,
             config.max_prompt_tokens,
             product_name,  # type: ignore[arg-type]
+            find_sources,
         )
         if found:
             filters["tickets_answered"] += 1
@@ -193,13 +205,74 @@ def answer_examples(
     return examples, result
 
 
-def example_row(example: Example) -> dict[str, Any]:
-    return {
+def example_row(example: Example, grounded: bool = False) -> dict[str, Any]:
+    row = {
         "ticket_id": example.ticket_id,
         "prompt": example.prompt,
         "completion": example.completion,
         "subject": example.subject,
         "context": [{"role": t.role, "text": t.text} for t in example.context],
+    }
+    if grounded:
+        row["sources"] = list(example.sources)
+    return row
+
+
+def help_center_articles(export_dir: Path, locales: Sequence[str], redactor: Redactor) -> list[Article]:
+    """The exported articles of ``locales`` as the bot indexes them (its HTML-to-text, not the dataset's
+    cleaning), with personal data replaced like everything else in the dataset."""
+    metadata_path = export_dir / "articles" / "metadata.json"
+    if not metadata_path.is_file():
+        return []
+    wanted = {locale.lower() for locale in locales}
+    articles = []
+    for meta in read_json(metadata_path):
+        locale = str(meta["locale"]).lower()
+        html_path = export_dir / "articles" / meta["locale"] / f"{meta['id']}.html"
+        if locale not in wanted or not html_path.is_file():
+            continue
+        text = article_text(html_path.read_text(encoding="utf-8"))
+        articles.append(
+            Article(
+                int(meta["id"]),
+                locale,
+                redactor.redact(meta.get("title") or "").text,
+                meta.get("url") or "",
+                "\n".join(redactor.redact(line).text for line in text.splitlines()),
+                meta.get("updated_at") or "",
+            )
+        )
+    return articles
+
+
+def _grounded_prompts(
+    export_dir: Path, grounding: GroundingSettings, redactor: Redactor
+) -> tuple[SourceFinder, list[Article]]:
+    """What finds a ticket's passages (the bot's search, ``[grounding] prompt_tokens``) and the articles."""
+    indexed = help_center_articles(export_dir, grounding.locales, redactor)
+    if not indexed:
+        raise ValueError(
+            f"--grounding: {export_dir} holds no Help Center articles in {', '.join(grounding.locales)}: "
+            "export them (`draftdesk finetune export --locales ...`) or set [grounding] locales"
+        )
+    index, budget = ArticleIndex(indexed), grounding.prompt_tokens
+
+    def find_sources(ticket: Ticket, count: Callable[[str], int]) -> list[str]:
+        return index.prompt_passages(ticket, count, budget)
+
+    return find_sources, indexed
+
+
+def _grounding_card(
+    grounding: GroundingSettings, indexed: Sequence[Article], examples: Sequence[Example]
+) -> dict[str, Any]:
+    return {
+        "locales": list(grounding.locales),
+        "prompt_tokens": grounding.prompt_tokens,
+        "articles_indexed": len(indexed),
+        "passage_words": PASSAGE_WORDS,
+        "examples_with_passages": sum(1 for e in examples if e.sources),
+        "passages": sum(len(e.sources) for e in examples),
     }
 
 
@@ -210,8 +283,10 @@ def prepare_dataset(
     product_name: str,
     tokenizer: str | None = None,
     progress: bool = True,
+    grounding: GroundingSettings | None = None,
 ) -> dict[str, Any]:
-    """Build the dataset in ``out_dir`` from the export in ``export_dir``; returns the card."""
+    """Build the dataset in ``out_dir`` from the export in ``export_dir``; returns the card.
+    ``grounding``: put Help Center passages into the prompts, as for a model with grounding on."""
     export_dir, out_dir = Path(export_dir), Path(out_dir)
     if not (export_dir / "tickets").is_dir() and not (export_dir / "articles").is_dir():
         raise ExportNotFound(
@@ -226,10 +301,13 @@ def prepare_dataset(
     if state_path.is_file():
         filters["internal_notes"] = int(read_json(state_path).get("counts", {}).get("internal_notes", 0))
 
+    find_sources, indexed = None, []
+    if grounding is not None:
+        find_sources, indexed = _grounded_prompts(export_dir, grounding, redactor)
     tickets = _read_tickets(export_dir)
     filters["tickets_exported"] = len(tickets)
     examples, result = answer_examples(
-        tickets, redactor, placeholders, filters, config, count_tokens, product_name, progress
+        tickets, redactor, placeholders, filters, config, count_tokens, product_name, progress, find_sources
     )
 
     split = split_tickets({e.ticket_id for e in examples}, config.eval_fraction, config.seed)
@@ -251,8 +329,8 @@ def prepare_dataset(
     filters["articles_after_dedup"] = len(articles)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out_dir / "train.jsonl", (example_row(e) for e in train))
-    write_jsonl(out_dir / "eval.jsonl", (example_row(e) for e in held_out))
+    write_jsonl(out_dir / "train.jsonl", (example_row(e, grounding is not None) for e in train))
+    write_jsonl(out_dir / "eval.jsonl", (example_row(e, grounding is not None) for e in held_out))
     write_jsonl(out_dir / "articles.jsonl", articles)
 
     def part(rows: list[Example]) -> dict[str, int]:
@@ -297,6 +375,7 @@ def prepare_dataset(
             },
         },
         "placeholders": dict(sorted(placeholders.items())),
+        **({"grounding": _grounding_card(grounding, indexed, train + held_out)} if grounding else {}),
         "train_tickets": sorted(split.train),
         "eval_tickets": sorted(split.eval),
     }

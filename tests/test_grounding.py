@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from bot.config import load_settings
-from bot.grounding import HelpCenterIndex, HelpCenterSources, html_to_text
+from bot.grounding import HelpCenterIndex, HelpCenterSources
 from core.domain import Comment, DraftResult, Ticket
 from core.prompt import SOURCES_HEADING
 from draftdesk.app import build
+from integrations.help_center_index import html_to_text
 from integrations.standins.slack_server import FakeSlack
 from integrations.standins.zendesk_server import FakeZendesk
 from integrations.zendesk import ZendeskGateway

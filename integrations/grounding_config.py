@@ -1,0 +1,31 @@
+"""The `[grounding]` section: Help Center articles as sources. The bot reads all of it; `finetune
+prepare --grounding` reads the locales and the passage budget, so training prompts match drafting ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.config import out_of_range, setting
+
+
+@dataclass(frozen=True)
+class GroundingSettings:
+    """`[grounding]`: Help Center articles as sources: links under each ticket, passages in prompts."""
+
+    enabled: bool = setting("index the Help Center and show the best articles under each ticket", False)
+    locales: tuple[str, ...] = setting('the Help Center locales to index, e.g. ["en-us", "de"]', ("en-us",))
+    refresh_hours: float = setting("hours between two reads of the articles changed since the last", 6.0)
+    articles_shown: int = setting("article links under each ticket's parent message", 3)
+    prompt_tokens: int = setting("tokens of passages in the prompt of a model with grounding = true", 400)
+    path: Path = setting(
+        "the articles' file, relative to the config file", Path(".draftdesk/helpcenter.json")
+    )
+
+    def problems(self) -> list[str]:
+        problems = out_of_range(
+            self, {"refresh_hours": (0.05, 24 * 30), "articles_shown": (0, 10), "prompt_tokens": (0, 8192)}
+        )
+        if not self.locales or not all(self.locales):
+            problems.append(f'locales: expected locales like ["en-us"], got {list(self.locales)!r}')
+        return problems

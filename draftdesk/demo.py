@@ -108,7 +108,7 @@ base_model = "{base}"
 {f'adapter = "{adapter}"' if adapter else "# no adapter: the untuned base, the study's baseline"}
 max_new_tokens = 80
 temperature = 0
-repetition_penalty = 1.1
+repetition_penalty = 1.0
 seed = {seed}
 """
         for name, base, adapter, seed in entries

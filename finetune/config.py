@@ -15,7 +15,7 @@ checkpointing.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -35,8 +35,22 @@ from models.spec import ModelSpec
 class PathsConfig:
     """`[finetune]`: where the finetune commands write."""
 
-    workdir: str = _help("where export and prepare write by default", ".draftdesk/finetune")
-    output_dir: str = _help("where trained adapters are written: OUTPUT_DIR/MODEL/VERSION", "./adapters")
+    workdir: str = _help(
+        "where export and prepare write by default; a relative path is relative to the config file",
+        ".draftdesk/finetune",
+    )
+    output_dir: str = _help(
+        "where trained adapters are written: OUTPUT_DIR/MODEL/VERSION; relative to the config file",
+        "./adapters",
+    )
+
+    def resolved(self, base_dir: Path) -> PathsConfig:
+        """Both folders absolute: relative ones against ``base_dir`` (the config file's folder), the
+        rule every other path in config.toml follows."""
+        return PathsConfig(
+            workdir=str((base_dir / Path(self.workdir).expanduser()).resolve()),
+            output_dir=str((base_dir / Path(self.output_dir).expanduser()).resolve()),
+        )
 
 
 def _date_text(value: Any) -> str:
@@ -279,6 +293,9 @@ def load_finetune_context(path: Path, env: Mapping[str, str]) -> FinetuneContext
         problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
+    finetune = replace(finetune, paths=finetune.paths.resolved(path.parent))
+    if not grounding.path.is_absolute():
+        grounding = replace(grounding, path=path.parent / grounding.path)
     return FinetuneContext(finetune, models, zendesk, product_name, Secrets.from_env(env), grounding)
 
 

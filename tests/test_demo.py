@@ -63,7 +63,10 @@ def test_the_demo_trains_runs_the_loop_and_labels_its_raters(tmp_path: Path) -> 
     for ticket in tickets:
         assert f"#{ticket}" in out
     assert out.count("Draft A") >= len(tickets)
-    assert out.count("SIMULATED raters, Draft") == 3 * len(tickets)
+    # Every draft posted with rating buttons is rated (the quick recipe's barely trained models may
+    # end a draft before its first word: that draft is posted as failed, without buttons).
+    rated = out.count("SIMULATED raters, Draft")
+    assert rated == out.count("[ 1 ] [ 2 ] [ 3 ] [ 4 ] [ 5 ]") and rated >= 2 * len(tickets)
     assert "Table 1" in out and "Against the baseline" in out and "mini-llama-ft" in out
     digest = out[out.index("Weekly digest as posted to Slack") :]
     assert "simulated raters (not people)" in digest and "Against mini-llama" in digest
@@ -92,3 +95,18 @@ def test_simulated_raters_score_by_similarity_to_the_real_answer() -> None:
     for chrf in (SCALE[0], SCALE[1], 37.0, SCALE[3]):
         given = [score(rater, "d2", chrf) for rater in RATERS]
         assert max(given) - min(given) <= 1
+
+
+def test_the_vocabulary_never_reads_the_held_out_answers(tmp_path: Path) -> None:
+    from draftdesk.demo_models import tokenizer_texts
+
+    def write(name: str, rows: list[dict]) -> None:
+        (tmp_path / name).write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+
+    write("articles.jsonl", [{"text": "Open Settings > Exclusions."}])
+    write("train.jsonl", [{"prompt": "Customer: stuck at 99%\n\nAgent:", "completion": " Close Outlook."}])
+    write("eval.jsonl", [{"prompt": "Customer: never finishes\n\nAgent:", "completion": " HELD OUT ANSWER"}])
+    texts = tokenizer_texts(tmp_path)
+    assert "Open Settings > Exclusions." in texts and " Close Outlook." in texts
+    assert "Customer: never finishes\n\nAgent:" in texts
+    assert not any("HELD OUT ANSWER" in text for text in texts)

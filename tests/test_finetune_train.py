@@ -158,8 +158,8 @@ url = "https://acme.zendesk.com"
 [worker]
 product_name = "{SAMPLE_PRODUCT}"
 [finetune]
-workdir = "{tmp_path / "work"}"
-output_dir = "{tmp_path / "adapters"}"
+workdir = "work"
+output_dir = "adapters"
 [finetune.export]
 locales = ["en-us"]
 [finetune.prepare]
@@ -181,13 +181,19 @@ base_model = "{demo_models["gptj_base"]}"
 lora_dropout = 0.0
 """
     )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # relative [finetune] paths follow the config file, not the shell
     args = ["--config", str(config)]
     assert main(["finetune", "export", "--sample", *args]) == 0
+    assert (tmp_path / "work" / "export").is_dir() and not (elsewhere / "work").exists()
     assert main(["finetune", "prepare", *args]) == 0
     assert main(["finetune", "train", "--model", "tiny-gptj-ft", "--max-steps", "3", *args]) == 0
     assert main(["finetune", "eval", "--model", "tiny-gptj-ft", *args]) == 0
     out = capsys.readouterr().out
     assert "train /" in out and "untuned base" in out and "report:" in out
+    assert f"adapter: {tmp_path.resolve() / 'adapters' / 'tiny-gptj-ft'}" in out
+    assert not list(elsewhere.iterdir())
     [report_path] = (tmp_path / "adapters" / "tiny-gptj-ft").glob("*/eval.json")
     report = json.loads(report_path.read_text())
     manifest = json.loads((report_path.parent / "manifest.json").read_text())

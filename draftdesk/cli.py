@@ -344,7 +344,7 @@ def cmd_votes_export(args: argparse.Namespace) -> int:
     if args.output:
         with args.output.open("w", encoding="utf-8", newline="") as out:
             count = write_votes(votes, out, args.format)
-        print(f"wrote {count} vote(s) to {args.output}", file=sys.stderr)
+        print(f"wrote {count} vote(s) to {args.output.resolve()}", file=sys.stderr)
     else:
         write_votes(votes, sys.stdout, args.format)
     return 0

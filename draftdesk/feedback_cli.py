@@ -123,8 +123,8 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     card = build_feedback(drafts, tickets, args.out, config, product, count_tokens, source=str(storage))
     sizes = card["sizes"]
     print(
-        f"feedback in {args.out}: "
+        f"feedback in {args.out.resolve()}: "
         + ", ".join(f"{name} {size['train']} train / {size['eval']} eval" for name, size in sizes.items())
-        + f"; card: {args.out / 'card.md'}"
+        + f"; card: {args.out.resolve() / 'card.md'}"
     )
     return 0

@@ -172,8 +172,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
         state = export_zendesk(gateway, out, config)
     counts = state.counts
+    articles = sum(v for k, v in counts.items() if k.startswith("articles_"))
     print(
-        f"exported to {out}: {sum(v for k, v in counts.items() if k.startswith('articles_'))} articles "
+        f"exported to {Path(out).resolve()}: {articles} articles "
         f"({', '.join(state.locales_done)}), {counts.get('tickets_exported', 0)} tickets, "
         f"{counts.get('internal_notes', 0)} internal notes kept apart; "
         + ("caught up" if state.caught_up else "not caught up yet: run again to continue")
@@ -199,15 +200,15 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     splits = card["splits"]
     grounded = card.get("grounding")
     print(
-        f"dataset in {out}: {splits['train']['examples']} train / {splits['eval']['examples']} eval "
-        "examples, "
+        f"dataset in {Path(out).resolve()}: {splits['train']['examples']} train / "
+        f"{splits['eval']['examples']} eval examples, "
         f"{splits['articles']['examples']} articles; "
         + (
             f"grounded: {grounded['passages']} passages in {grounded['examples_with_passages']} prompts; "
             if grounded
             else ""
         )
-        + f"card: {out / 'card.md'}"
+        + f"card: {Path(out).resolve() / 'card.md'}"
     )
     return 0
 
@@ -360,5 +361,5 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out = args.out or Path(adapter) / "eval.json"
     write_json(out, report)
     sys.stdout.write(render_table(report))
-    print(f"report: {out}")
+    print(f"report: {Path(out).resolve()}")
     return 0

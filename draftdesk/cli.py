@@ -249,6 +249,12 @@ def cmd_slack_manifest(args: argparse.Namespace) -> int:
         path = resolve_config_path(args.config, os.environ)
         configured = read_toml(path).get("slack", {}) if path.is_file() or args.config else {}
         mode = configured.get("mode", "socket") if isinstance(configured, dict) else "socket"
+    if mode == "socket" and args.public_url:
+        print(
+            "draftdesk slack manifest: Socket Mode needs no public address, --public-url is not used "
+            "(pass --mode http for an app that Slack calls over HTTP)",
+            file=sys.stderr,
+        )
     manifest = app_manifest(mode == "socket", args.public_url, args.name)
     print(json.dumps(manifest, indent=2))
     return 0
@@ -263,6 +269,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except DemoBuildError as exc:
         print(f"draftdesk demo: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        print(
+            f"draftdesk demo: cannot write{where}: {exc.strerror or exc}: pass --workdir and --cache "
+            "folders you can write to",
+            file=sys.stderr,
+        )
+        return 2
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -306,6 +320,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.input:
         if args.input.is_dir():
             raise VotesFileError(f"--input {args.input} is a folder: pass a votes file (CSV or JSON Lines)")
+        if not args.input.is_file():
+            raise VotesFileError(
+                f"--input {args.input}: no such file: pass a votes file written by `draftdesk votes export`"
+            )
         votes = read_votes(args.input.read_text(encoding="utf-8"), str(args.input))
         if start or end:
             votes = [v for v in votes if (not start or v.voted_at >= start) and (not end or v.voted_at < end)]

@@ -46,6 +46,24 @@ def test_a_folder_as_votes_file_is_one_line(tmp_path: Path, capsys: pytest.Captu
     assert err.count("\n") == 1 and "is a folder: pass a votes file" in err
 
 
+def test_a_missing_votes_file_is_one_line_saying_what_to_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", "--input", str(tmp_path / "votes.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such file" in err and "draftdesk votes export" in err
+
+
+def test_a_demo_folder_that_cannot_be_written_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["demo", "--quick", "--workdir", str(blocker / "demo"), "--cache", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(blocker / "demo") in err and "--workdir" in err
+
+
 def test_the_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
@@ -66,6 +84,9 @@ def test_slack_manifest_follows_the_configs_mode(tmp_path: Path, capsys: pytest.
     assert manifest["settings"]["interactivity"]["request_url"] == "https://bot.example.com/slack/events"
     assert main(["slack", "manifest", "--mode", "socket"]) == 0
     assert json.loads(capsys.readouterr().out)["settings"]["socket_mode_enabled"] is True
+    assert main(["slack", "manifest", "--mode", "socket", "--public-url", "https://bot.example.com"]) == 0
+    printed = capsys.readouterr()
+    assert "--public-url is not used" in printed.err and "request_url" not in printed.out
 
 
 def test_digest_preview_prints_the_next_digest_and_posts_nothing(

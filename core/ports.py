@@ -50,12 +50,6 @@ class TicketSource(Protocol):
     def fetch_ticket(self, ticket_id: int) -> Ticket: ...
 
 
-class NoteSink(Protocol):
-    """Where a draft an agent chose goes: an internal note on the ticket."""
-
-    def add_internal_note(self, ticket_id: int, body: str) -> None: ...
-
-
 class ChatPoster(Protocol):
     """The chat calls the services make (Slack in production). Failures raise :class:`ChatError`.
 

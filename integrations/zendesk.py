@@ -307,10 +307,6 @@ class ZendeskGateway:
             return "", ""
         return user.name or "", user.email or ""
 
-    def add_internal_note(self, ticket_id: int, body: str) -> None:
-        """Add a private comment (agents see it, the requester does not)."""
-        self.add_comment(ticket_id, body, public=False)
-
     def add_comment(
         self, ticket_id: int, body: str, public: bool, author_id: int | None = None
     ) -> int | None:

@@ -8,7 +8,7 @@ import pytest
 from bot.memory_store import MemoryStore
 from bot.partitioned_store import PartitionedStore
 from bot.store import TinyDBStore
-from core.ports import ChatError, ChatPoster, GatewayError, NoteSink, Store, TicketSource
+from core.ports import ChatError, ChatPoster, GatewayError, Store, TicketReplies, TicketSource
 from integrations.slack import SlackError, SlackPoster
 from integrations.zendesk import ZendeskError, ZendeskGateway
 from tests.recording_poster import RecordingPoster
@@ -39,7 +39,7 @@ def parameters(function) -> list[tuple[str, object, bool]]:
         (ChatPoster, SlackPoster),
         (ChatPoster, RecordingPoster),
         (TicketSource, ZendeskGateway),
-        (NoteSink, ZendeskGateway),
+        (TicketReplies, ZendeskGateway),
     ],
     ids=lambda c: c.__name__,
 )

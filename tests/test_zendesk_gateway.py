@@ -156,12 +156,12 @@ def test_unreachable_zendesk_raises_unavailable() -> None:
         gateway.fetch_ticket(1)
 
 
-# -- add_internal_note --------------------------------------------------------------------
+# -- add_comment (an internal note) --------------------------------------------------------------------
 
 
-def test_add_internal_note(zd: FakeZendesk, gateway: ZendeskGateway) -> None:
+def test_add_comment_as_an_internal_note(zd: FakeZendesk, gateway: ZendeskGateway) -> None:
     _seed_conversation(zd)
-    gateway.add_internal_note(42, "Draft B, approved by Grace:\nPlease unplug it & call us.")
+    gateway.add_comment(42, "Draft B, approved by Grace:\nPlease unplug it & call us.", public=False)
 
     puts = zd.requests_to("PUT", "/api/v2/tickets/42.json")
     assert len(puts) == 1
@@ -178,9 +178,9 @@ def test_add_internal_note(zd: FakeZendesk, gateway: ZendeskGateway) -> None:
     assert gateway.fetch_ticket(42).comments[-1].public is False
 
 
-def test_add_internal_note_to_missing_ticket(gateway: ZendeskGateway) -> None:
+def test_add_comment_to_a_missing_ticket(gateway: ZendeskGateway) -> None:
     with pytest.raises(TicketNotFound):
-        gateway.add_internal_note(404, "note")
+        gateway.add_comment(404, "note", public=False)
 
 
 # -- rate limits and server errors ----------------------------------------------------------
@@ -229,7 +229,7 @@ def test_429_on_a_note_is_retried_and_the_note_added_once(
 ) -> None:
     _seed_conversation(zd)
     zd.fail_next("/api/v2/tickets/42.json", 429, {"Retry-After": "3"})
-    gateway.add_internal_note(42, "note")
+    gateway.add_comment(42, "note", public=False)
     assert sleeps == [3.0]
     assert [c["body"] for c in zd.comments(42)].count("note") == 1
 
@@ -241,7 +241,7 @@ def test_server_error_on_a_note_is_not_retried(
     _seed_conversation(zd)
     zd.fail_next("/api/v2/tickets/42.json", 502)
     with pytest.raises(ZendeskUnavailable, match=r"502.*status\.zendesk\.com"):
-        gateway.add_internal_note(42, "note")
+        gateway.add_comment(42, "note", public=False)
     assert sleeps == []
     assert len(zd.requests_to("PUT", "/api/v2/tickets/42.json")) == 1
 

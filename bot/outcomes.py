@@ -30,13 +30,20 @@ def first_agent_reply(ticket: Ticket, question: Comment) -> Comment | None:
     return None
 
 
+def chrf(text: str, reference: str) -> float:
+    """chrF (sacrebleu's character n-gram F-score, 0-100) of ``text`` against ``reference``."""
+    from sacrebleu.metrics import CHRF
+
+    return float(CHRF().sentence_score(text.strip(), [reference.strip()]).score)
+
+
 def similarity(draft: str, reply: str) -> tuple[float, float]:
     """(chrF 0-100, normalised edit distance 0-1) of a draft against the reply that was sent."""
     from rapidfuzz.distance import Levenshtein
-    from sacrebleu.metrics import CHRF
 
-    chrf = CHRF().sentence_score(draft, [reply]).score
-    return round(chrf, 2), round(Levenshtein.normalized_distance(draft.strip(), reply.strip()), 4)
+    return round(chrf(draft, reply), 2), round(
+        Levenshtein.normalized_distance(draft.strip(), reply.strip()), 4
+    )
 
 
 def measure(drafts: Sequence[DraftRecord], reply: Comment) -> list[DraftOutcome]:

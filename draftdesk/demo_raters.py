@@ -33,10 +33,10 @@ LABEL = "simulated raters (not people): each draft scored by its similarity (chr
 
 
 def similarity(draft: str, reference: str) -> float:
-    """chrF of ``draft`` against ``reference``, 0-100."""
-    from sacrebleu.metrics import CHRF
+    """chrF of ``draft`` against ``reference``, 0-100: the measure the digest's "sent" figures use."""
+    from bot.outcomes import chrf
 
-    return float(CHRF().sentence_score(draft.strip(), [reference.strip()]).score)
+    return chrf(draft, reference)
 
 
 def _wobble(rater: SimulatedRater, draft_id: str) -> float:

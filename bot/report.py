@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,18 @@ if TYPE_CHECKING:  # the statistics (scipy, statsmodels) load only where a repor
     from bot.comparisons import Analysis
 
 FORMATS = ("text", "markdown", "json", "csv")
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a report shows: Tables 1 and 2 (``rows``) and, where computed, the rest."""
+
+    rows: Sequence[ModelStats]
+    since: date | None = None
+    until: date | None = None
+    analysis: Analysis | None = None  # the paired comparison, ranking, agreement and trend
+    reasons: Sequence[ReasonCount] = ()  # why drafts rated 1-2 failed
+    sent: Sequence[OutcomeStats] = ()  # how close each model's drafts came to the reply sent
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -33,23 +46,15 @@ def _ci(row: ModelStats) -> str:
     return "–" if ci is None else f"{ci[0]:.1f}–{ci[1]:.1f}"
 
 
-def render(
-    rows: Sequence[ModelStats],
-    fmt: str,
-    since: date | None = None,
-    until: date | None = None,
-    analysis: Analysis | None = None,
-    reasons: Sequence[ReasonCount] = (),
-    sent: Sequence[OutcomeStats] = (),
-) -> str:
+def render(report: Report, fmt: str) -> str:
     if fmt == "json":
-        return render_json(rows, since, until, analysis, reasons, sent)
+        return render_json(report)
     if fmt == "csv":
-        return render_csv(rows, analysis, reasons, sent)
+        return render_csv(report)
     if fmt == "markdown":
-        return render_markdown(rows, since, until, analysis, reasons, sent)
+        return render_markdown(report)
     if fmt == "text":
-        return render_text(rows, since, until, analysis, reasons, sent)
+        return render_text(report)
     raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
@@ -95,18 +100,11 @@ def analysis_dict(analysis: Analysis) -> dict:
     }
 
 
-def as_dict(
-    rows: Sequence[ModelStats],
-    since: date | None,
-    until: date | None,
-    analysis: Analysis | None = None,
-    reasons: Sequence[ReasonCount] = (),
-    sent: Sequence[OutcomeStats] = (),
-) -> dict:
-    extra = analysis_dict(analysis) if analysis else {}
+def as_dict(report: Report) -> dict:
+    extra = analysis_dict(report.analysis) if report.analysis else {}
     return {
-        "since": since.isoformat() if since else None,
-        "until": until.isoformat() if until else None,
+        "since": report.since.isoformat() if report.since else None,
+        "until": report.until.isoformat() if report.until else None,
         "models": [
             {
                 "model": row.model,
@@ -117,7 +115,7 @@ def as_dict(
                 "positive_pct": row.positive_pct,
                 "positive_ci95_pct": list(row.positive_ci_pct) if row.positive_ci_pct else None,
             }
-            for row in rows
+            for row in report.rows
         ],
         **extra,
         "reasons": [
@@ -128,7 +126,7 @@ def as_dict(
                 "count": r.count,
                 "share_pct": r.share_pct,
             }
-            for r in reasons
+            for r in report.reasons
         ],
         "reply_sent": [
             {
@@ -139,20 +137,13 @@ def as_dict(
                 "mean_chrf": o.mean_chrf,
                 "median_edit_distance": o.median_edit_distance,
             }
-            for o in sent
+            for o in report.sent
         ],
     }
 
 
-def render_json(
-    rows: Sequence[ModelStats],
-    since: date | None,
-    until: date | None,
-    analysis: Analysis | None = None,
-    reasons: Sequence[ReasonCount] = (),
-    sent: Sequence[OutcomeStats] = (),
-) -> str:
-    return json.dumps(as_dict(rows, since, until, analysis, reasons, sent), indent=2, ensure_ascii=False)
+def render_json(report: Report) -> str:
+    return json.dumps(as_dict(report), indent=2, ensure_ascii=False)
 
 
 def reasons_table(reasons: Sequence[ReasonCount]) -> tuple[list[str], list[list[str]]]:
@@ -182,16 +173,11 @@ def sent_table(sent: Sequence[OutcomeStats]) -> tuple[list[str], list[list[str]]
     )
 
 
-def render_csv(
-    rows: Sequence[ModelStats],
-    analysis: Analysis | None = None,
-    reasons: Sequence[ReasonCount] = (),
-    sent: Sequence[OutcomeStats] = (),
-) -> str:
+def render_csv(report: Report) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["model", *[f"score_{s}" for s in SCORES], "n", "mean", "negative_pct", "positive_pct"])
-    for row in rows:
+    for row in report.rows:
         writer.writerow(
             [
                 row.model,
@@ -202,11 +188,11 @@ def render_csv(
                 "" if row.positive_pct is None else f"{row.positive_pct:.1f}",
             ]
         )
-    tables = analysis_tables(analysis) if analysis is not None else []
-    if any(o.n for o in sent):
-        tables.append(sent_table(sent))
-    if reasons:
-        tables.append(reasons_table(reasons))
+    tables = analysis_tables(report.analysis) if report.analysis is not None else []
+    if any(o.n for o in report.sent):
+        tables.append(sent_table(report.sent))
+    if report.reasons:
+        tables.append(reasons_table(report.reasons))
     for headers, body in tables:  # further tables follow, each after a blank line and its own header
         out.write("\n")
         writer.writerow(headers)
@@ -294,27 +280,20 @@ def analysis_tables(analysis: Analysis) -> list[tuple[list[str], list[list[str]]
     return [comparisons, ranked, agreement, trend]
 
 
-def render_text(
-    rows: Sequence[ModelStats],
-    since: date | None,
-    until: date | None,
-    analysis: Analysis | None = None,
-    reasons: Sequence[ReasonCount] = (),
-    sent: Sequence[OutcomeStats] = (),
-) -> str:
-    lines = [f"Draft ratings, {_period(since, until)}", ""]
-    lines += ["Table 1: count of ratings (1 = worst, 5 = best)", *_table(*table1_rows(rows)), ""]
-    lines += ["Table 2: negative (1-2) vs positive (3-5)", *_table(*table2_rows(rows))]
-    if not any(r.n for r in rows):
+def render_text(report: Report) -> str:
+    lines = [f"Draft ratings, {_period(report.since, report.until)}", ""]
+    lines += ["Table 1: count of ratings (1 = worst, 5 = best)", *_table(*table1_rows(report.rows)), ""]
+    lines += ["Table 2: negative (1-2) vs positive (3-5)", *_table(*table2_rows(report.rows))]
+    if not any(r.n for r in report.rows):
         lines += ["", "No votes in this period."]
-    elif analysis is not None:
-        for title, (headers, body) in zip(TITLES, analysis_tables(analysis), strict=True):
+    elif report.analysis is not None:
+        for title, (headers, body) in zip(TITLES, analysis_tables(report.analysis), strict=True):
             if body:
                 lines += ["", title, *_table(headers, body)]
-    if any(o.n for o in sent):
-        lines += ["", SENT_TITLE, *_table(*sent_table(sent))]
-    if reasons:
-        lines += ["", REASONS_TITLE, *_table(*reasons_table(reasons))]
+    if any(o.n for o in report.sent):
+        lines += ["", SENT_TITLE, *_table(*sent_table(report.sent))]
+    if report.reasons:
+        lines += ["", REASONS_TITLE, *_table(*reasons_table(report.reasons))]
     return "\n".join(lines) + "\n"
 
 
@@ -327,23 +306,16 @@ def _md_table(headers: list[str], body: list[list[str]]) -> list[str]:
     ]
 
 
-def render_markdown(
-    rows: Sequence[ModelStats],
-    since: date | None,
-    until: date | None,
-    analysis: Analysis | None = None,
-    reasons: Sequence[ReasonCount] = (),
-    sent: Sequence[OutcomeStats] = (),
-) -> str:
-    lines = [f"## Draft ratings, {_period(since, until)}", ""]
-    lines += ["### Table 1: count of ratings", "", *_md_table(*table1_rows(rows)), ""]
-    lines += ["### Table 2: negative (1–2) vs positive (3–5)", "", *_md_table(*table2_rows(rows))]
-    if analysis is not None and any(r.n for r in rows):
-        for title, (headers, body) in zip(TITLES, analysis_tables(analysis), strict=True):
+def render_markdown(report: Report) -> str:
+    lines = [f"## Draft ratings, {_period(report.since, report.until)}", ""]
+    lines += ["### Table 1: count of ratings", "", *_md_table(*table1_rows(report.rows)), ""]
+    lines += ["### Table 2: negative (1–2) vs positive (3–5)", "", *_md_table(*table2_rows(report.rows))]
+    if report.analysis is not None and any(r.n for r in report.rows):
+        for title, (headers, body) in zip(TITLES, analysis_tables(report.analysis), strict=True):
             if body:
                 lines += ["", f"### {title}", "", *_md_table(headers, body)]
-    if any(o.n for o in sent):
-        lines += ["", f"### {SENT_TITLE}", "", *_md_table(*sent_table(sent))]
-    if reasons:
-        lines += ["", f"### {REASONS_TITLE}", "", *_md_table(*reasons_table(reasons))]
+    if any(o.n for o in report.sent):
+        lines += ["", f"### {SENT_TITLE}", "", *_md_table(*sent_table(report.sent))]
+    if report.reasons:
+        lines += ["", f"### {REASONS_TITLE}", "", *_md_table(*reasons_table(report.reasons))]
     return "\n".join(lines) + "\n"

@@ -28,7 +28,7 @@ from bot.errors import StartupError
 from bot.model_versions import baseline_row, by_version
 from bot.outcomes import OutcomeStats, outcome_stats
 from bot.reasons import top_reasons
-from bot.report import FORMATS, render
+from bot.report import FORMATS, Report, render
 from bot.stats import model_stats
 from bot.store_lock import StoreInUse
 from bot.votes_io import VotesFileError, read_votes, write_votes
@@ -344,7 +344,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     baseline = baseline_row(choose_baseline(models or names, untuned, args.baseline), names)
     analysis = analyse(votes, names, baseline, datetime.now(UTC))
     reasons = top_reasons(votes, names)
-    sys.stdout.write(render(rows, args.format, args.since, args.until, analysis, reasons, sent))
+    sys.stdout.write(render(Report(rows, args.since, args.until, analysis, reasons, sent), args.format))
     if args.chart:
         from bot.chart import digest_chart
 

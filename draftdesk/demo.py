@@ -31,7 +31,7 @@ from bot.blocks import message_lines
 from bot.comparisons import analyse, choose_baseline
 from bot.config import load_settings
 from bot.digest import PERIOD
-from bot.report import render_text
+from bot.report import Report, render_text
 from bot.stats import model_stats
 from core.domain import JOB_QUEUED, JOB_RUNNING, utcnow
 from draftdesk.demo_models import FULL, DemoModels, Recipe, ensure_demo_models, model_name
@@ -228,7 +228,7 @@ def run_demo(workdir: Path, cache: Path, recipe: Recipe = FULL) -> int:
             names = [m.name for m in settings.models]
             votes = app.store.votes()
             analysis = analyse(votes, names, choose_baseline(names, [BASELINE], BASELINE), utcnow())
-            print(render_text(model_stats(votes, names), None, None, analysis))
+            print(render_text(Report(model_stats(votes, names), analysis=analysis)))
             app.digest.post_for(utcnow(), note=DIGEST_NOTE)
             digest_msg = slack.messages[CHANNEL][-1]
             print("Weekly digest as posted to Slack:\n")

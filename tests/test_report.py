@@ -6,7 +6,7 @@ from importlib import resources
 
 import pytest
 
-from bot.report import render
+from bot.report import Report, render
 from bot.stats import model_stats, wilson_interval
 from bot.votes_io import VotesFileError, read_votes, write_votes
 from core.domain import Vote
@@ -29,7 +29,7 @@ def study_votes():
 
 
 def test_the_study_ratings_reproduce_its_tables():
-    report = json.loads(render(model_stats(study_votes()), "json"))
+    report = json.loads(render(Report(model_stats(study_votes())), "json"))
     by_model = {row["model"]: row for row in report["models"]}
     assert set(by_model) == set(STUDY_TABLE_1)
     for model, counts in STUDY_TABLE_1.items():
@@ -47,7 +47,7 @@ def test_the_study_ratings_reproduce_its_tables():
 def test_json_shape():
     votes = [Vote(1, "d1", "m", "U1", 5, "button", datetime(2026, 1, 5, tzinfo=UTC))]
     report = json.loads(
-        render(model_stats(votes, ["m", "silent"]), "json", date(2026, 1, 1), date(2026, 1, 7))
+        render(Report(model_stats(votes, ["m", "silent"]), date(2026, 1, 1), date(2026, 1, 7)), "json")
     )
     assert report["since"] == "2026-01-01" and report["until"] == "2026-01-07"
     first, silent = report["models"]
@@ -58,11 +58,11 @@ def test_json_shape():
 
 def test_text_markdown_and_csv_show_both_tables():
     rows = model_stats(study_votes())
-    text = render(rows, "text")
+    text = render(Report(rows), "text")
     assert "Table 1" in text and "Table 2" in text and "83.9" in text and "LLaMa-2-7B fine-tuned" in text
-    markdown = render(rows, "markdown")
+    markdown = render(Report(rows), "markdown")
     assert "| Model | 1 | 2 | 3 | 4 | 5 | n | Mean |" in markdown
-    parsed = list(csv.DictReader(io.StringIO(render(rows, "csv"))))
+    parsed = list(csv.DictReader(io.StringIO(render(Report(rows), "csv"))))
     assert {r["model"]: r["positive_pct"] for r in parsed}["LLaMa-2-7B"] == "52.4"
 
 
@@ -104,16 +104,16 @@ def test_reasons_reach_every_format_and_round_trip_through_the_votes_file():
     write_votes(votes, out, "csv")
     assert read_votes(out.getvalue()) == votes  # the export carries reason and note
     rows, reasons = model_stats(votes), top_reasons(votes, ["ft", "base"])
-    report = json.loads(render(rows, "json", reasons=reasons))
+    report = json.loads(render(Report(rows, reasons=reasons), "json"))
     assert report["reasons"] == [
         {"model": "ft", "reason": "wrong_facts", "label": "Wrong facts", "count": 1, "share_pct": 50.0},
         {"model": "ft", "reason": "other", "label": "Other", "count": 1, "share_pct": 50.0},
     ]
-    csv_tables = render(rows, "csv", reasons=reasons).split("\n\n")
+    csv_tables = render(Report(rows, reasons=reasons), "csv").split("\n\n")
     assert list(csv.reader(io.StringIO(csv_tables[-1])))[1] == ["ft", "Wrong facts", "1", "50.0"]
     for fmt in ("text", "markdown"):
-        assert "Why drafts rated 1-2 failed" in render(rows, fmt, reasons=reasons)
-    assert "Why drafts" not in render(rows, "text")
+        assert "Why drafts rated 1-2 failed" in render(Report(rows, reasons=reasons), fmt)
+    assert "Why drafts" not in render(Report(rows), "text")
     with pytest.raises(VotesFileError, match="reason must be one of"):
         read_votes("model,score,reason\nft,2,boring\n")
 
@@ -123,7 +123,7 @@ def test_the_reply_actually_sent_reaches_every_format():
 
     rows = model_stats([Vote(1, "t1r1A", "ft", "U1", 4, "button", datetime(2026, 3, 2, tzinfo=UTC))])
     sent = [OutcomeStats("ft", 4, 3, 80.0, 0.1), OutcomeStats("base", 0, 0, None, None)]
-    report = json.loads(render(rows, "json", sent=sent))
+    report = json.loads(render(Report(rows, sent=sent), "json"))
     assert report["reply_sent"][0] == {
         "model": "ft",
         "answered": 4,
@@ -132,6 +132,6 @@ def test_the_reply_actually_sent_reaches_every_format():
         "mean_chrf": 80.0,
         "median_edit_distance": 0.1,
     }
-    table = render(rows, "csv", sent=sent).split("\n\n")[-1]
+    table = render(Report(rows, sent=sent), "csv").split("\n\n")[-1]
     assert list(csv.reader(io.StringIO(table)))[1:] == [["ft", "4", "3", "75.0", "80.0", "0.100"]]
-    assert "The reply actually sent" in render(rows, "markdown", sent=sent)
+    assert "The reply actually sent" in render(Report(rows, sent=sent), "markdown")

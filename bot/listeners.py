@@ -17,19 +17,18 @@ replaces the first vote) and different users' actions side by side.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import re
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk import WebClient
 
 from bot.blocks import (
@@ -274,33 +273,26 @@ class AfterAck:
 
 def new_bolt_app(client: WebClient | None, signing_secret: str, verify_requests: bool, **kwargs: Any) -> App:
     """The Bolt app the listeners expect: it runs a listener (which only acks and hands its work to
-    `AfterAck`) in the request's own thread and answers with the ack, in HTTP and Socket Mode.
-
-    Given ``client``, Bolt still reads SLACK_BOT_TOKEN from the environment and warns that this
-    token "will be unused" (the client carries the same token): the variable is kept out of its
-    sight while it is built.
-    """
-    with _env_without(BOLT_TOKEN_ENV if client is not None else None):
-        return App(
-            client=client,
-            signing_secret=signing_secret,
-            request_verification_enabled=verify_requests,
-            process_before_response=True,
-            **kwargs,
-        )
+    `AfterAck`) in the request's own thread and answers with the ack, in HTTP and Socket Mode."""
+    logging.getLogger("slack_bolt.App").addFilter(_TOKEN_UNUSED_FILTER)  # adds it once
+    return App(
+        client=client,
+        signing_secret=signing_secret,
+        request_verification_enabled=verify_requests,
+        process_before_response=True,
+        **kwargs,
+    )
 
 
-BOLT_TOKEN_ENV = "SLACK_BOT_TOKEN"
+class _WithoutTokenUnusedWarning(logging.Filter):
+    """Given a client, Bolt still reads SLACK_BOT_TOKEN and warns that this token "will be unused":
+    our client carries that very token, so the warning only alarms the admin reading the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
 
 
-@contextlib.contextmanager
-def _env_without(name: str | None) -> Iterator[None]:
-    value = os.environ.pop(name, None) if name else None
-    try:
-        yield
-    finally:
-        if name and value is not None:
-            os.environ[name] = value
+_TOKEN_UNUSED_FILTER = _WithoutTokenUnusedWarning()
 
 
 def register_listeners(

@@ -307,7 +307,7 @@ class StoreSettings:
 def load_settings(path: Path, env: Mapping[str, str] | None = None, *, need_secrets: bool = True) -> Settings:
     env = os.environ if env is None else env
     raw = read_toml(path)
-    return parse_settings(raw, env, base_dir=path.parent, need_secrets=need_secrets, source=path)
+    return parse_settings(raw, env, base_dir=path.parent.resolve(), need_secrets=need_secrets, source=path)
 
 
 def load_store_settings(path: Path) -> StoreSettings:
@@ -320,7 +320,7 @@ def load_store_settings(path: Path) -> StoreSettings:
     promotion = build_section(PromotionSettings, raw.get("promotion"), "promotion", problems)
     if problems:
         raise ConfigError(problems)
-    return StoreSettings(storage.resolved(path.parent), models, digest, promotion)
+    return StoreSettings(storage.resolved(path.parent.resolve()), models, digest, promotion)
 
 
 def parse_settings(

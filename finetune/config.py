@@ -295,7 +295,7 @@ def load_finetune_context(path: Path, env: Mapping[str, str]) -> FinetuneContext
         raise ConfigError(problems)
     finetune = replace(finetune, paths=finetune.paths.resolved(path.parent))
     if not grounding.path.is_absolute():
-        grounding = replace(grounding, path=path.parent / grounding.path)
+        grounding = replace(grounding, path=path.parent.resolve() / grounding.path)
     return FinetuneContext(finetune, models, zendesk, product_name, Secrets.from_env(env), grounding)
 
 

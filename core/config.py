@@ -113,12 +113,15 @@ def read_toml(path: Path) -> dict[str, Any]:
     """The parsed file, or a ConfigError that says what to do."""
     if not path.is_file():
         raise ConfigError(
-            [f"config file {path} not found: pass --config PATH or set {CONFIG_ENV} (see config.toml)"]
+            [
+                f"config file {path.resolve()} not found: pass --config PATH or set {CONFIG_ENV} "
+                "(see config.toml)"
+            ]
         )
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
+        raise ConfigError([f"{path.resolve()}: not valid TOML: {exc}"]) from exc
 
 
 def local_or_hub(value: str, base_dir: Path) -> str:

@@ -264,19 +264,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from draftdesk.demo import run_demo
     from draftdesk.demo_models import FULL, QUICK, DemoBuildError
 
+    for folder in (args.workdir, args.cache):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(
+                f"draftdesk demo: cannot create {folder.resolve()}: {exc.strerror or exc}: pass --workdir "
+                "and --cache folders you can write to",
+                file=sys.stderr,
+            )
+            return 2
     try:
         return run_demo(args.workdir, args.cache, QUICK if args.quick else FULL)
     except DemoBuildError as exc:
         print(f"draftdesk demo: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:
-        where = f" {exc.filename}" if exc.filename else ""
-        print(
-            f"draftdesk demo: cannot write{where}: {exc.strerror or exc}: pass --workdir and --cache "
-            "folders you can write to",
-            file=sys.stderr,
-        )
-        return 2
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -318,11 +320,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     untuned: list[str] = []
     sent: list[OutcomeStats] = []  # a votes file has no replies to compare with
     if args.input:
+        where = args.input.resolve()
         if args.input.is_dir():
-            raise VotesFileError(f"--input {args.input} is a folder: pass a votes file (CSV or JSON Lines)")
+            raise VotesFileError(f"--input {where} is a folder: pass a votes file (CSV or JSON Lines)")
         if not args.input.is_file():
             raise VotesFileError(
-                f"--input {args.input}: no such file: pass a votes file written by `draftdesk votes export`"
+                f"--input {where}: no such file: pass a votes file written by `draftdesk votes export`"
             )
         votes = read_votes(args.input.read_text(encoding="utf-8"), str(args.input))
         if start or end:
@@ -344,7 +347,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     baseline = baseline_row(choose_baseline(models or names, untuned, args.baseline), names)
     analysis = analyse(votes, names, baseline, datetime.now(UTC))
     reasons = top_reasons(votes, names)
-    sys.stdout.write(render(Report(rows, args.since, args.until, analysis, reasons, sent), args.format))
+    report = Report(rows, args.since, args.until, analysis=analysis, reasons=reasons, sent=sent)
+    sys.stdout.write(render(report, args.format))
     if args.chart:
         from bot.chart import digest_chart
 

@@ -11,10 +11,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.config import ConfigError, resolve_config_path
+from core.config import ConfigError, read_toml, resolve_config_path
 from finetune.config import (
     FinetuneContext,
     FinetuneSettings,
+    PathsConfig,
     TrainConfig,
     load_finetune_context,
     load_finetune_settings,
@@ -129,7 +130,25 @@ def _settings(
     if not path.is_file() and not required and not args.config:
         return None, load_finetune_settings({})
     context = load_finetune_context(path, os.environ)
+    _say_if_moved(path, context.finetune.paths)
     return context, context.finetune
+
+
+def _say_if_moved(config: Path, paths: PathsConfig) -> None:
+    """Relative `[finetune]` folders were once read against the working directory: when such a folder
+    exists here and the one beside the config file does not, say where the commands now look."""
+    table = read_toml(config).get("finetune")
+    written = table if isinstance(table, dict) else {}
+    for key in ("workdir", "output_dir"):
+        value = Path(str(written.get(key, getattr(PathsConfig(), key)))).expanduser()
+        now = Path(getattr(paths, key))
+        if not value.is_absolute() and value.is_dir() and value.resolve() != now and not now.exists():
+            print(
+                f"draftdesk finetune: [finetune] {key} = {str(value)!r} is read relative to the config file "
+                f"now: {now} (not {value.resolve()}, which exists): move that folder there, or set {key} "
+                "to an absolute path",
+                file=sys.stderr,
+            )
 
 
 def _workdir(finetune: FinetuneSettings, name: str) -> Path:
@@ -223,7 +242,7 @@ def _dataset_for(spec: ModelSpec, finetune: FinetuneSettings, given: Path | None
     and the model's are not (or the other way round), as the model would draft from other prompts."""
     from finetune.files import read_json
 
-    dataset = given or _workdir(finetune, _dataset_name(spec.grounding))
+    dataset = (given or _workdir(finetune, _dataset_name(spec.grounding))).resolve()
     card_path = dataset / "card.json"
     if not card_path.is_file():
         return dataset  # load_dataset_dir says how to make one

@@ -47,7 +47,8 @@ class PathsConfig:
     def resolved(self, base_dir: Path) -> PathsConfig:
         """Both folders absolute: relative ones against ``base_dir`` (the config file's folder), the
         rule every other path in config.toml follows."""
-        return PathsConfig(
+        return replace(
+            self,
             workdir=str((base_dir / Path(self.workdir).expanduser()).resolve()),
             output_dir=str((base_dir / Path(self.output_dir).expanduser()).resolve()),
         )

@@ -252,7 +252,8 @@ def _grounded_prompts(
     indexed = help_center_articles(export_dir, grounding.locales, redactor)
     if not indexed:
         raise ValueError(
-            f"--grounding: {export_dir} holds no Help Center articles in {', '.join(grounding.locales)}: "
+            f"--grounding: {Path(export_dir).resolve()} holds no Help Center articles in "
+            f"{', '.join(grounding.locales)}: "
             "export them (`draftdesk finetune export --locales ...`) or set [grounding] locales"
         )
     index, budget = ArticleIndex(indexed), grounding.prompt_tokens

@@ -213,3 +213,21 @@ def test_the_benchmark_script_runs_the_real_training_path(tmp_path: Path) -> Non
     figures = run_benchmark("tiny-llama", 2, tmp_path, TrainConfig(per_device_train_batch_size=4, lora_r=8))
     assert figures["steps"] == 2 and figures["tokens_seen"] > 0 and figures["tokens_per_second"] > 0
     assert figures["device"] == "cpu" and figures["peak_gpu_memory_gib"] is None
+
+
+def test_a_folder_left_beside_the_shell_is_pointed_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Relative [finetune] folders were once read against the working directory: say where they are now."""
+    (tmp_path / "etc").mkdir()
+    config = tmp_path / "etc" / "config.toml"
+    config.write_text('[finetune]\noutput_dir = "adapters"\n[[models]]\nname = "m"\nbase_model = "/nope"\n')
+    (tmp_path / "shell" / "adapters").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "shell")
+    assert main(["finetune", "eval", "--model", "m", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    now, before = tmp_path / "etc" / "adapters", tmp_path / "shell" / "adapters"
+    assert f"now: {now} (not {before}, which exists)" in err
+    (tmp_path / "etc" / "adapters").mkdir()  # moved: nothing more to say
+    assert main(["finetune", "eval", "--model", "m", "--config", str(config)]) == 2
+    assert "relative to the config file now" not in capsys.readouterr().err

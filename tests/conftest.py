@@ -18,6 +18,24 @@ def demo_models(tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="session")
+def export_dir(tmp_path_factory) -> Path:
+    """The bundled sample (English and German) exported from the loopback Zendesk, once per session;
+    the tests read it and write their datasets elsewhere."""
+    from finetune.config import ExportConfig
+    from finetune.export import export_zendesk
+    from finetune.sample import SAMPLE_EMAIL, SAMPLE_TOKEN, sample_zendesk
+    from integrations.zendesk import ZendeskGateway
+
+    out = tmp_path_factory.mktemp("export")
+    with sample_zendesk() as zd:
+        gateway = ZendeskGateway.from_settings(zd.url, SAMPLE_EMAIL, SAMPLE_TOKEN, timeout=5)
+        export_zendesk(
+            gateway, out, ExportConfig(locales=["en-us", "de"], requests_per_minute=0), progress=False
+        )
+    return out
+
+
+@pytest.fixture(scope="session")
 def dataset_dir(tmp_path_factory) -> Path:
     """The bundled sample exported from the loopback Zendesk and prepared, once per test session."""
     from finetune.config import ExportConfig, PrepareConfig

@@ -14,15 +14,13 @@ import pytest
 from core.domain import Comment, Ticket
 from core.prompt import SOURCES_HEADING, build_prompt
 from draftdesk.cli import main
-from finetune.config import ExportConfig, PrepareConfig
-from finetune.export import export_zendesk
+from finetune.config import PrepareConfig
 from finetune.fitting import fit_pair
 from finetune.pairs import Conversation, Turn, conversation_examples
 from finetune.prepare import approximate_tokens, prepare_dataset
-from finetune.sample import SAMPLE_EMAIL, SAMPLE_PRODUCT, SAMPLE_TOKEN, load_sample, sample_zendesk
+from finetune.sample import SAMPLE_PRODUCT, load_sample
 from integrations.grounding_config import GroundingSettings
 from integrations.help_center_index import Article, ArticleIndex, html_to_text
-from integrations.zendesk import ZendeskGateway
 
 CONFIG = PrepareConfig(eval_fraction=0.15)
 GROUNDING = GroundingSettings(locales=("en-us",), prompt_tokens=300)
@@ -35,17 +33,6 @@ UNGROUNDED_SHA256 = {
     "articles.jsonl": "5d5e28b8c7011fc3c1747429667c129f9d5a9c1e5cc96fcb0e1f706e3e31ab9f",
 }
 LOOPBACK = re.compile(rb"http://127\.0\.0\.1:[0-9]+")
-
-
-@pytest.fixture(scope="module")
-def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("export")
-    with sample_zendesk() as zd:
-        gateway = ZendeskGateway.from_settings(zd.url, SAMPLE_EMAIL, SAMPLE_TOKEN, timeout=5)
-        export_zendesk(
-            gateway, out, ExportConfig(locales=["en-us", "de"], requests_per_minute=0), progress=False
-        )
-    return out
 
 
 def rows(path: Path) -> list[dict]:

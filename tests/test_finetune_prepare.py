@@ -12,24 +12,11 @@ import pytest
 
 from core.domain import Comment, Ticket
 from core.prompt import build_prompt
-from finetune.config import ExportConfig, PrepareConfig
-from finetune.export import export_zendesk
+from finetune.config import PrepareConfig
 from finetune.prepare import approximate_tokens, prepare_dataset
-from finetune.sample import SAMPLE_EMAIL, SAMPLE_PRODUCT, SAMPLE_TOKEN, load_sample, sample_zendesk
-from integrations.zendesk import ZendeskGateway
+from finetune.sample import SAMPLE_PRODUCT, load_sample
 
 CONFIG = PrepareConfig(eval_fraction=0.15)
-
-
-@pytest.fixture(scope="module")
-def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("export")
-    with sample_zendesk() as zd:
-        gateway = ZendeskGateway.from_settings(zd.url, SAMPLE_EMAIL, SAMPLE_TOKEN, timeout=5)
-        export_zendesk(
-            gateway, out, ExportConfig(locales=["en-us", "de"], requests_per_minute=0), progress=False
-        )
-    return out
 
 
 @pytest.fixture(scope="module")

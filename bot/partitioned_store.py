@@ -42,8 +42,10 @@ from tinydb.table import Document
 from bot.atomic_storage import AtomicJSONStorage, sweep_leftovers
 from bot.store import TinyDBStore
 from bot.store_documents import (
+    blank_draft,
     iso,
     job_from_doc,
+    new_round_doc,
     next_due,
     outcome_doc,
     outcome_from_doc,
@@ -74,7 +76,6 @@ from core.domain import (
     SendRecord,
     Vote,
     draft_id_for,
-    round_id_for,
     utcnow,
 )
 from core.files import replace_atomically
@@ -407,27 +408,8 @@ class PartitionedStore:
         with self._lock:
             rounds = self._rounds_of(ticket_id)
             number = rounds.count(Query().ticket_id == ticket_id) + 1
-            round_id = round_id_for(ticket_id, number)
-            doc = {
-                "id": round_id,
-                "ticket_id": ticket_id,
-                "comment_id": comment_id,
-                "number": number,
-                "status": ROUND_GENERATING,
-                "notices_posted": [],
-                "created_at": iso(utcnow()),
-                "drafts": {
-                    label: {
-                        "model": model,
-                        "text": None,
-                        "error": None,
-                        "channel": None,
-                        "slack_ts": [],
-                        "sent_to_zendesk_by": None,
-                    }
-                    for label, model in assignments
-                },
-            }
+            doc = new_round_doc(ticket_id, comment_id, number, utcnow())
+            doc["drafts"] = {label: blank_draft(model) for label, model in assignments}
             rounds.insert(doc)
             return round_from_doc(doc)
 

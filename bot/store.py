@@ -18,8 +18,10 @@ from tinydb import Query, TinyDB
 
 from bot.atomic_storage import AtomicJSONStorage
 from bot.store_documents import (
+    blank_draft,
     iso,
     job_from_doc,
+    new_round_doc,
     next_due,
     outcome_doc,
     outcome_from_doc,
@@ -39,7 +41,6 @@ from core.domain import (
     JOB_QUEUED,
     JOB_RUNNING,
     NEGATIVE_SCORES,
-    ROUND_GENERATING,
     ROUND_POSTED,
     SEND_PENDING,
     DraftOutcome,
@@ -49,7 +50,6 @@ from core.domain import (
     SendRecord,
     Vote,
     draft_id_for,
-    round_id_for,
     utcnow,
 )
 
@@ -214,29 +214,15 @@ class TinyDBStore:
         round and its drafts in one write of the file, so a kill never leaves a round without them."""
         with self._lock:
             number = self._rounds.count(Query().ticket_id == ticket_id) + 1
-            round_id = round_id_for(ticket_id, number)
-            doc = {
-                "id": round_id,
-                "ticket_id": ticket_id,
-                "comment_id": comment_id,
-                "number": number,
-                "status": ROUND_GENERATING,
-                "notices_posted": [],
-                "created_at": iso(utcnow()),
-            }
+            doc = new_round_doc(ticket_id, comment_id, number, utcnow())
             drafts = [
                 {
                     "id": draft_id_for(ticket_id, number, label),
                     "ticket_id": ticket_id,
-                    "round_id": round_id,
+                    "round_id": doc["id"],
                     "round_number": number,
                     "label": label,
-                    "model": model,
-                    "text": None,
-                    "error": None,
-                    "channel": None,
-                    "slack_ts": [],
-                    "sent_to_zendesk_by": None,
+                    **blank_draft(model),
                     "comment_id": comment_id,
                 }
                 for label, model in assignments

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from core.domain import DraftOutcome, Job, RoundRecord, SendRecord, Vote
+from core.domain import ROUND_GENERATING, DraftOutcome, Job, RoundRecord, SendRecord, Vote, round_id_for
 
 
 def iso(value: datetime) -> str:
@@ -33,6 +33,31 @@ def job_from_doc(doc: Any) -> Job:
         not_before=parse_iso(doc["not_before"]),
         last_error=doc.get("last_error"),
     )
+
+
+def new_round_doc(ticket_id: int, comment_id: int, number: int, created_at: datetime) -> dict[str, Any]:
+    """A round as created: still generating, no notice posted (each store adds its drafts)."""
+    return {
+        "id": round_id_for(ticket_id, number),
+        "ticket_id": ticket_id,
+        "comment_id": comment_id,
+        "number": number,
+        "status": ROUND_GENERATING,
+        "notices_posted": [],
+        "created_at": iso(created_at),
+    }
+
+
+def blank_draft(model: str) -> dict[str, Any]:
+    """A draft's fields before the model has written it and before it is posted."""
+    return {
+        "model": model,
+        "text": None,
+        "error": None,
+        "channel": None,
+        "slack_ts": [],
+        "sent_to_zendesk_by": None,
+    }
 
 
 def round_from_doc(doc: Any) -> RoundRecord:

@@ -37,10 +37,10 @@ def gateway(zd: FakeZendesk, sleeps: list[float]) -> ZendeskGateway:
 def test_export_writes_articles_tickets_notes_and_users(gateway: ZendeskGateway, tmp_path: Path) -> None:
     state = export_zendesk(gateway, tmp_path, CONFIG, progress=False)
     sample = load_sample()
-    assert state.caught_up and state.pages == 3
+    assert state.caught_up and state.pages == 5
     assert state.counts["articles_en-us"] == 12 and state.counts["articles_de"] == 4
-    assert state.counts["tickets_seen"] == len(sample.tickets) == 44
-    assert state.counts["tickets_exported"] == 40  # open, pending, new and deleted are skipped
+    assert state.counts["tickets_seen"] == len(sample.tickets) == 100
+    assert state.counts["tickets_exported"] == 96  # open, pending, new and deleted are skipped
     assert state.counts["tickets_skipped_status"] == 4
     assert state.counts["internal_notes"] == 5
 
@@ -89,9 +89,9 @@ def test_export_resumes_from_the_saved_cursor(
     final = export_zendesk(gateway, tmp_path, CONFIG, progress=False)
     incremental = zd.requests_to("GET", INCREMENTAL)
     assert incremental[0].query == {"cursor": "sample-cursor-1"}  # resumed, not restarted
-    assert len(incremental) == 2 and final.caught_up and final.pages == 3
-    assert len(list((tmp_path / "tickets").glob("*.json"))) == 40
-    assert final.counts["tickets_exported"] == 40
+    assert len(incremental) == 4 and final.caught_up and final.pages == 5
+    assert len(list((tmp_path / "tickets").glob("*.json"))) == 96
+    assert final.counts["tickets_exported"] == 96
     assert not zd.requests_to("GET", "/api/v2/help_center/en-us/articles.json")  # not exported again
 
 
@@ -108,7 +108,7 @@ def test_export_paces_the_incremental_export_and_waits_out_429(
         sleep=paced.append,
         clock=lambda: 100.0,
     )
-    assert paced == [6.0, 6.0]  # 10 a minute: 6 s between the three pages
+    assert paced == [6.0] * 4  # 10 a minute: 6 s between the five pages
     assert sleeps == [7.0]  # Retry-After honoured by the gateway's session
     assert (tmp_path / "tickets" / "2003.json").is_file()
 
@@ -120,10 +120,10 @@ def test_a_rerun_picks_up_new_changes_and_drops_reopened_tickets(
     assert (tmp_path / "tickets" / "2001.json").is_file()
     reopened = {**zd.ticket(2001), "status": "open"}
     pages = [
-        {"tickets": [], "after_cursor": f"sample-cursor-{i}", "end_of_stream": False} for i in (1, 2, 3)
-    ] + [{"tickets": [reopened], "after_cursor": "sample-cursor-4", "end_of_stream": True}]
+        {"tickets": [], "after_cursor": f"sample-cursor-{i}", "end_of_stream": False} for i in (1, 2, 3, 4, 5)
+    ] + [{"tickets": [reopened], "after_cursor": "sample-cursor-6", "end_of_stream": True}]
     zd.set_incremental_pages(pages)
     state = export_zendesk(gateway, tmp_path, CONFIG, progress=False)
     assert not (tmp_path / "tickets" / "2001.json").exists()
     assert not (tmp_path / "internal_notes" / "2001.json").exists()
-    assert state.counts["tickets_removed"] == 1 and state.cursor == "sample-cursor-4"
+    assert state.counts["tickets_removed"] == 1 and state.cursor == "sample-cursor-6"

@@ -33,24 +33,24 @@ def test_card_counts_every_filter_on_the_sample(dataset: tuple[Path, dict]) -> N
     out, card = dataset
     assert card["filters"] == {
         "internal_notes": 5,
-        "tickets_exported": 40,
-        "tickets_with_question": 40,
-        "tickets_answered": 37,  # 3 unanswered dropped
-        "examples": 37,
-        "examples_after_short_answers": 37,
-        "examples_after_exact_dedup": 36,  # the same question sent twice
-        "examples_after_near_dedup": 32,  # four re-asked with a word changed
+        "tickets_exported": 96,
+        "tickets_with_question": 96,
+        "tickets_answered": 93,  # 3 unanswered dropped
+        "examples": 93,
+        "examples_after_short_answers": 93,
+        "examples_after_exact_dedup": 92,  # the same question sent twice
+        "examples_after_near_dedup": 88,  # four re-asked with a word changed
         "articles_exported": 16,
         "articles_non_empty": 16,
         "articles_after_dedup": 16,
     }
-    assert card["splits"]["train"]["examples"] + card["splits"]["eval"]["examples"] == 32
-    assert card["splits"]["eval"]["tickets"] == 5
+    assert card["splits"]["train"]["examples"] + card["splits"]["eval"]["examples"] == 88
+    assert card["splits"]["eval"]["tickets"] == 14
     for part in ("train", "eval", "articles"):
         assert card["splits"][part]["characters"] > 0 and card["splits"][part]["tokens"] > 0
     assert set(card["placeholders"]) >= {"NAME", "EMAIL", "PHONE", "ADDRESS", "IP", "URL_WITH_TOKEN"}
     markdown = (out / "card.md").read_text()
-    assert "| after near duplicates removed | 32 |" in markdown and "`<NAME>`" in markdown
+    assert "| after near duplicates removed | 88 |" in markdown and "`<NAME>`" in markdown
 
 
 def test_no_personal_data_or_internal_note_reaches_the_dataset(
@@ -117,7 +117,7 @@ def test_multi_turn_mode_adds_the_follow_up_answers(export_dir: Path, tmp_path: 
     card = prepare_dataset(
         export_dir, tmp_path, replace(CONFIG, pairs="multi_turn"), SAMPLE_PRODUCT, progress=False
     )
-    assert card["filters"]["examples"] == 39  # 37 first answers + 2 follow-up exchanges
+    assert card["filters"]["examples"] == 95  # 93 first answers + 2 follow-up exchanges
     follow_ups = [
         r for r in rows(tmp_path / "train.jsonl") + rows(tmp_path / "eval.jsonl") if len(r["context"]) > 2
     ]

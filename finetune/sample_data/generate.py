@@ -296,6 +296,100 @@ GERMAN_TOPICS = [
     },
 ]
 
+# More customers asking the same things in their own words (subject, question), one list per
+# topic above, in order: what a help desk sees after a few months. They come after every other
+# ticket, with their own random stream, so the tickets above keep their ids and text.
+MORE_QUESTIONS = [
+    [
+        ("Backup at 99% forever", "Every night the backup climbs to 99% and stays there until morning. The log keeps repeating 'waiting for file lock'. Any idea?"),
+        ("Backup hangs near the end", "The backup hangs right before it completes, the progress bar shows 99%. I have Outlook open all day, could that matter?"),
+        ("99% and no progress", "Since the last update my backup does not finish. It reaches 99% and nothing more happens."),
+        ("Backup not completing", "My backup has not completed for a week, it is always stuck at 99 percent. What is blocking it?"),
+    ],
+    [
+        ("Recover deleted files", "I accidentally deleted my Photos folder yesterday. How can I restore it from the backup?"),
+        ("Get back an older version", "I saved over an important document this morning. Can I restore the version from last Friday?"),
+        ("Restore a folder", "How do I restore a folder that I removed from my desktop two weeks ago?"),
+        ("File deleted by mistake", "A file was deleted by mistake on our shared computer. Is it still in the backup and how do I restore it?"),
+    ],
+    [
+        ("Duplicate payment", "I see a duplicate payment for my subscription on my credit card. Can you refund the extra charge?"),
+        ("Billed two times", "You billed me two times this month for the same plan. Please refund the second payment."),
+        ("Charged double", "My card was charged double for the yearly renewal. I only have one account."),
+        ("Refund for second charge", "There are two identical charges from Acme on my statement. Please refund one of them."),
+    ],
+    [
+        ("Cancel my account", "I want to cancel my account at the end of this billing period. Where do I do that?"),
+        ("Stop subscription", "How do I stop my subscription? I don't want it to renew next month."),
+        ("End my plan", "Please end my plan, we moved to another backup service."),
+        ("Cancellation", "I would like to cancel. Will my backups be deleted right away?"),
+    ],
+    [
+        ("Authenticator app gone", "My phone was stolen and the authenticator app was on it. I can't sign in without the code."),
+        ("Can't get 2FA code", "I reset my phone and lost the two-factor authentication app. How can I log in now?"),
+        ("Locked out of account", "I am locked out because the 2FA code is on my old phone, which is broken."),
+        ("Two-factor reset", "Can you reset two-factor authentication on my account? I lost my recovery codes and my phone."),
+    ],
+    [
+        ("Private key forgotten", "I forgot the private encryption key I set up for my backup. Can support reset it?"),
+        ("Restore wants encryption key", "The restore asks for an encryption key and I don't remember it. Can you decrypt my files?"),
+        ("Lost my key", "I lost the private key for my backup when my old laptop died. Is my data gone?"),
+        ("Encryption key reset", "How can I reset the private encryption key? I need files from the backup."),
+    ],
+    [
+        ("Skip a folder", "How do I exclude a folder from the backup? My Downloads folder is huge."),
+        ("Exclude file types", "Can I stop the backup from uploading video files like .mkv and .iso?"),
+        ("Leave out folders", "Is there a way to leave the Steam games folder out of my backup?"),
+        ("Backup too big", "My backup includes lots of installers and ISO images I don't need. How do I exclude them?"),
+    ],
+    [
+        ("Network share backup", "Can Acme back up a network share? My files are on a NAS at home."),
+        ("NAS not listed", "My QNAP NAS does not appear as a source in the app. How do I add it?"),
+        ("Mapped drive missing", "The mapped network drive on our office PC is not in the list of sources."),
+        ("Back up Synology", "We keep our files on a Synology. Is a network drive supported?"),
+    ],
+    [
+        ("Very slow upload", "The backup uploads at less than 1 Mbit/s. My internet is much faster. Why is it so slow?"),
+        ("First backup slow", "My first backup started a week ago and is still running. Is that normal?"),
+        ("Backup speed", "Backup speed is terrible, it will take a month at this rate. Can I make uploads faster?"),
+        ("Upload limit?", "Uploads are slow although nothing else is using the connection. Is there a speed limit somewhere?"),
+    ],
+    [
+        ("Switching laptops", "I am switching to a new laptop. Can I keep my existing backup instead of starting over?"),
+        ("Transfer backup to new PC", "How do I transfer my backup to my new computer without uploading everything again?"),
+        ("Reinstalled computer", "I replaced my old computer and the app wants to create a new backup. Can it continue the old one?"),
+        ("New Mac", "I got a new Mac. What is the best way to move my backup to it?"),
+    ],
+    [
+        ("Android background upload", "Photos only upload when the Android app is open. Can it upload in the background?"),
+        ("iPhone camera upload", "My iPhone stopped uploading new photos to the backup. The app is installed and signed in."),
+        ("Camera upload not working", "Camera upload does not work when the app is closed. New pictures are missing."),
+        ("Phone photos not backed up", "Photos from my phone have not been backed up for two weeks."),
+    ],
+    [
+        ("Plan for 4 computers", "Which plan should I choose for four computers at home, and how much is it?"),
+        ("Business plan price", "How much does the Business plan cost for an office with 10 laptops?"),
+        ("Compare plans", "What is the difference between the Family and the Business plan?"),
+        ("Pricing question", "I have 3 laptops and 1 desktop. What plan covers them and what is the price?"),
+    ],
+    [
+        ("Linux support", "Is there a Linux version of the backup client? I run Debian."),
+        ("Headless server", "Can I install Acme on a server without a desktop? It runs Ubuntu."),
+        ("Install on Fedora", "How do I install the client on Fedora Linux?"),
+        ("Command line install", "Is there a command line installer for Linux servers?"),
+    ],
+]  # fmt: skip
+MORE_GERMAN_QUESTIONS = [
+    [
+        ("Backup bleibt hängen", "Meine Sicherung bleibt jede Nacht bei 99 % hängen. Outlook ist offen, liegt es daran?"),
+        ("Sicherung nicht fertig", "Die Sicherung wird seit einer Woche nicht fertig, sie steht immer bei 99 %."),
+    ],
+    [
+        ("Vertrag beenden", "Ich möchte meinen Vertrag zum Monatsende beenden. Wo mache ich das?"),
+        ("Abo beenden", "Wie beende ich mein Abo? Werden meine Sicherungen dann gelöscht?"),
+    ],
+]  # fmt: skip
+
 GREETINGS = {"en": ["Hi,", "Hello,", "Hi there,", ""], "de": ["Hallo,", "Guten Tag,", ""]}
 SIGN_OFFS = {"en": ["Thanks,", "Best regards,", "Cheers,", "Kind regards,"], "de": ["Viele Grüße,", "Danke,"]}
 AGENT_OPENERS = {"en": "Hi {first},", "de": "Hallo {first},"}
@@ -472,6 +566,24 @@ def build() -> dict:
         add(ticket_id, f"Error 0x80070005 ({status})", requester, status, thread, when)
         ticket_id += 1
         when += timedelta(hours=7)
+
+    # The same topics asked again in other words (their own random stream: the tickets above stay as they are).
+    more_rng = random.Random(11)
+    more = [(t, q, "en") for t, q in zip(TOPICS, MORE_QUESTIONS, strict=True)]
+    more += [(t, q, "de") for t, q in zip(GERMAN_TOPICS, MORE_GERMAN_QUESTIONS, strict=True)]
+    for topic_index, (topic, asked, lang) in enumerate(more):
+        for variant, (subject, question) in enumerate(asked):
+            pool = [c for c in customers if c["locale"] == lang] or customers
+            requester = pool[(topic_index * 5 + variant + 1) % len(pool)]
+            agent = AGENTS[(topic_index + variant + 1) % len(AGENTS)]
+            first_message = _customer_message(more_rng, requester["name"], lang, question, ticket_id)
+            thread = [
+                (requester["id"], first_message, True),
+                (agent["id"], _agent_message(requester["name"], lang, topic["answer"], agent), True),
+            ]
+            add(ticket_id, subject, requester, "closed" if variant % 2 else "solved", thread, when)
+            ticket_id += 1
+            when += timedelta(hours=13)
 
     articles = []
     updated = "2025-01-02T10:00:00Z"

@@ -1,7 +1,8 @@
 """The demo's models, built once and cached: the study in miniature.
 
 Two small bases (LLaMA- and GPT-J-shaped) learn language from the bundled sample's help-centre
-articles and some generic support text, never from its question-answer pairs. Then the real
+articles, some generic support text and everyday support e-mails about other businesses, never
+from its tickets. Then the real
 `draftdesk finetune export --sample`, `prepare` and `train` (QLoRA: NF4 4-bit via bitsandbytes,
 LoRA via peft, TRL's SFTTrainer) tune one adapter per base on the pairs. The untuned LLaMA base is
 the baseline, as in the study.
@@ -53,9 +54,10 @@ class Recipe:
     lora_r: int = 32
     lora_alpha: int = 32
     adapter_lr: float = 1.5e-2
+    adapter_scheduler: str = "cosine"
     adapter_batch: int = 8
     adapter_max_length: int = 256
-    eval_fraction: float = 0.3  # the held-out tickets become the demo's tickets
+    eval_fraction: float = 0.25  # the held-out tickets become the demo's tickets
     seed: int = 0
 
 
@@ -79,13 +81,14 @@ def sample_dir() -> Path:
 
 def cache_key(recipe: Recipe) -> str:
     """Hash of the sample's bytes, the recipe, the generic corpus and the training libraries."""
+    from draftdesk.demo_reading import generic_replies
     from models.tiny import sample_corpus
 
     digest = hashlib.sha256()
     for name in SAMPLE_FILES:
         digest.update(name.encode() + b"\0" + (sample_dir() / name).read_bytes())
     digest.update(json.dumps(asdict(recipe), sort_keys=True).encode())
-    digest.update("\n".join(sample_corpus()).encode())
+    digest.update("\n".join([*sample_corpus(), *generic_replies()]).encode())
     for name in LIBRARIES:
         with contextlib.suppress(metadata.PackageNotFoundError):
             digest.update(f"{name}={metadata.version(name)}".encode())
@@ -125,13 +128,14 @@ lora_alpha = {recipe.lora_alpha}
 lora_dropout = 0.0
 learning_rate = {recipe.adapter_lr}
 warmup_ratio = 0.0
+lr_scheduler_type = "{recipe.adapter_scheduler}"
 max_steps = {recipe.adapter_steps}
 per_device_train_batch_size = {recipe.adapter_batch}
 max_length = {recipe.adapter_max_length}
 include_articles = false
 gradient_checkpointing = false
 logging_steps = 10
-save_steps = 40
+save_steps = 80
 seed = {recipe.seed}
 {models}"""
 
@@ -252,11 +256,13 @@ def _pretrain_and_train(root: Path, family: str, recipe: Recipe) -> None:
 
 
 def pretraining_texts(articles_jsonl: Path) -> list[str]:
-    """The base's reading: the help-centre articles and generic support text, no ticket answers."""
+    """The base's reading: the help-centre articles, generic support text and everyday support
+    e-mails about other businesses (draftdesk/demo_reading.py); no ticket of the sample."""
+    from draftdesk.demo_reading import generic_replies
     from models.tiny import sample_corpus
 
     articles = [json.loads(line)["text"] for line in articles_jsonl.read_text("utf-8").splitlines() if line]
-    return [*articles, *sample_corpus()]
+    return [*articles, *sample_corpus(), *generic_replies()]
 
 
 def tokenizer_texts(dataset: Path) -> list[str]:

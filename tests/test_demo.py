@@ -9,6 +9,7 @@ suite (minutes of training): its outcome and timings are recorded in docs/perfor
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -110,3 +111,20 @@ def test_the_vocabulary_never_reads_the_held_out_answers(tmp_path: Path) -> None
     assert "Open Settings > Exclusions." in texts and " Close Outlook." in texts
     assert "Customer: never finishes\n\nAgent:" in texts
     assert not any("HELD OUT ANSWER" in text for text in texts)
+
+
+def test_the_bases_read_everyday_support_english_but_no_ticket_of_the_sample(tmp_path: Path) -> None:
+    from draftdesk.demo_models import pretraining_texts
+    from finetune.sample import load_sample
+
+    articles = tmp_path / "articles.jsonl"
+    articles.write_text(json.dumps({"text": "Open Settings > Exclusions."}) + "\n", encoding="utf-8")
+    reading = "\n".join(pretraining_texts(articles))
+    # The words every answer of the sample opens or explains with, which the articles never use.
+    words = set(re.findall(r"[\w<>']+", reading))
+    assert {"Hi", "<NAME>", "sorry", "Please", "have", "not", "how", "than", "I'm"} <= words
+    for comments in load_sample().comments.values():
+        for comment in comments:
+            for paragraph in comment["body"].split("\n\n"):
+                if len(paragraph) > 40 and "Support" not in paragraph:
+                    assert paragraph not in reading, paragraph  # no customer message, no agent answer

@@ -64,6 +64,8 @@ def test_short_run_beats_the_untuned_base_and_loads_into_the_engine(
     assert manifest["base_model"] == base and manifest["dataset"]["hash"] == card["dataset_hash"]
     assert manifest["hyperparameters"]["lora_r"] == 8 and manifest["effective"]["quantization"] == "nf4"
     assert manifest["effective"]["optimizer"] == "adamw_torch"  # paged AdamW needs CUDA
+    # TRL casts QLoRA adapters to bfloat16; on the CPU they train in the float32 compute dtype.
+    assert manifest["effective"]["compute_dtype"] == manifest["effective"]["adapter_dtype"] == "float32"
     assert {"torch", "transformers", "peft", "trl", "bitsandbytes"} <= set(manifest["libraries"])
     assert manifest["training_data"]["article_chunks"] > 0 and manifest["metrics"]["global_step"] == 8
     assert manifest["metrics"]["eval_loss"] < manifest["metrics"]["eval_loss_before"]

@@ -21,7 +21,7 @@ Thanks for getting in touch. I'm sorry your order has not arrived yet. I have ch
 ---
 Hi <NAME>,
 
-I'm very sorry about the mix-up with your booking. I have moved your table to Friday at 7 pm as you asked. You do not need to do anything else.
+I'm very sorry about the mix-up with your booking. I have moved your table to Friday at 7 pm as you asked, and the confirmation is on its way.
 ---
 Hi <NAME>,
 
@@ -29,7 +29,7 @@ Yes, you can change the delivery address. Open your account, click Orders, choos
 ---
 Hi <NAME>,
 
-Thanks for the photo, that helps a lot. It looks like the screen was damaged in transport. Please send the phone back with the prepaid label attached to this e-mail and we will replace it free of charge.
+Thank you for sending the photo. It looks like the screen was damaged in transport. Please send the phone back with the prepaid label attached to this e-mail and we will replace it free of charge.
 ---
 Hi <NAME>,
 
@@ -45,7 +45,7 @@ Thanks for letting us know. Most likely the app is still running an old version.
 ---
 Hi <NAME>,
 
-You can cancel your order any time before it ships. I have cancelled it for you now, and the refund will reach your card in a few business days.
+An order can be cancelled until it ships. I have cancelled yours now; the money goes back to the account you paid from within a week.
 ---
 Hi <NAME>,
 
@@ -73,7 +73,7 @@ Thank you for your patience. The item you ordered is back in stock and was shipp
 ---
 Hi <NAME>,
 
-I'm afraid the discount code expired last month, so it cannot be applied any more. I have added a new code to your account which is valid until the end of the year.
+I'm afraid the discount code expired last month, so it cannot be applied any more. I have added a new code to your account which is valid through December.
 ---
 Hi <NAME>,
 
@@ -81,7 +81,7 @@ Sorry to hear the heater stopped working. Please check that the switch at the ba
 ---
 Hi <NAME>,
 
-You're right, we charged the wrong amount. I have refunded the difference today; you should see it on your statement within a week.
+You're right, we charged the wrong amount. The difference is on its way back to you and should show on your statement within a week.
 ---
 Hi <NAME>,
 

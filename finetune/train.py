@@ -37,7 +37,7 @@ from typing import Any
 from finetune.config import TrainConfig
 from finetune.files import files_hash, read_json, write_json, write_text
 from finetune.fitting import article_chunks, fit_pair
-from finetune.modeling import adapters_in_compute_dtype, find_lora_targets, load_base
+from finetune.modeling import adapters_in_float32, find_lora_targets, load_base
 from finetune.prepare import DATA_FILES, load_dataset_dir
 from models.machine import cpu_description
 from models.spec import ADAPTER_POINTER
@@ -243,8 +243,8 @@ def train_adapter(
         peft_config=lora,
         callbacks=callbacks,
     )
-    if not on_gpu:
-        adapters_in_compute_dtype(trainer.model, base.dtype)
+    if not on_gpu and (cast := adapters_in_float32(trainer.model)):
+        log.info("%d LoRA weights trained in float32 on the CPU (TRL cast them to bfloat16)", cast)
     resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     if resume is None and has_eval and "eval_loss_before" not in run:
         run["eval_loss_before"] = trainer.evaluate()["eval_loss"]  # the untuned base: LoRA starts at zero
@@ -341,6 +341,7 @@ def _save_adapter(
 
 
 def _adapter_dtype(model: Any) -> str | None:
-    """The dtype the LoRA weights were trained in (bfloat16 from TRL on a GPU, the compute dtype on a CPU)."""
+    """The dtype of the trainable (LoRA) weights when training ended: on a CPU float32, on a GPU
+    bfloat16 for a quantized base (TRL's cast) or float32 (peft's) without quantization."""
     dtypes = {str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.requires_grad}
     return dtypes.pop() if len(dtypes) == 1 else ", ".join(sorted(dtypes)) or None

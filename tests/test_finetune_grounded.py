@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,11 +25,18 @@ from integrations.help_center_index import Article, ArticleIndex, html_to_text
 
 CONFIG = PrepareConfig(eval_fraction=0.15)
 GROUNDING = GroundingSettings(locales=("en-us",), prompt_tokens=300)
-# sha256 of the data files `prepare` wrote for the bundled sample (en-us and de, CONFIG) without
-# grounding: an ungrounded dataset must stay byte-identical to what `prepare` wrote before grounding
-# existed (main at c31e354). Taken again when the sample grew from 44 to 100 tickets, with the code
-# that still gave c31e354's hashes for the 44-ticket sample. The article links hold the loopback
-# Zendesk's port, so its address is hashed as "ZENDESK".
+# sha256 of the data files `prepare` wrote without grounding (en-us and de, CONFIG): an ungrounded
+# dataset must stay byte-identical. The article links hold the loopback Zendesk's port, so its
+# address is hashed as "ZENDESK". First, what main wrote at c31e354, before grounding existed, for
+# the sample as it was then: its first 44 tickets (ids up to 2044; the tickets added later come
+# after them and leave them byte-identical).
+FIRST_44_TICKETS_SHA256 = {
+    "train.jsonl": "a9bf51e31ac6444b2cc175d6c1b09e9150b2ed9ccfaad43acc1fa81bdb290330",
+    "eval.jsonl": "f7c650d52d9aff977e9e1b890f4a5016ebf29c3d7d855c0815ec95a5e3e5588a",
+    "articles.jsonl": "5d5e28b8c7011fc3c1747429667c129f9d5a9c1e5cc96fcb0e1f706e3e31ab9f",
+}
+# Then the whole sample of 100 tickets, taken at a568c8d (where the first 44 still gave the hashes
+# above) with `pytest tests/test_finetune_grounded.py -k byte_identical -vv`.
 UNGROUNDED_SHA256 = {
     "train.jsonl": "d3a07105cf577d9a10036146a24910f285b41495c383eefb9477a4bc8bf959aa",
     "eval.jsonl": "457ff8faea9525bc2beed9d852ae4b331d5337fe4e634ec3912f7633a9c8cc49",
@@ -70,6 +78,28 @@ def test_ungrounded_prepare_is_byte_identical_to_before(export_dir: Path, tmp_pa
     }
     assert written == UNGROUNDED_SHA256
     assert "grounding" not in card and "grounded" not in (tmp_path / "card.md").read_text()
+
+
+def test_ungrounded_prepare_of_the_first_44_tickets_is_what_main_wrote_before_grounding(
+    export_dir: Path, tmp_path: Path
+) -> None:
+    export = tmp_path / "export"
+    shutil.copytree(export_dir, export)
+    later = [
+        f
+        for f in export.glob("*/*.json")
+        if f.parent.name in ("tickets", "internal_notes") and int(f.stem) > 2044
+    ]
+    assert len(later) >= 56
+    for file in later:
+        file.unlink()
+    out = tmp_path / "dataset"
+    prepare_dataset(export, out, CONFIG, SAMPLE_PRODUCT, progress=False)
+    written = {
+        name: hashlib.sha256(LOOPBACK.sub(b"ZENDESK", (out / name).read_bytes())).hexdigest()
+        for name in FIRST_44_TICKETS_SHA256
+    }
+    assert written == FIRST_44_TICKETS_SHA256
 
 
 def test_a_grounded_prompt_is_the_prompt_the_bot_would_draft_from(export_dir: Path, tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """`draftdesk demo`: the study in miniature, offline, through the real code paths.
 
 Small models learn the bundled sample product (draftdesk/demo_models.py: two bases pretrained on its
-help-centre articles and generic support text, one QLoRA adapter each tuned by the real
+help-centre articles and everyday support e-mails, one QLoRA adapter each tuned by the real
 `draftdesk finetune train` on its question-answer pairs; cached after the first run). The sample's
 held-out tickets sit in a loopback Zendesk stand-in; the bot receives signed webhooks for them,
 drafts with the two fine-tuned models and the untuned base (NF4 4-bit + LoRA), posts to a loopback

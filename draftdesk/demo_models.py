@@ -1,8 +1,7 @@
 """The demo's models, built once and cached: the study in miniature.
 
 Two small bases (LLaMA- and GPT-J-shaped) learn language from the bundled sample's help-centre
-articles, some generic support text and everyday support e-mails about other businesses, never
-from its tickets. Then the real
+articles and everyday support e-mails about other businesses, never from its tickets. Then the real
 `draftdesk finetune export --sample`, `prepare` and `train` (QLoRA: NF4 4-bit via bitsandbytes,
 LoRA via peft, TRL's SFTTrainer) tune one adapter per base on the pairs. The untuned LLaMA base is
 the baseline, as in the study.
@@ -167,7 +166,7 @@ def ensure_demo_models(cache: Path, recipe: Recipe = FULL, say: Callable[[str], 
     if not (dataset / "card.json").is_file():
         say("  draftdesk finetune export --sample, then prepare: the sample's tickets and articles…")
         _run_logged(log, _export_and_prepare, root)
-    say("  pretraining two small bases on the articles and generic support text, then QLoRA-tuning")
+    say("  pretraining two small bases on the articles and everyday support e-mails, then QLoRA-tuning")
     say("  an adapter for each on the question-answer pairs (draftdesk finetune train)…")
     workers = min(len(FAMILIES), max(1, os.cpu_count() or 1))
     threads = max(1, min(4, (os.cpu_count() or 1) // workers))

@@ -346,9 +346,9 @@ def parse_settings(
     worker = build_section(WorkerSettings, raw.get("worker"), "worker", problems)
     digest = build_section(DigestSettings, raw.get("digest"), "digest", problems)
     storage = build_section(StorageSettings, raw.get("storage"), "storage", problems)
-    grounding = build_section(GroundingSettings, raw.get("grounding"), "grounding", problems)
-    if not grounding.path.is_absolute():
-        grounding = replace(grounding, path=base_dir / grounding.path)
+    grounding = build_section(GroundingSettings, raw.get("grounding"), "grounding", problems).resolved(
+        base_dir
+    )
     models = parse_models(raw.get("models"), base_dir, problems)
     engine = parse_engine(raw.get("engine"), problems)
     promotion = build_section(PromotionSettings, raw.get("promotion"), "promotion", problems)

@@ -294,10 +294,11 @@ def load_finetune_context(path: Path, env: Mapping[str, str]) -> FinetuneContext
         problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
-    finetune = replace(finetune, paths=finetune.paths.resolved(path.parent))
-    if not grounding.path.is_absolute():
-        grounding = replace(grounding, path=path.parent.resolve() / grounding.path)
-    return FinetuneContext(finetune, models, zendesk, product_name, Secrets.from_env(env), grounding)
+    base_dir = path.parent.resolve()
+    finetune = replace(finetune, paths=finetune.paths.resolved(base_dir))
+    return FinetuneContext(
+        finetune, models, zendesk, product_name, Secrets.from_env(env), grounding.resolved(base_dir)
+    )
 
 
 def _product_name(worker: Any, problems: list[str]) -> str:

@@ -3,7 +3,7 @@ prepare --grounding` reads the locales and the passage budget, so training promp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.config import out_of_range, setting
@@ -21,6 +21,10 @@ class GroundingSettings:
     path: Path = setting(
         "the articles' file, relative to the config file", Path(".draftdesk/helpcenter.json")
     )
+
+    def resolved(self, base_dir: Path) -> GroundingSettings:
+        """``path`` absolute: a relative one is relative to ``base_dir``, the config file's folder."""
+        return self if self.path.is_absolute() else replace(self, path=base_dir / self.path)
 
     def problems(self) -> list[str]:
         problems = out_of_range(

@@ -33,6 +33,7 @@ from core.domain import (
 from core.placeholders import KnownValues, fill_placeholders
 from core.ports import ChatError, ChatPoster, DraftBackend, GatewayError, Store, TicketNotFound, TicketSource
 from core.prompt import build_prompt
+from core.ticket_text import ticket_as_models_read_it
 
 log = logging.getLogger(__name__)
 
@@ -136,14 +137,15 @@ class TicketProcessor:
         round_ = existing or self.store.create_round(ticket.id, question.id, self._blind_assignment())
         crash_point("round_created")
         prepared = PreparedRound(ticket, round_)
+        readable = ticket_as_models_read_it(ticket)  # cleaned and redacted as in training
         for draft in self.store.drafts_for_round(round_.id):
             if draft.generated:
                 continue  # generated before an interruption
             try:
                 count = functools.partial(self.backend.count_tokens, draft.model)
-                passages = self.sources.passages(draft.model, ticket, count) if self.sources else []
+                passages = self.sources.passages(draft.model, readable, count) if self.sources else []
                 prepared.prompts[draft.model] = build_prompt(
-                    ticket,
+                    readable,
                     count_tokens=count,
                     max_tokens=self.backend.context_limit(draft.model),
                     product_name=self.product_name,

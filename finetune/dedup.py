@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from datasketch import MinHash, MinHashLSH
 
-from finetune.pii import PLACEHOLDER_PATTERN
+from core.pii import PLACEHOLDER_PATTERN
 
 _NON_WORD = re.compile(r"[\W_]+")
 

@@ -29,9 +29,9 @@ from typing import Any
 
 from tqdm import tqdm
 
+from core.html_text import html_to_text
 from finetune.config import ExportConfig, parse_start_time
 from finetune.files import read_json, read_jsonl, write_json, write_jsonl, write_text
-from finetune.html_text import html_to_text
 from integrations.zendesk import ExportedComment, ExportedTicket, ZendeskGateway, ZendeskUser
 
 log = logging.getLogger(__name__)

@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from core.domain import Ticket
-from finetune.cleaning import clean_comment
+from core.pii import Redactor
+from core.ticket_text import model_text
 from finetune.config import PrepareConfig
 from finetune.dedup import deduplicate
 from finetune.files import files_hash, write_json, write_jsonl, write_text
-from finetune.pii import Redactor
 from finetune.prepare import DATA_FILES, TicketComments, answer_examples, example_row
 from finetune.split import split_tickets
 
@@ -108,10 +108,9 @@ class _Cleaner:
         return redacted.text
 
     def answer(self, text: str) -> str | None:
-        cleaned = clean_comment(text)
-        if not cleaned:
+        redacted = model_text(text, self.redactor)
+        if not redacted.text:
             return None
-        redacted = self.redactor.redact(cleaned)
         self.placeholders.update(redacted.counts)
         return " " + redacted.text
 

@@ -37,14 +37,14 @@ from typing import Any
 from tqdm import tqdm
 
 from core.domain import Ticket
+from core.html_text import html_to_text
+from core.pii import Redactor
+from core.ticket_text import model_text
 from finetune.card import render_markdown
-from finetune.cleaning import clean_comment
 from finetune.config import PrepareConfig
 from finetune.dedup import DedupResult, deduplicate
 from finetune.files import files_hash, read_json, read_jsonl, write_json, write_jsonl, write_text
-from finetune.html_text import html_to_text
 from finetune.pairs import Conversation, Example, SourceFinder, Turn, conversation_examples
-from finetune.pii import Redactor
 from finetune.split import split_tickets
 from integrations.grounding_config import GroundingSettings
 from integrations.help_center_index import PASSAGE_WORDS, Article, ArticleIndex
@@ -119,10 +119,9 @@ def clean_conversation(
         else:
             continue  # an author Zendesk no longer knows: not attributable
         body = comment.get("body") or html_to_text(comment.get("html_body") or "")
-        text = clean_comment(body)
-        if not text:
+        redacted = model_text(body, redactor)  # what the bot drafts from, too
+        if not redacted.text:
             continue
-        redacted = redactor.redact(text)
         placeholders.update(redacted.counts)
         turns.append(Turn(kind, redacted.text))  # type: ignore[arg-type]
     subject = redactor.redact(ticket.subject)

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from finetune.pii import PLACEHOLDER_PATTERN, Redactor
+from core.pii import PLACEHOLDER_PATTERN, Redactor
 
 DEV: tuple[str, ...] = (
     "Hi [[Maria]],\n\nthe restore finished but two folders are missing. Can you check?\n\nThanks,\n[[Jonas]]",

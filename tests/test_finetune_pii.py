@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from finetune.pii import KINDS, Redactor, luhn_valid
+from core.pii import KINDS, Redactor, luhn_valid
 
 PER_KIND = 240
 SEED = 20240531

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from finetune.pii import Redaction, Redactor
+from core.pii import Redaction, Redactor
 from tests.pii_text_names import DEV, HELD_OUT, ORDINARY, Document, score
 
 # Measured 2026-11: dev 25/31, held-out 13/27, ordinary words kept 114/116 (and 401/401 around names).

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from bot.config import ConfigError
+from core.cleaning import clean_comment, cut_quoted, cut_signature
+from core.html_text import html_to_text
 from core.prompt import AGENT, INSTRUCTION, STOP_SEQUENCES
-from finetune.cleaning import clean_comment, cut_quoted, cut_signature
 from finetune.config import TrainConfig, load_finetune_settings
 from finetune.dedup import deduplicate, normalize
 from finetune.fitting import article_chunks, fit_pair
-from finetune.html_text import html_to_text
 from finetune.pairs import Conversation, Turn, answer_positions, conversation_examples
 from finetune.split import split_tickets
 

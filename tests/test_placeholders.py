@@ -2,8 +2,8 @@
 
 import pytest
 
+from core import pii
 from core.placeholders import KINDS, PLACEHOLDERS, KnownValues, fill_placeholders, unresolved_placeholders
-from finetune import pii
 
 KNOWN = KnownValues("Maria Schmidt", "maria@example.com", "Grace Hopper")
 

@@ -379,3 +379,20 @@ def test_without_the_history_scopes_a_retry_still_posts_and_says_why_it_could_no
     worker.run_until_idle()
     assert len(thread_texts(slack, store)) == 8  # round 2 is posted all the same
     assert "one may be posted twice" in caplog.text
+
+
+def test_models_read_the_ticket_cleaned_and_redacted_as_in_training(env):
+    slack, store, backend, tickets, worker = env
+    written = (
+        "Hi,\n\nMy backup at 10.0.0.7 is stuck, call me on +49 30 1234567.\n\nThanks,\nMaria Schmidt\n\n"
+        "On Mon, 3 Mar 2025 at 10:00, Acme Support <help@acme.example> wrote:\n> Please send the log."
+    )
+    tickets.tickets[1] = ticket(comments=[Comment(10, 100, written, True, T0, True)])
+    store.enqueue(1, "webhook")
+    assert worker.run_until_idle() == 1
+    prompt = backend.calls[0][MODELS[0]]
+    assert "My backup at <IP> is stuck, call me on <PHONE>." in prompt
+    for raw in ("10.0.0.7", "1234567", "Maria", "Schmidt", "Please send the log", "help@acme.example"):
+        assert raw not in prompt
+    # Only the models' copy is cleaned: the thread still names the requester.
+    assert "Maria" in str(slack.thread(*store.ticket_thread(1))[0].blocks)

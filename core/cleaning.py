@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from finetune.html_text import html_to_text, looks_like_html
+from core.html_text import html_to_text, looks_like_html
 
 # "On Mon, 3 Mar 2025 at 10:00, Maria <m@x.com> wrote:" and its translations; may wrap onto two lines.
 _QUOTE_HEADERS = [

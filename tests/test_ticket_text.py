@@ -1,0 +1,41 @@
+"""`core.ticket_text`: the ticket as models read it, the same function for training and drafting."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from core.domain import Comment, Ticket
+from core.pii import Redactor
+from core.ticket_text import model_text, ticket_as_models_read_it
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def test_a_comment_loses_its_quote_signature_and_personal_data() -> None:
+    body = "Restore fails on 192.168.1.20.\n\nBest regards,\nAiko Tanaka\n\nOn Mon, Tom wrote:\n> old"
+    redaction = model_text(body, Redactor(["Aiko Tanaka"]))
+    assert redaction.text == "Restore fails on <IP>."
+    assert redaction.counts["IP"] == 1
+
+
+def test_internal_notes_stay_and_a_message_that_only_quotes_keeps_its_text() -> None:
+    only_quote = "On Mon, 3 Mar 2025 at 10:00, Aiko Tanaka <aiko@example.com> wrote:\n> Still stuck."
+    ticket = Ticket(
+        5,
+        "Aiko's backup",
+        "open",
+        7,
+        "Aiko Tanaka",
+        T0,
+        "u",
+        (
+            Comment(1, 9, "Card 4242 4242 4242 4242 on file, Aiko is a VIP", False, T0, False),
+            Comment(2, 7, only_quote, True, T0, True),
+        ),
+    )
+    read = ticket_as_models_read_it(ticket)
+    assert read.subject == "<NAME>'s backup"
+    assert read.comments[0] == ticket.comments[0]  # never in a prompt; left as it is
+    assert read.comments[1].body.endswith("> Still stuck.") and "Aiko" not in read.comments[1].body
+    assert "<EMAIL>" in read.comments[1].body
+    assert read.requester_name == "Aiko Tanaka"  # the drafts' <NAME> is filled from it

@@ -7,6 +7,7 @@ grounded model sees the same passages in training as when it drafts.
 from __future__ import annotations
 
 import html
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -15,6 +16,10 @@ from dataclasses import dataclass
 import bm25s
 
 from core.domain import Ticket
+
+# bm25s sets its own logger to DEBUG when imported, so "Building index from tokens" reached every
+# log at any level: let it follow the level the operator chose instead.
+logging.getLogger("bm25s").setLevel(logging.NOTSET)
 
 PASSAGE_WORDS = 80  # a passage: about a paragraph, so a prompt gets the part that answers
 PROMPT_CANDIDATES = 10  # passages considered for a prompt before the token budget picks

@@ -2,6 +2,7 @@
 updated_at, locales, unpublished articles), article links under the ticket's parent message, and
 passages only in the prompts of models with grounding = true."""
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -71,6 +72,30 @@ def test_refresh_reads_only_what_changed_and_survives_a_restart(tmp_path, zendes
     assert [a.id for a in found] == [1]  # words shared with no other article: only one match
     assert reopened.top_articles(ticket("Schedule", "How do I change the schedule?"), 3)[0].id == 3
     assert reopened.search("restore", 3) == []  # unpublished articles are no source
+
+
+class Collected(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)  # keeps whatever a logger lets through
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_indexing_logs_nothing_below_the_level_the_operator_chose(tmp_path, zendesk):
+    root, collected = logging.getLogger(), Collected()
+    saved_level = root.level
+    root.addHandler(collected)
+    root.setLevel(logging.INFO)  # `--log-level info`: bm25s's DEBUG lines must not get through
+    try:
+        index = HelpCenterIndex(tmp_path / "hc.json", ["en-us"])
+        index.refresh(gateway(zendesk))
+        assert index.search("backup", 1)
+    finally:
+        root.removeHandler(collected)
+        root.setLevel(saved_level)
+    assert [r.getMessage() for r in collected.records if r.levelno < logging.INFO] == []
 
 
 def test_passages_fit_their_budget_and_go_only_to_grounded_models(tmp_path, zendesk):

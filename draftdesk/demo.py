@@ -3,11 +3,13 @@
 Small models learn the bundled sample product (draftdesk/demo_models.py: two bases pretrained on its
 help-centre articles and everyday support e-mails, one QLoRA adapter each tuned by the real
 `draftdesk finetune train` on its question-answer pairs; cached after the first run). The sample's
-held-out tickets sit in a loopback Zendesk stand-in; the bot receives signed webhooks for them,
-drafts with the two fine-tuned models and the untuned base (NF4 4-bit + LoRA), posts to a loopback
-Slack stand-in, and three simulated raters (draftdesk/demo_raters.py) vote with signed button
-clicks and reactions, scoring each draft by its similarity to the agent's real answer. Then it
-prints each thread, the report with the paired comparison, and the weekly digest with its chart.
+held-out tickets and its Help Center sit in a loopback Zendesk stand-in; the bot receives signed
+webhooks for them, drafts with the two fine-tuned models and the untuned base (NF4 4-bit + LoRA),
+each prompt holding the Help Center passage that fits the ticket (`[grounding]`, as the adapters were
+trained), posts to a loopback Slack stand-in, and three simulated raters (draftdesk/demo_raters.py)
+vote with signed button clicks and reactions, scoring each draft by its similarity to the agent's
+real answer. Then it prints each thread, the report with the paired comparison, and the weekly
+digest with its chart.
 """
 
 from __future__ import annotations
@@ -34,7 +36,14 @@ from bot.digest import PERIOD
 from bot.report import Report, render_text
 from bot.stats import model_stats
 from core.domain import JOB_QUEUED, JOB_RUNNING, utcnow
-from draftdesk.demo_models import FULL, DemoModels, Recipe, ensure_demo_models, model_name
+from draftdesk.demo_models import (
+    FULL,
+    GROUNDING_LOCALES,
+    DemoModels,
+    Recipe,
+    ensure_demo_models,
+    model_name,
+)
 from draftdesk.demo_raters import LABEL, RATERS, score, similarity
 from integrations.standins.slack_requests import (
     block_action_body,
@@ -49,6 +58,7 @@ from integrations.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sig
 CHANNEL = "C0DEMODRAFTS"
 BASELINE = "mini-llama"
 DIGEST_NOTE = "Demo: these ratings come from " + LABEL + "."
+HELP_CENTER_FILE = "helpcenter.json"
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,14 @@ def seed_zendesk(zendesk: FakeZendesk, tickets: list[DemoTicket]) -> None:
 
     for person in load_sample().users:
         zendesk.add_user(person["id"], person["name"], person["email"], role=person.get("role", "end-user"))
+    for article in load_sample().articles:
+        zendesk.add_article(
+            article["id"],
+            article["title"],
+            article["body"],
+            locale=article["locale"],
+            updated_at=article["updated_at"],
+        )
     for ticket in tickets:
         zendesk.add_ticket(
             ticket.id,
@@ -93,7 +111,10 @@ def seed_zendesk(zendesk: FakeZendesk, tickets: list[DemoTicket]) -> None:
         )
 
 
-def demo_config(workdir: Path, slack_url: str, zendesk_url: str, models: DemoModels) -> Path:
+def demo_config(
+    workdir: Path, slack_url: str, zendesk_url: str, models: DemoModels, recipe: Recipe = FULL
+) -> Path:
+    """The bot's config: every model grounded alike (the study's three got the same prompts)."""
     path = workdir / "config.toml"
     entries = [
         (model_name("llama"), models.bases["llama"], models.adapters["llama"], 1),
@@ -106,6 +127,7 @@ def demo_config(workdir: Path, slack_url: str, zendesk_url: str, models: DemoMod
 name = "{name}"
 base_model = "{base}"
 {f'adapter = "{adapter}"' if adapter else "# no adapter: the untuned base, the study's baseline"}
+grounding = true
 max_new_tokens = 80
 temperature = 0
 repetition_penalty = 1.0
@@ -138,6 +160,12 @@ product_name = "Acme Cloud Backup"
 channel = "{CHANNEL}"
 users = ["U0TEAMLEAD"]
 baseline = "{BASELINE}"
+
+[grounding]
+enabled = true
+locales = {json.dumps(list(GROUNDING_LOCALES))}
+prompt_tokens = {recipe.prompt_tokens}
+path = "{HELP_CENTER_FILE}"
 
 [storage]
 path = "store.json"
@@ -180,6 +208,7 @@ def run_demo(workdir: Path, cache: Path, recipe: Recipe = FULL) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     store_file = workdir / "store.json"
     store_file.unlink(missing_ok=True)  # each demo run starts clean
+    (workdir / HELP_CENTER_FILE).unlink(missing_ok=True)
     for history in workdir.glob("store.json.*"):  # the store's history folder, from an earlier run
         if history.is_dir():
             shutil.rmtree(history)
@@ -193,7 +222,8 @@ def run_demo(workdir: Path, cache: Path, recipe: Recipe = FULL) -> int:
     print(
         f"\n{len(tickets)} tickets the models never saw (the sample's held-out split) go to the bot; "
         f"each gets drafts from {model_name('llama')} and {model_name('gptj')} (fine-tuned) and "
-        f"{BASELINE} (the untuned base), in a shuffled order.\n",
+        f"{BASELINE} (the untuned base), in a shuffled order; every prompt holds the Help Center "
+        "passage that fits the ticket.\n",
         flush=True,
     )
     demo_secrets = {
@@ -205,9 +235,10 @@ def run_demo(workdir: Path, cache: Path, recipe: Recipe = FULL) -> int:
     }
     with FakeSlack() as slack, FakeZendesk() as zendesk:
         seed_zendesk(zendesk, tickets)
-        config = demo_config(workdir, slack.api_url, zendesk.url, models)
+        config = demo_config(workdir, slack.api_url, zendesk.url, models, recipe)
         settings = load_settings(config, env={**os.environ, **demo_secrets})
         app = build(settings)
+        app.refresh_help_center()  # before the first webhook, so that every prompt has its passage
         app.start()
         assert app.web is not None
         base = f"http://127.0.0.1:{app.web.port}"

@@ -56,6 +56,12 @@ def test_the_demo_trains_runs_the_loop_and_labels_its_raters(tmp_path: Path) -> 
         assert manifest["effective"]["quantization"] == "nf4"
         assert manifest["hyperparameters"]["max_steps"] == QUICK.adapter_steps
         assert manifest["metrics"]["global_step"] == QUICK.adapter_steps
+        # Trained on grounded prompts: each with the Help Center passage the bot puts there.
+        assert manifest["dataset"]["path"] == str(root / "work" / "dataset-grounded")
+    grounded = [json.loads(line) for line in (root / "work" / "dataset-grounded" / "train.jsonl").open()]
+    assert sum(1 for row in grounded if row["sources"]) >= 0.9 * len(
+        grounded
+    )  # a German ticket may match none
     held_out = (root / "work" / "dataset" / "eval.jsonl").read_text().splitlines()
     tickets = [json.loads(line)["ticket_id"] for line in held_out]
 
@@ -64,6 +70,7 @@ def test_the_demo_trains_runs_the_loop_and_labels_its_raters(tmp_path: Path) -> 
     for ticket in tickets:
         assert f"#{ticket}" in out
     assert out.count("Draft A") >= len(tickets)
+    assert out.count(":books: *Help Center:*") == len(tickets)  # the bot drafted with the articles indexed
     # Every draft posted with rating buttons is rated (the quick recipe's barely trained models may
     # end a draft before its first word: that draft is posted as failed, without buttons).
     rated = out.count("SIMULATED raters, Draft")

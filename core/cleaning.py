@@ -84,7 +84,8 @@ def cut_signature(text: str) -> str:
     lines = [line for line in text.split("\n") if not _SENT_FROM_DEVICE.match(line.strip())]
     for index, line in enumerate(lines):
         if _SIGNATURE_DASHES.match(line.strip()) and index > 0:
-            lines = lines[:index]
+            if not _asks(lines[index + 1 :]):
+                lines = lines[:index]
             break
     content = [i for i, line in enumerate(lines) if line.strip()]
     for index in reversed(content):
@@ -96,6 +97,7 @@ def cut_signature(text: str) -> str:
             before
             and len(tail) <= _MAX_SIGNATURE_LINES
             and all(len(line) <= _MAX_SIGNATURE_LINE_CHARS for line in tail)
+            and not _asks(tail)
         ):
             lines = lines[:index]
         break
@@ -108,3 +110,9 @@ def clean_comment(body: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
     text = cut_signature(cut_quoted(text))
     return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _asks(lines: list[str]) -> bool:
+    """A signature asks nothing: a tail with a question is the message ("Thank you\nI still can't
+    log in, what now?"), and the drafts must answer it."""
+    return any("?" in line for line in lines)

@@ -229,3 +229,14 @@ def test_every_config_problem_is_reported_at_once() -> None:
         "models[m].finetune.lora_dropout: must be in [0, 1)",
     ):
         assert expected in text
+
+
+def test_a_tail_that_asks_a_question_is_the_message_not_a_signature():
+    # After a sign-off word and after "--" alike: the drafts must answer the question.
+    assert cut_signature("Hi,\nThank you\nI still can't log in, what now?") == (
+        "Hi,\nThank you\nI still can't log in, what now?"
+    )
+    assert (
+        cut_signature("Hello,\n--\nLog: error 5\nWhat do I do?") == "Hello,\n--\nLog: error 5\nWhat do I do?"
+    )
+    assert cut_signature("Restore fails.\n\nThanks,\nAiko Tanaka\nAcme GmbH") == "Restore fails."

@@ -137,10 +137,11 @@ class TicketProcessor:
         round_ = existing or self.store.create_round(ticket.id, question.id, self._blind_assignment())
         crash_point("round_created")
         prepared = PreparedRound(ticket, round_)
-        readable = ticket_as_models_read_it(ticket)  # cleaned and redacted as in training
+        readable: Ticket | None = None
         for draft in self.store.drafts_for_round(round_.id):
             if draft.generated:
                 continue  # generated before an interruption
+            readable = readable or ticket_as_models_read_it(ticket)  # cleaned and redacted as in training
             try:
                 count = functools.partial(self.backend.count_tokens, draft.model)
                 passages = self.sources.passages(draft.model, readable, count) if self.sources else []

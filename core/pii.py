@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-# The placeholder names are shared with the bot, which fills them in drafts: they live in the kernel.
+# The placeholder names are shared with the bot, which fills them in drafts (core/placeholders.py).
 from core.placeholders import KINDS, PLACEHOLDER_PATTERN, PLACEHOLDERS
 
 __all__ = ["KINDS", "PLACEHOLDERS", "PLACEHOLDER_PATTERN", "Redactor", "luhn_valid"]

@@ -25,6 +25,12 @@ def model_text(body: str, redactor: Redactor) -> Redaction:
     return redactor.redact(clean_comment(body))
 
 
+# A comment longer than this is cut to its beginning and end before the cleaning: redacting a
+# megabyte takes seconds, and no model's prompt holds more than a few thousand tokens of it anyway
+# (`core.prompt.build_prompt` keeps a long message's beginning and end too).
+MAX_COMMENT_CHARS = 24_000
+
+
 def ticket_as_models_read_it(ticket: Ticket, known_names: Iterable[str] = ()) -> Ticket:
     """``ticket`` with its subject and public comments as `model_text` gives them; the requester's
     name (and ``known_names``) count as names. A comment left empty by the cleaning keeps its whole
@@ -33,7 +39,15 @@ def ticket_as_models_read_it(ticket: Ticket, known_names: Iterable[str] = ()) ->
     comments = []
     for comment in ticket.comments:
         if comment.public:
-            text = model_text(comment.body, redactor).text or redactor.redact(comment.body).text
+            body = _shortened(comment.body)
+            text = model_text(body, redactor).text or redactor.redact(body).text
             comment = replace(comment, body=text)
         comments.append(comment)
     return replace(ticket, subject=redactor.redact(ticket.subject).text, comments=tuple(comments))
+
+
+def _shortened(body: str) -> str:
+    if len(body) <= MAX_COMMENT_CHARS:
+        return body
+    head = MAX_COMMENT_CHARS * 2 // 3
+    return body[:head] + "\n[…]\n" + body[-(MAX_COMMENT_CHARS - head) :]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from core.domain import Comment, Ticket
 from core.pii import Redactor
-from core.ticket_text import model_text, ticket_as_models_read_it
+from core.ticket_text import MAX_COMMENT_CHARS, model_text, ticket_as_models_read_it
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -39,3 +39,18 @@ def test_internal_notes_stay_and_a_message_that_only_quotes_keeps_its_text() -> 
     assert read.comments[1].body.endswith("> Still stuck.") and "Aiko" not in read.comments[1].body
     assert "<EMAIL>" in read.comments[1].body
     assert read.requester_name == "Aiko Tanaka"  # the drafts' <NAME> is filled from it
+
+
+def test_a_huge_comment_is_cut_to_its_beginning_and_end_before_the_cleaning() -> None:
+    log_lines = "".join(
+        f"12:00:{i % 60:02d} copying block {i} from 10.0.0.{i % 250}\n" for i in range(20_000)
+    )
+    body = "My backup fails with this log:\n" + log_lines + "What should I do?"
+    assert len(body) > 30 * MAX_COMMENT_CHARS
+    ticket = Ticket(
+        5, "Backup fails", "open", 7, "Aiko Tanaka", T0, "u", (Comment(1, 7, body, True, T0, True),)
+    )
+    read = ticket_as_models_read_it(ticket).comments[0].body
+    assert read.startswith("My backup fails with this log:") and read.endswith("What should I do?")
+    assert "[…]" in read and "<IP>" in read and "10.0.0." not in read
+    assert len(read) <= MAX_COMMENT_CHARS + 10

@@ -43,8 +43,9 @@ CONFIG = "finetune.toml"
 PRODUCT = "Acme Cloud Backup"
 # Part of the cache key: raise it when code changes what a build produces (what the bases read, how
 # `finetune train` trains) without a change to the recipe, the sample or the libraries.
-BUILD_VERSION = 3  # 2: bases read everyday e-mails, not the shipping corpus; float32 LoRA weights on the CPU
-# 3: grounded prompts; one tokenizer for both bases, learned before the grounded prepare counts with it
+# 2: bases read everyday e-mails, not the shipping corpus; float32 LoRA weights on the CPU.
+# 3: grounded prompts; one tokenizer for both bases, learned before the grounded prepare counts with it.
+BUILD_VERSION = 3
 # The English articles only: with the German ones too, an English ticket's prompt often got a German
 # passage second (they share "99 %", "Outlook"), and the drafts mixed the two languages.
 GROUNDING_LOCALES = ("en-us",)

@@ -55,6 +55,7 @@ from core.domain import (
 )
 from core.placeholders import fill_placeholders, unresolved_placeholders
 from core.ports import ChatError, ChatModals, ChatPoster, GatewayError, Store, TicketReplies
+from core.ticket_text import contact_for_placeholders
 
 log = logging.getLogger(__name__)
 
@@ -440,7 +441,7 @@ class SendFlow:
         return None
 
     def _remember_contact(self, ticket: Ticket) -> None:
-        contact = (ticket.requester_name, ticket.requester_email)
+        contact = contact_for_placeholders(ticket)
         if self.store.ticket_contact(ticket.id) != contact:
             self.store.save_ticket_contact(ticket.id, *contact)
 

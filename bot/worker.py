@@ -33,7 +33,7 @@ from core.domain import (
 from core.placeholders import KnownValues, fill_placeholders
 from core.ports import ChatError, ChatPoster, DraftBackend, GatewayError, Store, TicketNotFound, TicketSource
 from core.prompt import build_prompt
-from core.ticket_text import ticket_as_models_read_it
+from core.ticket_text import contact_for_placeholders, ticket_as_models_read_it
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +126,9 @@ class TicketProcessor:
             self.observe_replies(ticket)
         if ticket.status in FINISHED_STATUSES:
             return f"skipped: ticket is {ticket.status}"
-        if self.store.ticket_contact(ticket.id) != (ticket.requester_name, ticket.requester_email):
-            self.store.save_ticket_contact(ticket.id, ticket.requester_name, ticket.requester_email)
+        contact = contact_for_placeholders(ticket)
+        if self.store.ticket_contact(ticket.id) != contact:
+            self.store.save_ticket_contact(ticket.id, *contact)
         question = question_comment(ticket)
         if question is None:
             return "skipped: no public message to answer"
@@ -211,7 +212,7 @@ class TicketProcessor:
         for draft in drafts:
             if draft.text is None:
                 continue
-            known = KnownValues(prepared.ticket.requester_name, prepared.ticket.requester_email)
+            known = KnownValues(*contact_for_placeholders(prepared.ticket))
             messages = draft_message(
                 draft.label, fill_placeholders(draft.text, known), draft.id, rated_count=0
             )

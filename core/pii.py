@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 # The placeholder names are shared with the bot, which fills them in drafts (core/placeholders.py).
 from core.placeholders import KINDS, PLACEHOLDER_PATTERN, PLACEHOLDERS
 
-__all__ = ["KINDS", "PLACEHOLDERS", "PLACEHOLDER_PATTERN", "Redactor", "luhn_valid"]
+__all__ = ["KINDS", "PLACEHOLDERS", "PLACEHOLDER_PATTERN", "Redactor", "email_addresses", "luhn_valid"]
 
 # -- character classes ------------------------------------------------------------------------
 
@@ -390,6 +390,11 @@ class Redaction:
 
     text: str
     counts: Counter[str] = field(default_factory=Counter)
+
+
+def email_addresses(text: str) -> list[str]:
+    """The e-mail addresses in ``text`` as the redactor finds them, in order."""
+    return _EMAIL.findall(text)
 
 
 class Redactor:

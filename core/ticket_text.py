@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from core.cleaning import clean_comment
 from core.domain import Ticket
-from core.pii import Redaction, Redactor
+from core.pii import Redaction, Redactor, email_addresses
 
 
 def model_text(body: str, redactor: Redactor) -> Redaction:
@@ -44,6 +44,19 @@ def ticket_as_models_read_it(ticket: Ticket, known_names: Iterable[str] = ()) ->
             comment = replace(comment, body=text)
         comments.append(comment)
     return replace(ticket, subject=redactor.redact(ticket.subject).text, comments=tuple(comments))
+
+
+def contact_for_placeholders(ticket: Ticket) -> tuple[str, str]:
+    """The (name, e-mail) a draft's ``<NAME>`` and ``<EMAIL>`` are filled with.
+
+    The models' copy turns every address into ``<EMAIL>``; when the ticket also holds an address
+    other than the requester's ("send the invoice to billing@…"), a draft's ``<EMAIL>`` may mean
+    that one, so it is left unfilled (""): highlighted, and the send dialog asks for it.
+    """
+    own = ticket.requester_email.strip().lower()
+    texts = [ticket.subject, *(c.body for c in ticket.comments if c.public)]
+    others = {address.lower() for text in texts for address in email_addresses(text)} - {own}
+    return ticket.requester_name, "" if others else ticket.requester_email
 
 
 def _shortened(body: str) -> str:

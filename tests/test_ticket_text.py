@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from core.domain import Comment, Ticket
 from core.pii import Redactor
-from core.ticket_text import MAX_COMMENT_CHARS, model_text, ticket_as_models_read_it
+from core.ticket_text import MAX_COMMENT_CHARS, contact_for_placeholders, model_text, ticket_as_models_read_it
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -54,3 +54,18 @@ def test_a_huge_comment_is_cut_to_its_beginning_and_end_before_the_cleaning() ->
     assert read.startswith("My backup fails with this log:") and read.endswith("What should I do?")
     assert "[…]" in read and "<IP>" in read and "10.0.0." not in read
     assert len(read) <= MAX_COMMENT_CHARS + 10
+
+
+def test_email_placeholders_are_filled_only_when_the_requesters_address_is_the_only_one() -> None:
+    def ticket_saying(body: str) -> Ticket:
+        comment = Comment(1, 7, body, True, T0, True)
+        return Ticket(5, "Invoice", "open", 7, "Aiko Tanaka", T0, "u", (comment,), "aiko@example.com")
+
+    assert contact_for_placeholders(ticket_saying("My address is Aiko@Example.com.")) == (
+        "Aiko Tanaka",
+        "aiko@example.com",
+    )
+    # Both addresses reach the models as <EMAIL>: a draft's <EMAIL> may mean either, so the agent fills it.
+    other = ticket_saying("Please send the invoice to billing@company.example, not to aiko@example.com.")
+    assert contact_for_placeholders(other) == ("Aiko Tanaka", "")
+    assert ticket_as_models_read_it(other).comments[0].body.count("<EMAIL>") == 2

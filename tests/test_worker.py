@@ -23,6 +23,7 @@ class ScriptedBackend:
         self.raise_all = False
         self.calls: list[dict[str, str]] = []
         self.batches: list[int] = []
+        self.reply = "Reply from {model}. Thanks!"
 
     def count_tokens(self, model_name, text):
         return len(text.split())
@@ -41,7 +42,7 @@ class ScriptedBackend:
         return [
             DraftResult(m, None, error="boom")
             if m in self.failing
-            else DraftResult(m, f"Reply from {m}. Thanks!")
+            else DraftResult(m, self.reply.format(model=m))
             for m in prompts
         ]
 
@@ -396,3 +397,23 @@ def test_models_read_the_ticket_cleaned_and_redacted_as_in_training(env):
         assert raw not in prompt
     # Only the models' copy is cleaned: the thread still names the requester.
     assert "Maria" in str(slack.thread(*store.ticket_thread(1))[0].blocks)
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        ("Please send the invoice to my address.", "We sent it to maria@example.com."),
+        # Left for the agent: shown highlighted (Slack-escaped), and the send dialog asks for it.
+        ("Please send the invoice to billing@company.example.", "We sent it to `&lt;EMAIL&gt;`."),
+    ],
+)
+def test_a_drafts_email_placeholder_is_filled_only_when_it_can_only_be_the_requesters(env, body, shown):
+    slack, store, backend, tickets, worker = env
+    backend.reply = "We sent it to <EMAIL>."
+    tickets.tickets[1] = replace(
+        ticket(comments=[Comment(10, 100, body, True, T0, True)]), requester_email="maria@example.com"
+    )
+    store.enqueue(1, "webhook")
+    assert worker.run_until_idle() == 1
+    drafts = thread_texts(slack, store)[1:]
+    assert len(drafts) == 3 and all(shown in text for text in drafts)

@@ -15,7 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from core.domain import Comment, DraftOutcome, DraftRecord, Ticket
+from core.placeholders import KnownValues, fill_placeholders
 from core.ports import Store
+from core.ticket_text import contact_for_placeholders
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +48,16 @@ def similarity(draft: str, reply: str) -> tuple[float, float]:
     )
 
 
-def measure(drafts: Sequence[DraftRecord], reply: Comment) -> list[DraftOutcome]:
-    """An outcome for each draft that has text (a failed model's draft has nothing to compare)."""
+def measure(
+    drafts: Sequence[DraftRecord], reply: Comment, known: KnownValues | None = None
+) -> list[DraftOutcome]:
+    """An outcome for each draft that has text (a failed model's draft has nothing to compare),
+    compared as agents saw it: its placeholders filled with what ``known`` holds."""
     outcomes = []
     for draft in drafts:
         if draft.text is None:
             continue
-        chrf, distance = similarity(draft.text, reply.body)
+        chrf, distance = similarity(fill_placeholders(draft.text, known or KnownValues()), reply.body)
         outcomes.append(
             DraftOutcome(
                 ticket_id=draft.ticket_id,
@@ -82,7 +87,7 @@ def observe_replies(store: Store, ticket: Ticket) -> int:
         drafts = [d for d in store.drafts_for_round(round_.id) if d.text is not None]
         if reply is None or not drafts or store.outcome(drafts[0].id) is not None:
             continue
-        outcomes = measure(drafts, reply)
+        outcomes = measure(drafts, reply, KnownValues(*contact_for_placeholders(ticket)))
         store.record_outcomes(outcomes)
         measured += len(outcomes)
         log.info("ticket %s: measured %s draft(s) against the reply sent", ticket.id, len(outcomes))

@@ -14,6 +14,7 @@ from bot.memory_store import MemoryStore
 from bot.outcomes import first_agent_reply, measure, outcome_stats, replies_observer, similarity
 from bot.worker import TicketProcessor, Worker
 from core.domain import Comment, DraftOutcome, DraftRecord
+from core.placeholders import KnownValues
 from tests.recording_poster import RecordingPoster
 from tests.test_worker import MODELS, T0, ScriptedBackend, Tickets, ticket
 
@@ -52,6 +53,16 @@ def test_measure_skips_failed_drafts_and_marks_the_one_sent():
     assert (a.draft_id, a.sent, a.chrf, a.edit_distance) == ("t1r1A", True, 100.0, 0.0)
     assert [o.draft_id for o in outcomes] == ["t1r1A", "t1r1B"] and not outcomes[1].sent
     assert all(o.replied_at == reply.created_at and o.reply_comment_id == 12 for o in outcomes)
+
+
+def test_a_draft_is_measured_as_agents_saw_it_with_its_placeholders_filled():
+    reply = Comment(12, 900, "Hi Maria, please restart the backup.", True, T0, False)
+    text = "Hi <NAME>, please restart the backup."
+    draft = DraftRecord("t1r1A", 1, "t1r1", 1, "A", "m1", text, None, "C", ("1.1",), None)
+    [filled] = measure([draft], reply, KnownValues("Maria Schmidt", "maria@example.com"))
+    assert (filled.chrf, filled.edit_distance) == (100.0, 0.0)
+    [unfilled] = measure([draft], reply)  # nothing known: compared as written
+    assert unfilled.chrf < 100.0
 
 
 def test_stats_per_model_sent_rate_mean_chrf_and_median_distance():

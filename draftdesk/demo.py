@@ -90,18 +90,9 @@ def held_out_tickets(dataset: Path) -> list[DemoTicket]:
 
 
 def seed_zendesk(zendesk: FakeZendesk, tickets: list[DemoTicket]) -> None:
-    from finetune.sample import load_sample
+    from finetune.sample import load_sample, seed_users_and_articles
 
-    for person in load_sample().users:
-        zendesk.add_user(person["id"], person["name"], person["email"], role=person.get("role", "end-user"))
-    for article in load_sample().articles:
-        zendesk.add_article(
-            article["id"],
-            article["title"],
-            article["body"],
-            locale=article["locale"],
-            updated_at=article["updated_at"],
-        )
+    seed_users_and_articles(zendesk, load_sample())
     for ticket in tickets:
         zendesk.add_ticket(
             ticket.id,

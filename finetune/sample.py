@@ -46,18 +46,7 @@ def load_sample() -> SampleData:
 
 def seed(zendesk: FakeZendesk, sample: SampleData, page_size: int = 20) -> None:
     """Put the sample into the stand-in: users, articles, tickets with comments, export pages."""
-    for user in sample.users:
-        zendesk.add_user(user["id"], user["name"], user["email"], role=user.get("role", "end-user"))
-    for article in sample.articles:
-        zendesk.add_article(
-            article["id"],
-            article["title"],
-            article["body"],
-            locale=article["locale"],
-            updated_at=article["updated_at"],
-            section_id=article.get("section_id") or 1,
-            draft=bool(article.get("draft")),
-        )
+    seed_users_and_articles(zendesk, sample)
     for ticket in sample.tickets:
         zendesk.add_ticket(
             ticket["id"],
@@ -71,6 +60,22 @@ def seed(zendesk: FakeZendesk, sample: SampleData, page_size: int = 20) -> None:
                 ticket["id"], comment["author_id"], comment["body"], comment["public"], comment["created_at"]
             )
     zendesk.set_incremental_pages(export_pages(zendesk, [t["id"] for t in sample.tickets], page_size))
+
+
+def seed_users_and_articles(zendesk: FakeZendesk, sample: SampleData) -> None:
+    """The sample's users and Help Center (its unpublished articles as drafts) in the stand-in."""
+    for user in sample.users:
+        zendesk.add_user(user["id"], user["name"], user["email"], role=user.get("role", "end-user"))
+    for article in sample.articles:
+        zendesk.add_article(
+            article["id"],
+            article["title"],
+            article["body"],
+            locale=article["locale"],
+            updated_at=article["updated_at"],
+            section_id=article.get("section_id") or 1,
+            draft=bool(article.get("draft")),
+        )
 
 
 def export_pages(zendesk: FakeZendesk, ticket_ids: list[int], page_size: int) -> list[dict[str, Any]]:

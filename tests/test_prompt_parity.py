@@ -15,7 +15,7 @@ from bot.worker import PreparedRound, TicketProcessor
 from core.domain import DraftResult
 from finetune.config import PrepareConfig
 from finetune.prepare import approximate_tokens, prepare_dataset
-from finetune.sample import SAMPLE_PRODUCT, load_sample
+from finetune.sample import SAMPLE_PRODUCT, load_sample, seed_users_and_articles
 from integrations.grounding_config import GroundingSettings
 from integrations.standins.zendesk_server import FakeZendesk
 from integrations.zendesk import ZendeskGateway
@@ -42,12 +42,7 @@ class CountingBackend:
 def seeded_zendesk(zendesk: FakeZendesk, ticket_ids: set[int]) -> None:
     """Each ticket as it stood when it arrived: the customer's first message, as they wrote it."""
     sample = load_sample()
-    for person in sample.users:
-        zendesk.add_user(person["id"], person["name"], person["email"], role=person.get("role", "end-user"))
-    for article in sample.articles:
-        zendesk.add_article(
-            article["id"], article["title"], article["body"], article["locale"], article["updated_at"]
-        )
+    seed_users_and_articles(zendesk, sample)
     for ticket in sample.tickets:
         if ticket["id"] in ticket_ids:
             first = next(c for c in sample.comments[ticket["id"]] if c["public"])

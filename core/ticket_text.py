@@ -39,9 +39,7 @@ def ticket_as_models_read_it(ticket: Ticket, known_names: Iterable[str] = ()) ->
     comments = []
     for comment in ticket.comments:
         if comment.public:
-            body = _shortened(comment.body)
-            text = model_text(body, redactor).text or redactor.redact(body).text
-            comment = replace(comment, body=text)
+            comment = replace(comment, body=redactor.redact(_kept_text(comment.body)).text)
         comments.append(comment)
     return replace(ticket, subject=redactor.redact(ticket.subject).text, comments=tuple(comments))
 
@@ -54,13 +52,15 @@ def contact_for_placeholders(ticket: Ticket) -> tuple[str, str]:
     that one, so it is left unfilled (""): highlighted, and the send dialog asks for it.
     """
     own = ticket.requester_email.strip().lower()
-    texts = [ticket.subject, *(c.body for c in ticket.comments if c.public)]
+    texts = [ticket.subject, *(_kept_text(c.body) for c in ticket.comments if c.public)]  # not quoted mail
     others = {address.lower() for text in texts for address in email_addresses(text)} - {own}
     return ticket.requester_name, "" if others else ticket.requester_email
 
 
-def _shortened(body: str) -> str:
-    if len(body) <= MAX_COMMENT_CHARS:
-        return body
-    head = MAX_COMMENT_CHARS * 2 // 3
-    return body[:head] + "\n[…]\n" + body[-(MAX_COMMENT_CHARS - head) :]
+def _kept_text(body: str) -> str:
+    """What of a comment the models read, before redaction: `clean_comment`'s text, or the whole
+    (shortened) comment when the cleaning leaves nothing."""
+    if len(body) > MAX_COMMENT_CHARS:
+        head = MAX_COMMENT_CHARS * 2 // 3
+        body = body[:head] + "\n[…]\n" + body[-(MAX_COMMENT_CHARS - head) :]
+    return clean_comment(body) or body

@@ -69,3 +69,6 @@ def test_email_placeholders_are_filled_only_when_the_requesters_address_is_the_o
     other = ticket_saying("Please send the invoice to billing@company.example, not to aiko@example.com.")
     assert contact_for_placeholders(other) == ("Aiko Tanaka", "")
     assert ticket_as_models_read_it(other).comments[0].body.count("<EMAIL>") == 2
+    # An address only in quoted mail never reaches the models: it does not count.
+    quoted = ticket_saying("Send it to aiko@example.com.\n\nOn Mon, Tom <tom@acme.example> wrote:\n> Which?")
+    assert contact_for_placeholders(quoted) == ("Aiko Tanaka", "aiko@example.com")

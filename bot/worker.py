@@ -19,6 +19,7 @@ from typing import Protocol
 from bot.blocks import draft_message, model_failure_notice, new_round_notice, ticket_parent_message
 from bot.config import WorkerSettings
 from bot.crash_points import crash_point
+from bot.draft_view import known_for_ticket
 from core.domain import (
     DRAFT_LABELS,
     FINISHED_STATUSES,
@@ -30,7 +31,7 @@ from core.domain import (
     Ticket,
     utcnow,
 )
-from core.placeholders import KnownValues, fill_placeholders
+from core.placeholders import fill_placeholders
 from core.ports import ChatError, ChatPoster, DraftBackend, GatewayError, Store, TicketNotFound, TicketSource
 from core.prompt import build_prompt
 from core.ticket_text import contact_for_placeholders, ticket_as_models_read_it
@@ -209,10 +210,10 @@ class TicketProcessor:
             thread.post(MessageMark.notice(ticket.id, round_.id, notice), text, blocks)
             crash_point("notice_posted")
             self.store.mark_notice_posted(round_.id, notice)
+        known = known_for_ticket(self.store, ticket.id)  # the contact `prepare` saved
         for draft in drafts:
             if draft.text is None:
                 continue
-            known = KnownValues(*contact_for_placeholders(prepared.ticket))
             messages = draft_message(
                 draft.label, fill_placeholders(draft.text, known), draft.id, rated_count=0
             )

@@ -23,10 +23,10 @@ log = logging.getLogger(__name__)
 
 
 def first_agent_reply(ticket: Ticket, question: Comment) -> Comment | None:
-    """The first public comment after ``question`` that the requester did not write."""
+    """The first public comment after ``question`` written on the agents' side."""
     after = False
     for comment in ticket.comments:
-        if after and comment.public and not comment.author_is_requester:
+        if after and comment.public and not comment.by_customer:
             return comment
         after = after or comment.id == question.id
     return None
@@ -78,7 +78,7 @@ def observe_replies(store: Store, ticket: Ticket) -> int:
     how many drafts were measured. Cheap when there is nothing new: a look-up per customer message."""
     measured = 0
     for question in ticket.comments:
-        if not (question.public and question.author_is_requester):
+        if not (question.public and question.by_customer):
             continue
         round_ = store.round_for(ticket.id, question.id)
         if round_ is None or not round_.posted:

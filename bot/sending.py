@@ -187,7 +187,7 @@ class SendFlow:
         text = fill_placeholders(draft.text or "", known_for_ticket(self.store, draft.ticket_id, sender.name))
         if text_hash(text) != state.shown_hash:
             state = replace(state, shown_hash=text_hash(text), text_block=f"{state.text_block}_filled")
-        requester = ticket is not None and newer is not None and newer.author_id == ticket.requester_id
+        requester = newer is not None and newer.by_customer
         self._update(
             opened, self._modal(draft, state, text, note=note, newer=newer, newer_by_requester=requester)
         )

@@ -23,7 +23,6 @@ from bot.draft_view import known_for_ticket
 from core.domain import (
     DRAFT_LABELS,
     FINISHED_STATUSES,
-    Comment,
     DraftResult,
     Job,
     MessageMark,
@@ -34,7 +33,7 @@ from core.domain import (
 from core.placeholders import fill_placeholders
 from core.ports import ChatError, ChatPoster, DraftBackend, GatewayError, Store, TicketNotFound, TicketSource
 from core.prompt import build_prompt
-from core.ticket_text import contact_for_placeholders, ticket_as_models_read_it
+from core.ticket_text import contact_for_placeholders, question_comment, ticket_as_models_read_it
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +52,6 @@ class SourceFinder(Protocol):
     def passages(self, model: str, ticket: Ticket, count_tokens: Callable[[str], int]) -> list[str]:
         """The passages for ``model``'s prompt: none for a model without grounding."""
         ...
-
-
-def question_comment(ticket: Ticket) -> Comment | None:
-    """The message to answer: the requester's newest public comment, else the first public one.
-
-    An agent may open a ticket on a customer's behalf, so the first public comment is the
-    question until the requester writes. Agent replies never change this, so they never
-    start a new round.
-    """
-    latest = ticket.latest_requester_comment
-    if latest is not None:
-        return latest
-    return next((c for c in ticket.comments if c.public), None)
 
 
 @dataclass

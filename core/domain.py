@@ -33,6 +33,15 @@ class Comment:
     public: bool
     created_at: datetime
     author_is_requester: bool
+    # Who else wrote it, as Zendesk's user record says: "end-user" (a CC'd colleague of the
+    # requester), "agent" (agents and admins), "unknown" (no record: a deleted user); "" when the
+    # record was not read (the author then counts as an agent unless they are the requester).
+    author_role: str = ""
+
+    @property
+    def by_customer(self) -> bool:
+        """Written on the customer's side: by the requester or another end user."""
+        return self.author_is_requester or self.author_role == "end-user"
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,7 @@ class Ticket:
     url: str
     comments: tuple[Comment, ...] = ()
     requester_email: str = ""
+    author_names: tuple[str, ...] = ()  # the names of everyone who commented (agents, CCs, requester)
 
     @property
     def requester_first_name(self) -> str:
@@ -55,10 +65,11 @@ class Ticket:
         return parts[0] if parts else "customer"
 
     @property
-    def latest_requester_comment(self) -> Comment | None:
-        """The newest public comment written by the requester: the message drafts answer."""
+    def latest_customer_comment(self) -> Comment | None:
+        """The newest public comment from the customer's side (`Comment.by_customer`): the
+        message drafts answer. A CC'd colleague's follow-up counts, as in training data."""
         for comment in reversed(self.comments):
-            if comment.public and comment.author_is_requester:
+            if comment.public and comment.by_customer:
                 return comment
         return None
 

@@ -50,7 +50,7 @@ def _normalize(text: str) -> str:
 
 
 def _role(comment: Comment) -> str:
-    return CUSTOMER if comment.author_is_requester else AGENT
+    return CUSTOMER if comment.by_customer else AGENT
 
 
 def turn(role: str, text: str) -> str:
@@ -150,7 +150,7 @@ def build_prompt(
     if len(subject) > MAX_SUBJECT_CHARS:
         subject = subject[:MAX_SUBJECT_CHARS].rstrip() + "…"
     public = [comment for comment in ticket.comments if comment.public]
-    anchor = ticket.latest_requester_comment or (public[-1] if public else None)
+    anchor = ticket.latest_customer_comment or (public[-1] if public else None)
 
     def fits(turns: Sequence[str]) -> bool:
         return count_tokens(_render(instruction, subject, turns)) <= max_tokens

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from core.cleaning import clean_comment
-from core.domain import Ticket
+from core.domain import Comment, Ticket
 from core.pii import Redaction, Redactor, email_addresses
 
 
@@ -32,16 +32,36 @@ MAX_COMMENT_CHARS = 24_000
 
 
 def ticket_as_models_read_it(ticket: Ticket, known_names: Iterable[str] = ()) -> Ticket:
-    """``ticket`` with its subject and public comments as `model_text` gives them; the requester's
-    name (and ``known_names``) count as names. A comment left empty by the cleaning keeps its whole
-    text, redacted, so the message the drafts answer is never lost."""
-    redactor = Redactor([ticket.requester_name, *known_names])
+    """``ticket`` with its subject and public comments as `finetune prepare` trains on them.
+
+    Each public comment is `model_text`; the names of everyone who commented (and ``known_names``)
+    count as names. As in training, a comment whose author Zendesk no longer knows is left out, and
+    so is a comment the cleaning empties (a reply that only quotes mail), except the message the
+    drafts answer: that one keeps its whole text, redacted, so it is never lost.
+    """
+    redactor = Redactor([ticket.requester_name, *ticket.author_names, *known_names])
+    question = question_comment(ticket)
     comments = []
     for comment in ticket.comments:
         if comment.public:
-            comment = replace(comment, body=redactor.redact(_kept_text(comment.body)).text)
+            if comment.author_role == "unknown" and comment is not question:
+                continue
+            kept = _kept_text(comment.body, whole_if_empty=comment is question)
+            if not kept:
+                continue
+            comment = replace(comment, body=redactor.redact(kept).text)
         comments.append(comment)
     return replace(ticket, subject=redactor.redact(ticket.subject).text, comments=tuple(comments))
+
+
+def question_comment(ticket: Ticket) -> Comment | None:
+    """The message drafts answer: the customer side's newest public comment (the requester's or a
+    CC'd end user's), else the first public one (an agent may open a ticket on a customer's behalf,
+    so that is the question until the customer writes)."""
+    latest = ticket.latest_customer_comment
+    if latest is not None:
+        return latest
+    return next((c for c in ticket.comments if c.public), None)
 
 
 def contact_for_placeholders(ticket: Ticket) -> tuple[str, str]:
@@ -57,10 +77,10 @@ def contact_for_placeholders(ticket: Ticket) -> tuple[str, str]:
     return ticket.requester_name, "" if others else ticket.requester_email
 
 
-def _kept_text(body: str) -> str:
-    """What of a comment the models read, before redaction: `clean_comment`'s text, or the whole
-    (shortened) comment when the cleaning leaves nothing."""
+def _kept_text(body: str, whole_if_empty: bool = True) -> str:
+    """What of a comment the models read, before redaction: `clean_comment`'s text, or when the
+    cleaning leaves nothing, the whole (shortened) comment if ``whole_if_empty``, else ""."""
     if len(body) > MAX_COMMENT_CHARS:
         head = MAX_COMMENT_CHARS * 2 // 3
         body = body[:head] + "\n[…]\n" + body[-(MAX_COMMENT_CHARS - head) :]
-    return clean_comment(body) or body
+    return clean_comment(body) or (body if whole_if_empty else "")

@@ -32,12 +32,11 @@ from tqdm import tqdm
 from core.html_text import html_to_text
 from finetune.config import ExportConfig, parse_start_time
 from finetune.files import read_json, read_jsonl, write_json, write_jsonl, write_text
-from integrations.zendesk import ExportedComment, ExportedTicket, ZendeskGateway, ZendeskUser
+from integrations.zendesk import ExportedComment, ExportedTicket, ZendeskGateway, ZendeskUser, author_role
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
-AGENT_ROLES = frozenset({"agent", "admin"})
 
 
 @dataclass
@@ -221,10 +220,7 @@ class Exporter:
         """ "requester", "agent" (agents and admins), "end-user" (someone else), or "unknown"."""
         if author_id == ticket.requester_id:
             return "requester"
-        user = self.users.get(author_id)
-        if user is None:
-            return "unknown"
-        return "agent" if user.role in AGENT_ROLES else "end-user"
+        return author_role(self.users.get(author_id))
 
     # -- users ------------------------------------------------------------------------------
 

@@ -76,7 +76,7 @@ def ticket_comments(ticket: Ticket) -> TicketComments:
                 "id": comment.id,
                 "created_at": comment.created_at.isoformat(),
                 "public": comment.public,
-                "role": "requester" if comment.author_is_requester else "agent",
+                "role": "requester" if comment.author_is_requester else comment.author_role or "agent",
                 "body": comment.body,
             }
             for comment in ticket.comments
@@ -85,14 +85,14 @@ def ticket_comments(ticket: Ticket) -> TicketComments:
 
 
 def sent_reply(ticket: Ticket, comment_id: int | None) -> str | None:
-    """The first public reply by someone other than the requester after the comment ``comment_id``."""
+    """The first public reply from the agents' side after the comment ``comment_id``."""
     if comment_id is None:
         return None
     after = False
     for comment in ticket.comments:
         if comment.id == comment_id:
             after = True
-        elif after and comment.public and not comment.author_is_requester:
+        elif after and comment.public and not comment.by_customer:
             return comment.body
     return None
 

@@ -69,7 +69,7 @@ def split_passages(article: Article, words: int = PASSAGE_WORDS) -> list[str]:
 
 def ticket_query(ticket: Ticket) -> str:
     """What a ticket asks: its subject and the customer's newest message."""
-    latest = ticket.latest_requester_comment
+    latest = ticket.latest_customer_comment
     return f"{ticket.subject}\n{latest.body if latest else ''}"
 
 

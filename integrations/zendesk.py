@@ -267,12 +267,17 @@ class ZendeskGateway:
         return f"{self.base_url}/agent/tickets/{ticket_id}"
 
     def fetch_ticket(self, ticket_id: int) -> Ticket:
-        """The ticket with all its comments (oldest first) and its requester's name."""
+        """The ticket with all its comments (oldest first), each author's role, and the names and
+        e-mail the drafts need: three requests (ticket, comments, ``users/show_many``)."""
         with self._translate_errors(f"fetching ticket {ticket_id}", ticket_id):
             raw = self.client.tickets(id=ticket_id)
             raw_comments = list(self.client.tickets.comments(ticket=ticket_id))
         requester_id = int(raw.requester_id)
-        requester_name, requester_email = self._requester(requester_id)
+        author_ids = {requester_id, *(int(c.author_id) for c in raw_comments)}
+        users = {user.id: user for user in self.users_by_ids(author_ids)}
+        requester = users.get(requester_id)
+        if requester is None:
+            log.warning("ticket %s: requester %s not found; drafting without a name", ticket_id, requester_id)
         comments = [
             Comment(
                 id=int(c.id),
@@ -281,6 +286,7 @@ class ZendeskGateway:
                 public=bool(c.public),
                 created_at=_parse_time(c.created_at, "comment created_at"),
                 author_is_requester=int(c.author_id) == requester_id,
+                author_role=author_role(users.get(int(c.author_id))),
             )
             for c in raw_comments
         ]
@@ -290,22 +296,13 @@ class ZendeskGateway:
             subject=raw.subject or "",
             status=raw.status or "",
             requester_id=requester_id,
-            requester_name=requester_name,
+            requester_name=requester.name if requester else "",
             created_at=_parse_time(raw.created_at, "ticket created_at"),
             url=self.ticket_url(int(raw.id)),
             comments=tuple(comments),
-            requester_email=requester_email,
+            requester_email=requester.email if requester else "",
+            author_names=tuple(sorted({u.name for u in users.values() if u.name})),
         )
-
-    def _requester(self, user_id: int) -> tuple[str, str]:
-        """The user's (name, e-mail); ("", "") when the user is gone (the ticket is still worth a draft)."""
-        try:
-            with self._translate_errors(f"fetching user {user_id}", None):
-                user = self.client.users(id=user_id)
-        except TicketNotFound:
-            log.warning("requester %s of a ticket was not found; drafting without a name", user_id)
-            return "", ""
-        return user.name or "", user.email or ""
 
     def add_comment(
         self, ticket_id: int, body: str, public: bool, author_id: int | None = None
@@ -549,6 +546,13 @@ def _hint(response: requests.Response | None) -> str:
     if status is not None and status >= 500:
         return "Zendesk had a server error: check https://status.zendesk.com and try again later"
     return "check the zendesk url in the config and the API user's permissions"
+
+
+def author_role(user: ZendeskUser | None) -> str:
+    """A comment author's side, as `core.domain.Comment.author_role` names it."""
+    if user is None:
+        return "unknown"
+    return "agent" if user.role in ("agent", "admin") else "end-user"
 
 
 def _parse_time(value: Any, what: str) -> datetime:

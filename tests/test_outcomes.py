@@ -39,6 +39,13 @@ def test_the_reply_is_the_first_public_agent_comment_after_the_question():
     assert first_agent_reply(ticket(comments=[question, internal]), question) is None
 
 
+def test_a_ccd_colleagues_comment_is_not_the_agents_reply():
+    question = Comment(10, 100, "My backup is stuck", True, T0, True)
+    colleague = Comment(11, 300, "Mine too", True, T0, False, author_role="end-user")
+    reply = Comment(12, 900, "Restart it.", True, T0, False, author_role="agent")
+    assert first_agent_reply(ticket(comments=[question, colleague, reply]), question) == reply
+
+
 def test_measure_skips_failed_drafts_and_marks_the_one_sent():
     reply = Comment(12, 900, "Please restart the backup.", True, T0 + timedelta(hours=1), False)
     drafts = [

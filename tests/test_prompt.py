@@ -131,7 +131,7 @@ def test_prompt_never_exceeds_budget_random_sizes() -> None:
         prompt = build_prompt(case, words, budget)
         assert words(prompt) <= budget
         assert prompt.endswith(AGENT)
-        latest = case.latest_requester_comment
+        latest = case.latest_customer_comment
         if latest is not None and latest.body:
             first_word = latest.body.split()[0]
             assert f"Customer: {first_word}" in prompt

@@ -1,7 +1,9 @@
 """The bot drafts from exactly the prompt a model was trained on: for each ticket of the bundled
 sample, the worker's prompt (the ticket read from a loopback Zendesk, its passages from the bot's
 Help Center index) equals the one `finetune prepare --grounding` wrote, byte for byte; the raw
-ticket's sign-offs, quoted mail and personal data never reach a model."""
+ticket's sign-offs, quoted mail and personal data never reach a model. Later answers too: a CC'd
+colleague writes as the customer, agents' names are redacted, and comments training leaves out
+(a reply that only quotes, an author Zendesk no longer knows) are left out when drafting."""
 
 from __future__ import annotations
 
@@ -13,9 +15,10 @@ from bot.grounding import HelpCenterIndex, HelpCenterSources
 from bot.memory_store import MemoryStore
 from bot.worker import PreparedRound, TicketProcessor
 from core.domain import DraftResult
-from finetune.config import PrepareConfig
+from finetune.config import ExportConfig, PrepareConfig
+from finetune.export import export_zendesk
 from finetune.prepare import approximate_tokens, prepare_dataset
-from finetune.sample import SAMPLE_PRODUCT, load_sample, seed_users_and_articles
+from finetune.sample import SAMPLE_PRODUCT, export_pages, load_sample, seed_users_and_articles
 from integrations.grounding_config import GroundingSettings
 from integrations.standins.zendesk_server import FakeZendesk
 from integrations.zendesk import ZendeskGateway
@@ -89,3 +92,112 @@ def test_the_bot_drafts_from_the_prompts_prepare_trained_on(export_dir: Path, tm
     names = [u["name"] for u in load_sample().users if u.get("role") == "end-user"]
     assert any(name in text for text in raw_texts for name in names)
     assert not any(name in row["prompt"] for row in first_answers.values() for name in names)
+
+
+REQUESTER, COLLEAGUE, MARTA, TOM, GONE = 101, 102, 201, 202, 999
+CONVERSATIONS: dict[int, tuple[str, list[tuple[int, str, bool]]]] = {
+    1: (
+        "Backup stuck for Aiko",
+        [
+            (REQUESTER, "Hi, my backup is stuck at 99% since Monday.\n\nThanks,\nAiko Tanaka", True),
+            (
+                MARTA,
+                "Hi Aiko,\n\nplease restart the backup agent and tell me what it says.\n\nBest,\nMarta",
+                True,
+            ),
+            (MARTA, "Checked the logs of Aiko's machine: disk nearly full.", False),
+            (
+                REQUESTER,
+                "Restarted, now it says error 42.\n\n"
+                "On Tue, 4 Mar 2025, Marta Kowalski <marta@parcelo.example> wrote:\n"
+                "> please restart the backup agent",
+                True,
+            ),
+            (COLLEAGUE, "Same error 42 on my laptop. Lin Wei", True),
+            (TOM, "Hi Aiko and Lin, error 42 means the disk is full: free 2 GB and run it again.", True),
+        ],
+    ),
+    2: (
+        "New invoice address",
+        [
+            (REQUESTER, "Please send my invoices to our new office from now on.", True),
+            (GONE, "Automatic reply: we received your request.", True),
+            (MARTA, "Done: the next invoice goes to the new office. Marta", True),
+        ],
+    ),
+    3: (
+        "Export fails",
+        [
+            (REQUESTER, "Exporting my data fails with a timeout after ten minutes.", True),
+            (TOM, "Could you send the export's log file, please?", True),
+            (
+                REQUESTER,
+                "On Wed, 5 Mar 2025, Tom Berger wrote:\n> Could you send the export's log file, please?",
+                True,
+            ),
+            (REQUESTER, "Any news? The log is attached. Aiko", True),
+            (TOM, "Thanks, the log shows a proxy timeout: raise it to 60 seconds in the settings.", True),
+        ],
+    ),
+}
+
+
+def add_people(zendesk: FakeZendesk) -> None:
+    zendesk.add_user(REQUESTER, "Aiko Tanaka", "aiko@example.com")
+    zendesk.add_user(COLLEAGUE, "Lin Wei", "lin@example.com")  # CC'd by Aiko: an end user
+    zendesk.add_user(MARTA, "Marta Kowalski", "marta@parcelo.example", role="agent")
+    zendesk.add_user(TOM, "Tom Berger", "tom@parcelo.example", role="admin")
+
+
+def test_later_answers_read_the_same_in_training_and_drafting(tmp_path: Path) -> None:
+    config = PrepareConfig(pairs="multi_turn", eval_fraction=0.0)
+    export, dataset = tmp_path / "export", tmp_path / "dataset"
+    with FakeZendesk() as zendesk:
+        add_people(zendesk)
+        for ticket_id, (subject, comments) in CONVERSATIONS.items():
+            zendesk.add_ticket(ticket_id, subject, REQUESTER, status="solved", comments=comments)
+        zendesk.set_incremental_pages(export_pages(zendesk, list(CONVERSATIONS), 20))
+        gateway = ZendeskGateway.from_settings(zendesk.url, "agent@example.com", "token")
+        export_zendesk(
+            gateway, export, ExportConfig(locales=["en-us"], requests_per_minute=0), progress=False
+        )
+    prepare_dataset(export, dataset, config, SAMPLE_PRODUCT, progress=False)
+    trained: dict[int, set[str]] = {}
+    for line in (dataset / "train.jsonl").open():
+        row = json.loads(line)
+        trained.setdefault(row["ticket_id"], set()).add(row["prompt"])
+    assert {ticket_id: len(prompts) for ticket_id, prompts in trained.items()} == {1: 2, 2: 1, 3: 2}
+
+    drafted: dict[int, set[str]] = {}
+    with FakeZendesk() as zendesk:
+        add_people(zendesk)
+        gateway = ZendeskGateway.from_settings(zendesk.url, "agent@example.com", "token")
+        processor = TicketProcessor(
+            MemoryStore(),
+            gateway,
+            RecordingPoster(),
+            CountingBackend(),
+            [MODEL],
+            "CDRAFTS",
+            product_name=SAMPLE_PRODUCT,
+            rng=random.Random(1),
+        )
+        for ticket_id, (subject, comments) in CONVERSATIONS.items():
+            for end, (author, _, public) in enumerate(comments):
+                if author not in (MARTA, TOM) or not public:
+                    continue
+                # The ticket as it stood when the customer's side last wrote before this answer.
+                zendesk.add_ticket(ticket_id * 100 + end, subject, REQUESTER, comments=comments[:end])
+                prepared = processor.prepare(ticket_id * 100 + end)
+                assert isinstance(prepared, PreparedRound)
+                drafted.setdefault(ticket_id, set()).add(prepared.prompts[MODEL])
+    for ticket_id, prompts in trained.items():
+        assert prompts <= drafted[ticket_id], ticket_id
+
+    [later] = [p for p in trained[1] if "error 42" in p]
+    assert later.endswith("Customer: Same error 42 on my laptop. <NAME>\n\nAgent:")
+    assert "Marta" not in later and "Kowalski" not in later and "disk nearly full" not in later
+    [invoice] = trained[2]
+    assert "Automatic reply" not in invoice
+    [follow_up] = [p for p in trained[3] if "Any news" in p]
+    assert follow_up.count("log file") == 1  # the reply that only quoted it is left out

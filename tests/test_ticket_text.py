@@ -41,6 +41,27 @@ def test_internal_notes_stay_and_a_message_that_only_quotes_keeps_its_text() -> 
     assert read.requester_name == "Aiko Tanaka"  # the drafts' <NAME> is filled from it
 
 
+def test_comments_training_leaves_out_are_left_out_and_every_authors_name_is_redacted() -> None:
+    quote_only = "On Mon, 3 Mar 2025 at 10:00, Tom Berger <tom@parcelo.example> wrote:\n> Send the log."
+    comments = (
+        Comment(1, 7, "Restore fails.", True, T0, True),
+        Comment(2, 8, "Send the log, please. Tom", True, T0, False, author_role="agent"),
+        Comment(3, 7, quote_only, True, T0, True),  # a reply that only quotes: empty once cleaned
+        Comment(4, 666, "Automatic reply: received.", True, T0, False, author_role="unknown"),
+        Comment(5, 9, "Log attached, Aiko asked me to send it. Lin", True, T0, False, author_role="end-user"),
+    )
+    ticket = Ticket(
+        5, "Restore", "open", 7, "Aiko Tanaka", T0, "u", comments, author_names=("Tom Berger", "Lin Wei")
+    )
+    read = ticket_as_models_read_it(ticket)
+    assert [(c.id, c.body) for c in read.comments] == [
+        (1, "Restore fails."),
+        (2, "Send the log, please. <NAME>"),
+        (5, "Log attached, <NAME> asked me to send it. <NAME>"),
+    ]
+    assert read.latest_customer_comment == read.comments[2]  # the CC'd colleague's message is answered
+
+
 def test_a_huge_comment_is_cut_to_its_beginning_and_end_before_the_cleaning() -> None:
     log_lines = "".join(
         f"12:00:{i % 60:02d} copying block {i} from 10.0.0.{i % 250}\n" for i in range(20_000)

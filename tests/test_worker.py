@@ -196,6 +196,29 @@ def test_new_customer_comment_starts_round_two_agent_comment_does_not(env):
     assert "note" not in backend.calls[-1]["llama2-7b"]  # internal notes never reach a prompt
 
 
+def test_a_ccd_colleagues_follow_up_is_answered_as_the_customers(env):
+    """The Zendesk trigger fires on any end user's public comment; a CC'd colleague's message
+    starts a round of its own, and the models read it as the customer's, as in training."""
+    slack, store, backend, tickets, worker = env
+    first = ticket()
+    tickets.tickets[1] = first
+    store.enqueue(1, "webhook")
+    worker.run_until_idle()
+    agent_reply = Comment(11, 900, "Try restarting.", True, T0, False, author_role="agent")
+    colleague = Comment(
+        12, 300, "Same here, restarting did not help.", True, T0, False, author_role="end-user"
+    )
+    tickets.tickets[1] = replace(first, comments=(*first.comments, agent_reply, colleague))
+    store.enqueue(1, "webhook")
+    worker.run_until_idle()
+    texts = thread_texts(slack, store)
+    assert len(texts) == 8 and "round 2" in texts[4]
+    prompt = backend.calls[-1]["llama2-7b"]
+    assert prompt.endswith(
+        "Agent: Try restarting.\n\nCustomer: Same here, restarting did not help.\n\nAgent:"
+    )
+
+
 def test_closed_deleted_and_missing_tickets(env):
     slack, store, backend, tickets, worker = env
     tickets.tickets[1] = ticket(status="solved")

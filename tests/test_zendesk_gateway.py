@@ -77,17 +77,40 @@ def test_fetch_ticket_with_comments_and_requester(zd: FakeZendesk, gateway: Zend
         (REQUESTER, "Done, still smoking.", True, True),
     ]
     assert ticket.comments[1].created_at == datetime(2024, 3, 1, 9, 5, tzinfo=UTC)
-    assert ticket.latest_requester_comment is not None
-    assert ticket.latest_requester_comment.body == "Done, still smoking."
+    assert ticket.latest_customer_comment is not None
+    assert ticket.latest_customer_comment.body == "Done, still smoking."
 
     paths = [(r.method, r.path) for r in zd.requests]
     assert paths == [
         ("GET", "/api/v2/tickets/42.json"),
         ("GET", "/api/v2/tickets/42/comments.json"),
-        ("GET", f"/api/v2/users/{REQUESTER}.json"),
+        ("GET", "/api/v2/users/show_many.json"),  # the requester and every author, in one request
     ]
     expected_auth = "Basic " + base64.b64encode(f"{EMAIL}/token:{TOKEN}".encode()).decode()
     assert all(r.headers["Authorization"] == expected_auth for r in zd.requests)
+
+
+def test_each_author_s_side_and_name_come_with_the_ticket(zd: FakeZendesk, gateway: ZendeskGateway) -> None:
+    """A CC'd colleague writes on the customer's side (their follow-up is the message drafts answer),
+    an author Zendesk no longer knows is "unknown", and every author's name is known for redaction."""
+    colleague, deleted = 9, 999
+    zd.add_user(colleague, "Lin Wei", "lin@example.com")
+    _seed_conversation(zd)
+    zd.add_comment(42, deleted, "Old system message.", created_at="2024-03-01T09:11:00Z")
+    zd.add_comment(42, colleague, "Same here on the 2nd floor.", created_at="2024-03-01T09:12:00Z")
+    ticket = gateway.fetch_ticket(42)
+    sides = [(c.author_id, c.author_role, c.by_customer) for c in ticket.comments if c.public]
+    assert sides == [
+        (REQUESTER, "end-user", True),
+        (AGENT, "agent", False),
+        (REQUESTER, "end-user", True),
+        (deleted, "unknown", False),
+        (colleague, "end-user", True),
+    ]
+    assert ticket.latest_customer_comment is not None
+    assert ticket.latest_customer_comment.body == "Same here on the 2nd floor."
+    assert ticket.author_names == ("Ada Lovelace", "Grace Hopper", "Lin Wei")
+    assert len(zd.requests_to("GET", "/api/v2/users/show_many.json")) == 1
 
 
 def test_repeated_fetches_see_fresh_data(zd: FakeZendesk, gateway: ZendeskGateway) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from core.domain import Ticket
 from core.files import replace_atomically
+from core.pii import PublicContacts
 from core.ports import HelpCenterSource
 from integrations.help_center_index import Article, ArticleIndex, Passage, html_to_text
 
@@ -38,6 +39,7 @@ class HelpCenterIndex:
         self._articles: dict[str, Article] = {}
         self._since = 0  # Unix time of the newest change seen: the next refresh starts there
         self._index = ArticleIndex()
+        self._public = PublicContacts()
         self._load()
 
     def __len__(self) -> int:
@@ -89,7 +91,13 @@ class HelpCenterIndex:
         replace_atomically(self.path, lambda handle: handle.write(payload))
 
     def _rebuild(self) -> None:
-        self._index.replace(list(self._articles.values()))
+        articles = list(self._articles.values())
+        self._index.replace(articles)
+        self._public = PublicContacts.found_in(f"{a.title}\n{a.text}" for a in articles)
+
+    def public_contacts(self) -> PublicContacts:
+        """The e-mail addresses and phone numbers the indexed articles publish."""
+        return self._public
 
     def search(self, query: str, k: int) -> list[Passage]:
         return self._index.search(query, k)
@@ -126,3 +134,6 @@ class HelpCenterSources:
         if model not in self.grounded_models:
             return []
         return self.index.prompt_passages(ticket, count_tokens, self.prompt_tokens)
+
+    def public_contacts(self) -> PublicContacts:
+        return self.index.public_contacts()

@@ -30,6 +30,7 @@ from core.domain import (
     Ticket,
     utcnow,
 )
+from core.pii import NO_PUBLIC_CONTACTS, PublicContacts
 from core.placeholders import fill_placeholders
 from core.ports import ChatError, ChatPoster, DraftBackend, GatewayError, Store, TicketNotFound, TicketSource
 from core.prompt import build_prompt
@@ -51,6 +52,10 @@ class SourceFinder(Protocol):
 
     def passages(self, model: str, ticket: Ticket, count_tokens: Callable[[str], int]) -> list[str]:
         """The passages for ``model``'s prompt: none for a model without grounding."""
+        ...
+
+    def public_contacts(self) -> PublicContacts:
+        """The addresses and numbers the Help Center publishes: kept in the models' copy of a ticket."""
         ...
 
 
@@ -129,7 +134,8 @@ class TicketProcessor:
         for draft in self.store.drafts_for_round(round_.id):
             if draft.generated:
                 continue  # generated before an interruption
-            readable = readable or ticket_as_models_read_it(ticket)  # cleaned and redacted as in training
+            public = self.sources.public_contacts() if self.sources else NO_PUBLIC_CONTACTS
+            readable = readable or ticket_as_models_read_it(ticket, public=public)  # as in training
             try:
                 count = functools.partial(self.backend.count_tokens, draft.model)
                 passages = self.sources.passages(draft.model, readable, count) if self.sources else []

@@ -24,7 +24,16 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 # The placeholder names are shared with the bot, which fills them in drafts (core/placeholders.py).
 from core.placeholders import KINDS, PLACEHOLDER_PATTERN, PLACEHOLDERS
 
-__all__ = ["KINDS", "PLACEHOLDERS", "PLACEHOLDER_PATTERN", "Redactor", "email_addresses", "luhn_valid"]
+__all__ = [
+    "KINDS",
+    "NO_PUBLIC_CONTACTS",
+    "PLACEHOLDERS",
+    "PLACEHOLDER_PATTERN",
+    "PublicContacts",
+    "Redactor",
+    "email_addresses",
+    "luhn_valid",
+]
 
 # -- character classes ------------------------------------------------------------------------
 
@@ -397,10 +406,42 @@ def email_addresses(text: str) -> list[str]:
     return _EMAIL.findall(text)
 
 
-class Redactor:
-    """Replaces personal data with typed placeholders. Build once per export (names), reuse."""
+def _digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
 
-    def __init__(self, known_names: Iterable[str] = ()) -> None:
+
+@dataclass(frozen=True)
+class PublicContacts:
+    """E-mail addresses and phone numbers the company publishes in its Help Center: not personal
+    data, so they stay where they appear. An agent's "write to billing@parcelo.example" then
+    trains a model to give that address, not an ``<EMAIL>`` that the bot would fill with the
+    customer's own address."""
+
+    emails: frozenset[str] = frozenset()  # lower case
+    phones: frozenset[str] = frozenset()  # digits only
+
+    @classmethod
+    def found_in(cls, texts: Iterable[str]) -> PublicContacts:
+        emails: set[str] = set()
+        phones: set[str] = set()
+        for text in texts:
+            emails.update(address.lower() for address in _EMAIL.findall(text))
+            phones.update(_digits(m.group()) for m in _PHONE.finditer(text) if _phone(m))
+        return cls(frozenset(emails), frozenset(phones))
+
+    def __len__(self) -> int:
+        return len(self.emails) + len(self.phones)
+
+
+NO_PUBLIC_CONTACTS = PublicContacts()
+
+
+class Redactor:
+    """Replaces personal data with typed placeholders. Build once per export (names), reuse.
+    ``public``: the company's own addresses and numbers, kept as they are."""
+
+    def __init__(self, known_names: Iterable[str] = (), public: PublicContacts = NO_PUBLIC_CONTACTS) -> None:
+        self.public = public
         fulls: set[str] = set()
         tokens: set[str] = set()
         for raw in known_names:
@@ -419,6 +460,9 @@ class Redactor:
             if ordered
             else None
         )
+
+    def _private_phone(self, match: re.Match[str]) -> bool:
+        return _phone(match) and _digits(match.group()) not in self.public.phones
 
     def redact(self, text: str) -> Redaction:
         counts: Counter[str] = Counter()
@@ -449,14 +493,16 @@ class Redactor:
             return PLACEHOLDERS["URL_WITH_TOKEN"] + match.group()[len(trimmed) :]
 
         text = _URL.sub(url, text)
-        text = sub(_EMAIL, "EMAIL", text, lambda m: True)
+        text = sub(_EMAIL, "EMAIL", text, lambda m: m.group().lower() not in self.public.emails)
         text = sub(_SECRET_FORMATS, "SECRET", text, lambda m: True)
         text = sub_group(_SECRET_AFTER_KEYWORD, "SECRET", text, "value", "key")
         text = sub(_IBAN, "IBAN", text, lambda m: _iban_valid(m.group()))
         text = sub(_CARD, "CARD", text, _card)
         text = sub(_IPV4, "IP", text, _ip)
         text = sub(_IPV6, "IP", text, _ip)
-        text = sub(_PHONE, "PHONE", text, _phone)
+        text = sub(
+            _PHONE, "PHONE", text, lambda m: _phone(m) and _digits(m.group()) not in self.public.phones
+        )
         text = sub(_ADDRESS, "ADDRESS", text, lambda m: True)
         if self._known is not None:
             text = sub(self._known, "NAME", text, lambda m: True)

@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from core.cleaning import clean_comment
 from core.domain import Comment, Ticket
-from core.pii import Redaction, Redactor, email_addresses
+from core.pii import NO_PUBLIC_CONTACTS, PublicContacts, Redaction, Redactor, email_addresses
 
 
 def model_text(body: str, redactor: Redactor) -> Redaction:
@@ -31,15 +31,18 @@ def model_text(body: str, redactor: Redactor) -> Redaction:
 MAX_COMMENT_CHARS = 24_000
 
 
-def ticket_as_models_read_it(ticket: Ticket, known_names: Iterable[str] = ()) -> Ticket:
+def ticket_as_models_read_it(
+    ticket: Ticket, known_names: Iterable[str] = (), public: PublicContacts = NO_PUBLIC_CONTACTS
+) -> Ticket:
     """``ticket`` with its subject and public comments as `finetune prepare` trains on them.
 
     Each public comment is `model_text`; the names of everyone who commented (and ``known_names``)
-    count as names. As in training, a comment whose author Zendesk no longer knows is left out, and
-    so is a comment the cleaning empties (a reply that only quotes mail), except the message the
-    drafts answer: that one keeps its whole text, redacted, so it is never lost.
+    count as names, ``public`` (the Help Center's own addresses and numbers) stays. As in
+    training, a comment whose author Zendesk no longer knows is left out, and so is a comment the
+    cleaning empties (a reply that only quotes mail), except the message the drafts answer: that
+    one keeps its whole text, redacted, so it is never lost.
     """
-    redactor = Redactor([ticket.requester_name, *ticket.author_names, *known_names])
+    redactor = Redactor([ticket.requester_name, *ticket.author_names, *known_names], public)
     question = question_comment(ticket)
     comments = []
     for comment in ticket.comments:

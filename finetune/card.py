@@ -60,6 +60,10 @@ def render_markdown(card: dict[str, Any]) -> str:
     lines += ["", "## Personal data replaced", "", "| placeholder | count |", "|---|---:|"]
     for kind, count in sorted(card["placeholders"].items()):
         lines.append(f"| `<{kind}>` | {count} |")
+    public = card.get("public_contacts") or {}
+    kept = [*public.get("emails", []), *public.get("phones", [])]
+    if kept:
+        lines += ["", "Kept as the Help Center publishes them (the company's own): " + ", ".join(kept)]
     lines.append("")
     return "\n".join(lines)
 

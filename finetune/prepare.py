@@ -2,10 +2,11 @@
 
 Pipeline (each step counted in the card): tickets → cleaned public conversations (HTML to text,
 quoted mails and signatures cut) → personal data to placeholders (names from the export's user
-records, patterns for the rest) → question–answer examples in the bot's prompt format →
-unanswered and too-short answers dropped → exact, then near-duplicate questions dropped → a
-train/eval split by ticket. Articles go through the same cleaning, redaction and deduplication
-and are written beside the pairs as plain text.
+records, patterns for the rest; the e-mail addresses and phone numbers the Help Center publishes
+are the company's and stay) → question–answer examples in the bot's prompt format → unanswered
+and too-short answers dropped → exact, then near-duplicate questions dropped → a train/eval split
+by ticket. Articles are deduplicated and written beside the pairs as plain text, unredacted: they
+are published, and the bot puts them into prompts as Zendesk serves them.
 
 Output folder::
 
@@ -38,7 +39,7 @@ from tqdm import tqdm
 
 from core.domain import Ticket
 from core.html_text import html_to_text
-from core.pii import Redactor
+from core.pii import PublicContacts, Redactor
 from core.ticket_text import model_text
 from finetune.card import render_markdown
 from finetune.config import PrepareConfig
@@ -129,7 +130,8 @@ def clean_conversation(
     return Conversation(ticket.id, subject.text, tuple(turns))
 
 
-def _articles(export_dir: Path, redactor: Redactor, placeholders: Counter[str]) -> list[dict[str, Any]]:
+def _articles(export_dir: Path) -> list[dict[str, Any]]:
+    """The exported articles as the dataset's plain text (published text: not redacted)."""
     metadata_path = export_dir / "articles" / "metadata.json"
     if not metadata_path.is_file():
         return []
@@ -143,16 +145,13 @@ def _articles(export_dir: Path, redactor: Redactor, placeholders: Counter[str]) 
             text = text_path.read_text(encoding="utf-8").split("\n\n", 1)[-1].strip()
         else:
             continue
-        redacted = redactor.redact(text)
-        title = redactor.redact(meta.get("title") or "")
-        placeholders.update(redacted.counts + title.counts)
         rows.append(
             {
                 "id": meta["id"],
                 "locale": meta["locale"],
-                "title": title.text,
+                "title": meta.get("title") or "",
                 "url": meta.get("url") or "",
-                "text": redacted.text,
+                "text": text,
             }
         )
     return rows
@@ -217,9 +216,9 @@ def example_row(example: Example, grounded: bool = False) -> dict[str, Any]:
     return row
 
 
-def help_center_articles(export_dir: Path, locales: Sequence[str], redactor: Redactor) -> list[Article]:
+def help_center_articles(export_dir: Path, locales: Sequence[str]) -> list[Article]:
     """The exported articles of ``locales`` as the bot indexes them (its HTML-to-text, not the dataset's
-    cleaning), with personal data replaced like everything else in the dataset."""
+    cleaning, and like the bot's, not redacted: the passages in a prompt are the published text)."""
     metadata_path = export_dir / "articles" / "metadata.json"
     if not metadata_path.is_file():
         return []
@@ -235,20 +234,18 @@ def help_center_articles(export_dir: Path, locales: Sequence[str], redactor: Red
             Article(
                 int(meta["id"]),
                 locale,
-                redactor.redact(meta.get("title") or "").text,
+                meta.get("title") or "",
                 meta.get("url") or "",
-                "\n".join(redactor.redact(line).text for line in text.splitlines()),
+                text,
                 meta.get("updated_at") or "",
             )
         )
     return articles
 
 
-def _grounded_prompts(
-    export_dir: Path, grounding: GroundingSettings, redactor: Redactor
-) -> tuple[SourceFinder, list[Article]]:
+def _grounded_prompts(export_dir: Path, grounding: GroundingSettings) -> tuple[SourceFinder, list[Article]]:
     """What finds a ticket's passages (the bot's search, ``[grounding] prompt_tokens``) and the articles."""
-    indexed = help_center_articles(export_dir, grounding.locales, redactor)
+    indexed = help_center_articles(export_dir, grounding.locales)
     if not indexed:
         raise ValueError(
             f"--grounding: {Path(export_dir).resolve()} holds no Help Center articles in "
@@ -294,7 +291,9 @@ def prepare_dataset(
             f"{export_dir}` first"
         )
     count_tokens, counted_with = token_counter(tokenizer)
-    redactor = Redactor(_known_names(export_dir))
+    articles = _articles(export_dir)
+    public = PublicContacts.found_in(f"{a['title']}\n{a['text']}" for a in articles)
+    redactor = Redactor(_known_names(export_dir), public)
     placeholders: Counter[str] = Counter()
     filters: Counter[str] = Counter()
     state_path = export_dir / "state.json"
@@ -303,7 +302,7 @@ def prepare_dataset(
 
     find_sources, indexed = None, []
     if grounding is not None:
-        find_sources, indexed = _grounded_prompts(export_dir, grounding, redactor)
+        find_sources, indexed = _grounded_prompts(export_dir, grounding)
     tickets = _read_tickets(export_dir)
     filters["tickets_exported"] = len(tickets)
     examples, result = answer_examples(
@@ -314,7 +313,6 @@ def prepare_dataset(
     train = [e for e in examples if e.ticket_id in split.train]
     held_out = [e for e in examples if e.ticket_id in split.eval]
 
-    articles = _articles(export_dir, redactor, placeholders)
     filters["articles_exported"] = len(articles)
     articles = [a for a in articles if a["text"].strip()]
     filters["articles_non_empty"] = len(articles)
@@ -375,6 +373,7 @@ def prepare_dataset(
             },
         },
         "placeholders": dict(sorted(placeholders.items())),
+        "public_contacts": {"emails": sorted(public.emails), "phones": sorted(public.phones)},
         **({"grounding": _grounding_card(grounding, indexed, train + held_out)} if grounding else {}),
         "train_tickets": sorted(split.train),
         "eval_tickets": sorted(split.eval),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from core.pii import KINDS, Redactor, luhn_valid
+from core.pii import KINDS, PublicContacts, Redactor, luhn_valid
 
 PER_KIND = 240
 SEED = 20240531
@@ -448,3 +448,14 @@ def test_redaction_is_idempotent_and_counts_placeholders() -> None:
     assert once.text == "<NAME> (<EMAIL>, <PHONE>) paid with <CARD>."
     assert once.counts == Counter({"NAME": 1, "EMAIL": 1, "PHONE": 1, "CARD": 1})
     assert redactor.redact(once.text).text == once.text
+
+
+def test_the_help_centers_own_addresses_and_numbers_are_not_personal_data() -> None:
+    article = "Write to Billing@Parcelo.example or call +49 30 1234 5678 (weekdays, 9-17)."
+    public = PublicContacts.found_in([article])
+    assert public.emails == {"billing@parcelo.example"} and public.phones == {"493012345678"}
+    redactor = Redactor(["Maria Schmidt"], public)
+    text = "Maria (maria@example.com, +49 30 87654321) wrote to billing@parcelo.example and +49 30 1234 5678."
+    result = redactor.redact(text)
+    assert result.text == "<NAME> (<EMAIL>, <PHONE>) wrote to billing@parcelo.example and +49 30 1234 5678."
+    assert result.counts == Counter({"NAME": 1, "EMAIL": 1, "PHONE": 1})

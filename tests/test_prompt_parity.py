@@ -120,9 +120,18 @@ CONVERSATIONS: dict[int, tuple[str, list[tuple[int, str, bool]]]] = {
     2: (
         "New invoice address",
         [
-            (REQUESTER, "Please send my invoices to our new office from now on.", True),
+            (
+                REQUESTER,
+                "billing@parcelo.example did not answer: please send my invoices to our new office, copy to "
+                "aiko@example.com.",
+                True,
+            ),
             (GONE, "Automatic reply: we received your request.", True),
-            (MARTA, "Done: the next invoice goes to the new office. Marta", True),
+            (
+                MARTA,
+                "Done. For later changes, write to billing@parcelo.example or call +49 30 1234 5678.",
+                True,
+            ),
         ],
     ),
     3: (
@@ -142,18 +151,28 @@ CONVERSATIONS: dict[int, tuple[str, list[tuple[int, str, bool]]]] = {
 }
 
 
-def add_people(zendesk: FakeZendesk) -> None:
+INVOICES_ARTICLE = (
+    "<p>Invoices go to the billing address in your account settings.</p>"
+    "<p>To change where invoices go, write to billing@parcelo.example or call +49 30 1234 5678.</p>"
+)
+
+
+def add_people_and_articles(zendesk: FakeZendesk) -> None:
     zendesk.add_user(REQUESTER, "Aiko Tanaka", "aiko@example.com")
     zendesk.add_user(COLLEAGUE, "Lin Wei", "lin@example.com")  # CC'd by Aiko: an end user
     zendesk.add_user(MARTA, "Marta Kowalski", "marta@parcelo.example", role="agent")
     zendesk.add_user(TOM, "Tom Berger", "tom@parcelo.example", role="admin")
+    zendesk.add_article(
+        5001, "Invoices and billing addresses", INVOICES_ARTICLE, updated_at="2025-01-01T00:00:00Z"
+    )
+    zendesk.add_article(5002, "Backups stuck at 99%", "<p>A full disk stops a backup at 99%.</p>")
 
 
 def test_later_answers_read_the_same_in_training_and_drafting(tmp_path: Path) -> None:
     config = PrepareConfig(pairs="multi_turn", eval_fraction=0.0)
     export, dataset = tmp_path / "export", tmp_path / "dataset"
     with FakeZendesk() as zendesk:
-        add_people(zendesk)
+        add_people_and_articles(zendesk)
         for ticket_id, (subject, comments) in CONVERSATIONS.items():
             zendesk.add_ticket(ticket_id, subject, REQUESTER, status="solved", comments=comments)
         zendesk.set_incremental_pages(export_pages(zendesk, list(CONVERSATIONS), 20))
@@ -161,17 +180,21 @@ def test_later_answers_read_the_same_in_training_and_drafting(tmp_path: Path) ->
         export_zendesk(
             gateway, export, ExportConfig(locales=["en-us"], requests_per_minute=0), progress=False
         )
-    prepare_dataset(export, dataset, config, SAMPLE_PRODUCT, progress=False)
+    prepare_dataset(export, dataset, config, SAMPLE_PRODUCT, progress=False, grounding=GROUNDING)
     trained: dict[int, set[str]] = {}
+    completions: dict[int, list[str]] = {}
     for line in (dataset / "train.jsonl").open():
         row = json.loads(line)
         trained.setdefault(row["ticket_id"], set()).add(row["prompt"])
+        completions.setdefault(row["ticket_id"], []).append(row["completion"])
     assert {ticket_id: len(prompts) for ticket_id, prompts in trained.items()} == {1: 2, 2: 1, 3: 2}
 
     drafted: dict[int, set[str]] = {}
     with FakeZendesk() as zendesk:
-        add_people(zendesk)
+        add_people_and_articles(zendesk)
         gateway = ZendeskGateway.from_settings(zendesk.url, "agent@example.com", "token")
+        index = HelpCenterIndex(tmp_path / "helpcenter.json", GROUNDING.locales)
+        index.refresh(gateway)
         processor = TicketProcessor(
             MemoryStore(),
             gateway,
@@ -181,6 +204,9 @@ def test_later_answers_read_the_same_in_training_and_drafting(tmp_path: Path) ->
             "CDRAFTS",
             product_name=SAMPLE_PRODUCT,
             rng=random.Random(1),
+            sources=HelpCenterSources(
+                index, [MODEL], articles_shown=3, prompt_tokens=GROUNDING.prompt_tokens
+            ),
         )
         for ticket_id, (subject, comments) in CONVERSATIONS.items():
             for end, (author, _, public) in enumerate(comments):
@@ -197,7 +223,16 @@ def test_later_answers_read_the_same_in_training_and_drafting(tmp_path: Path) ->
     [later] = [p for p in trained[1] if "error 42" in p]
     assert later.endswith("Customer: Same error 42 on my laptop. <NAME>\n\nAgent:")
     assert "Marta" not in later and "Kowalski" not in later and "disk nearly full" not in later
+    card = json.loads((dataset / "card.json").read_text())
+    assert card["public_contacts"] == {"emails": ["billing@parcelo.example"], "phones": ["493012345678"]}
     [invoice] = trained[2]
-    assert "Automatic reply" not in invoice
+    assert "Automatic reply" not in invoice and "copy to <EMAIL>." in invoice
+    assert "Customer: billing@parcelo.example did not answer" in invoice
+    # The address and number the Help Center publishes are the company's: the passage and the
+    # answer keep them, so the model learns to give them rather than an <EMAIL> the bot would fill.
+    assert "write to billing@parcelo.example or call +49 30 1234 5678" in invoice
+    assert completions[2] == [
+        " Done. For later changes, write to billing@parcelo.example or call +49 30 1234 5678."
+    ]
     [follow_up] = [p for p in trained[3] if "Any news" in p]
     assert follow_up.count("log file") == 1  # the reply that only quoted it is left out

@@ -268,7 +268,22 @@ class SendFlow:
                 author_id=sender.agent.id if sender.agent else None,
             )
             self.store.record_send(send)  # before Zendesk is asked: a restart finds out what happened
-        return None, lambda: self.deliver(send, body, state)
+        if known is not None:
+            return None, lambda: self.deliver(send, body, state)
+        return None, lambda: self._deliver_once_identified(send, text, body, state)
+
+    def _deliver_once_identified(
+        self, send: SendRecord, text: str, body: str, state: ModalState
+    ) -> SendRecord:
+        """A note submitted before the dialog's look-up of the agent finished goes out in the agent's
+        name all the same: the look-up is finished here, after the ack, and the record updated first.
+        No agent found: ``body`` as submitted, saying who sent it."""
+        agent = self.identify(send.user).agent
+        if agent is not None:
+            body = text  # in the agent's own name: as written
+            send = replace(send, author_id=agent.id, body_sha256=body_hash(body))
+            self.store.record_send(send)
+        return self.deliver(send, body, state)
 
     @staticmethod
     def _public_sender_problem(public: bool, known: Sender | None) -> str:

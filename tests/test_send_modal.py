@@ -185,6 +185,28 @@ def test_send_opens_the_modal_and_adds_a_note_in_the_agents_name(bot):
     assert [s.state for s in bot.app.store.sends_for_round("t7r1")] == ["sent"]
 
 
+def test_a_note_sent_before_the_agent_is_looked_up_still_goes_out_in_the_agents_name(bot):
+    """Sending a draft as it is takes a second; Zendesk's user search may take longer."""
+    search = bot.zendesk.hold_reads("/api/v2/users/search.json")
+    draft = bot.draft("plain")
+    _, parent_ts = bot.app.store.ticket_thread(7)
+    clicked = bot.post(
+        block_action_body("UGRACE", CHANNEL, draft.vote_ts, parent_ts, "send_to_zendesk", draft.id)
+    )
+    assert clicked.status_code == 200
+    waiting.wait_until(lambda: bot.slack.calls_to("views.open"), 10, "views.open")
+    view = bot.slack.calls_to("views.open")[-1].response["view"]
+    assert "Checking the ticket in Zendesk" in json.dumps(view["blocks"])  # the look-up is still running
+    assert bot.submit("UGRACE", view) is None
+    search.set()
+    waiting.wait_until(lambda: len(bot.comments_added()) == 1, 10, "comment added")
+    [comment] = bot.comments_added()
+    assert comment["author_id"] == GRACE[0] and comment["body"] == DRAFTS["plain"]
+    waiting.wait_until(lambda: bot.app.store.sends_for_round("t7r1")[0].state == "sent", 10, "send recorded")
+    [send] = bot.app.store.sends_for_round("t7r1")
+    assert send.author_id == GRACE[0]
+
+
 def test_an_edited_draft_from_an_agent_without_zendesk_account_says_who_sent_it(bot):
     view = bot.click_send("UADA", "plain")
     assert "No Zendesk agent has your Slack e-mail" in json.dumps(view["blocks"])

@@ -93,6 +93,7 @@ class FakeZendesk:
         # Set by hold_writes: a PUT waits there (a client killed mid-call), after or before its change.
         self._write_gate: threading.Event | None = None
         self._gate_before_change = False
+        self._read_gates: dict[str, threading.Event] = {}  # path prefix -> what a GET there waits for
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
         host, port = self._server.server_address[:2]
@@ -267,6 +268,20 @@ class FakeZendesk:
         with self._lock:
             self._write_gate, self._gate_before_change = gate, before_change
         return gate
+
+    def hold_reads(self, path_prefix: str) -> threading.Event:
+        """From now on a GET whose path starts with ``path_prefix`` waits until the returned event is
+        set (a slow Zendesk), then is answered as usual."""
+        gate = threading.Event()
+        with self._lock:
+            self._read_gates[path_prefix] = gate
+        return gate
+
+    def _read_gate(self, method: str, path: str) -> threading.Event | None:
+        if method != "GET":
+            return None
+        with self._lock:
+            return next((g for prefix, g in self._read_gates.items() if path.startswith(prefix)), None)
 
     def set_incremental_pages(self, pages: list[dict[str, Any]]) -> None:
         """Pages of the cursor export, each a response body (``tickets``, ``after_cursor``, …).
@@ -606,6 +621,9 @@ def _make_handler(fake: FakeZendesk) -> type[BaseHTTPRequestHandler]:
                 body = raw.decode("utf-8", "replace")
             headers = dict(self.headers.items())
             fake.requests.append(RecordedRequest(self.command, parts.path, query, body, headers))
+            read_gate = fake._read_gate(self.command, parts.path)
+            if read_gate is not None:
+                read_gate.wait()
             gate = fake._write_gate if self.command == "PUT" else None
             if gate is not None and fake._gate_before_change:
                 gate.wait()

@@ -30,6 +30,10 @@ class VotesFileError(ValueError):
     pass
 
 
+# A row without ``voted_at`` (the study's ratings) counts as cast at this moment: in no recent period.
+UNDATED = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def vote_row(vote: Vote) -> dict[str, object]:
     """A vote as one flat record: an export row, and how the store keeps it."""
     return {
@@ -105,7 +109,7 @@ def _vote(row: dict, line: int, name: str) -> Vote:
         raise VotesFileError(f"{name}:{line}: score must be 1-5, got {score}")
     voted_raw = str(row.get("voted_at") or "").strip()
     try:
-        voted_at = datetime.fromisoformat(voted_raw) if voted_raw else datetime(1970, 1, 1, tzinfo=UTC)
+        voted_at = datetime.fromisoformat(voted_raw) if voted_raw else UNDATED
     except ValueError:
         raise VotesFileError(f"{name}:{line}: voted_at must be an ISO date/time, got {voted_raw!r}") from None
     if voted_at.tzinfo is None:

@@ -122,6 +122,14 @@ def read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path.resolve()}: not valid TOML: {exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"{path.resolve()}: not UTF-8 (byte {exc.start + 1}): save it as UTF-8, as TOML requires"]
+        ) from exc
+    except PermissionError as exc:
+        raise ConfigError(
+            [f"{path.resolve()}: cannot be read ({exc.strerror}): let the user running draftdesk read it"]
+        ) from exc
 
 
 def local_or_hub(value: str, base_dir: Path) -> str:

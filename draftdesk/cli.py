@@ -25,13 +25,10 @@ from bot.config import (
     resolve_config_path,
 )
 from bot.errors import StartupError
-from bot.model_versions import baseline_row, by_version
 from bot.outcomes import OutcomeStats, outcome_stats
-from bot.reasons import top_reasons
-from bot.report import FORMATS, Report, render
-from bot.stats import model_stats
+from bot.report import FORMATS, render
 from bot.store_lock import StoreInUse
-from bot.votes_io import VotesFileError, read_votes, write_votes
+from bot.votes_io import UNDATED, VotesFileError, read_votes, write_votes
 from core.config import read_toml
 from core.ports import Store
 from draftdesk import jobs_cli, models_cli, zendesk_cli
@@ -194,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    except BrokenPipeError:  # `draftdesk jobs list | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (VotesFileError, OSError, StartupError, ManifestError, ModelLoadError) as exc:
         print(f"draftdesk: {exc}", file=sys.stderr)
         return 2
@@ -310,11 +310,14 @@ def _window(since: date | None, until: date | None) -> tuple[datetime | None, da
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bot.comparisons import analyse, choose_baseline  # scipy, statsmodels: only where used
+    from bot.period_report import UnknownBaseline, period_report  # scipy, statsmodels: only here
 
     start, end = _window(args.since, args.until)
     if args.since and args.until and args.since > args.until:
         print("draftdesk: --since is after --until", file=sys.stderr)
+        return 2
+    if args.chart and not args.chart.resolve().parent.is_dir():
+        print(f"draftdesk: --chart {args.chart.resolve()}: its folder does not exist", file=sys.stderr)
         return 2
     models: list[str] = []
     untuned: list[str] = []
@@ -327,8 +330,15 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise VotesFileError(
                 f"--input {where}: no such file: pass a votes file written by `draftdesk votes export`"
             )
-        votes = read_votes(args.input.read_text(encoding="utf-8"), str(args.input))
+        votes = read_votes(_votes_text(args.input), str(args.input))
         if start or end:
+            undated = sum(1 for v in votes if v.voted_at == UNDATED)
+            if undated:
+                print(
+                    f"draftdesk: {undated} vote(s) in {where} have no voted_at: left out of --since/--until "
+                    "(drop those options to count them)",
+                    file=sys.stderr,
+                )
             votes = [v for v in votes if (not start or v.voted_at >= start) and (not end or v.voted_at < end)]
     else:
         settings = _store_settings(args)
@@ -337,28 +347,39 @@ def cmd_report(args: argparse.Namespace) -> int:
         store = _open_store(settings.storage_path)
         votes = store.votes(start, end)
         sent = outcome_stats(store.outcomes(start, end), models)
-    votes, rows_named = by_version(votes, models)  # one row per model and adapter version
-    rows = model_stats(votes, rows_named)
-    names = [row.model for row in rows]
-    if args.baseline and baseline_row(args.baseline, names) not in names:
-        known = ", ".join(names)
-        print(f"draftdesk: --baseline {args.baseline!r} is not one of the models: {known}", file=sys.stderr)
+    try:
+        report = period_report(
+            votes, models, untuned, datetime.now(UTC), sent, args.since, args.until, args.baseline
+        )
+    except UnknownBaseline as exc:
+        print(f"draftdesk: {exc}", file=sys.stderr)
         return 2
-    baseline = baseline_row(choose_baseline(models or names, untuned, args.baseline), names)
-    analysis = analyse(votes, names, baseline, datetime.now(UTC))
-    reasons = top_reasons(votes, names)
-    report = Report(rows, args.since, args.until, analysis=analysis, reasons=reasons, sent=sent)
-    sys.stdout.write(render(report, args.format))
+    output = render(report, args.format)
+    sys.stdout.write(output if output.endswith("\n") else output + "\n")
+    sys.stdout.flush()
     if args.chart:
         from bot.chart import digest_chart
 
         args.chart.write_bytes(
             digest_chart(
-                rows, analysis.trend, f"Draft ratings, {args.since or 'beginning'} to {args.until or 'now'}"
+                report.rows,
+                report.analysis.trend if report.analysis else (),
+                f"Draft ratings, {args.since or 'beginning'} to {args.until or 'now'}",
             )
         )
         print(f"chart written to {args.chart.resolve()}", file=sys.stderr)
     return 0
+
+
+def _votes_text(path: Path) -> str:
+    """A votes file's text (a UTF-8 byte-order mark, as Excel writes it, is dropped)."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise VotesFileError(
+            f'--input {path.resolve()} is not UTF-8 (byte {exc.start + 1}): save it as "CSV UTF-8" '
+            "(Excel) or re-export it with `draftdesk votes export`"
+        ) from exc
 
 
 def cmd_votes_export(args: argparse.Namespace) -> int:

@@ -30,11 +30,11 @@ from pathlib import Path
 import requests
 
 from bot.blocks import message_lines
-from bot.comparisons import analyse, choose_baseline
 from bot.config import load_settings
 from bot.digest import PERIOD
-from bot.report import Report, render_text
-from bot.stats import model_stats
+from bot.outcomes import outcome_stats
+from bot.period_report import period_report
+from bot.report import render_text
 from core.domain import JOB_QUEUED, JOB_RUNNING, utcnow
 from draftdesk.demo_models import (
     FULL,
@@ -248,9 +248,9 @@ def run_demo(workdir: Path, cache: Path, recipe: Recipe = FULL) -> int:
                     print_ratings(ticket, ratings.get(ticket.id, {}))
             print(f"\nReport (draftdesk report), from the {LABEL}:\n")
             names = [m.name for m in settings.models]
-            votes = app.store.votes()
-            analysis = analyse(votes, names, choose_baseline(names, [BASELINE], BASELINE), utcnow())
-            print(render_text(Report(model_stats(votes, names), analysis=analysis)))
+            untuned = [m.name for m in settings.models if not m.adapter]
+            sent = outcome_stats(app.store.outcomes(), names)
+            print(render_text(period_report(app.store.votes(), names, untuned, utcnow(), sent)))
             app.digest.post_for(utcnow(), note=DIGEST_NOTE)
             digest_msg = slack.messages[CHANNEL][-1]
             print("Weekly digest as posted to Slack:\n")

@@ -62,6 +62,12 @@ def _client(settings: Settings):
     return make_web_client(settings.secrets.slack_bot_token or "", settings.slack.api_url, max_retries=1)
 
 
+def _slack_unreachable(exc: Exception) -> bool:
+    from slack_sdk.errors import SlackApiError
+
+    return not isinstance(exc, SlackApiError)
+
+
 def _slack_error(exc: Exception) -> str:
     from slack_sdk.errors import SlackApiError
 
@@ -74,7 +80,10 @@ def _slack_token(settings: Settings) -> Check:
     try:
         auth = _client(settings).auth_test()
     except Exception as exc:
-        fix = "check SLACK_BOT_TOKEN: the Bot User OAuth Token (xoxb-…) of the installed app"
+        if _slack_unreachable(exc):
+            fix = "check this machine's network, proxy (HTTPS_PROXY) and firewall to slack.com"
+        else:
+            fix = "check SLACK_BOT_TOKEN: the Bot User OAuth Token (xoxb-…) of the installed app"
         return Check("Slack bot token", FAIL, f"{_slack_error(exc)}: {fix}")
     return Check("Slack bot token", OK, f"signed in as {auth.get('user')} in {auth.get('team')}")
 
@@ -87,6 +96,8 @@ def _slack_channel(settings: Settings) -> Check:
         error = _slack_error(exc)
         if error == "missing_scope":
             return Check("Slack channel", WARN, f"{channel}: not checked (the app lacks channels:read)")
+        if _slack_unreachable(exc):
+            return Check("Slack channel", FAIL, f"{channel}: not checked: {error}")
         fix = "set [slack] channel to the channel's ID (channel details → bottom) and invite the bot"
         return Check("Slack channel", FAIL, f"{channel}: {error}: {fix}")
     if not info["channel"].get("is_member"):
@@ -136,7 +147,6 @@ def _zendesk_user(settings: Settings) -> Check:
 
 
 def _models(settings: Settings) -> Iterator[Check]:
-    from models.engine import hub_model_downloaded
     from models.spec import resolve_adapter_dir
 
     for spec in settings.models:
@@ -144,21 +154,46 @@ def _models(settings: Settings) -> Iterator[Check]:
         if spec.backend != "local":
             yield Check(name, OK, f"served at {spec.base_url} (not checked here)")
             continue
-        base = Path(spec.base_model).expanduser()
-        if not base.exists() and not hub_model_downloaded(spec.base_model):
-            yield Check(name, FAIL, f"base {spec.base_model}: not found: `hf download {spec.base_model}`")
-            continue
+        problems = [problem for problem in [base_model_problem(spec.base_model)] if problem]
         if spec.adapter and not (resolve_adapter_dir(spec.adapter) / "adapter_config.json").is_file():
             fix = "train it (`draftdesk finetune train`) or remove `adapter` for the untuned base"
-            yield Check(name, FAIL, f"adapter {spec.adapter}: no trained adapter there: {fix}")
-            continue
+            problems.append(f"adapter {spec.adapter}: no trained adapter there: {fix}")
         if spec.candidate and not (resolve_adapter_dir(spec.candidate) / "adapter_config.json").is_file():
             fix = "set candidate to a VERSION in the adapter folder (or a path), or remove the line"
-            yield Check(name, FAIL, f"candidate {spec.candidate}: no adapter there: {fix}")
-            continue
-        yield Check(
-            name, OK, f"base {spec.base_model}" + (f", adapter {spec.adapter}" if spec.adapter else "")
+            problems.append(f"candidate {spec.candidate}: no adapter there: {fix}")
+        if problems:
+            yield Check(name, FAIL, "; ".join(problems))
+        else:
+            yield Check(
+                name, OK, f"base {spec.base_model}" + (f", adapter {spec.adapter}" if spec.adapter else "")
+            )
+
+
+def base_model_problem(base_model: str) -> str | None:
+    """What stops ``base_model`` (a local folder or a hub id) from loading, with the fix; None if nothing."""
+    from models.base_files import missing_base_files
+    from models.engine import hub_model_downloaded, looks_like_path
+
+    if not looks_like_path(base_model):
+        if hub_model_downloaded(base_model):
+            return None
+        return (
+            f"base {base_model}: not downloaded on this machine: `hf download {base_model}` "
+            "(README, Install on a GPU box), or set base_model to the folder that holds it"
         )
+    folder = Path(base_model).expanduser()
+    missing = missing_base_files(folder)
+    if not missing:
+        return None
+    if missing == ["the folder itself"]:
+        return (
+            f"base {folder}: no such folder: download the model into it (`hf download HUB_ID "
+            "--local-dir` it, README) or set base_model to the folder that holds it"
+        )
+    return (
+        f"base {folder}: incomplete, it lacks {', '.join(missing)}: the download stopped part way; "
+        "run the same `hf download … --local-dir` again (it resumes)"
+    )
 
 
 def slack_token_check(settings: Settings) -> Check:

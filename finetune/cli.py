@@ -155,6 +155,15 @@ def _workdir(finetune: FinetuneSettings, name: str) -> Path:
     return Path(finetune.paths.workdir) / name
 
 
+def _output_folder(path: Path, flag: str = "--out") -> Path:
+    """``path``, refused before any work when it is a file (the work would be lost at the end)."""
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(
+            f"{flag} {path.resolve()} is a file: pass a folder (it is created if missing)"
+        )
+    return path
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from finetune.export import export_zendesk
     from integrations.zendesk import ZendeskGateway
@@ -168,7 +177,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     problems = config.problems()
     if problems:
         raise ConfigError([f"finetune.export.{p}" for p in problems])
-    out = args.out or _workdir(finetune, "export")
+    out = _output_folder(args.out or _workdir(finetune, "export"))
     if args.sample:
         from finetune.sample import SAMPLE_EMAIL, SAMPLE_LOCALES, SAMPLE_TOKEN, sample_zendesk
 
@@ -211,7 +220,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     product = args.product_name or config.product_name or (settings.product_name if settings else "")
     product = product or "our product"  # the bot's own default ([worker] product_name)
     source = args.input or _workdir(finetune, "export")
-    out = args.out or _workdir(finetune, _dataset_name(args.grounding))
+    out = _output_folder(args.out or _workdir(finetune, _dataset_name(args.grounding)))
     grounding = None
     if args.grounding:
         grounding = settings.grounding if settings else GroundingSettings()

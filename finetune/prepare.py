@@ -72,7 +72,13 @@ def token_counter(tokenizer: str | None) -> tuple[Callable[[str], int], str]:
         return approximate_tokens, "approximation (characters / 4)"
     from transformers import AutoTokenizer
 
-    loaded = AutoTokenizer.from_pretrained(tokenizer)
+    try:
+        loaded = AutoTokenizer.from_pretrained(tokenizer)
+    except (OSError, ValueError) as exc:
+        raise OSError(
+            f"--tokenizer {tokenizer}: no tokenizer there ({type(exc).__name__}); pass the folder of the "
+            "base model the dataset is for (or a hub id already downloaded: the hub is not asked offline)"
+        ) from exc
 
     def count(text: str) -> int:
         return len(loaded(text, add_special_tokens=True, verbose=False)["input_ids"])

@@ -37,6 +37,7 @@ from zenpy.lib.exception import APIException, RecordNotFoundException, ZenpyExce
 
 from core import ports
 from core.domain import Agent, Comment, Ticket, TicketChange
+from integrations.zendesk_config import split_zendesk_url
 
 log = logging.getLogger(__name__)
 
@@ -202,20 +203,6 @@ def _retry_after_seconds(value: str | None) -> float | None:
     return (when - datetime.now(UTC)).total_seconds()
 
 
-def _split_url(url: str) -> tuple[str, str]:
-    """(scheme, netloc) of a Zendesk base URL, checked."""
-    parts = urlsplit(url.strip())
-    example = "https://acme.zendesk.com"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"the Zendesk url must look like {example}, got {url!r}")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
-        raise ValueError(f"the Zendesk url must be just the site, like {example} (no path), got {url!r}")
-    if "." not in parts.hostname:
-        # zenpy needs a subdomain and a domain: use 127.0.0.1 rather than localhost.
-        raise ValueError(f"the Zendesk url needs a dotted host name like {example}, got {url!r}")
-    return parts.scheme, parts.netloc
-
-
 class ZendeskGateway:
     """What draftdesk needs from Zendesk, as domain objects; errors as :class:`ZendeskError`."""
 
@@ -234,7 +221,7 @@ class ZendeskGateway:
         sleep: Callable[[float], None] = time.sleep,
     ) -> ZendeskGateway:
         """A gateway for ``url`` (``https://acme.zendesk.com``, or ``http://127.0.0.1:PORT``)."""
-        scheme, netloc = _split_url(url)
+        scheme, netloc = split_zendesk_url(url)
         if not email or not api_token:
             raise ValueError(
                 "Zendesk needs an agent e-mail and an API token (ZENDESK_EMAIL, ZENDESK_API_TOKEN)"

@@ -37,6 +37,7 @@ from transformers import (
 )
 
 from core.domain import DraftResult
+from models.base_files import missing_base_files
 from models.batching import plan_batches
 from models.cleanup import clean_completion, completion_ids
 from models.sampling import RowSampler, RowStop
@@ -102,7 +103,8 @@ def hub_model_downloaded(repo_id: str) -> bool:
     return isinstance(found, str)
 
 
-def _looks_like_path(value: str) -> bool:
+def looks_like_path(value: str) -> bool:
+    """Whether ``base_model`` names a local folder rather than a hub id."""
     return value.startswith(("/", "./", "../", "~")) or value.count("/") > 1 or Path(value).exists()
 
 
@@ -200,12 +202,18 @@ class DraftEngine:
     def _load_base(self, spec: ModelSpec) -> _Base:
         path = spec.base_model
         where = f"model {spec.name!r}: base model {path!r}"
-        if _looks_like_path(path) and not Path(path).expanduser().exists():
+        if looks_like_path(path) and not Path(path).expanduser().exists():
             raise ModelLoadError(
                 f"{where} not found: set base_model to a local path or a hub id you have downloaded"
             )
-        path = str(Path(path).expanduser()) if _looks_like_path(path) else path
-        if not _looks_like_path(path) and not hub_model_downloaded(path):
+        path = str(Path(path).expanduser()) if looks_like_path(path) else path
+        missing = missing_base_files(Path(path)) if looks_like_path(path) else []
+        if missing:
+            raise ModelLoadError(
+                f"{where} is incomplete: it lacks {', '.join(missing)}; the download stopped part way: "
+                "run the same `hf download … --local-dir` again (it resumes), then `draftdesk doctor`"
+            )
+        if not looks_like_path(path) and not hub_model_downloaded(path):
             raise ModelLoadError(
                 f"{where} is not downloaded: run `hf download {path}` on this machine (for a gated model "
                 "such as LLaMa-2, accept its licence on the Hub and export HF_TOKEN first), or set "

@@ -54,6 +54,40 @@ def test_a_missing_votes_file_is_one_line_saying_what_to_pass(
     assert err.count("\n") == 1 and "no such file" in err and "draftdesk votes export" in err
 
 
+def test_a_votes_file_saved_in_a_legacy_encoding_is_one_line_saying_how_to_save_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    votes = tmp_path / "votes.csv"
+    votes.write_bytes("model,score\nmodèle,3\n".encode("cp1252"))  # Excel's plain "CSV"
+    assert main(["report", "--input", str(votes)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not UTF-8" in err and "CSV UTF-8" in err
+
+
+def test_a_chart_into_a_missing_folder_is_refused_before_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", "--input", STUDY, "--chart", str(tmp_path / "no" / "chart.png")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "its folder does not exist" in err
+
+
+def test_every_report_format_ends_its_line(capsys: pytest.CaptureFixture[str]) -> None:
+    for format_ in ("text", "markdown", "json", "csv"):
+        assert main(["report", "--input", STUDY, "--format", format_]) == 0
+        assert capsys.readouterr().out.endswith("\n"), format_
+
+
+def test_prepare_into_a_file_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "dataset"
+    blocker.write_text("")
+    assert main(["finetune", "prepare", "--in", str(tmp_path), "--out", str(blocker)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out" in err and "is a file: pass a folder" in err
+
+
 def test_a_demo_folder_that_cannot_be_written_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -124,3 +158,12 @@ def test_serve_models_with_a_missing_model_is_one_line(
     assert main(["serve-models", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert "draftdesk: model 'm': base model" in err and "not found" in err and "Traceback" not in err
+
+
+def test_a_period_over_votes_without_dates_says_why_they_are_left_out(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["report", "--input", STUDY, "--since", "2026-01-01"]) == 0
+    out, err = capsys.readouterr()
+    assert "No votes in this period." in out
+    assert "372 vote(s)" in err and "have no voted_at" in err and "drop those options" in err

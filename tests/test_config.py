@@ -311,3 +311,29 @@ def test_the_digest_baseline_must_name_a_model():
         ConfigError, match=r"digest.baseline: no \[\[models\]\] entry named 'nope' \(models: m\)"
     ):
         parse_settings(minimal(digest={"baseline": "nope"}), ALL_SECRETS)
+
+
+@pytest.mark.parametrize(
+    ("zendesk", "expected"),
+    [
+        ({"subdomain": "https://acme.zendesk.com"}, 'zendesk.subdomain: write only the name, e.g. "acme"'),
+        ({"subdomain": "acme.zendesk.com"}, "zendesk.subdomain: write only the name"),
+        (
+            {"url": "https://acme.zendesk.com/agent/tickets"},
+            "zendesk.url: the Zendesk url must be just the site",
+        ),
+        ({"url": "acme.zendesk.com"}, "zendesk.url: the Zendesk url must look like https://acme.zendesk.com"),
+    ],
+)
+def test_a_zendesk_address_the_client_cannot_use_is_a_config_problem(zendesk, expected):
+    with pytest.raises(ConfigError) as info:
+        parse_settings(minimal(zendesk=zendesk), ALL_SECRETS)
+    assert expected in str(info.value)
+
+
+def test_a_config_file_that_is_not_utf8_is_one_problem_with_its_fix(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_bytes(b'[slack]\nchannel = "C1"\n# caf\xe9\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, need_secrets=False)
+    assert info.value.problems == [f"{path}: not UTF-8 (byte 29): save it as UTF-8, as TOML requires"]

@@ -76,6 +76,21 @@ def test_the_demo_trains_runs_the_loop_and_labels_its_raters(tmp_path: Path) -> 
     rated = out.count("SIMULATED raters, Draft")
     assert rated == out.count("[ 1 ] [ 2 ] [ 3 ] [ 4 ] [ 5 ]") and rated >= 2 * len(tickets)
     assert "Table 1" in out and "Against the baseline" in out and "mini-llama-ft" in out
+    # The demo's report is what `draftdesk report` prints from the demo's store and config.
+    shown = out[out.index("Report (draftdesk report)") : out.index("Weekly digest as posted")]
+    shown = shown.split("\n", 2)[2].strip()
+    config = re.search(r"Config: (\S+)", out)
+    assert config is not None
+    report = subprocess.run(
+        [sys.executable, "-m", "draftdesk.cli", "report", "--config", config.group(1)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+    )
+    assert report.returncode == 0, report.stderr
+    assert shown == report.stdout.strip()
+    assert "mini-llama-ft @ " in shown  # one row per model and adapter version
     digest = out[out.index("Weekly digest as posted to Slack") :]
     assert "simulated raters (not people)" in digest and "Against mini-llama" in digest
     chart = tmp_path / "demo" / "digest-chart.png"

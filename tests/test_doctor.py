@@ -84,3 +84,27 @@ def test_configuration_problems_are_listed_and_nothing_else_is_tried(tmp_path: P
     checks = run_checks(path, {})
     assert {c.name for c in checks} == {"configuration"} and all(c.status == FAIL for c in checks)
     assert any("SLACK_BOT_TOKEN" in c.detail for c in checks)
+
+
+def test_a_missing_or_half_downloaded_base_says_so_and_the_adapter_is_checked_too(tmp_path: Path) -> None:
+    half = tmp_path / "models" / "llama"
+    half.mkdir(parents=True)
+    (half / "config.json").write_text("{}")
+    (half / "tokenizer.json").write_text("{}")
+    (half / "model.safetensors.index.json").write_text(
+        '{"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}'
+    )
+    (half / "model-00001-of-00002.safetensors").write_bytes(b"x")
+    with FakeSlack(token="xoxb-right") as slack, FakeZendesk() as zendesk:
+        slack.channels["C0DRAFTS"] = True
+        models = f'[[models]]\nname = "half"\nbase_model = "{half}"\n'
+        models += f'[[models]]\nname = "gone"\nbase_model = "{tmp_path / "models" / "gpt-j-6b"}"\n'
+        models += f'adapter = "{tmp_path / "untrained"}"\n'
+        checks = {c.name: c for c in run_checks(config(tmp_path, slack, zendesk, models), ENV)}
+    half_check = checks["model half"]
+    assert half_check.status == FAIL
+    assert "incomplete" in half_check.detail and "model-00002-of-00002.safetensors" in half_check.detail
+    assert "hf download" in half_check.detail
+    gone = checks["model gone"]
+    assert gone.status == FAIL and "no such folder" in gone.detail and "--local-dir" in gone.detail
+    assert "draftdesk finetune train" in gone.detail  # every problem at once: the adapter's too

@@ -221,6 +221,17 @@ def test_missing_base_path_names_the_model(paths: dict[str, Path], tmp_path: Pat
         engine.load()
 
 
+def test_a_half_downloaded_base_is_named_as_one(paths: dict[str, Path], tmp_path: Path) -> None:
+    """Without its tokenizer files transformers would say "install sentencepiece"."""
+    half = tmp_path / "half-llama"
+    half.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (half / name).write_bytes((paths["llama_base"] / name).read_bytes())
+    engine = DraftEngine([ModelSpec("llama", str(half))], device="cpu")
+    with pytest.raises(ModelLoadError, match=r"'llama'.*incomplete: it lacks a tokenizer.*hf download"):
+        engine.load()
+
+
 def test_broken_model_spares_the_others(paths: dict[str, Path], tmp_path: Path) -> None:
     engine = DraftEngine(
         [

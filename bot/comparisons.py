@@ -35,6 +35,8 @@ from bot.stats import wilson_interval
 from core.domain import Vote
 
 POSITIVE_FROM = 3.0  # a mean score of 3 or more is positive (the study: 3-5)
+SIGNIFICANCE = 0.05
+BETTER, WORSE, UNDECIDED = "better", "worse", "no clear difference yet"
 RELIABLE_ALPHA = 0.667  # Krippendorff: below this, draw no conclusions from the ratings
 PAIRED = "paired: McNemar exact; Wilcoxon signed-rank"
 UNPAIRED = "unpaired (no ticket ids): 2-proportion z; Mann-Whitney U"
@@ -50,6 +52,21 @@ class Comparison:
     mcnemar_p: float | None  # unpaired: the two-proportion z test's p
     wilcoxon_p: float | None  # unpaired: the Mann-Whitney U test's p
     test: str
+
+    @property
+    def verdict(self) -> str:
+        """``better``/``worse`` only when the interval excludes 0 *and* the test's p is below
+        ``SIGNIFICANCE``: on a handful of tickets Newcombe's interval can exclude 0 while the exact
+        McNemar test (2 tickets for the model, none against: p = 0.5) says nothing is shown yet."""
+        if self.diff_ci_pct is None or self.mcnemar_p is None or self.mcnemar_p >= SIGNIFICANCE:
+            return UNDECIDED
+        low, high = self.diff_ci_pct
+        return BETTER if low > 0 else WORSE if high < 0 else UNDECIDED
+
+    @property
+    def share_label(self) -> str:
+        """What the difference is a difference of: tickets (paired) or single ratings (unpaired)."""
+        return "tickets positive (raters' mean 3+)" if self.test == PAIRED else "ratings positive (3+)"
 
 
 @dataclass(frozen=True)

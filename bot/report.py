@@ -77,6 +77,7 @@ def analysis_dict(analysis: Analysis) -> dict:
                 "mcnemar_p": c.mcnemar_p,
                 "wilcoxon_p": c.wilcoxon_p,
                 "test": c.test,
+                "verdict": c.verdict,
             }
             for c in analysis.comparisons
         ],
@@ -241,7 +242,17 @@ TITLES = ("Against the baseline", "Ranking (Bradley-Terry)", "Agreement between 
 def analysis_tables(analysis: Analysis) -> list[tuple[list[str], list[list[str]]]]:
     """The analysis as four tables: comparisons, ranking, agreement, trend (weeks with ratings)."""
     comparisons = (
-        ["Model", "vs", "Tickets", "Diff positive %", "95% CI", "p, positive share", "p, scores", "Test"],
+        [
+            "Model",
+            "vs",
+            "n (paired: tickets, else ratings)",
+            "Diff positive % (paired: tickets with raters' mean 3+)",
+            "95% CI",
+            "p, positive share",
+            "p, scores",
+            "Test",
+            "Verdict",
+        ],
         [
             [
                 c.model,
@@ -252,6 +263,7 @@ def analysis_tables(analysis: Analysis) -> list[tuple[list[str], list[list[str]]
                 _p(c.mcnemar_p),
                 _p(c.wilcoxon_p),
                 c.test,
+                c.verdict,
             ]
             for c in analysis.comparisons
         ],

@@ -146,7 +146,9 @@ def test_digest_preview_prints_the_next_digest_and_posts_nothing(
     assert main(["digest", "--preview", "--config", str(config)]) == 0
     out = capsys.readouterr().out
     assert "Weekly draft ratings" in out and "6 ratings" in out
-    assert "*Against base*" in out and "*ft*: +100.0 points positive" in out
+    assert "*Against base*" in out and "*ft*: tickets positive (raters' mean 3+) +100.0 points" in out
+    # Three tickets, all for ft: the interval excludes 0, but the exact test (p = 0.25) shows nothing yet.
+    assert "p=0.250, 3 tickets: no clear difference yet" in out
 
 
 def test_serve_models_with_a_missing_model_is_one_line(

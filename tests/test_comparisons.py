@@ -86,6 +86,20 @@ def test_the_exact_mcnemar_p_and_the_signed_rank_test_see_a_one_sided_difference
     assert result.wilcoxon_p < 0.05
 
 
+def test_better_needs_the_interval_and_the_exact_test_to_agree() -> None:
+    # Two tickets, both for ft: Newcombe's interval excludes 0, the exact McNemar p is 0.5.
+    few = [vote(t, "ft", 4) for t in (1, 2)] + [vote(t, "base", 2) for t in (1, 2)]
+    [result] = compare(few, ["ft", "base"], "base")
+    assert result.diff_ci_pct[0] > 0 and result.mcnemar_p == pytest.approx(0.5)
+    assert result.verdict == "no clear difference yet"
+    # Six for ft, none against: p = 2 / 64 = 0.031, and both agree.
+    six = [vote(t, "ft", 4) for t in range(1, 7)] + [vote(t, "base", 2) for t in range(1, 7)]
+    [result] = compare(six, ["ft", "base"], "base")
+    assert result.mcnemar_p < 0.05 and result.diff_ci_pct[0] > 0 and result.verdict == "better"
+    [reverse] = compare(six, ["base", "ft"], "ft")
+    assert reverse.verdict == "worse"
+
+
 def test_identical_models_show_no_difference() -> None:
     votes = [vote(t, m, 1 + t % 5) for t in range(1, 30) for m in ("ft", "base")]
     [result] = compare(votes, ["ft", "base"], "base")

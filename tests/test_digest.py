@@ -109,7 +109,8 @@ def test_the_digest_says_whether_a_model_beats_the_baseline_and_whether_raters_a
     assert service.run_due()
     text = str(slack.calls_to("post")[0].blocks)
     assert "Against llama2-7b" in text
-    assert "*llama2-7b-ft*: +60.0 points positive" in text and "40 tickets: better" in text
+    assert "*llama2-7b-ft*: tickets positive (raters' mean 3+) +60.0 points" in text
+    assert "40 tickets: better" in text
     assert "*gptj-6b-ft*: no tickets rated for both yet" in text
     assert "Krippendorff's alpha 1.00 on 80 drafts, reliable" in text
 

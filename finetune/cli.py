@@ -142,13 +142,24 @@ def _say_if_moved(config: Path, paths: PathsConfig) -> None:
     for key in ("workdir", "output_dir"):
         value = Path(str(written.get(key, getattr(PathsConfig(), key)))).expanduser()
         now = Path(getattr(paths, key))
-        if not value.is_absolute() and value.is_dir() and value.resolve() != now and not now.exists():
+        moved = not value.is_absolute() and value.resolve() != now and not now.exists()
+        if moved and _holds_finetune_output(value, key):
             print(
                 f"draftdesk finetune: [finetune] {key} = {str(value)!r} is read relative to the config file "
                 f"now: {now} (not {value.resolve()}, which exists): move that folder there, or set {key} "
                 "to an absolute path",
                 file=sys.stderr,
             )
+
+
+def _holds_finetune_output(folder: Path, key: str) -> bool:
+    """Whether ``folder`` holds what `draftdesk finetune` writes there (not, say, the `finetune`
+    package of a source checkout, which a relative ``workdir = "finetune"`` would name)."""
+    if not folder.is_dir():
+        return False
+    if key == "workdir":
+        return any((folder / name).is_dir() for name in ("export", "dataset", "dataset-grounded"))
+    return any((child / "LATEST").is_file() for child in folder.iterdir() if child.is_dir())
 
 
 def _workdir(finetune: FinetuneSettings, name: str) -> Path:
@@ -359,7 +370,8 @@ def _train_preference(
 def cmd_eval(args: argparse.Namespace) -> int:
     from finetune.evaluate import evaluate_adapter, render_table
     from finetune.files import read_json, write_json
-    from finetune.train import MANIFEST, latest_adapter
+    from finetune.train import MANIFEST, current_adapter, newest_adapter
+    from models.spec import resolve_adapter_dir
 
     settings, finetune = _settings(args)
     assert settings is not None
@@ -367,7 +379,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     train_config, eval_config = finetune.for_model(args.model)
     if args.max_generate is not None:
         eval_config = replace(eval_config, max_generate=args.max_generate)
-    adapter = args.adapter or latest_adapter(Path(finetune.paths.output_dir), args.model)
+    output_dir = Path(finetune.paths.output_dir)
+    adapter = resolve_adapter_dir(args.adapter) if args.adapter else newest_adapter(output_dir, args.model)
+    if args.adapter is None and adapter is not None:
+        current = adapter == current_adapter(output_dir, args.model)
+        role = "the current one" if current else "not current: a candidate"
+        print(f"evaluating {args.model} @ {adapter.name}, the newest version, {role}", file=sys.stderr)
     if adapter is None:
         if spec.adapter is None:
             raise FileNotFoundError(

@@ -85,14 +85,22 @@ def run_key(base_model: str, dataset_hash: str, config: TrainConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def latest_adapter(output_dir: Path, model_name: str) -> Path | None:
-    """The newest trained version of ``model_name`` under ``output_dir``, if any."""
+def current_adapter(output_dir: Path, model_name: str) -> Path | None:
+    """The version of ``model_name`` its ``LATEST`` file names (the one the bot drafts with), if any."""
     pointer = Path(output_dir) / model_name / LATEST
     if pointer.is_file():
-        candidate = pointer.parent / pointer.read_text(encoding="utf-8").strip()
-        if (candidate / MANIFEST).is_file():
-            return candidate
+        current = pointer.parent / pointer.read_text(encoding="utf-8").strip()
+        if (current / MANIFEST).is_file():
+            return current
     return None
+
+
+def newest_adapter(output_dir: Path, model_name: str) -> Path | None:
+    """The most recently trained version of ``model_name`` (a retrain's candidate, once there is
+    one), if any: version folders are named from their start time, so the last name is the newest."""
+    folder = Path(output_dir) / model_name
+    versions = sorted(p for p in folder.iterdir() if (p / MANIFEST).is_file()) if folder.is_dir() else []
+    return versions[-1] if versions else None
 
 
 def _training_rows(

@@ -204,6 +204,20 @@ lora_dropout = 0.0
     assert manifest["hyperparameters"]["max_steps"] == 3  # the command line wins
     assert report["eval_examples"] > 0
 
+    # A retrain makes a candidate; eval then measures it (the newest version), not the current one.
+    adapters = tmp_path / "adapters" / "tiny-gptj-ft"
+    first = (adapters / "LATEST").read_text().strip()
+    assert main(["finetune", "train", "--model", "tiny-gptj-ft", "--max-steps", "2", *args]) == 0
+    [second] = [p.name for p in adapters.iterdir() if (p / "manifest.json").is_file() and p.name != first]
+    capsys.readouterr()
+    assert main(["finetune", "eval", "--model", "tiny-gptj-ft", "--max-generate", "0", *args]) == 0
+    out, err = capsys.readouterr()
+    assert f"tiny-gptj-ft @ {second}, the newest version, not current: a candidate" in err
+    assert (adapters / second / "eval.json").is_file() and (adapters / "LATEST").read_text().strip() == first
+    # --adapter takes the model's folder as `adapter =` does: the version LATEST names.
+    assert main(["finetune", "eval", "--model", "tiny-gptj-ft", "--adapter", str(adapters), *args]) == 0
+    assert f"report: {(adapters / first / 'eval.json').resolve()}" in capsys.readouterr().out
+
     assert main(["finetune", "train", "--model", "nope", *args]) == 2
     assert "no [[models]] entry" in capsys.readouterr().err
     assert main(["finetune", "prepare", "--in", str(tmp_path / "missing"), *args]) == 2
@@ -224,13 +238,20 @@ def test_a_folder_left_beside_the_shell_is_pointed_out(
     """Relative [finetune] folders were once read against the working directory: say where they are now."""
     (tmp_path / "etc").mkdir()
     config = tmp_path / "etc" / "config.toml"
-    config.write_text('[finetune]\noutput_dir = "adapters"\n[[models]]\nname = "m"\nbase_model = "/nope"\n')
-    (tmp_path / "shell" / "adapters").mkdir(parents=True)
+    config.write_text(
+        '[finetune]\noutput_dir = "adapters"\nworkdir = "finetune"\n'
+        '[[models]]\nname = "m"\nbase_model = "/nope"\n'
+    )
+    (tmp_path / "shell" / "adapters" / "m").mkdir(parents=True)
+    (tmp_path / "shell" / "adapters" / "m" / "LATEST").write_text("20260101-000000-abc\n")
+    (tmp_path / "shell" / "finetune").mkdir()  # a source checkout's package: not a workdir
+    (tmp_path / "shell" / "finetune" / "__init__.py").write_text("")
     monkeypatch.chdir(tmp_path / "shell")
     assert main(["finetune", "eval", "--model", "m", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     now, before = tmp_path / "etc" / "adapters", tmp_path / "shell" / "adapters"
     assert f"now: {now} (not {before}, which exists)" in err
+    assert "workdir" not in err  # ./finetune holds no export or dataset: nothing was moved
     (tmp_path / "etc" / "adapters").mkdir()  # moved: nothing more to say
     assert main(["finetune", "eval", "--model", "m", "--config", str(config)]) == 2
     assert "relative to the config file now" not in capsys.readouterr().err

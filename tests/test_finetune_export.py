@@ -95,6 +95,16 @@ def test_export_resumes_from_the_saved_cursor(
     assert not zd.requests_to("GET", "/api/v2/help_center/en-us/articles.json")  # not exported again
 
 
+def test_a_rerun_with_nothing_new_is_caught_up_and_changes_nothing(
+    zd: FakeZendesk, gateway: ZendeskGateway, tmp_path: Path
+) -> None:
+    first = export_zendesk(gateway, tmp_path, CONFIG, progress=False)
+    before = sorted(p.name for p in (tmp_path / "tickets").iterdir())
+    again = export_zendesk(gateway, tmp_path, CONFIG, progress=False)
+    assert again.caught_up and again.cursor == first.cursor
+    assert sorted(p.name for p in (tmp_path / "tickets").iterdir()) == before
+
+
 def test_export_paces_the_incremental_export_and_waits_out_429(
     zd: FakeZendesk, gateway: ZendeskGateway, sleeps: list[float], tmp_path: Path
 ) -> None:

@@ -574,9 +574,11 @@ class FakeZendesk:
             page = self._pages[0]
         else:
             cursors = [p.get("after_cursor") for p in self._pages]
-            if query["cursor"] not in cursors[:-1]:
+            if query["cursor"] not in cursors:
                 return 400, {}, {"error": "InvalidPaginationParameter", "description": "unknown cursor"}
-            page = self._pages[cursors.index(query["cursor"]) + 1]
+            at = cursors.index(query["cursor"]) + 1
+            # Past the last page Zendesk answers an empty one, at the end of the stream, same cursor.
+            page = self._pages[at] if at < len(self._pages) else {**self._pages[-1], "tickets": []}
         body = copy.deepcopy(page)
         for key, cursor_key in (("after_url", "after_cursor"), ("before_url", "before_cursor")):
             cursor = body.get(cursor_key)

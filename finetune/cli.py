@@ -356,11 +356,14 @@ def _train_preference(
         config,
         from_adapter=start,
         make_current=args.make_current,
+        grounded=spec.grounding,
     )
     metrics = result.manifest["metrics"]
     print(
         f"adapter: {result.adapter_dir.resolve()} ({args.method}, "
-        f"reference: {result.manifest['reference']})\n"
+        f"reference: {result.manifest['reference']})"
+        + (" (already trained)" if result.already_done else "")
+        + "\n"
         f"held-out preference margin {metrics['eval_preference_margin_before']} -> "
         f"{metrics['eval_preference_margin_after']}; " + _how_to_use(result, args.model)
     )

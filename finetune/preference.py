@@ -16,6 +16,7 @@ It becomes current only if the model has no current version: otherwise it is a c
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import tempfile
@@ -24,11 +25,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core.prompt import SOURCES_HEADING
 from finetune.config import TrainConfig
 from finetune.evaluate import encode
-from finetune.files import files_hash, numbered_jsonl
+from finetune.files import files_hash, numbered_jsonl, read_json, write_json
 from finetune.modeling import find_lora_targets, load_base
-from finetune.train import TrainResult, _optimizer, _save_adapter, library_versions, set_current_if_first
+from finetune.train import (
+    LATEST,
+    MANIFEST,
+    TrainResult,
+    _optimizer,
+    _save_adapter,
+    library_versions,
+    run_key,
+    set_current_if_first,
+)
 from models.spec import resolve_adapter_dir
 
 log = logging.getLogger(__name__)
@@ -93,6 +104,29 @@ def load_preference_dataset(folder: Path, method: str) -> tuple[list[dict], list
     return train, evaluation, files_hash(files)
 
 
+def rows_in_prompt_format(
+    train: list[dict], evaluation: list[dict], grounded: bool, folder: Path
+) -> tuple[list[dict], list[dict], int]:
+    """The rows whose prompts hold Help Center passages (``grounded``) or hold none, and how many
+    were left out; refused when no training row is left."""
+
+    def fits(row: dict) -> bool:
+        return (SOURCES_HEADING in row["prompt"]) == grounded
+
+    kept_train, kept_eval = [r for r in train if fits(r)], [r for r in evaluation if fits(r)]
+    left_out = len(train) + len(evaluation) - len(kept_train) - len(kept_eval)
+    if not kept_train:
+        has = "no training prompt holds" if grounded else "every training prompt holds"
+        raise PreferenceDataError(
+            f"{folder}: {has} Help Center passages, unlike this model's "
+            f"(grounding = {str(grounded).lower()}): train it on the ratings of drafts made with its own "
+            "prompt format (a model with the same grounding setting)"
+        )
+    if left_out:
+        log.info("%d row(s) with the other prompt format (grounded or not) left out", left_out)
+    return kept_train, kept_eval, left_out
+
+
 def completion_logprob(model: Any, tokenizer: Any, prompt: str, completion: str) -> float:
     """Sum of the log-probabilities of the completion's tokens (and EOS) after the prompt."""
     import torch
@@ -141,17 +175,33 @@ def train_preference(
     settings: PreferenceSettings | None = None,
     progress: bool = True,
     make_current: bool = False,
+    grounded: bool = False,
 ) -> TrainResult:
-    """Train a new adapter version of ``model_name`` with DPO or KTO; see the module doc."""
+    """Train a new adapter version of ``model_name`` with DPO or KTO; see the module doc.
+
+    Only rows whose prompts have the model's format are used: with Help Center passages for a
+    model with ``grounding = true`` (``grounded``), without for one without (a feedback set holds
+    the prompts of every rated model). Training again on the same rows, base, start and settings
+    returns the version trained before (``already_done``)."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig, PeftModel, prepare_model_for_kbit_training
 
     settings = settings or PreferenceSettings()
     train_rows, eval_rows, dataset_hash = load_preference_dataset(dataset_dir, method)
+    train_rows, eval_rows, left_out = rows_in_prompt_format(train_rows, eval_rows, grounded, dataset_dir)
     start_adapter = resolve_adapter_dir(str(from_adapter)) if from_adapter else None
     if start_adapter is not None and not (start_adapter / "adapter_config.json").is_file():
         raise PreferenceDataError(f"--from-adapter {from_adapter}: no adapter_config.json there")
+    model_root = Path(output_dir) / model_name
+    run = json.dumps([method, dataset_hash, grounded, str(start_adapter), asdict(settings)], sort_keys=True)
+    key = run_key(base_model, run, config)
+    run_file = model_root / "runs" / key / "run.json"
+    done = read_json(run_file).get("version") if run_file.is_file() else None
+    if done and (model_root / done / MANIFEST).is_file():
+        log.info("already trained: %s (same base, rows, start and settings)", model_root / done)
+        current = (model_root / LATEST).is_file() and (model_root / LATEST).read_text().strip() == done
+        return TrainResult(model_root / done, read_json(model_root / done / MANIFEST), True, current)
 
     base = load_base(base_model, config)
     on_gpu = base.device == "cuda"
@@ -233,6 +283,7 @@ def train_preference(
             "hash": dataset_hash,
             "train": len(train_rows),
             "eval": len(eval_rows),
+            "left_out_other_prompt_format": left_out,
         },
         "hyperparameters": {**asdict(config), **asdict(settings)},
         "metrics": {
@@ -246,9 +297,9 @@ def train_preference(
         "libraries": library_versions(),
         "command": " ".join(sys.argv),
     }
-    model_root = Path(output_dir) / model_name
     adapter_dir = model_root / version
     _save_adapter(trained, adapter_dir, base_model, manifest, adapter_names=["default"])
+    write_json(run_file, {"version": version})
     current = set_current_if_first(model_root, version, make_current)
     log.info("%s adapter: %s (held-out margin %s -> %s)", method, adapter_dir, margin_before, margin_after)
     return TrainResult(adapter_dir, manifest, current=current)

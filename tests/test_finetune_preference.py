@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from finetune.preference import PreferenceDataError, load_preference_dataset, train_preference
+from core.prompt import SOURCES_HEADING
+from finetune.preference import (
+    PreferenceDataError,
+    load_preference_dataset,
+    rows_in_prompt_format,
+    train_preference,
+)
 from tests.test_finetune_train import TINY
 
 CURT = [
@@ -76,6 +82,26 @@ def test_dpo_raises_the_held_out_margin_of_chosen_over_rejected(
     assert (result.adapter_dir / "adapter_model.safetensors").is_file()
     assert (tmp_path / "out" / "tiny-llama" / "LATEST").read_text().strip() == result.adapter_dir.name
     assert result.current  # the model's first version: nothing to compete with
+
+    # The same run again trains nothing (a 7B version is 640 MB): it is the version trained before.
+    again = train_preference(
+        "dpo", "tiny-llama", str(demo_models["llama_base"]), data, tmp_path / "out", CONFIG
+    )
+    assert again.already_done and again.adapter_dir == result.adapter_dir and again.current
+    versions = [p for p in (tmp_path / "out" / "tiny-llama").iterdir() if (p / "manifest.json").is_file()]
+    assert versions == [result.adapter_dir]
+
+
+def test_only_rows_in_the_models_prompt_format_are_trained_on(tmp_path: Path) -> None:
+    """A feedback set holds the prompts of every rated model, grounded ones among them."""
+    plain = {"prompt": "Subject: x\n\nCustomer: stuck\n\nAgent:", "chosen": " Restart.", "rejected": " No."}
+    grounded = {**plain, "prompt": f"Intro\n{SOURCES_HEADING}\n- Backups: restart.\n\n" + plain["prompt"]}
+    train, evaluation, left_out = rows_in_prompt_format([plain, grounded, plain], [grounded], False, tmp_path)
+    assert (train, evaluation, left_out) == ([plain, plain], [], 2)
+    train, evaluation, left_out = rows_in_prompt_format([plain, grounded], [grounded], True, tmp_path)
+    assert (train, evaluation, left_out) == ([grounded], [grounded], 1)
+    with pytest.raises(PreferenceDataError, match=r"every training prompt holds Help Center passages"):
+        rows_in_prompt_format([grounded], [], False, tmp_path)
 
 
 def test_kto_continues_an_adapter_against_a_frozen_copy_and_favours_desirable_answers(

@@ -267,6 +267,13 @@ def _dataset_for(spec: ModelSpec, finetune: FinetuneSettings, given: Path | None
     if not card_path.is_file():
         return dataset  # load_dataset_dir says how to make one
     grounded = bool(read_json(card_path).get("grounding"))
+    feedback_set = dataset.name == "sft" and (dataset.parent / "dpo").is_dir()
+    if grounded != spec.grounding and feedback_set:
+        raise ValueError(
+            f"{dataset}: the feedback set's sft/ prompts hold no Help Center passages, but {spec.name} has "
+            f"grounding = true: train it on {dataset.parent / 'dpo'} or kto/ (`--method dpo|kto`), whose "
+            "prompts are the ones it drafted from, or on `draftdesk finetune prepare --grounding` output"
+        )
     if grounded != spec.grounding:
         if spec.grounding:
             fix = f"run `draftdesk finetune prepare --grounding --out {dataset}`"

@@ -227,3 +227,10 @@ base_model = "{tmp_path / "no-model"}"
     assert main(["finetune", "train", "--model", "grounded", "--dataset", plain_dir, *args]) == 2
     err = capsys.readouterr().err
     assert "prepare --grounding" in err and len(err.strip().splitlines()) == 1
+    # A feedback set's sft/ is never grounded: point at its dpo/ and kto/, never at overwriting it.
+    feedback = tmp_path / "feedback"
+    shutil.copytree(plain_dir, feedback / "sft")
+    (feedback / "dpo").mkdir()
+    assert main(["finetune", "train", "--model", "grounded", "--dataset", str(feedback / "sft"), *args]) == 2
+    err = capsys.readouterr().err
+    assert "feedback set's sft/" in err and "--method dpo|kto" in err and "--out" not in err

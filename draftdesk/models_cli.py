@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING
 from bot.config import Settings, StoreSettings, load_store_settings, resolve_config_path
 from core.domain import Vote
 from models.spec import ModelSpec
-from models.versions import PromotionError, promote_version, rollback_version, serves_candidate, version_of
+from models.versions import (
+    PromotionError,
+    candidate_problem,
+    promote_version,
+    rollback_version,
+    serves_candidate,
+    version_of,
+)
 
 if TYPE_CHECKING:  # the statistics (scipy, statsmodels) load only for the commands that compute them
     from bot.promotion import CandidatePair, Standing
@@ -96,6 +103,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps([s.evidence() for s in found.values()], indent=2))
         return 0
     for spec in settings.models:
+        if problem := candidate_problem(spec):
+            print(f"{spec.name}: {problem}")
+            continue
         if spec.name in found:
             print("\n".join(standing_lines(found[spec.name])))
             continue
@@ -121,6 +131,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
         spec = _spec(settings, args.name)
+        if problem := candidate_problem(spec):
+            raise PromotionError(problem)
         if not serves_candidate(spec):
             raise PromotionError(
                 f'model {spec.name!r} has no candidate to promote: set candidate = "VERSION" under its '

@@ -60,6 +60,24 @@ def serves_candidate(spec: ModelSpec) -> bool:
     return resolve_adapter_dir(spec.candidate).resolve() != current
 
 
+def candidate_problem(spec: ModelSpec) -> str | None:
+    """What is wrong with ``spec``'s candidate (no trained adapter there), naming the versions that
+    exist; None when it is fine or there is none."""
+    if not spec.candidate:
+        return None
+    folder = resolve_adapter_dir(spec.candidate)
+    if (folder / "adapter_config.json").is_file():
+        return None
+    root = resolve_adapter_dir(spec.adapter).parent if spec.adapter else folder.parent
+    versions = (
+        sorted(p.name for p in root.iterdir() if (p / "adapter_config.json").is_file())
+        if root.is_dir()
+        else []
+    )
+    known = f"versions in {root}: {', '.join(versions)}" if versions else f"no trained version in {root}"
+    return f"candidate {spec.candidate}: no adapter there ({known}); fix candidate in its [[models]] entry"
+
+
 def candidate_spec(spec: ModelSpec) -> ModelSpec:
     """The candidate as a model of its own for the engine: same base and settings, its adapter."""
     return replace(spec, name=spec.name + CANDIDATE_SUFFIX, adapter=spec.candidate, candidate=None)

@@ -147,3 +147,14 @@ def test_report_digest_and_export_show_each_version(setup, capsys):
     exported = list(csv.DictReader(io.StringIO(out)))
     assert {row["model_version"] for row in exported if row["model"] == "ft"} == {"v1", "v2"}
     assert {row["model_version"] for row in exported if row["model"] == "base"} == {""}
+
+
+def test_a_candidate_that_names_no_trained_version_is_said_so_with_the_versions_there(setup, capsys):
+    config, adapters, _store = setup
+    config.write_text(config.read_text().replace('candidate = "v2"', 'candidate = "2026-typo"'))
+    code, out, _ = run(capsys, "models", "status", "--config", str(config))
+    assert code == 0 and "no ratings" not in out.split("\n")[0]
+    assert f"ft: candidate 2026-typo: no adapter there (versions in {adapters}: v1, v2)" in out
+    code, _, err = run(capsys, "models", "promote", "ft", "--force", "--config", str(config))
+    assert code == 2 and "versions in" in err and "v1, v2" in err
+    assert (adapters / "LATEST").read_text().strip() == "v1"

@@ -69,10 +69,14 @@ def collect(store: Store, since: datetime | None = None) -> list[RatedDraft]:
     ]
 
 
-def read_tickets(source: TicketSource, ids: Iterable[int]) -> dict[int, Ticket]:
+def read_tickets(source: TicketSource, ids: Iterable[int], progress: bool = False) -> dict[int, Ticket]:
     """The tickets Zendesk still has; a deleted one (TicketNotFound) is simply absent."""
+    from tqdm import tqdm
+
     found = {}
-    for ticket_id in sorted(set(ids)):
+    for ticket_id in tqdm(
+        sorted(set(ids)), desc="reading tickets from Zendesk", unit=" tickets", disable=not progress
+    ):
         try:
             found[ticket_id] = source.fetch_ticket(ticket_id)
         except TicketNotFound:
@@ -109,11 +113,19 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         drafts = collect(store, since)
     finally:
         store.close()
+    if not drafts:
+        when = f" since {args.since}" if args.since else ""
+        print(
+            f"draftdesk finetune feedback: no rated drafts{when} in {storage}: nothing to learn from yet "
+            "(pass an earlier --since, or let the agents rate some drafts first)",
+            file=sys.stderr,
+        )
+        return 1
     gateway = ZendeskGateway.from_settings(
         context.zendesk.url, secrets.zendesk_email, secrets.zendesk_api_token
     )
     try:
-        tickets = read_tickets(gateway, (d.ticket_id for d in drafts))
+        tickets = read_tickets(gateway, (d.ticket_id for d in drafts), progress=True)
     except ZendeskError as exc:
         print(f"draftdesk finetune feedback: {exc}", file=sys.stderr)
         return 2
@@ -127,4 +139,13 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         + ", ".join(f"{name} {size['train']} train / {size['eval']} eval" for name, size in sizes.items())
         + f"; card: {args.out.resolve() / 'card.md'}"
     )
+    for name, size in sizes.items():
+        if not size["train"]:
+            print(f"  {name}: empty: the card says which filter left nothing", file=sys.stderr)
+        elif not size["eval"]:
+            print(
+                f"  {name}: no held-out rows (every ticket fell in train): training works, but its held-out "
+                "margin cannot be measured until more tickets are rated",
+                file=sys.stderr,
+            )
     return 0

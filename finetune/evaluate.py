@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from core.prompt import STOP_SEQUENCES
 from finetune.config import EvalConfig, TrainConfig
@@ -49,18 +50,26 @@ def encode(tokenizer: Any, prompt: str, completion: str) -> Encoded:
     return Encoded(full, start)
 
 
-def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+_LABELS = {"base": "untuned base", "adapter": "adapter"}
 
 
-def answer_loss(model: Any, tokenizer: Any, encoded: Sequence[Encoded], batch_size: int) -> tuple[float, int]:
+def _batches(items: Sequence[Any], size: int, desc: str = "") -> Iterator[Sequence[Any]]:
+    """``items`` in batches of ``size``; with ``desc``, a progress bar counting the items done."""
+    with tqdm(total=len(items), desc=desc, unit=" examples", disable=not desc) as bar:
+        for start in range(0, len(items), size):
+            yield items[start : start + size]
+            bar.update(min(size, len(items) - start))
+
+
+def answer_loss(
+    model: Any, tokenizer: Any, encoded: Sequence[Encoded], batch_size: int, desc: str = ""
+) -> tuple[float, int]:
     """Mean negative log-likelihood per answer token over all examples, and the token count."""
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     total, count = 0.0, 0
     with torch.inference_mode():
-        for batch in _batches(encoded, batch_size):
+        for batch in _batches(encoded, batch_size, desc):
             width = max(len(e.input_ids) for e in batch)
             ids = torch.full((len(batch), width), pad, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -80,14 +89,14 @@ def answer_loss(model: Any, tokenizer: Any, encoded: Sequence[Encoded], batch_si
 
 
 def generate_answers(
-    model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int, batch_size: int
+    model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int, batch_size: int, desc: str = ""
 ) -> list[str]:
     """Greedy answers, cut at the bot's stop strings."""
     device = next(model.parameters()).device
     tokenizer.padding_side = "left"
     answers: list[str] = []
     with torch.inference_mode():
-        for batch in _batches(prompts, batch_size):
+        for batch in _batches(prompts, batch_size, desc):
             encoded = tokenizer(list(batch), return_tensors="pt", padding=True, add_special_tokens=True).to(
                 device
             )
@@ -118,8 +127,10 @@ def evaluate_adapter(
     dataset_dir: Path,
     train_config: TrainConfig,
     eval_config: EvalConfig,
+    progress: bool = True,
 ) -> dict[str, Any]:
-    """Loss, perplexity and chrF of the adapter and of the untuned base; the report as a dict."""
+    """Loss, perplexity and chrF of the adapter and of the untuned base; the report as a dict.
+    ``progress``: a bar for each pass (loss and answers, base and adapter)."""
     from peft import PeftModel
 
     adapter_dir = Path(adapter_dir)
@@ -150,22 +161,30 @@ def evaluate_adapter(
     results: dict[str, dict[str, float | None]] = {}
     for name, context in (("base", model.disable_adapter()), ("adapter", nullcontext())):
         with context:
-            loss, tokens = answer_loss(model, tokenizer, encoded, eval_config.batch_size)
+            desc = f"eval loss, {_LABELS[name]}" if progress else ""
+            loss, tokens = answer_loss(model, tokenizer, encoded, eval_config.batch_size, desc)
         results[name] = {"loss": loss, "perplexity": math.exp(loss) if loss < 50 else None, "chrf": None}
     samples: list[dict[str, str]] = []
-    generated = 0
+    generated = too_long = 0
     if eval_config.max_generate:
         room = int(window) - eval_config.max_new_tokens
-        chosen = [
-            f for row in eval_rows[: eval_config.max_generate] if (f := fit_pair(row, count, room, product))
-        ]
+        chosen = []
+        for row in eval_rows:  # the first max_generate rows whose prompt leaves room for the answer
+            if len(chosen) == eval_config.max_generate:
+                break
+            fits = fit_pair(row, count, room, product)
+            if fits:
+                chosen.append(fits)
+            else:
+                too_long += 1
         prompts = [f["prompt"] for f in chosen]
         references = [f["completion"].strip() for f in chosen]
         outputs = {}
         for name, context in (("base", model.disable_adapter()), ("adapter", nullcontext())):
             with context:
+                desc = f"eval answers, {_LABELS[name]}" if progress else ""
                 outputs[name] = generate_answers(
-                    model, tokenizer, prompts, eval_config.max_new_tokens, eval_config.batch_size
+                    model, tokenizer, prompts, eval_config.max_new_tokens, eval_config.batch_size, desc
                 )
             results[name]["chrf"] = chrf(outputs[name], references)
         generated = len(prompts)
@@ -182,6 +201,7 @@ def evaluate_adapter(
         "eval_examples": len(encoded),
         "answer_tokens": tokens,
         "generated": generated,
+        "generation_skipped_too_long": too_long,
         "metric": "chrF (sacrebleu)",
         "base": results["base"],
         "adapter_metrics": results["adapter"],
@@ -203,7 +223,12 @@ def render_table(report: dict[str, Any]) -> str:
     lines = [
         f"{report['model']}: {report['eval_examples']} eval examples, "
         f"{report['answer_tokens']} answer tokens, "
-        f"{report['generated']} generated",
+        f"{report['generated']} generated"
+        + (
+            f" ({report['generation_skipped_too_long']} skipped: prompt too long for the window)"
+            if report.get("generation_skipped_too_long")
+            else ""
+        ),
         f"{'':14} {'loss':>8} {'perplexity':>12} {'chrF':>7}",
     ]
     for label, values in rows:

@@ -93,8 +93,8 @@ base_model = "base"
         monkeypatch.setenv("ZENDESK_EMAIL", SAMPLE_EMAIL)
         monkeypatch.setenv("ZENDESK_API_TOKEN", SAMPLE_TOKEN)
 
-        def run(out: Path) -> tuple[int, str, str]:
-            code = main(["finetune", "feedback", "--config", str(config), "--out", str(out)])
+        def run(out: Path, *extra: str) -> tuple[int, str, str]:
+            code = main(["finetune", "feedback", "--config", str(config), "--out", str(out), *extra])
             printed = capsys.readouterr()
             return code, printed.out, printed.err
 
@@ -159,3 +159,9 @@ def test_feedback_without_a_store_or_credentials_says_what_to_do(feedback, tmp_p
     monkeypatch.delenv("ZENDESK_API_TOKEN")
     code, _, err = feedback(tmp_path / "x")
     assert code == 2 and "ZENDESK_API_TOKEN" in err and "Traceback" not in err
+
+
+def test_a_period_with_no_rated_drafts_says_so_and_writes_nothing(feedback, tmp_path: Path) -> None:
+    code, out, err = feedback(tmp_path / "none", "--since", "2099-01-01")
+    assert code == 1 and out == "" and not (tmp_path / "none").exists()
+    assert "no rated drafts since 2099-01-01" in err and "earlier --since" in err and "Traceback" not in err

@@ -9,6 +9,7 @@ slack manifest, zendesk (setup, test-webhook).
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import logging
 import os
@@ -232,7 +233,8 @@ def cmd_digest_preview(args: argparse.Namespace) -> int:
         candidates=lambda votes: models_cli.standings(votes, settings),
     )
     content = service.compose(datetime.now(UTC))
-    print("\n".join(message_lines({"text": content.text, "blocks": content.blocks})))
+    lines = message_lines({"text": content.text, "blocks": content.blocks})
+    print("\n".join(html.unescape(line) for line in lines))  # as Slack shows it: "<", not "&lt;"
     return 0
 
 

@@ -263,7 +263,8 @@ def train_adapter(
         torch.cuda.reset_peak_memory_stats()
     output = trainer.train(resume_from_checkpoint=resume)
     runtime = output.metrics.get("train_runtime") or 0.0
-    tokens_seen = int(trainer.state.num_input_tokens_seen or 0)
+    tokens_seen = int(trainer.state.num_input_tokens_seen or 0) - _tokens_at(resume)
+    train_loss = _whole_run_loss(trainer.state.log_history) if resume else output.training_loss
     peak_gib = torch.cuda.max_memory_allocated() / 2**30 if on_gpu else None
     eval_loss = trainer.evaluate()["eval_loss"] if has_eval else None
 
@@ -287,14 +288,14 @@ def train_adapter(
             "quantization": config.quantization,
         },
         "metrics": {
-            "train_loss": output.training_loss,
+            "train_loss": train_loss,
             "eval_loss_before": run.get("eval_loss_before"),
             "eval_loss": eval_loss,
             "eval_perplexity": math.exp(eval_loss) if eval_loss is not None and eval_loss < 50 else None,
             "global_step": output.global_step,
             "train_runtime_s": runtime,
             "tokens_seen": tokens_seen,  # this session's, without padding (resumed runs: since the resume)
-            "tokens_per_second": tokens_seen / runtime if runtime else None,
+            "tokens_per_second": tokens_seen / runtime if runtime and tokens_seen else None,
             "peak_gpu_memory_gib": peak_gib,
             "resumed_from_checkpoint": Path(resume).name if resume else None,
         },
@@ -309,6 +310,21 @@ def train_adapter(
         "adapter written to %s (eval loss %s -> %s)", adapter_dir, run.get("eval_loss_before"), eval_loss
     )
     return TrainResult(adapter_dir, manifest, current=current)
+
+
+def _tokens_at(checkpoint: str | None) -> int:
+    """Input tokens seen up to ``checkpoint`` (0 without one): a resumed run's figures are its own."""
+    if not checkpoint:
+        return 0
+    state = Path(checkpoint) / "trainer_state.json"
+    return int(read_json(state).get("num_input_tokens_seen") or 0) if state.is_file() else 0
+
+
+def _whole_run_loss(log_history: list[dict[str, Any]]) -> float | None:
+    """The mean of the logged training losses, before and after a resume (the trainer's own
+    ``training_loss`` covers only the steps since the resume, divided by all of them)."""
+    losses = [float(entry["loss"]) for entry in log_history if "loss" in entry]
+    return sum(losses) / len(losses) if losses else None
 
 
 def _counter(tokenizer: Any) -> Any:

@@ -148,6 +148,38 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(
     assert again.already_done and again.adapter_dir == resumed.adapter_dir
 
 
+def test_a_resumed_run_records_its_own_figures(demo_models: dict, dataset_dir: Path, tmp_path: Path) -> None:
+    """A resumed run's manifest: no tokens from before the resume per second of the session."""
+    from transformers import TrainerCallback
+
+    class KilledAfterSaving(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            raise Interrupted
+
+    base = str(demo_models["gptj_base"])
+    config = TrainConfig(**{**TINY.__dict__, "max_steps": 2, "save_steps": 2, "logging_steps": 1})
+    with pytest.raises(Interrupted):
+        train_adapter(
+            "tiny-gptj-ft",
+            base,
+            dataset_dir,
+            tmp_path,
+            config,
+            callbacks=[KilledAfterSaving()],
+            progress=False,
+        )
+    [state] = (tmp_path / "tiny-gptj-ft" / "runs").glob("*/checkpoints/checkpoint-2/trainer_state.json")
+    tokens_before = json.loads(state.read_text())["num_input_tokens_seen"]
+    resumed = train_adapter("tiny-gptj-ft", base, dataset_dir, tmp_path, config, progress=False)
+    metrics = resumed.manifest["metrics"]
+    assert metrics["resumed_from_checkpoint"] == "checkpoint-2"
+    # The figures are the resumed session's: its tokens over its seconds, not all tokens over them.
+    assert 0 < metrics["tokens_seen"] < tokens_before
+    assert metrics["tokens_per_second"] == metrics["tokens_seen"] / metrics["train_runtime_s"]
+    # The loss is the whole run's (the logged steps' mean), not the session's sum over every step.
+    assert metrics["train_loss"] > 0.8 * metrics["eval_loss_before"]
+
+
 def test_cli_runs_export_prepare_train_and_eval_from_a_config(
     demo_models: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -177,8 +177,20 @@ def sent_table(sent: Sequence[OutcomeStats]) -> tuple[list[str], list[list[str]]
 def render_csv(report: Report) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["model", *[f"score_{s}" for s in SCORES], "n", "mean", "negative_pct", "positive_pct"])
+    writer.writerow(
+        [
+            "model",
+            *[f"score_{s}" for s in SCORES],
+            "n",
+            "mean",
+            "negative_pct",
+            "positive_pct",
+            "positive_ci95_low",
+            "positive_ci95_high",
+        ]
+    )
     for row in report.rows:
+        low, high = row.positive_ci_pct or ("", "")
         writer.writerow(
             [
                 row.model,
@@ -187,6 +199,8 @@ def render_csv(report: Report) -> str:
                 _fmt(row.mean, 2) if row.mean is not None else "",
                 "" if row.negative_pct is None else f"{row.negative_pct:.1f}",
                 "" if row.positive_pct is None else f"{row.positive_pct:.1f}",
+                low if low == "" else f"{low:.1f}",
+                high if high == "" else f"{high:.1f}",
             ]
         )
     tables = analysis_tables(report.analysis) if report.analysis is not None else []

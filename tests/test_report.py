@@ -64,6 +64,10 @@ def test_text_markdown_and_csv_show_both_tables():
     assert "| Model | 1 | 2 | 3 | 4 | 5 | n | Mean |" in markdown
     parsed = list(csv.DictReader(io.StringIO(render(Report(rows), "csv"))))
     assert {r["model"]: r["positive_pct"] for r in parsed}["LLaMa-2-7B"] == "52.4"
+    low, high = next(
+        (r["positive_ci95_low"], r["positive_ci95_high"]) for r in parsed if r["model"] == "LLaMa-2-7B"
+    )
+    assert float(low) < 52.4 < float(high)  # Table 2's interval, as in the text report
 
 
 def test_wilson_interval_known_value():

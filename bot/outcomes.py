@@ -26,7 +26,7 @@ def first_agent_reply(ticket: Ticket, question: Comment) -> Comment | None:
     """The first public comment after ``question`` written on the agents' side."""
     after = False
     for comment in ticket.comments:
-        if after and comment.public and not comment.by_customer:
+        if after and comment.public and comment.by_agent:
             return comment
         after = after or comment.id == question.id
     return None

@@ -270,18 +270,21 @@ class SendFlow:
             self.store.record_send(send)  # before Zendesk is asked: a restart finds out what happened
         if known is not None:
             return None, lambda: self.deliver(send, body, state)
-        return None, lambda: self._deliver_once_identified(send, text, body, state)
+        written = submission.text
+        return None, lambda: self._deliver_once_identified(send, written, body, state)
 
     def _deliver_once_identified(
-        self, send: SendRecord, text: str, body: str, state: ModalState
+        self, send: SendRecord, written: str, body: str, state: ModalState
     ) -> SendRecord:
         """A note submitted before the dialog's look-up of the agent finished goes out in the agent's
-        name all the same: the look-up is finished here, after the ack, and the record updated first.
+        name all the same: the look-up is finished here, after the ack, and the record updated first
+        (the sign-off's ``<NAME>`` filled with the agent's name, not the Slack handle).
         No agent found: ``body`` as submitted, saying who sent it."""
-        agent = self.identify(send.user).agent
-        if agent is not None:
-            body = text  # in the agent's own name: as written
-            send = replace(send, author_id=agent.id, body_sha256=body_hash(body))
+        sender = self.identify(send.user)
+        if sender.agent is not None:
+            known = known_for_ticket(self.store, send.ticket_id, sender.name)
+            body = fill_placeholders(written, known).strip()  # in the agent's own name: as written
+            send = replace(send, author_id=sender.agent.id, body_sha256=body_hash(body))
             self.store.record_send(send)
         return self.deliver(send, body, state)
 

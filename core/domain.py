@@ -43,6 +43,12 @@ class Comment:
         """Written on the customer's side: by the requester or another end user."""
         return self.author_is_requester or self.author_role == "end-user"
 
+    @property
+    def by_agent(self) -> bool:
+        """Written on the agents' side: not the customer's, and by someone Zendesk still knows (a
+        deleted user's or an automatic comment is neither, as in training data)."""
+        return not self.by_customer and self.author_role != "unknown"
+
 
 @dataclass(frozen=True)
 class Ticket:

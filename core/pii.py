@@ -435,6 +435,10 @@ class PublicContacts:
 
 NO_PUBLIC_CONTACTS = PublicContacts()
 
+# Markers for kept contacts while the other steps run: private-use characters, no word, digit or '<'.
+_SHIELD_OPEN, _SHIELD_CLOSE, _SHIELD_FIRST, _SHIELD_SLOTS = "\ue000", "\ue001", 0xE100, 0x700
+_SHIELDED = re.compile(f"{_SHIELD_OPEN}([\ue100-\ue7ff]){_SHIELD_CLOSE}")
+
 
 class Redactor:
     """Replaces personal data with typed placeholders. Build once per export (names), reuse.
@@ -461,11 +465,27 @@ class Redactor:
             else None
         )
 
-    def _private_phone(self, match: re.Match[str]) -> bool:
-        return _phone(match) and _digits(match.group()) not in self.public.phones
+    def _shield(self, text: str) -> tuple[str, list[str]]:
+        """``text`` with each published address and number swapped for a marker no later step
+        touches (the name step would otherwise turn ``Marta.Kowalski@…`` into ``<NAME>.<NAME>@…``),
+        and the originals in marker order."""
+        kept: list[str] = []
+        if not self.public:
+            return text, kept
+
+        def hold(match: re.Match[str], public: bool) -> str:
+            if not public or len(kept) >= _SHIELD_SLOTS:
+                return match.group()
+            kept.append(match.group())
+            return f"{_SHIELD_OPEN}{chr(_SHIELD_FIRST + len(kept) - 1)}{_SHIELD_CLOSE}"
+
+        text = _EMAIL.sub(lambda m: hold(m, m.group().lower() in self.public.emails), text)
+        text = _PHONE.sub(lambda m: hold(m, _phone(m) and _digits(m.group()) in self.public.phones), text)
+        return text, kept
 
     def redact(self, text: str) -> Redaction:
         counts: Counter[str] = Counter()
+        text, kept = self._shield(text)
 
         def sub(pattern: re.Pattern[str], kind: str, text: str, keep: Callable[[re.Match[str]], bool]) -> str:
             def replace(match: re.Match[str]) -> str:
@@ -493,16 +513,14 @@ class Redactor:
             return PLACEHOLDERS["URL_WITH_TOKEN"] + match.group()[len(trimmed) :]
 
         text = _URL.sub(url, text)
-        text = sub(_EMAIL, "EMAIL", text, lambda m: m.group().lower() not in self.public.emails)
+        text = sub(_EMAIL, "EMAIL", text, lambda m: True)
         text = sub(_SECRET_FORMATS, "SECRET", text, lambda m: True)
         text = sub_group(_SECRET_AFTER_KEYWORD, "SECRET", text, "value", "key")
         text = sub(_IBAN, "IBAN", text, lambda m: _iban_valid(m.group()))
         text = sub(_CARD, "CARD", text, _card)
         text = sub(_IPV4, "IP", text, _ip)
         text = sub(_IPV6, "IP", text, _ip)
-        text = sub(
-            _PHONE, "PHONE", text, lambda m: _phone(m) and _digits(m.group()) not in self.public.phones
-        )
+        text = sub(_PHONE, "PHONE", text, _phone)
         text = sub(_ADDRESS, "ADDRESS", text, lambda m: True)
         if self._known is not None:
             text = sub(self._known, "NAME", text, lambda m: True)
@@ -524,6 +542,8 @@ class Redactor:
             return lead + PLACEHOLDERS["NAME"]
 
         text = _SELF_INTRO.sub(intro, text)
+        if kept:
+            text = _SHIELDED.sub(lambda m: kept[ord(m.group(1)) - _SHIELD_FIRST], text)
         return Redaction(_merge_adjacent(text), counts)
 
 

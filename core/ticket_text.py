@@ -47,7 +47,8 @@ def ticket_as_models_read_it(
     comments = []
     for comment in ticket.comments:
         if comment.public:
-            if comment.author_role == "unknown" and comment is not question:
+            gone = comment.author_role == "unknown" and not comment.author_is_requester
+            if gone and comment is not question:
                 continue
             kept = _kept_text(comment.body, whole_if_empty=comment is question)
             if not kept:

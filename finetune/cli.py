@@ -403,8 +403,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
             )
         adapter = Path(spec.adapter)
     dataset = args.dataset
-    if dataset is None and (Path(adapter) / MANIFEST).is_file():
-        dataset = Path(read_json(Path(adapter) / MANIFEST)["dataset"]["path"])
+    manifest = read_json(Path(adapter) / MANIFEST) if (Path(adapter) / MANIFEST).is_file() else {}
+    if dataset is None and manifest.get("method", "sft") == "sft" and manifest.get("dataset"):
+        dataset = Path(manifest["dataset"]["path"])  # a DPO/KTO version: the model's SFT dataset's eval split
     report = evaluate_adapter(
         args.model,
         spec.base_model,

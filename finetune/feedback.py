@@ -92,7 +92,7 @@ def sent_reply(ticket: Ticket, comment_id: int | None) -> str | None:
     for comment in ticket.comments:
         if comment.id == comment_id:
             after = True
-        elif after and comment.public and not comment.by_customer:
+        elif after and comment.public and comment.by_agent:
             return comment.body
     return None
 

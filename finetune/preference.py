@@ -31,7 +31,6 @@ from finetune.evaluate import encode
 from finetune.files import files_hash, numbered_jsonl, read_json, write_json
 from finetune.modeling import find_lora_targets, load_base
 from finetune.train import (
-    LATEST,
     MANIFEST,
     TrainResult,
     _optimizer,
@@ -200,7 +199,7 @@ def train_preference(
     done = read_json(run_file).get("version") if run_file.is_file() else None
     if done and (model_root / done / MANIFEST).is_file():
         log.info("already trained: %s (same base, rows, start and settings)", model_root / done)
-        current = (model_root / LATEST).is_file() and (model_root / LATEST).read_text().strip() == done
+        current = set_current_if_first(model_root, done, make_current)  # --make-current still counts
         return TrainResult(model_root / done, read_json(model_root / done / MANIFEST), True, current)
 
     base = load_base(base_model, config)

@@ -177,9 +177,9 @@ def train_adapter(
         log.info(
             "already trained: %s (same base, data and settings; use --fresh to train again)", adapter_dir
         )
-        current = (model_root / LATEST).is_file() and (model_root / LATEST).read_text().strip() == run[
-            "version"
-        ]
+        current = set_current_if_first(
+            model_root, run["version"], make_current
+        )  # --make-current still counts
         return TrainResult(adapter_dir, read_json(adapter_dir / MANIFEST), already_done=True, current=current)
     if not run:
         started = datetime.now(UTC)

@@ -260,7 +260,7 @@ class ZendeskGateway:
             raw = self.client.tickets(id=ticket_id)
             raw_comments = list(self.client.tickets.comments(ticket=ticket_id))
         requester_id = int(raw.requester_id)
-        author_ids = {requester_id, *(int(c.author_id) for c in raw_comments)}
+        author_ids = {i for i in (requester_id, *(int(c.author_id) for c in raw_comments)) if i > 0}
         users = {user.id: user for user in self.users_by_ids(author_ids)}
         requester = users.get(requester_id)
         if requester is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,23 @@ def test_a_missing_or_half_downloaded_base_says_so_and_the_adapter_is_checked_to
     gone = checks["model gone"]
     assert gone.status == FAIL and "no such folder" in gone.detail and "--local-dir" in gone.detail
     assert "draftdesk finetune train" in gone.detail  # every problem at once: the adapter's too
+
+
+def test_a_safetensors_only_download_beside_a_bin_index_is_complete(tmp_path: Path) -> None:
+    """`hf download … --exclude "*.bin" --local-dir` keeps pytorch_model.bin.index.json."""
+    from models.base_files import missing_base_files
+
+    folder = tmp_path / "llama"
+    folder.mkdir()
+    for name in ("config.json", "tokenizer.model"):
+        (folder / name).write_text("{}")
+    shards = {"model.safetensors.index.json": "model-0000{}-of-00002.safetensors"}
+    shards["pytorch_model.bin.index.json"] = "pytorch_model-0000{}-of-00002.bin"
+    for index, pattern in shards.items():
+        weight_map = {f"w{i}": pattern.format(i) for i in (1, 2)}
+        (folder / index).write_text(json.dumps({"weight_map": weight_map}))
+    for i in (1, 2):
+        (folder / f"model-0000{i}-of-00002.safetensors").write_bytes(b"x")
+    assert missing_base_files(folder) == []
+    (folder / "model-00002-of-00002.safetensors").unlink()
+    assert missing_base_files(folder) == ["1 weight file(s) of 2 (model-00002-of-00002.safetensors)"]

@@ -459,3 +459,10 @@ def test_the_help_centers_own_addresses_and_numbers_are_not_personal_data() -> N
     result = redactor.redact(text)
     assert result.text == "<NAME> (<EMAIL>, <PHONE>) wrote to billing@parcelo.example and +49 30 1234 5678."
     assert result.counts == Counter({"NAME": 1, "EMAIL": 1, "PHONE": 1})
+
+
+def test_a_published_address_with_a_known_name_in_it_stays_whole() -> None:
+    public = PublicContacts.found_in(["Questions about billing: Marta.Kowalski@parcelo.example"])
+    redactor = Redactor(["Marta Kowalski"], public)
+    result = redactor.redact("Write to Marta.Kowalski@parcelo.example. Best, Marta")
+    assert result.text == "Write to Marta.Kowalski@parcelo.example. Best, <NAME>"

@@ -90,6 +90,12 @@ def test_dpo_raises_the_held_out_margin_of_chosen_over_rejected(
     assert again.already_done and again.adapter_dir == result.adapter_dir and again.current
     versions = [p for p in (tmp_path / "out" / "tiny-llama").iterdir() if (p / "manifest.json").is_file()]
     assert versions == [result.adapter_dir]
+    latest = tmp_path / "out" / "tiny-llama" / "LATEST"
+    latest.write_text("another-version\n")  # --make-current on a run trained before still makes it current
+    made = train_preference(
+        "dpo", "tiny-llama", str(demo_models["llama_base"]), data, tmp_path / "out", CONFIG, make_current=True
+    )
+    assert made.already_done and made.current and latest.read_text().strip() == result.adapter_dir.name
 
 
 def test_only_rows_in_the_models_prompt_format_are_trained_on(tmp_path: Path) -> None:

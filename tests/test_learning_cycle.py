@@ -115,6 +115,13 @@ temperature = 0.0
     candidate = re.search(r'candidate = "([^"]+)"', out).group(1)  # type: ignore[union-attr]
     assert (adapters / "ft" / candidate / "manifest.json").is_file()
     assert (adapters / "ft" / "LATEST").read_text().strip() == "v1"
+    # eval measures the candidate on an SFT eval split, never on (or overwriting) the DPO set.
+    assert main(["finetune", "eval", "--model", "ft", "--max-generate", "0", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a prepared dataset" in err and str(tmp_path / "feedback") not in err
+    sft = str(tmp_path / "feedback" / "sft")
+    draftdesk("finetune", "eval", "--model", "ft", "--max-generate", "0", "--dataset", sft)
+    assert (adapters / "ft" / candidate / "eval.json").is_file()
 
     # 3. candidate: named in the config, it drafts for half the tickets; the raters rate
     config.write_text(

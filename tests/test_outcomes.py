@@ -44,6 +44,8 @@ def test_a_ccd_colleagues_comment_is_not_the_agents_reply():
     colleague = Comment(11, 300, "Mine too", True, T0, False, author_role="end-user")
     reply = Comment(12, 900, "Restart it.", True, T0, False, author_role="agent")
     assert first_agent_reply(ticket(comments=[question, colleague, reply]), question) == reply
+    automatic = Comment(11, 666, "We got your request.", True, T0, False, author_role="unknown")
+    assert first_agent_reply(ticket(comments=[question, automatic, reply]), question) == reply
 
 
 def test_measure_skips_failed_drafts_and_marks_the_one_sent():

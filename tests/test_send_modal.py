@@ -188,7 +188,7 @@ def test_send_opens_the_modal_and_adds_a_note_in_the_agents_name(bot):
 def test_a_note_sent_before_the_agent_is_looked_up_still_goes_out_in_the_agents_name(bot):
     """Sending a draft as it is takes a second; Zendesk's user search may take longer."""
     search = bot.zendesk.hold_reads("/api/v2/users/search.json")
-    draft = bot.draft("plain")
+    draft = bot.draft("greets")
     _, parent_ts = bot.app.store.ticket_thread(7)
     clicked = bot.post(
         block_action_body("UGRACE", CHANNEL, draft.vote_ts, parent_ts, "send_to_zendesk", draft.id)
@@ -201,7 +201,10 @@ def test_a_note_sent_before_the_agent_is_looked_up_still_goes_out_in_the_agents_
     search.set()
     waiting.wait_until(lambda: len(bot.comments_added()) == 1, 10, "comment added")
     [comment] = bot.comments_added()
-    assert comment["author_id"] == GRACE[0] and comment["body"] == DRAFTS["plain"]
+    signed = (
+        "Hi Maria,\nPlease restart the backup agent.\nBest regards,\nGrace Hopper"  # not her Slack handle
+    )
+    assert comment["author_id"] == GRACE[0] and comment["body"] == signed
     waiting.wait_until(lambda: bot.app.store.sends_for_round("t7r1")[0].state == "sent", 10, "send recorded")
     [send] = bot.app.store.sends_for_round("t7r1")
     assert send.author_id == GRACE[0]

@@ -93,3 +93,15 @@ def test_email_placeholders_are_filled_only_when_the_requesters_address_is_the_o
     # An address only in quoted mail never reaches the models: it does not count.
     quoted = ticket_saying("Send it to aiko@example.com.\n\nOn Mon, Tom <tom@acme.example> wrote:\n> Which?")
     assert contact_for_placeholders(quoted) == ("Aiko Tanaka", "aiko@example.com")
+
+
+def test_a_requester_whose_user_record_is_gone_keeps_every_comment_as_in_training() -> None:
+    """Training labels the requester's comments by id; Zendesk may no longer know the user."""
+    comments = (
+        Comment(1, 7, "Restore fails.", True, T0, True, author_role="unknown"),
+        Comment(2, 8, "Which version?", True, T0, False, author_role="agent"),
+        Comment(3, 7, "Version 4.2.", True, T0, True, author_role="unknown"),
+    )
+    ticket = Ticket(5, "Restore", "open", 7, "", T0, "u", comments)
+    read = ticket_as_models_read_it(ticket)
+    assert [c.body for c in read.comments] == ["Restore fails.", "Which version?", "Version 4.2."]

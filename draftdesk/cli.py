@@ -192,12 +192,24 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    except BrokenPipeError:  # `draftdesk jobs list | head`: the reader has all it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except BrokenPipeError as exc:
+        if not _stdout_closed():
+            print(f"draftdesk: {exc}", file=sys.stderr)
+            return 2
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # `jobs list | head`: all it wanted
         return 0
     except (VotesFileError, OSError, StartupError, ManifestError, ModelLoadError) as exc:
         print(f"draftdesk: {exc}", file=sys.stderr)
         return 2
+
+
+def _stdout_closed() -> bool:
+    """Whether the reader of stdout went away (as opposed to some other pipe breaking)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return True
+    return False
 
 
 def _settings(args: argparse.Namespace) -> Settings:

@@ -68,6 +68,19 @@ def _slack_unreachable(exc: Exception) -> bool:
     return not isinstance(exc, SlackApiError)
 
 
+_SLACK_SERVER_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "ratelimited"})
+
+
+def _slack_server_trouble(exc: Exception) -> bool:
+    """Slack answered, with an outage (HTTP 5xx) or a rate limit: nothing the token can fix."""
+    from slack_sdk.errors import SlackApiError
+
+    if not isinstance(exc, SlackApiError):
+        return False
+    status = getattr(exc.response, "status_code", 200) or 200
+    return status >= 500 or str(exc.response.get("error", "")) in _SLACK_SERVER_ERRORS
+
+
 def _slack_error(exc: Exception) -> str:
     from slack_sdk.errors import SlackApiError
 
@@ -82,6 +95,8 @@ def _slack_token(settings: Settings) -> Check:
     except Exception as exc:
         if _slack_unreachable(exc):
             fix = "check this machine's network, proxy (HTTPS_PROXY) and firewall to slack.com"
+        elif _slack_server_trouble(exc):
+            fix = "Slack's side, not the token: try again later (status.slack.com)"
         else:
             fix = "check SLACK_BOT_TOKEN: the Bot User OAuth Token (xoxb-…) of the installed app"
         return Check("Slack bot token", FAIL, f"{_slack_error(exc)}: {fix}")

@@ -104,13 +104,15 @@ def load_preference_dataset(folder: Path, method: str) -> tuple[list[dict], list
 
 
 def rows_in_prompt_format(
-    train: list[dict], evaluation: list[dict], grounded: bool, folder: Path
+    train: list[dict], evaluation: list[dict], grounded: bool, folder: Path, model_name: str = ""
 ) -> tuple[list[dict], list[dict], int]:
     """The rows whose prompts hold Help Center passages (``grounded``) or hold none, and how many
-    were left out; refused when no training row is left."""
+    were left out; refused when no training row is left. A row of the model's own drafts (its
+    ``model``) always fits: a grounded model's prompt has no passages when none matched."""
 
     def fits(row: dict) -> bool:
-        return (SOURCES_HEADING in row["prompt"]) == grounded
+        own = bool(model_name) and row.get("model") == model_name
+        return own or (SOURCES_HEADING in row["prompt"]) == grounded
 
     kept_train, kept_eval = [r for r in train if fits(r)], [r for r in evaluation if fits(r)]
     left_out = len(train) + len(evaluation) - len(kept_train) - len(kept_eval)
@@ -188,7 +190,9 @@ def train_preference(
 
     settings = settings or PreferenceSettings()
     train_rows, eval_rows, dataset_hash = load_preference_dataset(dataset_dir, method)
-    train_rows, eval_rows, left_out = rows_in_prompt_format(train_rows, eval_rows, grounded, dataset_dir)
+    train_rows, eval_rows, left_out = rows_in_prompt_format(
+        train_rows, eval_rows, grounded, dataset_dir, model_name
+    )
     start_adapter = resolve_adapter_dir(str(from_adapter)) if from_adapter else None
     if start_adapter is not None and not (start_adapter / "adapter_config.json").is_file():
         raise PreferenceDataError(f"--from-adapter {from_adapter}: no adapter_config.json there")

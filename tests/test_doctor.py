@@ -129,3 +129,14 @@ def test_a_safetensors_only_download_beside_a_bin_index_is_complete(tmp_path: Pa
     assert missing_base_files(folder) == []
     (folder / "model-00002-of-00002.safetensors").unlink()
     assert missing_base_files(folder) == ["1 weight file(s) of 2 (model-00002-of-00002.safetensors)"]
+
+
+def test_a_slack_outage_is_not_blamed_on_the_token(tmp_path: Path) -> None:
+    with FakeSlack(token="xoxb-right") as slack, FakeZendesk() as zendesk:
+        slack.channels["C0DRAFTS"] = True
+        slack.fail_next("auth.test", 500, times=20)  # more than the client's own retries
+        models = '[[models]]\nname = "m"\nbase_model = "/nowhere"\n'
+        checks = {c.name: c for c in run_checks(config(tmp_path, slack, zendesk, models), ENV)}
+    token = checks["Slack bot token"]
+    assert token.status == FAIL and "Slack's side, not the token" in token.detail
+    assert "SLACK_BOT_TOKEN" not in token.detail

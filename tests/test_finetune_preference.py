@@ -108,6 +108,10 @@ def test_only_rows_in_the_models_prompt_format_are_trained_on(tmp_path: Path) ->
     assert (train, evaluation, left_out) == ([grounded], [grounded], 1)
     with pytest.raises(PreferenceDataError, match=r"every training prompt holds Help Center passages"):
         rows_in_prompt_format([grounded], [], False, tmp_path)
+    # A grounded model's own draft whose ticket matched no passage is its own format all the same.
+    own = {**plain, "model": "grounded-ft"}
+    train, _, left_out = rows_in_prompt_format([own, plain, grounded], [], True, tmp_path, "grounded-ft")
+    assert train == [own, grounded] and left_out == 1
 
 
 def test_kto_continues_an_adapter_against_a_frozen_copy_and_favours_desirable_answers(

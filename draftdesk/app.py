@@ -36,9 +36,12 @@ from core.ports import ChatPoster, DraftBackend, Store
 from draftdesk.health_checks import upstream_checks
 from draftdesk.models_cli import standings
 from integrations.slack import SlackPoster, make_web_client
-from integrations.zendesk import ZendeskAccessDenied, ZendeskGateway, ZendeskUnavailable
+from integrations.zendesk import RetryPolicy, ZendeskAccessDenied, ZendeskGateway, ZendeskUnavailable
 
 log = logging.getLogger(__name__)
+
+# The send dialog's Zendesk calls: the agent is told within seconds, then sends again if need be.
+INTERACTIVE_RETRY = RetryPolicy(max_retries=2, max_wait=10.0, backoff_initial=1.0, backoff_max=4.0)
 
 
 def load_backend(settings: Settings) -> DraftBackend:
@@ -252,11 +255,14 @@ def _build(settings: Settings, backend: DraftBackend | None, store: Store, metri
             f"Slack did not accept SLACK_BOT_TOKEN ({exc}): use the app's Bot User OAuth Token (xoxb-…) "
             f"and check [slack] api_url ({settings.slack.api_url})"
         ) from exc
-    zendesk = ZendeskGateway.from_settings(
-        settings.zendesk.url, secrets.zendesk_email or "", secrets.zendesk_api_token or ""
-    )
+    credentials = (settings.zendesk.url, secrets.zendesk_email or "", secrets.zendesk_api_token or "")
+    zendesk = ZendeskGateway.from_settings(*credentials)
     check_zendesk_api_user(zendesk)
     zendesk = ObservedGateway(zendesk, metrics, "zendesk")  # type: ignore[assignment]
+    # An agent waits on the send dialog: a few quick retries, not the worker's patient ones (2-32 s).
+    interactive = ObservedGateway(
+        ZendeskGateway.from_settings(*credentials, retry=INTERACTIVE_RETRY), metrics, "zendesk"
+    )
     backend = ObservedBackend(backend or load_backend(settings), metrics)
     model_names = [m.name for m in settings.models]
     index, sources = None, None
@@ -279,7 +285,7 @@ def _build(settings: Settings, backend: DraftBackend | None, store: Store, metri
     )
     worker = Worker(store, processor, settings.worker)
     actions = DraftActions(store, poster)
-    sending = SendFlow(store, poster, poster, zendesk, allow_public=settings.zendesk.allow_public_replies)
+    sending = SendFlow(store, poster, poster, interactive, allow_public=settings.zendesk.allow_public_replies)
     after_ack = AfterAck()
     home = AgentHome(store, poster, model_names, settings.digest.users)
     register_listeners(bolt, actions, after_ack, sending, home)

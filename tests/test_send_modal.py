@@ -210,6 +210,24 @@ def test_a_note_sent_before_the_agent_is_looked_up_still_goes_out_in_the_agents_
     assert send.author_id == GRACE[0]
 
 
+def test_a_zendesk_outage_during_a_send_is_told_after_a_few_quick_retries(bot):
+    """The agent waits on the dialog: not the worker's five patient retries (about two minutes)."""
+    view = bot.click_send("UGRACE", "plain")
+    reads_before = len(bot.zendesk.requests_to("GET", "/api/v2/tickets/7.json"))
+    bot.zendesk.fail_next("/api/v2/tickets/7.json", 503, times=50)
+    assert bot.submit("UGRACE", view) is None
+    waiting.wait_until(
+        lambda: any(
+            "Could not read ticket #7" in str(c.params.get("text"))
+            for c in bot.slack.calls_to("chat.postEphemeral")
+        ),
+        30,
+        "the agent told",
+    )
+    assert len(bot.zendesk.requests_to("GET", "/api/v2/tickets/7.json")) - reads_before == 3  # 1 + 2 retries
+    assert bot.comments_added() == []
+
+
 def test_an_edited_draft_from_an_agent_without_zendesk_account_says_who_sent_it(bot):
     view = bot.click_send("UADA", "plain")
     assert "No Zendesk agent has your Slack e-mail" in json.dumps(view["blocks"])

@@ -43,6 +43,7 @@ class ModalState:
     shown_hash: str  # the text the modal offered, hashed (see `text_hash`): "edited" if it differs
     known_sends: tuple[str, ...]  # the round's sends the modal told the agent about
     text_block: str = "draft_text"  # a new block id when the bot replaces the text (a refill)
+    newest_seen: int | None = None  # the ticket's newest public comment when the modal showed it
 
     def to_metadata(self) -> str:
         return json.dumps(
@@ -53,6 +54,7 @@ class ModalState:
                 "s": self.shown_hash,
                 "k": list(self.known_sends),
                 "b": self.text_block,
+                "n": self.newest_seen,
             },
             separators=(",", ":"),
         )
@@ -69,6 +71,7 @@ class ModalState:
                 str(data["s"]),
                 tuple(str(k) for k in data["k"]),
                 str(data["b"]),
+                int(data["n"]) if data.get("n") is not None else None,
             )
         except (ValueError, KeyError, TypeError):
             return None

@@ -181,6 +181,8 @@ class SendFlow:
                 return
             self._remember_contact(ticket)
             newer = newer_public_comment(ticket, self._answered_comment(ticket, draft))
+            public = [c for c in ticket.comments if c.public]
+            state = replace(state, newest_seen=public[-1].id if public else None)
         if sender.agent is None:
             no_agent = "No Zendesk agent has your Slack e-mail: it goes in as the API user, with your name."
             note = f"{note} {no_agent}".strip()
@@ -332,6 +334,14 @@ class SendFlow:
                 f"Ticket #{ticket_id} is {ticket.status}: {name} was not added. Reopen it in Zendesk first."
             )
             return self._not_sent(send, state, message)
+        unseen = self._unseen_customer_comment(ticket, send, state)
+        if unseen is not None:
+            quoted = " ".join(unseen.body.split())[:200]
+            message = (
+                f'The customer wrote on ticket #{ticket_id} after you opened the dialog: "{quoted}". '
+                f"{name} was not added: click Send again to see it, then decide."
+            )
+            return self._not_sent(send, state, message)
         try:
             comment_id = self.zendesk.add_comment(ticket_id, body, send.public, send.author_id)
         except GatewayError as exc:
@@ -449,6 +459,18 @@ class SendFlow:
 
     def _counting_sends(self, round_id: str) -> list[SendRecord]:
         return [s for s in self.store.sends_for_round(round_id) if s.counts]
+
+    def _unseen_customer_comment(self, ticket: Ticket, send: SendRecord, state: ModalState) -> Comment | None:
+        """A customer comment newer than the one the draft answers that the dialog did not show."""
+        draft = self.store.draft(send.draft_id)
+        answered = self._answered_comment(ticket, draft) if draft is not None else None
+        if answered is None:
+            return None
+        public = [c for c in ticket.comments if c.public]
+        seen_at = next((i for i, c in enumerate(public) if c.id == state.newest_seen), None)
+        if seen_at is None:  # the dialog showed nothing newer: the answered comment was the last seen
+            seen_at = next((i for i, c in enumerate(public) if c.id == answered.id), len(public) - 1)
+        return next((c for c in reversed(public[seen_at + 1 :]) if c.by_customer), None)
 
     def _answered_comment(self, ticket: Ticket, draft: DraftRecord) -> Comment | None:
         """The customer message the draft's round answers."""

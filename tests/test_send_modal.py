@@ -302,6 +302,27 @@ def test_a_newer_customer_comment_is_shown_and_a_solved_ticket_refused(bot):
     assert "submit" not in refused and "the ticket is solved" in json.dumps(refused["blocks"])
 
 
+def test_a_customer_comment_after_the_dialog_opened_stops_the_send_until_it_is_seen(bot):
+    view = bot.click_send("UGRACE", "plain")
+    bot.zendesk.add_comment(7, 100, "Never mind, it finished on its own.", True)
+    assert bot.submit("UGRACE", view) is None
+    waiting.wait_until(
+        lambda: any(
+            "after you opened the dialog" in str(c.params.get("text"))
+            for c in bot.slack.calls_to("chat.postEphemeral")
+        ),
+        10,
+        "the agent told",
+    )
+    [told] = [c for c in bot.slack.calls_to("chat.postEphemeral") if "after you opened" in c.params["text"]]
+    sent = lambda: [c for c in bot.comments_added() if c["author_id"] != 100]  # noqa: E731
+    assert "Never mind, it finished on its own." in told.params["text"] and sent() == []
+    again = bot.click_send("UGRACE", "plain")  # now the dialog shows it, and the agent may send
+    assert "Never mind, it finished on its own." in json.dumps(again["blocks"])
+    assert bot.submit("UGRACE", again) is None
+    waiting.wait_until(lambda: len(sent()) == 1, 10, "comment added")
+
+
 @pytest.mark.parametrize("bot", [True], ids=["public-allowed"], indirect=True)
 def test_a_public_reply_when_allowed(bot):
     view = bot.click_send("UGRACE", "plain")

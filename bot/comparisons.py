@@ -64,9 +64,14 @@ class Comparison:
         return BETTER if low > 0 else WORSE if high < 0 else UNDECIDED
 
     @property
+    def counted(self) -> str:
+        """What ``n_pairs`` and the difference count: tickets (paired) or single ratings (unpaired)."""
+        return "tickets" if self.test == PAIRED else "ratings"
+
+    @property
     def share_label(self) -> str:
-        """What the difference is a difference of: tickets (paired) or single ratings (unpaired)."""
-        return "tickets positive (raters' mean 3+)" if self.test == PAIRED else "ratings positive (3+)"
+        """What the difference is a difference of."""
+        return f"{self.counted} positive " + ("(raters' mean 3+)" if self.test == PAIRED else "(3+)")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bot.blocks import escape_mrkdwn
 from bot.chart import digest_chart
-from bot.comparisons import PAIRED, Analysis, analyse, choose_baseline
+from bot.comparisons import Analysis, analyse, choose_baseline
 from bot.config import DigestSettings
 from bot.model_versions import baseline_row, by_version
 from bot.outcomes import OutcomeStats, outcome_stats
@@ -69,10 +69,9 @@ def analysis_text(analysis: Analysis) -> str:
             continue
         low, high = c.diff_ci_pct
         p = "<0.001" if (c.mcnemar_p or 1) < 0.001 else f"{c.mcnemar_p:.3f}"
-        counted = "tickets" if c.test == PAIRED else "ratings"
         lines.append(
             f"• *{name}*: {c.share_label} {c.diff_positive_pct:+.1f} points "
-            f"(95% CI {low:+.1f} to {high:+.1f}), p={p}, {c.n_pairs} {counted}: {c.verdict}"
+            f"(95% CI {low:+.1f} to {high:+.1f}), p={p}, {c.n_pairs} {c.counted}: {c.verdict}"
         )
     agreement = analysis.agreement
     if agreement.krippendorff_alpha_ordinal is None:

@@ -134,8 +134,7 @@ class TicketProcessor:
         for draft in self.store.drafts_for_round(round_.id):
             if draft.generated:
                 continue  # generated before an interruption
-            public = self.sources.public_contacts() if self.sources else NO_PUBLIC_CONTACTS
-            readable = readable or ticket_as_models_read_it(ticket, public=public)  # as in training
+            readable = readable or ticket_as_models_read_it(ticket, public=self._public_contacts())
             try:
                 count = functools.partial(self.backend.count_tokens, draft.model)
                 passages = self.sources.passages(draft.model, readable, count) if self.sources else []
@@ -249,6 +248,10 @@ class TicketProcessor:
         crash_point("parent_posted")
         self.store.save_ticket_thread(ticket.id, channel, ts)
         return channel, ts, False
+
+    def _public_contacts(self) -> PublicContacts:
+        """The Help Center's own addresses and numbers, kept in the models' copy as in training."""
+        return self.sources.public_contacts() if self.sources else NO_PUBLIC_CONTACTS
 
     def _blind_assignment(self) -> list[tuple[str, str]]:
         shuffled = list(self.model_names)

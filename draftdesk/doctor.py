@@ -163,6 +163,7 @@ def _zendesk_user(settings: Settings) -> Check:
 
 def _models(settings: Settings) -> Iterator[Check]:
     from models.spec import resolve_adapter_dir
+    from models.versions import candidate_problem
 
     for spec in settings.models:
         name = f"model {spec.name}"
@@ -173,9 +174,8 @@ def _models(settings: Settings) -> Iterator[Check]:
         if spec.adapter and not (resolve_adapter_dir(spec.adapter) / "adapter_config.json").is_file():
             fix = "train it (`draftdesk finetune train`) or remove `adapter` for the untuned base"
             problems.append(f"adapter {spec.adapter}: no trained adapter there: {fix}")
-        if spec.candidate and not (resolve_adapter_dir(spec.candidate) / "adapter_config.json").is_file():
-            fix = "set candidate to a VERSION in the adapter folder (or a path), or remove the line"
-            problems.append(f"candidate {spec.candidate}: no adapter there: {fix}")
+        if candidate := candidate_problem(spec):
+            problems.append(candidate)
         if problems:
             yield Check(name, FAIL, "; ".join(problems))
         else:

@@ -42,6 +42,25 @@ class CountingBackend:
         raise AssertionError("no drafts in this test")
 
 
+def grounded_processor(zendesk: FakeZendesk, tmp_path: Path) -> TicketProcessor:
+    """The worker's ticket processor for the grounded model, reading ``zendesk`` and its Help Center
+    through the real clients."""
+    gateway = ZendeskGateway.from_settings(zendesk.url, "agent@example.com", "token")
+    index = HelpCenterIndex(tmp_path / "helpcenter.json", GROUNDING.locales)
+    index.refresh(gateway)
+    return TicketProcessor(
+        MemoryStore(),
+        gateway,
+        RecordingPoster(),
+        CountingBackend(),
+        [MODEL],
+        "CDRAFTS",
+        product_name=SAMPLE_PRODUCT,
+        rng=random.Random(1),
+        sources=HelpCenterSources(index, [MODEL], articles_shown=3, prompt_tokens=GROUNDING.prompt_tokens),
+    )
+
+
 def seeded_zendesk(zendesk: FakeZendesk, ticket_ids: set[int]) -> None:
     """Each ticket as it stood when it arrived: the customer's first message, as they wrote it."""
     sample = load_sample()
@@ -65,21 +84,7 @@ def test_the_bot_drafts_from_the_prompts_prepare_trained_on(export_dir: Path, tm
     assert len(first_answers) >= 80
     with FakeZendesk() as zendesk:
         seeded_zendesk(zendesk, set(first_answers))
-        gateway = ZendeskGateway.from_settings(zendesk.url, "agent@example.com", "token")
-        index = HelpCenterIndex(tmp_path / "helpcenter.json", GROUNDING.locales)
-        index.refresh(gateway)
-        sources = HelpCenterSources(index, [MODEL], articles_shown=3, prompt_tokens=GROUNDING.prompt_tokens)
-        processor = TicketProcessor(
-            MemoryStore(),
-            gateway,
-            RecordingPoster(),
-            CountingBackend(),
-            [MODEL],
-            "CDRAFTS",
-            product_name=SAMPLE_PRODUCT,
-            rng=random.Random(1),
-            sources=sources,
-        )
+        processor = grounded_processor(zendesk, tmp_path)
         raw_texts = []
         for ticket_id, row in sorted(first_answers.items()):
             prepared = processor.prepare(ticket_id)
@@ -192,22 +197,7 @@ def test_later_answers_read_the_same_in_training_and_drafting(tmp_path: Path) ->
     drafted: dict[int, set[str]] = {}
     with FakeZendesk() as zendesk:
         add_people_and_articles(zendesk)
-        gateway = ZendeskGateway.from_settings(zendesk.url, "agent@example.com", "token")
-        index = HelpCenterIndex(tmp_path / "helpcenter.json", GROUNDING.locales)
-        index.refresh(gateway)
-        processor = TicketProcessor(
-            MemoryStore(),
-            gateway,
-            RecordingPoster(),
-            CountingBackend(),
-            [MODEL],
-            "CDRAFTS",
-            product_name=SAMPLE_PRODUCT,
-            rng=random.Random(1),
-            sources=HelpCenterSources(
-                index, [MODEL], articles_shown=3, prompt_tokens=GROUNDING.prompt_tokens
-            ),
-        )
+        processor = grounded_processor(zendesk, tmp_path)
         for ticket_id, (subject, comments) in CONVERSATIONS.items():
             for end, (author, _, public) in enumerate(comments):
                 if author not in (MARTA, TOM) or not public:

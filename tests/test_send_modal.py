@@ -131,6 +131,16 @@ class Bot:
         assert response.status_code == 200
         return response.json() if response.content else None
 
+    def wait_for_ephemeral(self, fragment: str, seconds: float) -> str:
+        """The text of the first message only the agent sees that holds ``fragment``, once posted."""
+
+        def found() -> str | None:
+            texts = (str(c.params.get("text")) for c in self.slack.calls_to("chat.postEphemeral"))
+            return next((text for text in texts if fragment in text), None)
+
+        waiting.wait_until(lambda: found() is not None, seconds, f"the agent told {fragment!r}")
+        return found() or ""
+
     def comments_added(self) -> list[dict]:
         return self.zendesk.comments(7)[1:]
 
@@ -216,14 +226,7 @@ def test_a_zendesk_outage_during_a_send_is_told_after_a_few_quick_retries(bot):
     reads_before = len(bot.zendesk.requests_to("GET", "/api/v2/tickets/7.json"))
     bot.zendesk.fail_next("/api/v2/tickets/7.json", 503, times=50)
     assert bot.submit("UGRACE", view) is None
-    waiting.wait_until(
-        lambda: any(
-            "Could not read ticket #7" in str(c.params.get("text"))
-            for c in bot.slack.calls_to("chat.postEphemeral")
-        ),
-        30,
-        "the agent told",
-    )
+    bot.wait_for_ephemeral("Could not read ticket #7", 30)
     assert len(bot.zendesk.requests_to("GET", "/api/v2/tickets/7.json")) - reads_before == 3  # 1 + 2 retries
     assert bot.comments_added() == []
 
@@ -306,17 +309,9 @@ def test_a_customer_comment_after_the_dialog_opened_stops_the_send_until_it_is_s
     view = bot.click_send("UGRACE", "plain")
     bot.zendesk.add_comment(7, 100, "Never mind, it finished on its own.", True)
     assert bot.submit("UGRACE", view) is None
-    waiting.wait_until(
-        lambda: any(
-            "after you opened the dialog" in str(c.params.get("text"))
-            for c in bot.slack.calls_to("chat.postEphemeral")
-        ),
-        10,
-        "the agent told",
-    )
-    [told] = [c for c in bot.slack.calls_to("chat.postEphemeral") if "after you opened" in c.params["text"]]
+    told = bot.wait_for_ephemeral("after you opened the dialog", 10)
     sent = lambda: [c for c in bot.comments_added() if c["author_id"] != 100]  # noqa: E731
-    assert "Never mind, it finished on its own." in told.params["text"] and sent() == []
+    assert "Never mind, it finished on its own." in told and sent() == []
     again = bot.click_send("UGRACE", "plain")  # now the dialog shows it, and the agent may send
     assert "Never mind, it finished on its own." in json.dumps(again["blocks"])
     assert bot.submit("UGRACE", again) is None

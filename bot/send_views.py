@@ -44,6 +44,7 @@ class ModalState:
     known_sends: tuple[str, ...]  # the round's sends the modal told the agent about
     text_block: str = "draft_text"  # a new block id when the bot replaces the text (a refill)
     newest_seen: int | None = None  # the ticket's newest public comment when the modal showed it
+    restored: bool = False  # the text is the agent's own, from a send that failed: never refilled
 
     def to_metadata(self) -> str:
         return json.dumps(
@@ -55,6 +56,7 @@ class ModalState:
                 "k": list(self.known_sends),
                 "b": self.text_block,
                 "n": self.newest_seen,
+                "r": 1 if self.restored else 0,
             },
             separators=(",", ":"),
         )
@@ -72,6 +74,7 @@ class ModalState:
                 tuple(str(k) for k in data["k"]),
                 str(data["b"]),
                 int(data["n"]) if data.get("n") is not None else None,
+                bool(data.get("r")),
             )
         except (ValueError, KeyError, TypeError):
             return None
@@ -134,6 +137,7 @@ def send_modal(
     newer_by_requester: bool = False,
     unresolved: Sequence[str] = (),
     note: str = "",
+    public_chosen: bool = False,
 ) -> dict[str, Any]:
     """The modal for sending Draft ``label`` of ticket ``ticket_id``."""
     blocks: list[dict[str, Any]] = [
@@ -180,7 +184,7 @@ def send_modal(
                 "element": {
                     "type": "radio_buttons",
                     "action_id": KIND_ACTION,
-                    "initial_option": internal,
+                    "initial_option": public if public_chosen else internal,
                     "options": [internal, public],
                 },
             }

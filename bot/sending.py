@@ -83,6 +83,8 @@ class OpenedModal:
     user: str
     draft: DraftRecord
     state: ModalState
+    text: str  # the text the modal offered
+    restored: SendRecord | None = None  # the failed send whose edited text it offered
 
 
 def normalized(text: str) -> str:
@@ -108,6 +110,15 @@ def newer_public_comment(ticket: Ticket, answered: Comment | None) -> Comment | 
         c for c in ticket.comments if c.public and (c.created_at, c.id) > (answered.created_at, answered.id)
     ]
     return newer[-1] if newer else None
+
+
+def restored_note(restored: SendRecord | None) -> str:
+    if restored is None:
+        return ""
+    return (
+        f"This is your edited text from the send that failed at {restored.started_at:%H:%M} UTC; "
+        "the draft as written is in the thread."
+    )
 
 
 class SendFlow:
@@ -143,22 +154,32 @@ class SendFlow:
             self._tell(channel, user, UNKNOWN_DRAFT, thread_ts)
             return None
         sender = self._senders.get(user)
-        text = fill_placeholders(
+        filled = fill_placeholders(
             draft.text, known_for_ticket(self.store, draft.ticket_id, sender.name if sender else "")
         )
+        restored = self._failed_edit(draft, user)
+        text = restored.edited_text if restored and restored.edited_text else filled
         counting = self._counting_sends(draft.round_id)
         if len(text) > MAX_TEXT:
             self._tell(channel, user, TOO_LONG.format(label=draft.label, limit=MAX_TEXT), thread_ts)
             return None
-        state = ModalState(draft.id, channel, thread_ts, text_hash(text), tuple(s.id for s in counting))
-        view = self._modal(draft, state, text, note="Checking the ticket in Zendesk…")
+        state = ModalState(
+            draft.id,
+            channel,
+            thread_ts,
+            text_hash(filled),  # "edited" is measured against the draft, restored text or not
+            tuple(s.id for s in counting),
+            restored=restored is not None,
+        )
+        note = f"Checking the ticket in Zendesk… {restored_note(restored)}".strip()
+        view = self._modal(draft, state, text, note=note, public_chosen=bool(restored and restored.public))
         try:
             view_id, view_hash = self.modals.open_view(trigger_id, view)
         except ChatError as exc:
             log.warning("could not open the send modal for draft %s: %s", draft.id, exc)
             self._tell(channel, user, f"Could not open the send dialog: {exc}", thread_ts)
             return None
-        return OpenedModal(view_id, view_hash, user, draft, state)
+        return OpenedModal(view_id, view_hash, user, draft, state, text, restored)
 
     # ---- 2. after the ack: the ticket and the agent, then views.update ---------------------------
 
@@ -186,13 +207,26 @@ class SendFlow:
         if sender.agent is None:
             no_agent = "No Zendesk agent has your Slack e-mail: it goes in as the API user, with your name."
             note = f"{note} {no_agent}".strip()
-        text = fill_placeholders(draft.text or "", known_for_ticket(self.store, draft.ticket_id, sender.name))
-        if text_hash(text) != state.shown_hash:
-            state = replace(state, shown_hash=text_hash(text), text_block=f"{state.text_block}_filled")
-        requester = newer is not None and newer.by_customer
-        self._update(
-            opened, self._modal(draft, state, text, note=note, newer=newer, newer_by_requester=requester)
+        filled = fill_placeholders(
+            draft.text or "", known_for_ticket(self.store, draft.ticket_id, sender.name)
         )
+        text = filled
+        if state.restored:  # the agent's own text stays; only what it is compared with is refilled
+            text, state = opened.text, replace(state, shown_hash=text_hash(filled))
+        elif text_hash(filled) != state.shown_hash:
+            state = replace(state, shown_hash=text_hash(filled), text_block=f"{state.text_block}_filled")
+        requester = newer is not None and newer.by_customer
+        note = f"{note} {restored_note(opened.restored)}".strip()
+        view = self._modal(
+            draft,
+            state,
+            text,
+            note=note,
+            newer=newer,
+            newer_by_requester=requester,
+            public_chosen=bool(opened.restored and opened.restored.public),
+        )
+        self._update(opened, view)
 
     def identify(self, user: str) -> Sender:
         """The Slack user's Zendesk agent (by e-mail), cached once found; the Slack name otherwise."""
@@ -252,9 +286,16 @@ class SendFlow:
                         "errors": {CONFIRM_BLOCK: "Tick the box to send this round again, or cancel."},
                     }, None
                 state = replace(state, known_sends=tuple(s.id for s in counting))
-                again = self._modal(draft, state, submission.text, note="Someone sent this round meanwhile.")
+                again = self._modal(
+                    draft,
+                    state,
+                    submission.text,
+                    note="Someone sent this round meanwhile.",
+                    public_chosen=submission.public,
+                )
                 return {"response_action": "update", "view": again}, None
             body = attributed(text, sender)
+            edited = text_hash(submission.text) != state.shown_hash
             earlier = sum(1 for s in self.store.sends_for_round(draft.round_id) if s.draft_id == draft.id)
             send = SendRecord(
                 id=f"{draft.id}s{earlier + 1}",
@@ -264,10 +305,11 @@ class SendFlow:
                 user=user,
                 state=SEND_PENDING,
                 public=submission.public,
-                edited=text_hash(submission.text) != state.shown_hash,
+                edited=edited,
                 body_sha256=body_hash(body),
                 started_at=self.clock(),
                 author_id=sender.agent.id if sender.agent else None,
+                edited_text=text if edited else None,
             )
             self.store.record_send(send)  # before Zendesk is asked: a restart finds out what happened
         if known is not None:
@@ -406,6 +448,8 @@ class SendFlow:
         self, send: SendRecord, state: str, comment_id: int | None = None, error: str | None = None
     ) -> SendRecord:
         finished = replace(send, state=state, comment_id=comment_id, error=error, finished_at=self.clock())
+        if state == SEND_SENT:
+            finished = replace(finished, edited_text=None)  # in Zendesk now: no copy kept here
         self.store.record_send(finished)
         if state == SEND_SENT:
             self.store.mark_sent(send.draft_id, send.user)
@@ -414,8 +458,17 @@ class SendFlow:
 
     def _not_sent(self, send: SendRecord, state: ModalState, message: str) -> SendRecord:
         finished = self._finish(send, SEND_FAILED, error=message)
-        self._tell(state.channel, send.user, message, state.thread_ts)
+        kept = " Your edits are kept: Send to Zendesk opens them again." if send.edited_text else ""
+        self._tell(state.channel, send.user, message + kept, state.thread_ts)
         return finished
+
+    def _failed_edit(self, draft: DraftRecord, user: str) -> SendRecord | None:
+        """The agent's last send of the draft, if it failed with text they had edited."""
+        mine = [
+            s for s in self.store.sends_for_round(draft.round_id) if s.draft_id == draft.id and s.user == user
+        ]
+        last = mine[-1] if mine else None
+        return last if last is not None and last.state == SEND_FAILED and last.edited_text else None
 
     def _refresh(self, draft_id: str) -> None:
         draft = self.store.draft(draft_id)
@@ -435,6 +488,7 @@ class SendFlow:
         note: str = "",
         newer: Comment | None = None,
         newer_by_requester: bool = False,
+        public_chosen: bool = False,
     ) -> dict[str, Any]:
         counting = [s for s in self._counting_sends(draft.round_id) if s.id in state.known_sends]
         labels = {d.id: d.label for d in self.store.drafts_for_round(draft.round_id)} if counting else {}
@@ -449,6 +503,7 @@ class SendFlow:
             newer_by_requester=newer_by_requester,
             unresolved=unresolved_placeholders(text),
             note=note,
+            public_chosen=public_chosen and self.allow_public,
         )
 
     def _update(self, opened: OpenedModal, view: dict[str, Any]) -> None:

@@ -150,6 +150,7 @@ def send_to_doc(send: SendRecord) -> dict[str, Any]:
         "comment_id": send.comment_id,
         "finished_at": iso(send.finished_at) if send.finished_at else None,
         "error": send.error,
+        "edited_text": send.edited_text,
     }
 
 
@@ -169,6 +170,7 @@ def send_from_doc(doc: Any) -> SendRecord:
         comment_id=doc.get("comment_id"),
         finished_at=parse_iso(doc["finished_at"]) if doc.get("finished_at") else None,
         error=doc.get("error"),
+        edited_text=doc.get("edited_text"),
     )
 
 

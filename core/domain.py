@@ -248,6 +248,8 @@ class SendRecord:
 
     ``body_sha256`` identifies the comment's text in Zendesk; ``author_id`` is the Zendesk agent
     it was sent as (None: the API user); ``comment_id`` is Zendesk's id once known.
+    ``edited_text`` is the agent's own text (placeholders filled) while an edited send is not known
+    to have gone out: a send that fails reopens with it, so the agent's edits are not lost.
     """
 
     id: str
@@ -264,6 +266,7 @@ class SendRecord:
     comment_id: int | None = None
     finished_at: datetime | None = None
     error: str | None = None
+    edited_text: str | None = None
 
     @property
     def counts(self) -> bool:

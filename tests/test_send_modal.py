@@ -231,6 +231,32 @@ def test_a_zendesk_outage_during_a_send_is_told_after_a_few_quick_retries(bot):
     assert bot.comments_added() == []
 
 
+def test_a_send_that_fails_reopens_with_the_agents_edits(bot):
+    """Rewriting a draft takes minutes; an outage must not throw the work away."""
+    view = bot.click_send("UGRACE", "plain")
+    edited = "Please restart the backup agent, then run the backup again tonight."
+    bot.zendesk.fail_next("/api/v2/tickets/7.json", 503, times=3)  # the send's read and its 2 retries
+    assert bot.submit("UGRACE", view, text=edited) is None
+    told = bot.wait_for_ephemeral("Could not read ticket #7", 30)
+    assert "Your edits are kept" in told and bot.comments_added() == []
+
+    def offered(view: dict) -> str:
+        block = ModalState.from_metadata(view["private_metadata"]).text_block
+        return next(b for b in view["blocks"] if b["block_id"] == block)["element"]["initial_value"]
+
+    again = bot.click_send("UGRACE", "plain")
+    assert offered(again) == edited
+    assert "your edited text from the send that failed" in json.dumps(again["blocks"])
+    assert offered(bot.click_send("UADA", "plain")) == DRAFTS["plain"]  # her edits are hers alone
+    assert bot.submit("UGRACE", again) is None
+    waiting.wait_until(lambda: len(bot.comments_added()) == 1, 10, "comment added")
+    assert bot.comments_added()[0]["body"] == edited
+    waiting.wait_until(lambda: bot.app.store.sends_for_round("t7r1")[-1].state == "sent", 10, "send recorded")
+    failed, sent = bot.app.store.sends_for_round("t7r1")
+    assert (failed.state, sent.edited, sent.edited_text) == ("failed", True, None)  # no copy once sent
+    assert offered(bot.click_send("UGRACE", "plain")) == DRAFTS["plain"]  # sent: the draft again
+
+
 def test_an_edited_draft_from_an_agent_without_zendesk_account_says_who_sent_it(bot):
     view = bot.click_send("UADA", "plain")
     assert "No Zendesk agent has your Slack e-mail" in json.dumps(view["blocks"])

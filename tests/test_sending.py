@@ -2,8 +2,9 @@
 flow over HTTP is tests/test_send_modal.py)."""
 
 from bot.memory_store import MemoryStore
+from bot.send_views import KIND_BLOCK, ModalState, text_hash
 from bot.sending import TOO_LONG, SendFlow, body_hash, newer_public_comment
-from core.domain import Comment, Ticket
+from core.domain import SEND_FAILED, Comment, SendRecord, Ticket
 from tests.recording_poster import RecordingPoster
 from tests.test_store import T0
 
@@ -32,6 +33,31 @@ def test_a_draft_too_long_for_slacks_text_box_is_refused_with_what_to_do():
     assert modals.opened == []
     [told] = slack.calls_to("ephemeral")
     assert told.text == TOO_LONG.format(label="A", limit=3000) and "copy it from the thread" in told.text
+
+
+def test_a_failed_public_reply_reopens_as_a_public_reply_with_its_text():
+    flow, _, modals = flow_with("Restart it.")
+    flow.allow_public = True
+    failed = SendRecord(
+        "t7r1As1",
+        7,
+        "t7r1",
+        "t7r1A",
+        "UGRACE",
+        SEND_FAILED,
+        True,
+        True,
+        "h",
+        T0,
+        edited_text="Restart it now.",
+    )
+    flow.store.record_send(failed)
+    opened = flow.open_modal("1.trigger", "UGRACE", CHANNEL, None, "t7r1A")
+    assert opened is not None and opened.text == "Restart it now." and opened.state.restored
+    kind = next(b for b in modals.opened[0]["blocks"] if b["block_id"] == KIND_BLOCK)
+    assert kind["element"]["initial_option"]["value"] == "public"
+    assert opened.state.shown_hash == text_hash("Restart it.")  # "edited" still means: not the draft
+    assert ModalState.from_metadata(opened.state.to_metadata()) == opened.state
 
 
 def test_an_unknown_draft_opens_nothing():

@@ -212,6 +212,12 @@ def ticket_parent_message(ticket: Ticket, sources: Sequence[tuple[str, str]] = (
     return fallback, blocks
 
 
+def draft_name(label: str, round_number: int) -> str:
+    """ "Draft B", and "Draft B of round 2" from a ticket's second round on: outside the thread (App
+    Home, a message about a send) the label alone does not say which of a ticket's drafts it was."""
+    return f"Draft {label}" if round_number <= 1 else f"Draft {label} of round {round_number}"
+
+
 def _draft_title(label: str) -> str:
     label = label.strip()
     return label if label.lower().startswith("draft ") else f"Draft {label}"

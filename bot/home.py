@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.blocks import escape_mrkdwn
+from bot.blocks import draft_name, escape_mrkdwn
 from bot.stats import model_stats
 from core.domain import DraftRecord, utcnow
 from core.ports import ChatError, ChatModals, Store
@@ -34,7 +34,7 @@ def week_start(now: datetime) -> datetime:
 class HomeData:
     rated: list[tuple[DraftRecord, int]]  # (draft, the agent's score), newest first
     sent: list[DraftRecord]
-    waiting: list[tuple[int, int]]  # (ticket, drafts to rate in its newest round)
+    waiting: list[tuple[int, int, int]]  # (ticket, its newest round, drafts to rate in it)
     standings: list[tuple[str, int, float | None, float | None]] | None  # (model, n, mean, positive %)
 
 
@@ -57,7 +57,7 @@ def gather(store: Store, user: str, now: datetime, models: Sequence[str], show_s
     return HomeData(rated, sent, waiting, standings)
 
 
-def _waiting(recent: Sequence[DraftRecord], rated_by_me: set[str]) -> list[tuple[int, int]]:
+def _waiting(recent: Sequence[DraftRecord], rated_by_me: set[str]) -> list[tuple[int, int, int]]:
     """Tickets whose newest round has drafts the agent has not rated, and nothing sent yet."""
     newest: dict[int, list[DraftRecord]] = {}
     for draft in recent:
@@ -72,7 +72,7 @@ def _waiting(recent: Sequence[DraftRecord], rated_by_me: set[str]) -> list[tuple
             continue
         unrated = [d for d in drafts if d.text is not None and d.id not in rated_by_me]
         if unrated:
-            waiting.append((ticket_id, len(unrated)))
+            waiting.append((ticket_id, drafts[0].round_number, len(unrated)))
     return waiting
 
 
@@ -99,19 +99,25 @@ def home_view(data: HomeData) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = []
     blocks += _list(
         f"Waiting for your rating ({len(data.waiting)})",
-        [f"• Ticket #{t}: {n} draft{'s' if n != 1 else ''} to rate" for t, n in data.waiting],
-        "Nothing waiting: every recent ticket has your rating.",
+        [
+            f"• Ticket #{t}: {n} draft{'s' if n != 1 else ''} to rate" + (f" (round {r})" if r > 1 else "")
+            for t, r, n in data.waiting
+        ],
+        "Nothing waiting: every recent ticket has your rating or an answer sent.",
         "waiting",
     )
     blocks += _list(
         f"You rated this week ({len(data.rated)})",
-        [f"• Ticket #{d.ticket_id}, Draft {d.label}: {score}/5" for d, score in data.rated],
+        [
+            f"• Ticket #{d.ticket_id}, {draft_name(d.label, d.round_number)}: {score}/5"
+            for d, score in data.rated
+        ],
         "No ratings yet this week.",
         "rated",
     )
     blocks += _list(
         f"You sent to Zendesk (last {RECENT_DAYS} days)",
-        [f"• Ticket #{d.ticket_id}, Draft {d.label}" for d in data.sent],
+        [f"• Ticket #{d.ticket_id}, {draft_name(d.label, d.round_number)}" for d in data.sent],
         "Nothing sent.",
         "sent",
     )

@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.blocks import draft_name
 from bot.draft_view import known_for_ticket, render_draft
 from bot.send_views import (
     CONFIRM_BLOCK,
@@ -363,7 +364,9 @@ class SendFlow:
 
     def deliver(self, send: SendRecord, body: str, state: ModalState) -> SendRecord:
         kind = "a public reply" if send.public else "an internal note"
-        name, ticket_id = f"Draft {send.draft_id[len(send.round_id) :]}", send.ticket_id
+        draft = self.store.draft(send.draft_id)
+        label = send.draft_id[len(send.round_id) :]
+        name, ticket_id = draft_name(label, draft.round_number if draft else 1), send.ticket_id
         try:
             ticket = self.zendesk.fetch_ticket(ticket_id)
         except GatewayError as exc:

@@ -362,7 +362,7 @@ def draft_id_of_block(block_id: str) -> str:
 
 
 def reason_noted(label: str, reason: str, note: str | None) -> str:
-    said = f"{VOTE_REASONS[reason]}: {note}" if note else VOTE_REASONS[reason]
+    said = f"{VOTE_REASONS[reason]}: {escape_mrkdwn(note)}" if note else VOTE_REASONS[reason]
     return f"Thanks, noted for {_draft_title(label)}: {said}"
 
 

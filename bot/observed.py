@@ -1,8 +1,8 @@
 """Metrics without touching the services: wrappers that watch the ports (store, chat, Zendesk, models).
 
-``ObservedStore`` counts what the services record (tickets queued, rounds posted, jobs failed, votes)
-and takes the worker's heartbeat from its calls to the queue; ``ObservedGateway`` counts the failed
-calls to an upstream; ``ObservedBackend`` times each batch of drafts and counts its tokens. Every
+``ObservedStore`` counts what the services record (tickets queued, rounds posted, jobs failed, votes,
+sends) and takes the worker's heartbeat from its calls to the queue; ``ObservedGateway`` counts the
+failed calls to an upstream; ``ObservedBackend`` times each batch of drafts and counts its tokens. Every
 other call passes through unchanged, so a new port method needs no change here.
 """
 
@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.metrics import Metrics
-from core.domain import DraftResult, Job, Vote
+from core.domain import SEND_FAILED, SEND_SENT, DraftResult, Job, SendRecord, Vote
 from core.ports import DraftBackend, GatewayError, Store
 
 
@@ -64,6 +64,18 @@ class ObservedStore:
     def record_vote(self, vote: Vote) -> None:
         self._store.record_vote(vote)
         self._metrics.votes.labels(vote.source).inc()
+
+    def remove_reaction_vote(self, draft_id: str, rater: str, score: int) -> bool:
+        removed = self._store.remove_reaction_vote(draft_id, rater, score)
+        if removed:
+            self._metrics.votes_removed.inc()
+        return removed
+
+    def record_send(self, send: SendRecord) -> None:
+        """Counted once it is finished: a send is recorded pending first, then sent or failed."""
+        self._store.record_send(send)
+        if send.state in (SEND_SENT, SEND_FAILED):
+            self._metrics.sends.labels(send.state, "public" if send.public else "internal").inc()
 
 
 class ObservedGateway:

@@ -120,3 +120,30 @@ def test_a_runtime_that_raises_counts_every_draft_it_was_asked_for_as_failed():
         Metrics().registry.get_sample_value("draftdesk_drafts_total", {"model": "a", "outcome": "failed"})
         is None
     )
+
+
+def test_sends_are_counted_once_finished_and_taken_back_reactions_apart():
+    from dataclasses import replace
+
+    from bot.metrics import Metrics
+    from bot.observed import ObservedStore
+    from core.domain import SEND_FAILED, SEND_PENDING, SEND_SENT, SendRecord, Vote
+
+    metrics = Metrics()
+    store = ObservedStore(MemoryStore(), metrics)
+    store.create_round(7, 70, [("A", "m1")])
+    pending = SendRecord("t7r1As1", 7, "t7r1", "t7r1A", "U1", SEND_PENDING, False, False, "h", utcnow())
+    store.record_send(pending)
+    store.record_send(replace(pending, state=SEND_FAILED, error="Zendesk answered 503"))
+    store.record_send(replace(pending, id="t7r1As2", public=True))
+    store.record_send(replace(pending, id="t7r1As2", public=True, state=SEND_SENT, comment_id=9))
+
+    def sends(outcome: str, kind: str) -> float | None:
+        return metrics.registry.get_sample_value("draftdesk_sends_total", {"outcome": outcome, "kind": kind})
+
+    assert (sends("failed", "internal"), sends("sent", "public"), sends("sent", "internal")) == (1, 1, None)
+    store.record_vote(Vote(7, "t7r1A", "m1", "U1", 5, "reaction", utcnow()))
+    assert store.remove_reaction_vote("t7r1A", "U1", 5) and not store.remove_reaction_vote("t7r1A", "U1", 5)
+    assert metrics.registry.get_sample_value("draftdesk_votes_removed_total") == 1
+    text = metrics.render()[0].decode()
+    assert "draftdesk_sends_total" in text and "_created" not in text  # no timestamp series beside each

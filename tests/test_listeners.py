@@ -125,6 +125,9 @@ def test_a_low_score_asks_why_and_the_reason_is_kept_with_the_vote(env):
     assert block_id.endswith("t7r1B") and picker["vote_reason_note"][0].endswith("t7r1B")
     actions.vote_reason("UAGENT1", CHANNEL, parent_ts, "t7r1B", "too_long", None)
     assert slack.calls_to("ephemeral")[-1].text == "Thanks, noted for Draft B: Too long"
+    actions.vote_reason("UAGENT1", CHANNEL, parent_ts, "t7r1B", "other", "<!channel> says a & b")
+    said = slack.calls_to("ephemeral")[-1].text  # the agent's words, shown as typed, never a mention
+    assert said == "Thanks, noted for Draft B: Other: &lt;!channel&gt; says a &amp; b"
     actions.vote_reason("UAGENT1", CHANNEL, parent_ts, "t7r1B", "other", "  quotes last year's prices ")
     by_draft = {v.draft_id: (v.score, v.reason, v.reason_note) for v in store.votes()}
     assert by_draft == {"t7r1A": (5, None, None), "t7r1B": (1, "other", "quotes last year's prices")}

@@ -136,6 +136,7 @@ def test_metrics_count_tickets_drafts_posts_votes_failures_and_upstream_errors(r
     assert m[("draftdesk_jobs", (("status", "failed"),))] == 1
     assert m[("draftdesk_jobs", (("status", "queued"),))] == 0
     assert m[("draftdesk_worker_heartbeat_age_seconds", ())] < 30
+    assert not [name for name, _ in m if name.endswith("_created")]  # one series per counter, not two
 
 
 def test_slack_errors_are_counted_by_their_code(running):

@@ -140,6 +140,12 @@ class HealthService:
         if age is not None and age > limit:
             part |= {"ok": False, "detail": f"the oldest queued job has waited {age:.0f}s (limit {limit:g}s)"}
         else:
-            waiting = "empty" if age is None else f"oldest job waiting {age:.0f}s"
+            waiting = "nothing queued" if age is None else f"oldest job waiting {age:.0f}s"
             part |= {"ok": True, "detail": waiting}
+        failed = counts["failed_jobs"]
+        if failed:  # not degraded (the bot drafts on), but someone should look
+            part["detail"] += (
+                f"; {failed} job{'s' if failed != 1 else ''} failed for good: `draftdesk jobs list "
+                "--status failed`, then `draftdesk jobs retry --failed` once the cause is fixed"
+            )
         return part, counts

@@ -27,6 +27,7 @@ from bot.observed import ObservedBackend, ObservedGateway, ObservedStore
 from bot.outcomes import replies_observer
 from bot.partitioned_store import PartitionedStore
 from bot.pipeline import Pipeline
+from bot.queue_requests import QueueRequests
 from bot.sending import SendFlow
 from bot.store_lock import StoreInUse
 from bot.web import DraftdeskWSGI, WebServer
@@ -98,6 +99,7 @@ class Draftdesk:
     _stop: threading.Event = field(default_factory=threading.Event)
     metrics: Metrics = field(default_factory=Metrics)
     health_service: HealthService | None = None
+    queue_requests: QueueRequests | None = None
     _threads: list[threading.Thread] = field(default_factory=list)
     _socket_handler: Any = None
 
@@ -136,6 +138,13 @@ class Draftdesk:
         worker_thread = threading.Thread(target=pipeline.run, args=(self._stop,), name="worker", daemon=True)
         worker_thread.start()
         self._threads.append(worker_thread)
+        if self.queue_requests is not None:  # `draftdesk jobs retry|drop` while the bot runs
+            self.queue_requests.open()
+            requests_thread = threading.Thread(
+                target=self.queue_requests.run, args=(self._stop,), name="queue-requests", daemon=True
+            )
+            requests_thread.start()
+            self._threads.append(requests_thread)
         if self.poller is not None:
             self.scheduler.add_job(
                 self._poll,
@@ -330,6 +339,7 @@ def _build(settings: Settings, backend: DraftBackend | None, store: Store, metri
         metrics=metrics,
     )
     metrics.watch_queue(lambda: queue_jobs(store))
+    app.queue_requests = QueueRequests(settings.storage_path, store, on_change=worker.wake.set)
     app.health_service = HealthService(
         settings.health,
         upstream_checks(settings),

@@ -2,7 +2,7 @@
 
 `list` opens the store read-only, so it works while `draftdesk run` runs. `retry` and `drop` write:
 the store admits one writing process at a time (``bot.store_lock``), so while the bot runs they
-stop with one line saying so, and nothing changes.
+hand the change to it (``bot.queue_requests``) and print its answer.
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import load_store_settings, resolve_config_path
-from core.domain import JOB_DONE, JOB_FAILED, JOB_QUEUED, JOB_RUNNING, Job
+from bot.job_actions import DROP, IN_QUEUE, RETRY, RETRY_FAILED, perform
+from bot.queue_requests import NoBotAnswered, QueueRequest, ask
+from bot.store_lock import StoreInUse
+from core.domain import JOB_DONE, Job
 from core.ports import Store
 
-IN_QUEUE = (JOB_QUEUED, JOB_RUNNING, JOB_FAILED)
+WAIT_HELP = "seconds to wait for a running bot to carry it out (default 10)"
 
 
 def register(sub: Any) -> None:
@@ -39,10 +42,12 @@ def register(sub: Any) -> None:
     retry.add_argument("--config", help="config file (default: $DRAFTDESK_CONFIG or ./config.toml)")
     retry.add_argument("job_id", nargs="?", type=int, help="the job's id (`draftdesk jobs list`)")
     retry.add_argument("--failed", action="store_true", help="every failed job")
+    retry.add_argument("--wait", type=float, default=10.0, metavar="SECONDS", help=WAIT_HELP)
     retry.set_defaults(func=cmd_retry)
     drop = jobs_sub.add_parser("drop", help="take a queued or failed job out of the queue")
     drop.add_argument("--config", help="config file (default: $DRAFTDESK_CONFIG or ./config.toml)")
     drop.add_argument("job_id", type=int, help="the job's id (`draftdesk jobs list`)")
+    drop.add_argument("--wait", type=float, default=10.0, metavar="SECONDS", help=WAIT_HELP)
     drop.set_defaults(func=cmd_drop)
 
 
@@ -123,38 +128,37 @@ def cmd_retry(args: argparse.Namespace) -> int:
     if (args.job_id is None) == (not args.failed):
         print("draftdesk: give a job id or --failed (not both)", file=sys.stderr)
         return 2
-    store = _writable(args)
-    try:
-        if args.failed:
-            failed = store.jobs(JOB_FAILED)
-            for job in failed:
-                store.requeue_job(job.id)
-            print(f"{len(failed)} failed job(s) back in the queue")
-            return 0
-        known = {job.id: job for status in IN_QUEUE for job in store.jobs(status)}
-        job = known.get(args.job_id)
-        if job is None or job.status == JOB_RUNNING:
-            why = "is running" if job else "is not in the queue (finished, dropped, or a wrong id)"
-            print(f"draftdesk: job {args.job_id} {why}", file=sys.stderr)
-            return 2
-        queued = store.requeue_job(job.id)
-        assert queued is not None  # queued or failed, and no other process writes
-        joined = "" if queued.id == job.id else f", joined job {queued.id} already queued for the ticket"
-        print(f"job {job.id} (ticket {job.ticket_id}) back in the queue, due now{joined}")
-        return 0
-    finally:
-        store.close()
+    return _change(args, QueueRequest(RETRY_FAILED) if args.failed else QueueRequest(RETRY, args.job_id))
 
 
 def cmd_drop(args: argparse.Namespace) -> int:
-    store = _writable(args)
+    return _change(args, QueueRequest(DROP, args.job_id))
+
+
+def _change(args: argparse.Namespace, request: QueueRequest) -> int:
+    """Changes the queue in the store itself or, while `draftdesk run` holds it, through the bot."""
     try:
-        job = next((j for status in IN_QUEUE for j in store.jobs(status) if j.id == args.job_id), None)
-        if job is None or not store.drop_job(job.id):
-            why = "is running" if job else "is not in the queue (finished, dropped, or a wrong id)"
-            print(f"draftdesk: job {args.job_id} {why}", file=sys.stderr)
+        store = _writable(args)
+    except StoreInUse as in_use:
+        try:
+            result = ask(_storage_path(args), request, args.wait)
+        except NoBotAnswered as exc:
+            print(f"draftdesk: {in_use}, and {exc}", file=sys.stderr)
             return 2
-        print(f"job {job.id} (ticket {job.ticket_id}, {job.status}) dropped")
-        return 0
-    finally:
-        store.close()
+        except OSError as exc:
+            print(
+                f"draftdesk: cannot hand the request to the running bot ({exc}): run the command as the "
+                "user the bot runs as",
+                file=sys.stderr,
+            )
+            return 2
+    else:
+        try:
+            result = perform(store, request.action, request.job_id)
+        finally:
+            store.close()
+    if not result.ok:
+        print(f"draftdesk: {result.message}", file=sys.stderr)
+        return 2
+    print(result.message)
+    return 0

@@ -74,6 +74,17 @@ def test_the_worker_and_the_queue_degrade_the_report_past_their_limits():
     assert service(store, queue_stale_seconds=2000).report()["ok"] is True
 
 
+def test_the_queue_detail_names_failed_jobs_and_what_to_do():
+    store = MemoryStore()
+    assert service(store).report()["checks"]["queue"]["detail"] == "nothing queued"
+    store.enqueue(1, "webhook")
+    store.fail_job(store.claim_next_job().id, "Zendesk answered HTTP 503")
+    report = service(store).report()
+    assert report["ok"] is True and report["failed_jobs"] == 1  # the bot drafts on
+    detail = report["checks"]["queue"]["detail"]
+    assert detail.startswith("nothing queued; 1 job failed for good") and "jobs retry --failed" in detail
+
+
 def test_healthz_answers_503_when_degraded_and_metrics_in_prometheus_text():
     store = MemoryStore()
     healthy = {"value": True}

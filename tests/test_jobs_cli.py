@@ -1,5 +1,6 @@
-"""`draftdesk jobs`: list, retry and drop against the store's files, and refused (one line, nothing
-changed) while another process, such as `draftdesk run`, has the store open for writing."""
+"""`draftdesk jobs`: list, retry and drop against the store's files; while `draftdesk run` has the
+store open for writing, carried out by the bot; refused (one line, nothing changed) while another
+process has it."""
 
 from __future__ import annotations
 
@@ -14,9 +15,17 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import load_settings
+from bot.job_actions import RETRY_FAILED
 from bot.partitioned_store import PartitionedStore, open_store
+from bot.queue_requests import NoBotAnswered, QueueRequest, QueueRequests, ask, requests_dir
 from core.domain import JOB_FAILED, JOB_QUEUED, utcnow
+from draftdesk.app import build
 from draftdesk.cli import main
+from integrations.standins.slack_server import FakeSlack
+from integrations.standins.zendesk_server import FakeZendesk
+from tests.test_observability import SECRETS, WordsBackend, write_config
+from tests.waiting import drafts_posted, wait_until
 
 T0 = utcnow() - timedelta(hours=2)
 
@@ -112,10 +121,8 @@ def test_a_store_open_for_writing_elsewhere_is_refused_until_that_process_is_gon
         )
         assert refused.returncode == 2 and "Traceback" not in refused.stderr
         [line] = refused.stderr.splitlines()
-        assert (
-            f"open for writing by another process (pid {holder.pid})" in line
-            and "stop `draftdesk run`" in line
-        )
+        assert f"open for writing by another process (pid {holder.pid})" in line
+        assert line.endswith("and it takes no queue requests (it is not `draftdesk run`): stop it first")
         assert jobs(config)[11] == ("failed", 1)  # nothing changed
         listed = subprocess.run(
             [*cli, "list", "--config", str(config)], capture_output=True, text=True, timeout=60
@@ -129,3 +136,64 @@ def test_a_store_open_for_writing_elsewhere_is_refused_until_that_process_is_gon
     )
     assert retried.returncode == 0, retried.stderr
     assert jobs(config)[11] == ("queued", 0)
+
+
+def test_while_the_bot_runs_retry_and_drop_are_carried_out_by_it(tmp_path: Path, capsys) -> None:
+    """Restarting the bot to retry a job would reload every model: the bot takes the request."""
+    with FakeSlack() as slack, FakeZendesk() as zendesk:
+        zendesk.add_user(100, "Maria Schmidt", "maria@example.com")
+        config = write_config(tmp_path, slack, zendesk)  # one attempt per job: a missing ticket fails
+        app = build(load_settings(config, env=SECRETS), WordsBackend())
+        app.start()
+        try:
+            for ticket in (8, 9):
+                app.store.enqueue(ticket, "webhook")
+            app.worker.wake.set()
+            wait_until(lambda: len(app.store.jobs(JOB_FAILED)) == 2, 30, "tickets 8 and 9 failed")
+            failed = {job.ticket_id: job.id for job in app.store.jobs(JOB_FAILED)}
+            zendesk.add_ticket(8, "Backup stuck", 100, comments=[(100, "My backup is stuck.", True)])
+            assert main(["jobs", "retry", str(failed[8]), "--config", str(config)]) == 0
+            assert capsys.readouterr().out == f"job {failed[8]} (ticket 8) back in the queue, due now\n"
+            wait_until(lambda: drafts_posted(app.store, 8), 30, "ticket 8 drafted once retried")
+            assert main(["jobs", "drop", str(failed[9]), "--config", str(config)]) == 0
+            assert capsys.readouterr().out == f"job {failed[9]} (ticket 9, failed) dropped\n"
+            assert app.store.jobs(JOB_FAILED) == []
+            assert main(["jobs", "retry", "999", "--config", str(config)]) == 2
+            assert capsys.readouterr().err == (
+                "draftdesk: job 999 is not in the queue (finished, dropped, or a wrong id)\n"
+            )
+            assert list(requests_dir(tmp_path / "store.json").iterdir()) == []  # answers taken, none left
+        finally:
+            app.stop()
+
+
+def test_a_request_the_bot_does_not_take_is_withdrawn_and_changes_nothing(config: Path) -> None:
+    store_path = config.parent / "store.json"
+    requests_dir(store_path).mkdir()  # as a bot leaves it; no bot runs now
+    ticks = iter(range(100))
+    with pytest.raises(NoBotAnswered, match="did not take the request within 2 s, so nothing changed"):
+        ask(store_path, QueueRequest(RETRY_FAILED), 2, monotonic=lambda: next(ticks), sleep=lambda _: None)
+    assert list(requests_dir(store_path).iterdir()) == []  # withdrawn: a bot starting later does nothing
+    assert jobs(config)[11] == ("failed", 1)
+
+
+def test_the_bot_answers_unreadable_requests_and_drops_stale_ones(config: Path) -> None:
+    store_path = config.parent / "store.json"
+    store = PartitionedStore(store_path)
+    woken: list[bool] = []
+    try:
+        serving = QueueRequests(store_path, store, on_change=lambda: woken.append(True))
+        serving.open()
+        folder = requests_dir(store_path)
+        (folder / "a.request").write_text('{"action": "retry", "job_id": "1; rm -rf /"}')
+        (folder / "b.request").write_text('{"action": "retry_failed"}')
+        os.utime(folder / "b.request", (0, 0))  # left by a command killed long ago
+        (folder / "c.taken").write_text('{"action": "drop", "job_id": 1}')  # a bot killed mid-request
+        serving.open()
+        assert serving.serve_pending() == 1
+        answer = json.loads((folder / "a.answer").read_text())
+        assert answer["ok"] is False and answer["message"].startswith("unreadable request")
+        assert sorted(p.name for p in folder.iterdir()) == ["a.answer"] and woken == []
+    finally:
+        store.close()
+    assert jobs(config)[11] == ("failed", 1)

@@ -1,0 +1,181 @@
+"""Queue changes handed to the running bot: `draftdesk jobs retry|drop` while `draftdesk run` holds
+the store.
+
+Only one process writes the store (``bot.store_lock``), and restarting the bot to retry a job would
+reload every model (minutes on a GPU box). So the bot keeps a folder beside the store,
+``PATH.requests/``; the command leaves its request there as a file, the bot takes it within a
+second, carries it out through its own store and answers in a file beside it. Whoever may write that
+folder (the bot's user, or root) may change the queue, as before: no port, no token.
+
+A request is taken by renaming it. A command that gives up waiting removes its request, and when
+that removal succeeds nothing will happen; a taken request is always answered.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.job_actions import ActionResult, perform
+from core.ports import Store
+
+log = logging.getLogger(__name__)
+
+REQUEST, TAKEN, ANSWER = ".request", ".taken", ".answer"
+STALE_SECONDS = 300  # a request or answer nobody came for (its command was killed) is removed after this
+POLL_SECONDS = 1.0
+
+
+def requests_dir(store_path: Path) -> Path:
+    return store_path.with_name(store_path.name + ".requests")
+
+
+@dataclass(frozen=True)
+class QueueRequest:
+    action: str  # one of bot.job_actions.ACTIONS
+    job_id: int | None = None
+
+
+class NoBotAnswered(Exception):
+    """The request was not carried out, or its answer did not come; the message says which."""
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Whole or not at all: written under a name nobody reads, then renamed."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(partial, path)
+
+
+# ---- the command's side --------------------------------------------------------------------------
+
+
+def ask(
+    store_path: Path,
+    request: QueueRequest,
+    wait_seconds: float,
+    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ActionResult:
+    """Hands ``request`` to the bot running on ``store_path`` and returns its answer. Raises
+    NoBotAnswered (nothing changed, or not known) and OSError (the folder cannot be written)."""
+    folder = requests_dir(store_path)
+    if not folder.is_dir():
+        raise NoBotAnswered("it takes no queue requests (it is not `draftdesk run`): stop it first")
+    name = uuid.uuid4().hex
+    pending, answer = folder / f"{name}{REQUEST}", folder / f"{name}{ANSWER}"
+    _write_json(pending, {"action": request.action, "job_id": request.job_id})
+
+    def answered_within(seconds: float) -> ActionResult | None:
+        deadline = monotonic() + seconds
+        while True:
+            if answer.exists():
+                data = json.loads(answer.read_text(encoding="utf-8"))
+                answer.unlink(missing_ok=True)
+                return ActionResult(bool(data["ok"]), str(data["message"]))
+            if monotonic() >= deadline:
+                return None
+            sleep(0.05)
+
+    result = answered_within(wait_seconds)
+    if result is not None:
+        return result
+    try:
+        pending.unlink()  # not taken: withdrawn, so it will never be carried out
+    except FileNotFoundError:  # taken meanwhile: its answer is coming
+        result = answered_within(max(wait_seconds, 10.0))
+        if result is not None:
+            return result
+        raise NoBotAnswered(
+            "the bot took the request but did not answer: see `draftdesk jobs list` for what changed"
+        ) from None
+    raise NoBotAnswered(
+        f"it did not take the request within {wait_seconds:g} s, so nothing changed: is it stuck? "
+        "(GET /healthz, `systemctl status draftdesk`)"
+    )
+
+
+# ---- the bot's side ------------------------------------------------------------------------------
+
+
+class QueueRequests:
+    """Carries out the requests left in the store's request folder (``serve_pending``)."""
+
+    def __init__(
+        self,
+        store_path: Path,
+        store: Store,
+        on_change: Callable[[], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.folder = requests_dir(store_path)
+        self.store = store
+        self.on_change = on_change
+        self.clock = clock
+
+    def open(self) -> None:
+        """Makes the folder (the bot's user only) and clears what a killed process left."""
+        self.folder.mkdir(mode=0o700, exist_ok=True)
+        for leftover in self.folder.glob(f"*{TAKEN}"):
+            log.warning(
+                "a queue request was interrupted by the last shutdown and is dropped: %s", leftover.name
+            )
+            leftover.unlink(missing_ok=True)
+
+    def serve_pending(self) -> int:
+        """Carries out every waiting request, oldest first; how many."""
+        served = 0
+        for pending in sorted(self.folder.glob(f"*{REQUEST}"), key=_modified):
+            if self.clock() - _modified(pending) > STALE_SECONDS:
+                log.warning("a queue request nobody waits for any more is dropped: %s", pending.name)
+                pending.unlink(missing_ok=True)
+                continue
+            taken = pending.with_suffix(TAKEN)
+            try:
+                os.rename(pending, taken)
+            except FileNotFoundError:  # withdrawn by its command meanwhile
+                continue
+            result = self._carry_out(taken)
+            _write_json(pending.with_suffix(ANSWER), {"ok": result.ok, "message": result.message})
+            taken.unlink(missing_ok=True)
+            log.info("queue request from `draftdesk jobs`: %s", result.message)
+            if result.ok:
+                self.on_change()
+            served += 1
+        for answer in self.folder.glob(f"*{ANSWER}"):
+            if self.clock() - _modified(answer) > STALE_SECONDS:
+                answer.unlink(missing_ok=True)
+        return served
+
+    def run(self, stop: threading.Event) -> None:
+        """Serves requests every second until ``stop`` is set; a failure is logged, not fatal."""
+        while not stop.wait(POLL_SECONDS):
+            try:
+                self.serve_pending()
+            except Exception:
+                log.exception("could not carry out a queue request; trying again in a second")
+
+    def _carry_out(self, taken: Path) -> ActionResult:
+        try:
+            data = json.loads(taken.read_text(encoding="utf-8"))
+            action, job_id = str(data["action"]), data.get("job_id")
+            if job_id is not None and (type(job_id) is not int or job_id < 0):
+                raise ValueError(f"job id {job_id!r}")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return ActionResult(False, f"unreadable request ({exc})")
+        return perform(self.store, action, job_id)
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0

@@ -99,22 +99,51 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     votes = _votes(settings)
     found = {s.pair.model: s for s in standings(votes, settings)}
+    rows = [_status_row(spec, found.get(spec.name), votes) for spec in settings.models]
     if args.format == "json":
-        print(json.dumps([s.evidence() for s in found.values()], indent=2))
+        print(json.dumps(rows, indent=2))
         return 0
-    for spec in settings.models:
-        if problem := candidate_problem(spec):
-            print(f"{spec.name}: {problem}")
-            continue
-        if spec.name in found:
-            print("\n".join(standing_lines(found[spec.name])))
-            continue
-        version = version_of(spec.adapter)
-        rated = [v for v in votes if v.model == spec.name and v.model_version == version]
-        positive = sum(v.score >= 3 for v in rated)
-        share = f"{100 * positive / len(rated):.1f}% positive, n={len(rated)}" if rated else "no ratings"
-        print(f"{spec.name}: current {version or 'untuned base'}: {share}; no candidate")
+    for row in rows:
+        name = str(row["model"])
+        if "problem" in row:
+            print(f"{name}: {row['problem']}")
+        elif name in found:
+            print("\n".join(standing_lines(found[name])))
+        else:
+            n, pct = row["current_ratings"], row["current_positive_pct"]
+            share = f"{pct:.1f}% positive, n={n}" if pct is not None else "no ratings"
+            print(f"{name}: current {row['current'] or 'untuned base'}: {share}; no candidate")
     return 0
+
+
+def _status_row(spec: ModelSpec, found: Standing | None, votes: Sequence[Vote]) -> dict[str, object]:
+    """One model in `models status --format json`: what the text lines say, every model included."""
+    if problem := candidate_problem(spec):
+        return {"model": spec.name, "problem": problem}
+    if found is not None:
+        against = [
+            {
+                "model": c.model,
+                "baseline": c.baseline,
+                "tickets": c.n_pairs,
+                "diff_positive_pct": c.diff_positive_pct,
+                "diff_ci_pct": c.diff_ci_pct,
+                "p_mcnemar": c.mcnemar_p,
+                "verdict": c.verdict,
+            }
+            for c in found.against_baseline
+        ]
+        return {**found.evidence(), "against_baseline": against}
+    version = version_of(spec.adapter)
+    rated = [v for v in votes if v.model == spec.name and v.model_version == version]
+    positive = sum(v.score >= 3 for v in rated)
+    return {
+        "model": spec.name,
+        "current": version,  # None: the untuned base
+        "candidate": None,
+        "current_ratings": len(rated),
+        "current_positive_pct": 100 * positive / len(rated) if rated else None,
+    }
 
 
 def _spec(settings: StoreSettings, name: str) -> ModelSpec:

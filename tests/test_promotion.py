@@ -83,6 +83,19 @@ def test_a_winning_candidate_is_promoted_with_its_evidence_and_can_be_rolled_bac
     assert "candidate - current: +35.0 points positive" in out and "verdict: wins" in out
     assert "ft @ v2 vs base" in out  # each paired with the baseline on the same tickets
     assert "base: current untuned base" in out
+    code, out, _ = run(capsys, "models", "status", "--config", str(config), "--format", "json")
+    ft, base = json.loads(out)  # every model, as the text lists them
+    assert (ft["model"], ft["verdict"], base["model"], base["current"], base["candidate"]) == (
+        "ft",
+        "wins",
+        "base",
+        None,
+        None,
+    )
+    assert (base["current_ratings"], base["current_positive_pct"]) == (200, 30.0)
+    against = {row["model"]: row for row in ft["against_baseline"]}
+    assert set(against) == {"ft @ v1", "ft @ v2"} and against["ft @ v2"]["baseline"] == "base"
+    assert against["ft @ v2"]["verdict"] == "better" and against["ft @ v2"]["tickets"] > 0
 
     code, out, _ = run(capsys, "models", "promote", "ft", "--config", str(config))
     assert code == 0 and "promoted v2 to current for ft (was v1" in out

@@ -1,6 +1,6 @@
 """An operator's changes to the draft queue, with what to tell them: retry one job, retry every
 failed job, drop a job. The same whether `draftdesk jobs` holds the store itself or the running
-bot carries them out for it (``bot.queue_requests``)."""
+bot carries them out for it (``bot.store_requests``)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ ACTIONS = (RETRY, RETRY_FAILED, DROP)
 class ActionResult:
     ok: bool
     message: str  # one line: what changed, or why nothing did
+    changed_queue: bool = True  # when ok: the worker should look at the queue again
 
 
 def _in_queue(store: Store, job_id: int) -> Job | None:

@@ -119,7 +119,10 @@ class DraftActions:
         if self.store.set_vote_reason(draft.id, user, reason, note):
             self._tell(channel, user, reason_noted(draft.label, reason, note), thread_ts)
         else:
-            text = f"Your rating of Draft {draft.label} is no longer a 1 or 2, so no reason was kept."
+            text = (
+                f"Your rating of Draft {draft.label} is no longer a 1 or 2 (changed or taken back), "
+                "so no reason was kept."
+            )
             self._tell(channel, user, text, thread_ts)
 
     def reaction_added(self, user: str, reaction: str, item_type: str, channel: str, ts: str) -> None:

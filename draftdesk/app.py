@@ -27,9 +27,9 @@ from bot.observed import ObservedBackend, ObservedGateway, ObservedStore
 from bot.outcomes import replies_observer
 from bot.partitioned_store import PartitionedStore
 from bot.pipeline import Pipeline
-from bot.queue_requests import QueueRequests
 from bot.sending import SendFlow
 from bot.store_lock import StoreInUse
+from bot.store_requests import StoreRequests
 from bot.web import DraftdeskWSGI, WebServer
 from bot.worker import TicketProcessor, Worker
 from core.domain import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, Job, utcnow
@@ -99,7 +99,7 @@ class Draftdesk:
     _stop: threading.Event = field(default_factory=threading.Event)
     metrics: Metrics = field(default_factory=Metrics)
     health_service: HealthService | None = None
-    queue_requests: QueueRequests | None = None
+    store_requests: StoreRequests | None = None
     _threads: list[threading.Thread] = field(default_factory=list)
     _socket_handler: Any = None
 
@@ -138,10 +138,10 @@ class Draftdesk:
         worker_thread = threading.Thread(target=pipeline.run, args=(self._stop,), name="worker", daemon=True)
         worker_thread.start()
         self._threads.append(worker_thread)
-        if self.queue_requests is not None:  # `draftdesk jobs retry|drop` while the bot runs
-            self.queue_requests.open()
+        if self.store_requests is not None:  # `draftdesk jobs retry|drop`, `backup` while the bot runs
+            self.store_requests.open()
             requests_thread = threading.Thread(
-                target=self.queue_requests.run, args=(self._stop,), name="queue-requests", daemon=True
+                target=self.store_requests.run, args=(self._stop,), name="store-requests", daemon=True
             )
             requests_thread.start()
             self._threads.append(requests_thread)
@@ -240,16 +240,21 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
     """Builds every part; the cheap checks (store, Slack token) come before loading the models."""
     metrics = Metrics()
     try:
-        store: Store = ObservedStore(PartitionedStore(settings.storage_path), metrics)
+        partitioned = PartitionedStore(settings.storage_path)
     except StoreInUse as exc:
         raise StartupError(f"{exc}: is draftdesk already running on this store? Stop it first") from exc
     except (RuntimeError, OSError) as exc:
         raise StartupError(f"cannot open the store at {settings.storage_path}: {exc}") from exc
+    store: Store = ObservedStore(partitioned, metrics)
     try:
-        return _build(settings, backend, store, metrics)
+        app = _build(settings, backend, store, metrics)
     except BaseException:
         store.close()  # frees the store's writer lock for the next try
         raise
+    app.store_requests = StoreRequests(
+        settings.storage_path, store, on_change=app.worker.wake.set, snapshot=partitioned.snapshot
+    )
+    return app
 
 
 def _build(settings: Settings, backend: DraftBackend | None, store: Store, metrics: Metrics) -> Draftdesk:
@@ -339,7 +344,6 @@ def _build(settings: Settings, backend: DraftBackend | None, store: Store, metri
         metrics=metrics,
     )
     metrics.watch_queue(lambda: queue_jobs(store))
-    app.queue_requests = QueueRequests(settings.storage_path, store, on_change=worker.wake.set)
     app.health_service = HealthService(
         settings.health,
         upstream_checks(settings),

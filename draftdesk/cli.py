@@ -32,7 +32,7 @@ from bot.store_lock import StoreInUse
 from bot.votes_io import UNDATED, VotesFileError, read_votes, write_votes
 from core.config import read_toml
 from core.ports import Store
-from draftdesk import jobs_cli, models_cli, zendesk_cli
+from draftdesk import backup_cli, jobs_cli, models_cli, zendesk_cli
 from draftdesk.feedback_cli import register_feedback
 from draftdesk.logs import LOG_FORMATS, configure_logging
 from finetune import cli as finetune_cli
@@ -167,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     manifest.set_defaults(func=cmd_slack_manifest)
     # Further command groups register here: each module adds its parser and sets `func`.
     jobs_cli.register(sub)
+    backup_cli.register(sub)
     finetune_cli.register(sub)
     zendesk_cli.register(sub)
     register_feedback(sub)

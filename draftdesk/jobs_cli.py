@@ -2,7 +2,7 @@
 
 `list` opens the store read-only, so it works while `draftdesk run` runs. `retry` and `drop` write:
 the store admits one writing process at a time (``bot.store_lock``), so while the bot runs they
-hand the change to it (``bot.queue_requests``) and print its answer.
+hand the change to it (``bot.store_requests``) and print its answer.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import load_store_settings, resolve_config_path
-from bot.job_actions import DROP, IN_QUEUE, RETRY, RETRY_FAILED, perform
-from bot.queue_requests import NoBotAnswered, QueueRequest, ask
-from bot.store_lock import StoreInUse
+from bot.job_actions import DROP, IN_QUEUE, RETRY, RETRY_FAILED, ActionResult, perform
+from bot.store_requests import StoreRequest
 from core.domain import JOB_DONE, Job
 from core.ports import Store
+from draftdesk.store_access import on_store
 
 WAIT_HELP = "seconds to wait for a running bot to carry it out (default 10)"
 
@@ -56,12 +56,6 @@ def _storage_path(args: argparse.Namespace) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"no store at {path}: run `draftdesk run` first or check [storage] path")
     return path
-
-
-def _writable(args: argparse.Namespace) -> Store:
-    from bot.partitioned_store import PartitionedStore
-
-    return PartitionedStore(_storage_path(args))  # StoreInUse while the bot runs
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -128,35 +122,22 @@ def cmd_retry(args: argparse.Namespace) -> int:
     if (args.job_id is None) == (not args.failed):
         print("draftdesk: give a job id or --failed (not both)", file=sys.stderr)
         return 2
-    return _change(args, QueueRequest(RETRY_FAILED) if args.failed else QueueRequest(RETRY, args.job_id))
+    return _change(args, StoreRequest(RETRY_FAILED) if args.failed else StoreRequest(RETRY, args.job_id))
 
 
 def cmd_drop(args: argparse.Namespace) -> int:
-    return _change(args, QueueRequest(DROP, args.job_id))
+    return _change(args, StoreRequest(DROP, args.job_id))
 
 
-def _change(args: argparse.Namespace, request: QueueRequest) -> int:
+def _change(args: argparse.Namespace, request: StoreRequest) -> int:
     """Changes the queue in the store itself or, while `draftdesk run` holds it, through the bot."""
-    try:
-        store = _writable(args)
-    except StoreInUse as in_use:
-        try:
-            result = ask(_storage_path(args), request, args.wait)
-        except NoBotAnswered as exc:
-            print(f"draftdesk: {in_use}, and {exc}", file=sys.stderr)
-            return 2
-        except OSError as exc:
-            print(
-                f"draftdesk: cannot hand the request to the running bot ({exc}): run the command as the "
-                "user the bot runs as",
-                file=sys.stderr,
-            )
-            return 2
-    else:
-        try:
-            result = perform(store, request.action, request.job_id)
-        finally:
-            store.close()
+
+    def here(store: Store) -> ActionResult:
+        return perform(store, request.action, request.job_id)
+
+    result = on_store(_storage_path(args), request, here, args.wait)
+    if result is None:
+        return 2
     if not result.ok:
         print(f"draftdesk: {result.message}", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ import pytest
 from bot.config import load_settings
 from bot.job_actions import RETRY_FAILED
 from bot.partitioned_store import PartitionedStore, open_store
-from bot.queue_requests import NoBotAnswered, QueueRequest, QueueRequests, ask, requests_dir
+from bot.store_requests import NoBotAnswered, StoreRequest, StoreRequests, ask, requests_dir
 from core.domain import JOB_FAILED, JOB_QUEUED, utcnow
 from draftdesk.app import build
 from draftdesk.cli import main
@@ -122,7 +122,7 @@ def test_a_store_open_for_writing_elsewhere_is_refused_until_that_process_is_gon
         assert refused.returncode == 2 and "Traceback" not in refused.stderr
         [line] = refused.stderr.splitlines()
         assert f"open for writing by another process (pid {holder.pid})" in line
-        assert line.endswith("and it takes no queue requests (it is not `draftdesk run`): stop it first")
+        assert line.endswith("and it takes no requests (it is not `draftdesk run`): stop it first")
         assert jobs(config)[11] == ("failed", 1)  # nothing changed
         listed = subprocess.run(
             [*cli, "list", "--config", str(config)], capture_output=True, text=True, timeout=60
@@ -172,7 +172,7 @@ def test_a_request_the_bot_does_not_take_is_withdrawn_and_changes_nothing(config
     requests_dir(store_path).mkdir()  # as a bot leaves it; no bot runs now
     ticks = iter(range(100))
     with pytest.raises(NoBotAnswered, match="did not take the request within 2 s, so nothing changed"):
-        ask(store_path, QueueRequest(RETRY_FAILED), 2, monotonic=lambda: next(ticks), sleep=lambda _: None)
+        ask(store_path, StoreRequest(RETRY_FAILED), 2, monotonic=lambda: next(ticks), sleep=lambda _: None)
     assert list(requests_dir(store_path).iterdir()) == []  # withdrawn: a bot starting later does nothing
     assert jobs(config)[11] == ("failed", 1)
 
@@ -182,18 +182,20 @@ def test_the_bot_answers_unreadable_requests_and_drops_stale_ones(config: Path) 
     store = PartitionedStore(store_path)
     woken: list[bool] = []
     try:
-        serving = QueueRequests(store_path, store, on_change=lambda: woken.append(True))
+        serving = StoreRequests(store_path, store, lambda: woken.append(True), snapshot=store.snapshot)
         serving.open()
         folder = requests_dir(store_path)
         (folder / "a.request").write_text('{"action": "retry", "job_id": "1; rm -rf /"}')
         (folder / "b.request").write_text('{"action": "retry_failed"}')
         os.utime(folder / "b.request", (0, 0))  # left by a command killed long ago
         (folder / "c.taken").write_text('{"action": "drop", "job_id": 1}')  # a bot killed mid-request
+        (folder / "d.request").write_text('{"action": "snapshot", "folder": "../../etc/x"}')  # not beside
         serving.open()
-        assert serving.serve_pending() == 1
-        answer = json.loads((folder / "a.answer").read_text())
-        assert answer["ok"] is False and answer["message"].startswith("unreadable request")
-        assert sorted(p.name for p in folder.iterdir()) == ["a.answer"] and woken == []
+        assert serving.serve_pending() == 2
+        for name in ("a", "d"):
+            answer = json.loads((folder / f"{name}.answer").read_text())
+            assert answer["ok"] is False and answer["message"].startswith("unreadable request")
+        assert sorted(p.name for p in folder.iterdir()) == ["a.answer", "d.answer"] and woken == []
     finally:
         store.close()
     assert jobs(config)[11] == ("failed", 1)

@@ -1,11 +1,11 @@
-"""Queue changes handed to the running bot: `draftdesk jobs retry|drop` while `draftdesk run` holds
-the store.
+"""Store work handed to the running bot: `draftdesk jobs retry|drop` and `draftdesk backup` while
+`draftdesk run` holds the store.
 
-Only one process writes the store (``bot.store_lock``), and restarting the bot to retry a job would
-reload every model (minutes on a GPU box). So the bot keeps a folder beside the store,
-``PATH.requests/``; the command leaves its request there as a file, the bot takes it within a
+Only one process writes the store (``bot.store_lock``), and restarting the bot to retry a job or to
+take a backup would reload every model (minutes on a GPU box). So the bot keeps a folder beside the
+store, ``PATH.requests/``; the command leaves its request there as a file, the bot takes it within a
 second, carries it out through its own store and answers in a file beside it. Whoever may write that
-folder (the bot's user, or root) may change the queue, as before: no port, no token.
+folder (the bot's user, or root) may change the store, as before: no port, no token.
 
 A request is taken by renaming it. A command that gives up waiting removes its request, and when
 that removal succeeds nothing will happen; a taken request is always answered.
@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import shutil
 import threading
 import time
 import uuid
@@ -32,16 +34,27 @@ log = logging.getLogger(__name__)
 REQUEST, TAKEN, ANSWER = ".request", ".taken", ".answer"
 STALE_SECONDS = 300  # a request or answer nobody came for (its command was killed) is removed after this
 POLL_SECONDS = 1.0
+SNAPSHOT = "snapshot"  # a consistent copy of the store's files, for `draftdesk backup`
 
 
 def requests_dir(store_path: Path) -> Path:
     return store_path.with_name(store_path.name + ".requests")
 
 
+def snapshot_name(store_path: Path, stamp: str) -> str:
+    return f"{store_path.name}.snapshot-{stamp}"
+
+
+def is_snapshot_name(store_path: Path, name: str) -> bool:
+    """Only a new folder of this shape, beside the store, is ever made for a request."""
+    return re.fullmatch(re.escape(store_path.name) + r"\.snapshot-[0-9A-Za-z-]{1,40}", name) is not None
+
+
 @dataclass(frozen=True)
-class QueueRequest:
-    action: str  # one of bot.job_actions.ACTIONS
+class StoreRequest:
+    action: str  # one of bot.job_actions.ACTIONS, or SNAPSHOT
     job_id: int | None = None
+    folder: str | None = None  # SNAPSHOT: the new folder's name, beside the store
 
 
 class NoBotAnswered(Exception):
@@ -60,7 +73,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 def ask(
     store_path: Path,
-    request: QueueRequest,
+    request: StoreRequest,
     wait_seconds: float,
     monotonic: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
@@ -69,10 +82,10 @@ def ask(
     NoBotAnswered (nothing changed, or not known) and OSError (the folder cannot be written)."""
     folder = requests_dir(store_path)
     if not folder.is_dir():
-        raise NoBotAnswered("it takes no queue requests (it is not `draftdesk run`): stop it first")
+        raise NoBotAnswered("it takes no requests (it is not `draftdesk run`): stop it first")
     name = uuid.uuid4().hex
     pending, answer = folder / f"{name}{REQUEST}", folder / f"{name}{ANSWER}"
-    _write_json(pending, {"action": request.action, "job_id": request.job_id})
+    _write_json(pending, {"action": request.action, "job_id": request.job_id, "folder": request.folder})
 
     def answered_within(seconds: float) -> ActionResult | None:
         deadline = monotonic() + seconds
@@ -106,36 +119,46 @@ def ask(
 # ---- the bot's side ------------------------------------------------------------------------------
 
 
-class QueueRequests:
-    """Carries out the requests left in the store's request folder (``serve_pending``)."""
+class StoreRequests:
+    """Carries out the requests left in the store's request folder (``serve_pending``).
+    ``snapshot(folder)`` makes a consistent copy of the store in a new folder (how many files)."""
 
     def __init__(
         self,
         store_path: Path,
         store: Store,
         on_change: Callable[[], None],
+        snapshot: Callable[[Path], int],
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.store_path = store_path
         self.folder = requests_dir(store_path)
         self.store = store
         self.on_change = on_change
+        self.snapshot = snapshot
         self.clock = clock
 
     def open(self) -> None:
-        """Makes the folder (the bot's user only) and clears what a killed process left."""
+        """Makes the folder (the bot's user only) and clears what a killed process left: a request
+        taken but not answered, a snapshot a killed `draftdesk backup` did not remove."""
         self.folder.mkdir(mode=0o700, exist_ok=True)
         for leftover in self.folder.glob(f"*{TAKEN}"):
-            log.warning(
-                "a queue request was interrupted by the last shutdown and is dropped: %s", leftover.name
-            )
+            log.warning("a request was interrupted by the last shutdown and is dropped: %s", leftover.name)
             leftover.unlink(missing_ok=True)
+        for snapshot in self.store_path.parent.glob(snapshot_name(self.store_path, "*")):
+            if (
+                is_snapshot_name(self.store_path, snapshot.name)
+                and self.clock() - _modified(snapshot) > 86_400
+            ):
+                log.warning("removing %s, left by a `draftdesk backup` that did not finish", snapshot)
+                shutil.rmtree(snapshot, ignore_errors=True)
 
     def serve_pending(self) -> int:
         """Carries out every waiting request, oldest first; how many."""
         served = 0
         for pending in sorted(self.folder.glob(f"*{REQUEST}"), key=_modified):
             if self.clock() - _modified(pending) > STALE_SECONDS:
-                log.warning("a queue request nobody waits for any more is dropped: %s", pending.name)
+                log.warning("a request nobody waits for any more is dropped: %s", pending.name)
                 pending.unlink(missing_ok=True)
                 continue
             taken = pending.with_suffix(TAKEN)
@@ -146,8 +169,8 @@ class QueueRequests:
             result = self._carry_out(taken)
             _write_json(pending.with_suffix(ANSWER), {"ok": result.ok, "message": result.message})
             taken.unlink(missing_ok=True)
-            log.info("queue request from `draftdesk jobs`: %s", result.message)
-            if result.ok:
+            log.info("request from the command line: %s", result.message)
+            if result.ok and result.changed_queue:
                 self.on_change()
             served += 1
         for answer in self.folder.glob(f"*{ANSWER}"):
@@ -161,16 +184,29 @@ class QueueRequests:
             try:
                 self.serve_pending()
             except Exception:
-                log.exception("could not carry out a queue request; trying again in a second")
+                log.exception("could not carry out a request; trying again in a second")
 
     def _carry_out(self, taken: Path) -> ActionResult:
         try:
             data = json.loads(taken.read_text(encoding="utf-8"))
-            action, job_id = str(data["action"]), data.get("job_id")
+            action, job_id, folder = str(data["action"]), data.get("job_id"), data.get("folder")
             if job_id is not None and (type(job_id) is not int or job_id < 0):
                 raise ValueError(f"job id {job_id!r}")
+            if action == SNAPSHOT and not (
+                isinstance(folder, str) and is_snapshot_name(self.store_path, folder)
+            ):
+                raise ValueError(f"snapshot folder {folder!r}")
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            return ActionResult(False, f"unreadable request ({exc})")
+            return ActionResult(False, f"unreadable request ({exc})", changed_queue=False)
+        if action == SNAPSHOT:
+            target = self.store_path.with_name(str(folder))
+            try:
+                files = self.snapshot(target)
+            except OSError as exc:
+                return ActionResult(
+                    False, f"could not copy the store into {target}: {exc}", changed_queue=False
+                )
+            return ActionResult(True, f"{files} files of the store linked into {target}", changed_queue=False)
         return perform(self.store, action, job_id)
 
 

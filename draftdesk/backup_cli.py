@@ -1,0 +1,98 @@
+"""`draftdesk backup --output FILE.tar.gz`: the whole store (votes, drafts, sends, the queue) as
+one archive, taken while the bot runs.
+
+The store is many small files, and a copy made file by file while the bot writes could hold a vote
+without its draft. So the store first links every file into a snapshot folder beside it in one step
+(``PartitionedStore.snapshot``: done by the running bot when it holds the store, no restart), and
+the archive is written from that snapshot, however long it takes; then the snapshot goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tarfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bot.config import load_store_settings, resolve_config_path
+from bot.job_actions import ActionResult
+from bot.partitioned_store import PartitionedStore
+from bot.store_requests import SNAPSHOT, StoreRequest, snapshot_name
+from draftdesk.store_access import on_store
+
+
+def register(sub: Any) -> None:
+    backup = sub.add_parser(
+        "backup", help="the whole store (votes, drafts, sends, queue) as one .tar.gz, while the bot runs"
+    )
+    backup.add_argument("--config", help="config file (default: $DRAFTDESK_CONFIG or ./config.toml)")
+    backup.add_argument("--output", required=True, type=Path, help="the archive to write (FILE.tar.gz)")
+    backup.add_argument(
+        "--wait", type=float, default=30.0, metavar="SECONDS", help="seconds to wait for a running bot"
+    )
+    backup.set_defaults(func=cmd_backup)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    store_path = load_store_settings(resolve_config_path(args.config, os.environ)).storage_path
+    output: Path = args.output
+    problem = _output_problem(output, store_path)
+    if problem:
+        print(f"draftdesk: {problem}", file=sys.stderr)
+        return 2
+    snapshot = store_path.with_name(snapshot_name(store_path, datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")))
+
+    def here(store: PartitionedStore) -> ActionResult:
+        return ActionResult(True, f"{store.snapshot(snapshot)} files", changed_queue=False)
+
+    result = on_store(store_path, StoreRequest(SNAPSHOT, folder=snapshot.name), here, args.wait)
+    if result is None:
+        return 2
+    if not result.ok:
+        print(f"draftdesk: {result.message}", file=sys.stderr)
+        return 2
+    try:
+        files, size = write_archive(snapshot, output)
+    finally:
+        shutil.rmtree(snapshot, ignore_errors=True)
+    print(
+        f"backup of {store_path} written to {output}: {files} files, {size / 1e6:.1f} MB. To restore: stop "
+        f"the bot, move {store_path.name} and {store_path.name}.d aside, `tar -xzf {output} -C "
+        f"{store_path.parent}`, start the bot."
+    )
+    return 0
+
+
+def _output_problem(output: Path, store_path: Path) -> str:
+    if not store_path.exists():
+        return f"no store at {store_path}: nothing to back up (check [storage] path)"
+    if output.is_dir():
+        return f"--output {output} is a folder: give a file name, e.g. {output / 'draftdesk-backup.tar.gz'}"
+    if not output.parent.is_dir():
+        return f"--output: no folder {output.parent}: create it first"
+    return ""
+
+
+def write_archive(snapshot: Path, output: Path) -> tuple[int, int]:
+    """The snapshot's files as a gzipped tar, readable by its owner only (it holds customers'
+    tickets), written whole or not at all; (files, bytes of the archive)."""
+    partial = output.with_name(f".{output.name}.partial")
+    files = sorted(p for p in snapshot.rglob("*") if p.is_file())
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle, tarfile.open(fileobj=handle, mode="w:gz") as archive:
+            for done, path in enumerate(files, 1):
+                archive.add(path, arcname=str(path.relative_to(snapshot)), recursive=False)
+                if sys.stderr.isatty() and (done % 500 == 0 or done == len(files)):
+                    print(f"\rarchiving: {done}/{len(files)} files", end="", file=sys.stderr, flush=True)
+        os.replace(partial, output)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    return len(files), output.stat().st_size

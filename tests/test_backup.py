@@ -1,0 +1,124 @@
+"""`draftdesk backup`: one archive of the whole store, consistent even while the bot writes, taken by
+the running bot's own store (no restart) or by the command on a free store."""
+
+from __future__ import annotations
+
+import stat
+import tarfile
+import threading
+from pathlib import Path
+
+from bot.config import load_settings
+from bot.partitioned_store import PartitionedStore, open_store
+from bot.store_requests import requests_dir
+from core.domain import Vote, utcnow
+from draftdesk.app import build
+from draftdesk.cli import main
+from integrations.standins.slack_server import FakeSlack
+from integrations.standins.zendesk_server import FakeZendesk
+from tests.test_observability import SECRETS, WordsBackend, write_config
+from tests.waiting import drafts_posted, wait_until
+
+
+def rated_round(store: PartitionedStore, ticket: int) -> None:
+    store.create_round(ticket, 10 * ticket, [("A", "m1"), ("B", "m2")])
+    store.save_generated(f"t{ticket}r1A", f"reply {ticket}", None)
+    store.add_draft_message(f"t{ticket}r1A", "CDRAFTS", f"{1_700_000_000 + ticket}.000100")
+    store.record_vote(Vote(ticket, f"t{ticket}r1A", "m1", "U1", 4, "button", utcnow()))
+
+
+def restored(archive: Path, into: Path) -> PartitionedStore:
+    into.mkdir()
+    with tarfile.open(archive) as opened:
+        opened.extractall(into, filter="data")
+    return open_store(into / "store.json", read_only=True)  # type: ignore[return-value]
+
+
+def test_a_snapshot_keeps_its_moment_while_the_store_writes_on(tmp_path: Path) -> None:
+    store = PartitionedStore(tmp_path / "store.json")
+    try:
+        for ticket in range(1, 60):  # three ticket parts
+            rated_round(store, ticket)
+        writing, stop = threading.Event(), threading.Event()
+
+        def vote_on() -> None:  # the bot keeps recording votes while the snapshot is taken
+            ticket = 100
+            while not stop.is_set():
+                rated_round(store, ticket)
+                writing.set()
+                ticket += 1
+
+        voter = threading.Thread(target=vote_on)
+        voter.start()
+        writing.wait(10)
+        files = store.snapshot(tmp_path / "snap")
+        stop.set()
+        voter.join()
+        rated_round(store, 999)
+    finally:
+        store.close()
+    copy = open_store(tmp_path / "snap" / "store.json", read_only=True)
+    try:
+        votes = copy.votes()
+        assert files > 3 and len(votes) >= 60
+        assert all(copy.draft(v.draft_id) is not None for v in votes)  # never a vote without its draft
+        assert copy.draft("t999r1A") is None  # written after the snapshot
+    finally:
+        copy.close()
+
+
+def test_backup_of_a_free_store_restores_whole(tmp_path: Path, capsys) -> None:
+    store = PartitionedStore(tmp_path / "store.json")
+    for ticket in (1, 2, 30):
+        rated_round(store, ticket)
+    store.enqueue(5, "webhook")
+    store.close()
+    config = tmp_path / "config.toml"
+    config.write_text('[storage]\npath = "store.json"\n[[models]]\nname = "m1"\nbase_model = "/nowhere"\n')
+    archive = tmp_path / "backup.tar.gz"
+    assert main(["backup", "--output", str(archive), "--config", str(config)]) == 0
+    said = capsys.readouterr().out
+    assert f"written to {archive}" in said and "tar -xzf" in said
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o600  # customers' tickets: the owner's only
+    assert sorted(p.name for p in tmp_path.iterdir() if ".snapshot-" in p.name) == []  # removed
+    copy = restored(archive, tmp_path / "restored")
+    try:
+        assert sorted(v.draft_id for v in copy.votes()) == ["t1r1A", "t2r1A", "t30r1A"]
+        assert [j.ticket_id for j in copy.jobs("queued")] == [5]
+        assert copy.draft_by_message("CDRAFTS", "1700000030.000100").id == "t30r1A"
+    finally:
+        copy.close()
+
+    assert main(["backup", "--output", str(tmp_path), "--config", str(config)]) == 2
+    assert main(["backup", "--output", str(tmp_path / "no" / "b.tgz"), "--config", str(config)]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert errors[0].startswith(f"draftdesk: --output {tmp_path} is a folder: give a file name")
+    assert errors[1] == f"draftdesk: --output: no folder {tmp_path / 'no'}: create it first"
+
+
+def test_backup_while_the_bot_runs_is_taken_by_the_bot(tmp_path: Path, capsys) -> None:
+    with FakeSlack() as slack, FakeZendesk() as zendesk:
+        zendesk.add_user(100, "Maria Schmidt", "maria@example.com")
+        zendesk.add_ticket(7, "Backup stuck", 100, comments=[(100, "My backup is stuck.", True)])
+        config = write_config(tmp_path, slack, zendesk)
+        app = build(load_settings(config, env=SECRETS), WordsBackend())
+        app.start()
+        try:
+            app.store.enqueue(7, "webhook")
+            app.worker.wake.set()
+            wait_until(lambda: drafts_posted(app.store, 7), 30, "ticket 7 drafted")
+            archive = tmp_path / "running.tar.gz"
+            assert main(["backup", "--output", str(archive), "--config", str(config)]) == 0
+            assert list(requests_dir(tmp_path / "store.json").iterdir()) == []  # the bot answered
+            assert app.store.drafts_for_ticket(7)  # and runs on
+        finally:
+            app.stop()
+    copy = restored(archive, tmp_path / "restored")
+    try:
+        drafts = copy.drafts_for_ticket(7)
+        assert sorted(d.text for d in drafts) == [
+            f"Draft reply from {m} here" for m in ("alpha", "beta", "gamma")
+        ]
+        assert copy.ticket_thread(7) is not None and all(d.slack_ts for d in drafts)
+    finally:
+        copy.close()

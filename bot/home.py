@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +36,7 @@ class HomeData:
     sent: list[DraftRecord]
     waiting: list[tuple[int, int, int]]  # (ticket, its newest round, drafts to rate in it)
     standings: list[tuple[str, int, float | None, float | None]] | None  # (model, n, mean, positive %)
+    links: dict[str, str] = field(default_factory=dict)  # draft id or "#TICKET" (its thread) → link
 
 
 def gather(store: Store, user: str, now: datetime, models: Sequence[str], show_standings: bool) -> HomeData:
@@ -94,30 +95,39 @@ def _list(title: str, lines: Sequence[str], empty: str, block_id: str) -> list[d
     ]
 
 
+def _linked(text: str, link: str | None) -> str:
+    return f"<{link}|{text}>" if link else text
+
+
 def home_view(data: HomeData) -> dict[str, Any]:
-    """The Home tab. Lists name tickets and blind labels, never models; only ``standings`` does."""
+    """The Home tab. Lists name tickets and blind labels, never models; only ``standings`` does.
+    A line opens its thread or draft in Slack where ``data.links`` has a link for it."""
+
+    def draft_line(draft: DraftRecord) -> str:
+        name = f"Ticket #{draft.ticket_id}, {draft_name(draft.label, draft.round_number)}"
+        return f"• {_linked(name, data.links.get(draft.id))}"
+
+    def waiting_line(ticket_id: int, round_number: int, unrated: int) -> str:
+        line = f"• {_linked(f'Ticket #{ticket_id}', data.links.get(f'#{ticket_id}'))}: "
+        line += f"{unrated} draft{'s' if unrated != 1 else ''} to rate"
+        return line + (f" (round {round_number})" if round_number > 1 else "")
+
     blocks: list[dict[str, Any]] = []
     blocks += _list(
         f"Waiting for your rating ({len(data.waiting)})",
-        [
-            f"• Ticket #{t}: {n} draft{'s' if n != 1 else ''} to rate" + (f" (round {r})" if r > 1 else "")
-            for t, r, n in data.waiting
-        ],
+        [waiting_line(*waiting) for waiting in data.waiting],
         "Nothing waiting: every recent ticket has your rating or an answer sent.",
         "waiting",
     )
     blocks += _list(
         f"You rated this week ({len(data.rated)})",
-        [
-            f"• Ticket #{d.ticket_id}, {draft_name(d.label, d.round_number)}: {score}/5"
-            for d, score in data.rated
-        ],
+        [f"{draft_line(d)}: {score}/5" for d, score in data.rated],
         "No ratings yet this week.",
         "rated",
     )
     blocks += _list(
         f"You sent to Zendesk (last {RECENT_DAYS} days)",
-        [f"• Ticket #{d.ticket_id}, {draft_name(d.label, d.round_number)}" for d in data.sent],
+        [draft_line(d) for d in data.sent],
         "Nothing sent.",
         "sent",
     )
@@ -156,7 +166,23 @@ class AgentHome:
 
     def publish(self, user: str) -> None:
         data = gather(self.store, user, self.clock(), self.models, user in self.digest_users)
+        data = replace(data, links=self._links(data))
         try:
             self.chat.publish_home(user, home_view(data))
         except ChatError as exc:
             log.warning("could not publish the Home tab of %s: %s", user, exc)
+
+    def _links(self, data: HomeData) -> dict[str, str]:
+        """Links to the threads waiting and the drafts listed (a line without one is plain text)."""
+        links: dict[str, str] = {}
+        for ticket_id, _, _ in data.waiting[:MAX_LINES]:
+            thread = self.store.ticket_thread(ticket_id)
+            if thread and (link := self.chat.message_link(*thread)):
+                links[f"#{ticket_id}"] = link
+        for draft in [d for d, _ in data.rated[:MAX_LINES]] + data.sent[:MAX_LINES]:
+            thread = self.store.ticket_thread(draft.ticket_id)
+            if draft.channel and draft.vote_ts:
+                link = self.chat.message_link(draft.channel, draft.vote_ts, thread[1] if thread else None)
+                if link:
+                    links[draft.id] = link
+        return links

@@ -124,6 +124,10 @@ class ChatModals(Protocol):
         """The chat user's display name and e-mail ("" when the app may not read it)."""
         ...
 
+    def message_link(self, channel: str, ts: str, thread_ts: str | None = None) -> str | None:
+        """A link that opens the message (in its thread) in the chat; None if none can be made."""
+        ...
+
 
 class TicketReplies(Protocol):
     """What sending a draft needs from the ticket system."""

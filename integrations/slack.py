@@ -8,6 +8,7 @@ Slack error code and a hint that tells the operator what to fix.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,8 @@ from slack_sdk.web import SlackResponse
 
 from core.domain import ChatUser, MessageMark
 from core.ports import ChatError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://slack.com/api/"
 
@@ -147,6 +150,14 @@ def _marks(messages: list[dict[str, Any]]) -> dict[MessageMark, str]:
     return found
 
 
+def message_permalink(workspace_url: str, channel: str, ts: str, thread_ts: str | None = None) -> str:
+    """``https://acme.slack.com/archives/C123/p1700000000000100``, plus the thread of a reply."""
+    link = f"{workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
+    if thread_ts and thread_ts != ts:
+        link += f"?thread_ts={thread_ts}&cid={channel}"
+    return link
+
+
 class SlackPoster:
     """The ``core.ports.ChatPoster`` of Slack: Web API calls, errors turned into :class:`SlackError`.
 
@@ -157,6 +168,18 @@ class SlackPoster:
 
     def __init__(self, client: WebClient) -> None:
         self.client = client
+        self._workspace_url: str | None = None  # from auth.test, once it answered
+
+    def message_link(self, channel: str, ts: str, thread_ts: str | None = None) -> str | None:
+        """A link that opens the message in Slack (``chat.getPermalink``'s form, built without a
+        call per message); None while the workspace's address is not known (auth.test failed)."""
+        if self._workspace_url is None:
+            try:
+                self._workspace_url = str(self._call("auth.test", self.client.auth_test)["url"])
+            except (SlackError, KeyError) as exc:
+                log.warning("no links to Slack messages: could not read the workspace's address: %s", exc)
+                return None
+        return message_permalink(self._workspace_url, channel, ts, thread_ts)
 
     def _call(self, method: str, fn: Callable[..., SlackResponse], **kwargs: Any) -> SlackResponse:
         try:

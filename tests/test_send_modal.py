@@ -385,18 +385,22 @@ def test_app_home_lists_what_the_agent_rated_sent_and_has_left_to_rate(bot):
         waiting.wait_until(lambda: len(bot.slack.calls_to("views.publish")) > published, 10, "views.publish")
         return "\n".join(block["text"]["text"] for block in bot.slack.homes[user]["blocks"])
 
-    assert "Ticket #7: 3 drafts to rate" in home("UADA")
     greets, plain = bot.draft("greets"), bot.draft("plain")
     _, parent_ts = bot.app.store.ticket_thread(7)
+    workspace = "https://fake-team.slack.com/archives/CDRAFTS"  # from auth.test: each line opens its thread
+    thread_link = f"{workspace}/p{parent_ts.replace('.', '')}"
+    assert f"<{thread_link}|Ticket #7>: 3 drafts to rate" in home("UADA")
     bot.post(block_action_body("UADA", CHANNEL, greets.vote_ts, parent_ts, "rate_4", greets.id))
     waiting.wait_until(lambda: len(bot.app.store.votes()) == 1, 10, "vote")
     shown = home("UADA")
-    assert f"Ticket #7, Draft {greets.label}: 4/5" in shown and "Ticket #7: 2 drafts to rate" in shown
+    draft_link = f"{workspace}/p{greets.vote_ts.replace('.', '')}?thread_ts={parent_ts}&cid=CDRAFTS"
+    assert f"<{draft_link}|Ticket #7, Draft {greets.label}>: 4/5" in shown
+    assert f"<{thread_link}|Ticket #7>: 2 drafts to rate" in shown
     assert not any(model in shown for model in DRAFTS) and "Standings" not in shown  # blind
     view = bot.click_send("UADA", "plain")
     bot.submit("UADA", view)
     waiting.wait_until(lambda: bot.app.store.draft(plain.id).sent_to_zendesk_by == "UADA", 10, "sent")
     shown = home("UADA")
-    assert f"Ticket #7, Draft {plain.label}" in shown and "Nothing waiting" in shown  # sent: not waiting
+    assert f"Ticket #7, Draft {plain.label}>" in shown and "Nothing waiting" in shown  # sent: not waiting
     lead = home("ULEAD")
     assert "Standings this week" in lead and "*greets*: 1 rating, mean 4.00, 100% positive" in lead

@@ -298,3 +298,21 @@ def test_a_paginated_look_up_reads_every_page(slack: FakeSlack, poster: SlackPos
         poster.post_in_thread(CHANNEL, parent, f"part {part}", mark=MessageMark.draft_part(9, "t9r1A", part))
     found = poster.marked_in_thread(CHANNEL, parent)
     assert len(found) == 206 and len(slack.calls_to("conversations.replies")) == 2
+
+
+def test_message_links_use_the_workspace_address_and_wait_for_it(
+    slack: FakeSlack, poster: SlackPoster
+) -> None:
+    slack.error_next("auth.test", "fatal_error")
+    assert poster.message_link("C1", "1700000000.000100") is None  # not known: lines stay plain text
+    assert (
+        poster.message_link("C1", "1700000000.000100")
+        == "https://fake-team.slack.com/archives/C1/p1700000000000100"
+    )
+    reply = poster.message_link("C1", "1700000001.000200", thread_ts="1700000000.000100")
+    assert reply == (
+        "https://fake-team.slack.com/archives/C1/p1700000001000200?thread_ts=1700000000.000100&cid=C1"
+    )
+    calls = len(slack.calls_to("auth.test"))
+    poster.message_link("C2", "1700000002.000300")
+    assert len(slack.calls_to("auth.test")) == calls  # asked once, not per message

@@ -90,9 +90,11 @@ class TicketProcessor:
         rng: random.Random | None = None,
         observe_replies: Callable[[Ticket], int] | None = None,
         sources: SourceFinder | None = None,
+        staff_names: Callable[[], Sequence[str]] | None = None,
     ) -> None:
         """``observe_replies`` sees every ticket read (bot.outcomes: drafts against the reply sent);
-        ``sources`` finds the help-centre articles for a ticket (bot.grounding)."""
+        ``sources`` finds the help-centre articles for a ticket (bot.grounding); ``staff_names`` are
+        the agents' names, redacted wherever they appear, as in training (bot.staff_names)."""
         if not model_names:
             raise ValueError("at least one model is needed")
         if len(model_names) > len(DRAFT_LABELS):
@@ -107,6 +109,7 @@ class TicketProcessor:
         self.rng = rng or random.SystemRandom()
         self.observe_replies = observe_replies
         self.sources = sources
+        self.staff_names = staff_names
 
     def prepare(self, ticket_id: int) -> PreparedRound | str:
         """Fetch the ticket, record the round and its blind labels, build prompts. No Slack call.
@@ -134,7 +137,9 @@ class TicketProcessor:
         for draft in self.store.drafts_for_round(round_.id):
             if draft.generated:
                 continue  # generated before an interruption
-            readable = readable or ticket_as_models_read_it(ticket, public=self._public_contacts())
+            readable = readable or ticket_as_models_read_it(
+                ticket, self.staff_names() if self.staff_names else (), public=self._public_contacts()
+            )
             try:
                 count = functools.partial(self.backend.count_tokens, draft.model)
                 passages = self.sources.passages(draft.model, readable, count) if self.sources else []

@@ -50,6 +50,12 @@ class TicketSource(Protocol):
     def fetch_ticket(self, ticket_id: int) -> Ticket: ...
 
 
+class StaffDirectory(Protocol):
+    """Who works on the tickets (Zendesk's agents and admins). Failures raise :class:`GatewayError`."""
+
+    def staff_names(self) -> list[str]: ...
+
+
 class ChatPoster(Protocol):
     """The chat calls the services make (Slack in production). Failures raise :class:`ChatError`.
 

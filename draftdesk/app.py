@@ -28,6 +28,7 @@ from bot.outcomes import replies_observer
 from bot.partitioned_store import PartitionedStore
 from bot.pipeline import Pipeline
 from bot.sending import SendFlow
+from bot.staff_names import StaffNames
 from bot.store_lock import StoreInUse
 from bot.store_requests import StoreRequests
 from bot.web import DraftdeskWSGI, WebServer
@@ -296,6 +297,7 @@ def _build(settings: Settings, backend: DraftBackend | None, store: Store, metri
         settings.worker.product_name,
         observe_replies=replies_observer(store),
         sources=sources,
+        staff_names=StaffNames(zendesk).names,
     )
     worker = Worker(store, processor, settings.worker)
     actions = DraftActions(store, poster)

@@ -448,6 +448,14 @@ class ZendeskGateway:
         ]
         return sorted(comments, key=lambda c: (c.created_at, c.id))
 
+    def staff_names(self) -> list[str]:
+        """The names of every agent and admin (``users?role=``, paged by zenpy's generator)."""
+        names: set[str] = set()
+        for role in ("agent", "admin"):
+            with self._translate_errors(f"listing the Zendesk users with role {role}", None):
+                names.update(u.name for u in self.client.users(role=role) if u.name)
+        return sorted(names)
+
     def users_by_ids(self, user_ids: Iterable[int]) -> list[ZendeskUser]:
         """The users with these ids (``users/show_many``, 100 per request); unknown ids are left out."""
         ids = sorted(set(user_ids))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bot.grounding import HelpCenterIndex, HelpCenterSources
 from bot.memory_store import MemoryStore
+from bot.staff_names import StaffNames
 from bot.worker import PreparedRound, TicketProcessor
 from core.domain import DraftResult
 from finetune.config import ExportConfig, PrepareConfig
@@ -58,6 +59,7 @@ def grounded_processor(zendesk: FakeZendesk, tmp_path: Path) -> TicketProcessor:
         product_name=SAMPLE_PRODUCT,
         rng=random.Random(1),
         sources=HelpCenterSources(index, [MODEL], articles_shown=3, prompt_tokens=GROUNDING.prompt_tokens),
+        staff_names=StaffNames(gateway).names,
     )
 
 
@@ -153,6 +155,13 @@ CONVERSATIONS: dict[int, tuple[str, list[tuple[int, str, bool]]]] = {
             (TOM, "Thanks, the log shows a proxy timeout: raise it to 60 seconds in the settings.", True),
         ],
     ),
+    4: (  # an agent named who never wrote in this ticket: a name in training, so one when drafting
+        "Slow exports",
+        [
+            (REQUESTER, "Marta said last week that slow exports would be fixed. Are they?", True),
+            (TOM, "Yes: since version 4.2 an export takes under a minute.", True),
+        ],
+    ),
 }
 
 
@@ -192,7 +201,7 @@ def test_later_answers_read_the_same_in_training_and_drafting(tmp_path: Path) ->
         row = json.loads(line)
         trained.setdefault(row["ticket_id"], set()).add(row["prompt"])
         completions.setdefault(row["ticket_id"], []).append(row["completion"])
-    assert {ticket_id: len(prompts) for ticket_id, prompts in trained.items()} == {1: 2, 2: 1, 3: 2}
+    assert {ticket_id: len(prompts) for ticket_id, prompts in trained.items()} == {1: 2, 2: 1, 3: 2, 4: 1}
 
     drafted: dict[int, set[str]] = {}
     with FakeZendesk() as zendesk:
@@ -224,5 +233,7 @@ def test_later_answers_read_the_same_in_training_and_drafting(tmp_path: Path) ->
     assert completions[2] == [
         " Done. For later changes, write to billing@parcelo.example or call +49 30 1234 5678."
     ]
+    [slow] = trained[4]
+    assert "Customer: <NAME> said last week" in slow and "Marta" not in slow
     [follow_up] = [p for p in trained[3] if "Any news" in p]
     assert follow_up.count("log file") == 1  # the reply that only quoted it is left out

@@ -35,6 +35,7 @@ _USER_PATH = re.compile(r"/api/v2/users/(\d+)\.json")
 _INCREMENTAL_PATH = "/api/v2/incremental/tickets/cursor.json"
 _ARTICLES_PATH = re.compile(r"/api/v2/help_center/(?:([A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,4})?)/)?articles\.json")
 _USERS_SHOW_MANY_PATH = "/api/v2/users/show_many.json"
+_USERS_PATH = "/api/v2/users.json"
 _ME_PATH = "/api/v2/users/me.json"
 _USERS_SEARCH_PATH = "/api/v2/users/search.json"
 _ARTICLES_INCREMENTAL_PATH = "/api/v2/help_center/incremental/articles.json"
@@ -409,6 +410,9 @@ class FakeZendesk:
             elif path == _ARTICLES_INCREMENTAL_PATH:
                 if method == "GET":
                     return self._incremental_articles(query)
+            elif path == _USERS_PATH:
+                if method == "GET":
+                    return 200, {}, self._list_users(path, query)
             elif path == _USERS_SHOW_MANY_PATH:
                 if method == "GET":
                     ids = [int(i) for i in query.get("ids", "").split(",") if i.strip().isdigit()]
@@ -519,6 +523,22 @@ class FakeZendesk:
             "links": {"next": next_url, "prev": None},
         }
         return 200, {}, body
+
+    def _list_users(self, path: str, query: dict[str, str]) -> dict[str, Any]:
+        """``users.json?role=agent`` (or ``role[]=``), offset-paged as Zendesk does for users."""
+        role = query.get("role") or query.get("role[]")
+        users = [copy.deepcopy(u) for _, u in sorted(self._users.items()) if not role or u["role"] == role]
+        per_page = max(1, min(100, int(query.get("per_page") or 100)))
+        page = max(1, int(query.get("page") or 1))
+        start = (page - 1) * per_page
+        more = start + per_page < len(users)
+        next_query = {k: v for k, v in query.items() if k != "page"} | {"page": str(page + 1)}
+        return {
+            "users": users[start : start + per_page],
+            "count": len(users),
+            "next_page": f"{self.url}{path}?{urlencode(next_query)}" if more else None,
+            "previous_page": None,
+        }
 
     def _list_articles(self, locale: str, path: str, query: dict[str, str]) -> tuple[int, dict, Any]:
         """Cursor pagination when ``page[size]`` is sent (zenpy sends it), else offset pagination."""

@@ -54,7 +54,7 @@ from core.domain import (
     Ticket,
     utcnow,
 )
-from core.placeholders import fill_placeholders, unresolved_placeholders
+from core.placeholders import KnownValues, fill_placeholders, unresolved_placeholders
 from core.ports import ChatError, ChatModals, ChatPoster, GatewayError, Store, TicketReplies
 from core.ticket_text import contact_for_placeholders
 
@@ -116,10 +116,18 @@ def newer_public_comment(ticket: Ticket, answered: Comment | None) -> Comment | 
 def restored_note(restored: SendRecord | None) -> str:
     if restored is None:
         return ""
+    failed_at = restored.finished_at or restored.started_at
     return (
-        f"This is your edited text from the send that failed at {restored.started_at:%H:%M} UTC; "
+        f"This is your edited text from the send that failed at {failed_at:%H:%M} UTC; "
         "the draft as written is in the thread."
     )
+
+
+def filled_to_fit(typed: str, known: KnownValues) -> str:
+    """An agent's own text with the placeholders the ticket knows filled, unless filling would make
+    it longer than the text box holds (it held the text as typed): then as typed, filled at Send."""
+    filled = fill_placeholders(typed, known)
+    return filled if len(filled) <= MAX_TEXT else typed
 
 
 class SendFlow:
@@ -155,11 +163,10 @@ class SendFlow:
             self._tell(channel, user, UNKNOWN_DRAFT, thread_ts)
             return None
         sender = self._senders.get(user)
-        filled = fill_placeholders(
-            draft.text, known_for_ticket(self.store, draft.ticket_id, sender.name if sender else "")
-        )
+        known = known_for_ticket(self.store, draft.ticket_id, sender.name if sender else "")
+        filled = fill_placeholders(draft.text, known)
         restored = self._failed_edit(draft, user)
-        text = restored.edited_text if restored and restored.edited_text else filled
+        text = filled_to_fit(restored.edited_text or "", known) if restored else filled
         counting = self._counting_sends(draft.round_id)
         if len(text) > MAX_TEXT:
             self._tell(channel, user, TOO_LONG.format(label=draft.label, limit=MAX_TEXT), thread_ts)
@@ -208,14 +215,12 @@ class SendFlow:
         if sender.agent is None:
             no_agent = "No Zendesk agent has your Slack e-mail: it goes in as the API user, with your name."
             note = f"{note} {no_agent}".strip()
-        filled = fill_placeholders(
-            draft.text or "", known_for_ticket(self.store, draft.ticket_id, sender.name)
-        )
-        text = filled
-        if state.restored:  # the agent's own text stays; only what it is compared with is refilled
-            text, state = opened.text, replace(state, shown_hash=text_hash(filled))
-        elif text_hash(filled) != state.shown_hash:
-            state = replace(state, shown_hash=text_hash(filled), text_block=f"{state.text_block}_filled")
+        known = known_for_ticket(self.store, draft.ticket_id, sender.name)
+        filled = fill_placeholders(draft.text or "", known)
+        text = filled_to_fit(opened.restored.edited_text or "", known) if opened.restored else filled
+        state = replace(state, shown_hash=text_hash(filled))  # "edited": against the draft, filled
+        if text_hash(text) != text_hash(opened.text):  # refilled (the sign-off's name): a new text box
+            state = replace(state, text_block=f"{state.text_block}_filled")
         requester = newer is not None and newer.by_customer
         note = f"{note} {restored_note(opened.restored)}".strip()
         view = self._modal(
@@ -310,7 +315,7 @@ class SendFlow:
                 body_sha256=body_hash(body),
                 started_at=self.clock(),
                 author_id=sender.agent.id if sender.agent else None,
-                edited_text=text if edited else None,
+                edited_text=submission.text if edited else None,  # as typed: refilled when reopened
             )
             self.store.record_send(send)  # before Zendesk is asked: a restart finds out what happened
         if known is not None:

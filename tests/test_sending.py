@@ -2,9 +2,10 @@
 flow over HTTP is tests/test_send_modal.py)."""
 
 from bot.memory_store import MemoryStore
-from bot.send_views import KIND_BLOCK, ModalState, text_hash
+from bot.send_views import KIND_BLOCK, TEXT_ACTION, ModalState, text_hash
 from bot.sending import TOO_LONG, SendFlow, body_hash, newer_public_comment
-from core.domain import SEND_FAILED, Comment, SendRecord, Ticket
+from core.domain import SEND_FAILED, Agent, ChatUser, Comment, SendRecord, Ticket
+from core.ports import GatewayError
 from tests.recording_poster import RecordingPoster
 from tests.test_store import T0
 
@@ -78,3 +79,53 @@ def test_the_newest_public_comment_after_the_answered_one_is_stale_news():
     ticket = Ticket(7, "s", "open", 100, "Maria", T0, "u", (asked, note, reply))
     assert newer_public_comment(ticket, asked) == reply
     assert newer_public_comment(ticket, reply) is None and newer_public_comment(ticket, None) is None
+
+
+class DownZendesk:
+    """Zendesk that knows the agent but cannot read the ticket: every send fails, nothing is added."""
+
+    def agent_by_email(self, email):
+        return Agent(501, "Grace Hopper", email)
+
+    def fetch_ticket(self, ticket_id):
+        raise GatewayError("Zendesk answered HTTP 503")
+
+
+class ProfileModals(Modals):
+    def update_view(self, view_id, view, view_hash=None):
+        self.opened.append(view)
+
+    def user_profile(self, user):
+        return ChatUser(user, "grace.h", "grace@example.com")
+
+
+def failed_edit(typed: str, contact_email: str = "jo@example.com") -> tuple[SendFlow, str]:
+    """The agent's edit, submitted before the dialog knew who they are, then not sent."""
+    store = MemoryStore()
+    store.create_round(7, 70, [("A", "m1")])
+    store.save_generated("t7r1A", "Hi <NAME>,\nRestart it.\nBest regards,\n<NAME>", None)
+    store.save_ticket_contact(7, "Jo Customer", contact_email)
+    flow = SendFlow(store, RecordingPoster(), ProfileModals(), DownZendesk())  # type: ignore[arg-type]
+    opened = flow.open_modal("1.trigger", "UGRACE", CHANNEL, None, "t7r1A")
+    assert opened is not None
+    view = {
+        "private_metadata": opened.state.to_metadata(),
+        "state": {"values": {opened.state.text_block: {TEXT_ACTION: {"value": typed}}}},
+    }
+    answer, deliver = flow.submit("UGRACE", "grace.h", view)
+    assert answer is None and deliver is not None
+    assert deliver().state == SEND_FAILED
+    return flow, typed
+
+
+def test_a_reopened_edit_is_signed_with_the_agents_name_never_the_slack_handle():
+    flow, _ = failed_edit("Hi <NAME>,\nRestart it now, please.\nBest regards,\n<NAME>")
+    again = flow.open_modal("2.trigger", "UGRACE", CHANNEL, None, "t7r1A")
+    assert again is not None and again.text == "Hi Jo,\nRestart it now, please.\nBest regards,\nGrace Hopper"
+
+
+def test_an_edit_that_filling_would_make_too_long_reopens_as_typed():
+    typed = ("Restart the agent. " * 157)[:2990] + " <EMAIL>"  # 2,998 typed; filled, over 3,000
+    flow, _ = failed_edit(typed, contact_email="jo.customer.with.a.long.address@example.com")
+    again = flow.open_modal("2.trigger", "UGRACE", CHANNEL, None, "t7r1A")
+    assert again is not None and again.text == typed  # the draft can still be sent; filled at Send

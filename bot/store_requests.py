@@ -7,17 +7,23 @@ store, ``PATH.requests/``; the command leaves its request there as a file, the b
 second, carries it out through its own store and answers in a file beside it. Whoever may write that
 folder (the bot's user, or root) may change the store, as before: no port, no token.
 
-A request is taken by renaming it. A command that gives up waiting removes its request, and when
-that removal succeeds nothing will happen; a taken request is always answered.
+A request is taken by renaming it. A command that gives up waiting (or is interrupted) removes its
+request, and when that removal succeeds nothing will happen; a taken request is answered, unless
+its command's deadline passed long before (a bot that was stopped meanwhile answers "not carried
+out" at its next start). The bot touches ``serving`` in the folder every second, so a command knows
+at once whether anyone will take its request.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import math
 import os
 import re
 import shutil
+import stat
 import threading
 import time
 import uuid
@@ -31,9 +37,13 @@ from core.ports import Store
 
 log = logging.getLogger(__name__)
 
-REQUEST, TAKEN, ANSWER = ".request", ".taken", ".answer"
-STALE_SECONDS = 300  # a request or answer nobody came for (its command was killed) is removed after this
+REQUEST, TAKEN, ANSWER, PARTIAL = ".request", ".taken", ".answer", ".partial"
+SERVING = "serving"  # touched by the bot every second while it takes requests
+SERVING_STALE_SECONDS = 10.0
+GRACE_SECONDS = 30.0  # a request past its command's deadline by this much is dropped unanswered
+ANSWER_STALE_SECONDS = 300.0  # an answer nobody came for (its command was killed) is removed
 POLL_SECONDS = 1.0
+MAX_WAIT_SECONDS = 3600.0
 SNAPSHOT = "snapshot"  # a consistent copy of the store's files, for `draftdesk backup`
 
 
@@ -61,10 +71,24 @@ class NoBotAnswered(Exception):
     """The request was not carried out, or its answer did not come; the message says which."""
 
 
+def wait_seconds(text: str) -> float:
+    """``--wait``: a number of seconds the command may wait, 0 < s <= an hour (argparse type)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= MAX_WAIT_SECONDS:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"give seconds between 0 and {MAX_WAIT_SECONDS:g}, not {text!r}")
+    return seconds
+
+
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Whole or not at all: written under a name nobody reads, then renamed."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(data), encoding="utf-8")
+    """Whole or not at all: written under a fresh name nobody reads (never through a link someone
+    left there), then renamed over ``path``."""
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}{PARTIAL}")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(data))
     os.replace(partial, path)
 
 
@@ -77,15 +101,26 @@ def ask(
     wait_seconds: float,
     monotonic: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
 ) -> ActionResult:
     """Hands ``request`` to the bot running on ``store_path`` and returns its answer. Raises
-    NoBotAnswered (nothing changed, or not known) and OSError (the folder cannot be written)."""
+    NoBotAnswered (nothing changed, or not known) and OSError (the folder cannot be written).
+    Interrupted (Ctrl-C), it withdraws the request first, unless the bot has taken it already."""
     folder = requests_dir(store_path)
-    if not folder.is_dir():
-        raise NoBotAnswered("it takes no requests (it is not `draftdesk run`): stop it first")
+    serving = folder / SERVING
+    try:
+        beat = serving.stat().st_mtime
+    except FileNotFoundError:
+        beat = None
+    if beat is None or clock() - beat > SERVING_STALE_SECONDS:
+        raise NoBotAnswered(
+            "it takes no requests now (a bot still loading its models, or another command): try again "
+            "in a minute, or stop it first"
+        )
     name = uuid.uuid4().hex
     pending, answer = folder / f"{name}{REQUEST}", folder / f"{name}{ANSWER}"
-    _write_json(pending, {"action": request.action, "job_id": request.job_id, "folder": request.folder})
+    body = {"action": request.action, "job_id": request.job_id, "folder": request.folder}
+    _write_json(pending, body | {"deadline": clock() + wait_seconds})
 
     def answered_within(seconds: float) -> ActionResult | None:
         deadline = monotonic() + seconds
@@ -98,21 +133,30 @@ def ask(
                 return None
             sleep(0.05)
 
-    result = answered_within(wait_seconds)
+    def withdrawn() -> bool:
+        try:
+            pending.unlink()  # not taken: withdrawn, so it will never be carried out
+        except FileNotFoundError:  # taken meanwhile: its answer is coming
+            return False
+        return True
+
+    try:
+        result = answered_within(wait_seconds)
+    except BaseException:  # Ctrl-C, a kill the interpreter sees: no request left behind to surprise
+        withdrawn()
+        raise
     if result is not None:
         return result
-    try:
-        pending.unlink()  # not taken: withdrawn, so it will never be carried out
-    except FileNotFoundError:  # taken meanwhile: its answer is coming
-        result = answered_within(max(wait_seconds, 10.0))
-        if result is not None:
-            return result
+    if withdrawn():
         raise NoBotAnswered(
-            "the bot took the request but did not answer: see `draftdesk jobs list` for what changed"
-        ) from None
+            f"it did not take the request within {wait_seconds:g} s, so nothing changed: is it stuck? "
+            "(GET /healthz, `systemctl status draftdesk`)"
+        )
+    result = answered_within(GRACE_SECONDS)
+    if result is not None:
+        return result
     raise NoBotAnswered(
-        f"it did not take the request within {wait_seconds:g} s, so nothing changed: is it stuck? "
-        "(GET /healthz, `systemctl status draftdesk`)"
+        "the bot took the request but did not answer: see `draftdesk jobs list` for what changed"
     )
 
 
@@ -138,12 +182,28 @@ class StoreRequests:
         self.snapshot = snapshot
         self.clock = clock
 
-    def open(self) -> None:
-        """Makes the folder (the bot's user only) and clears what a killed process left: a request
-        taken but not answered, a snapshot a killed `draftdesk backup` did not remove."""
+    def open(self) -> bool:
+        """Makes the folder (the bot's user only), says the bot takes requests, and clears what a
+        killed process left. False (logged) when the folder is not safely the bot's own: requests
+        are not served then, as anyone able to write there could plant links."""
         self.folder.mkdir(mode=0o700, exist_ok=True)
+        info = self.folder.lstat()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+            log.error(
+                "%s is not a folder of the bot's user: `draftdesk jobs retry|drop` and `draftdesk backup` "
+                "are not served while it runs; remove it and restart draftdesk",
+                self.folder,
+            )
+            return False
+        os.chmod(self.folder, 0o700)
+        for leftover in self.folder.glob(f".*{PARTIAL}"):
+            leftover.unlink(missing_ok=True)
         for leftover in self.folder.glob(f"*{TAKEN}"):
             log.warning("a request was interrupted by the last shutdown and is dropped: %s", leftover.name)
+            leftover.unlink(missing_ok=True)
+        for leftover in self.folder.glob(f"*{REQUEST}"):  # made for a process that is gone
+            not_done = "not carried out: draftdesk restarted meanwhile; run the command again"
+            _write_json(leftover.with_suffix(ANSWER), {"ok": False, "message": not_done})
             leftover.unlink(missing_ok=True)
         for snapshot in self.store_path.parent.glob(snapshot_name(self.store_path, "*")):
             if (
@@ -152,52 +212,64 @@ class StoreRequests:
             ):
                 log.warning("removing %s, left by a `draftdesk backup` that did not finish", snapshot)
                 shutil.rmtree(snapshot, ignore_errors=True)
+        self._beat()
+        return True
 
     def serve_pending(self) -> int:
         """Carries out every waiting request, oldest first; how many."""
+        self._beat()
         served = 0
         for pending in sorted(self.folder.glob(f"*{REQUEST}"), key=_modified):
-            if self.clock() - _modified(pending) > STALE_SECONDS:
-                log.warning("a request nobody waits for any more is dropped: %s", pending.name)
-                pending.unlink(missing_ok=True)
-                continue
             taken = pending.with_suffix(TAKEN)
             try:
                 os.rename(pending, taken)
             except FileNotFoundError:  # withdrawn by its command meanwhile
                 continue
             result = self._carry_out(taken)
-            _write_json(pending.with_suffix(ANSWER), {"ok": result.ok, "message": result.message})
+            if result is not None:
+                _write_json(pending.with_suffix(ANSWER), {"ok": result.ok, "message": result.message})
+                log.info("request from the command line: %s", result.message)
+                if result.ok and result.changed_queue:
+                    self.on_change()
+                served += 1
             taken.unlink(missing_ok=True)
-            log.info("request from the command line: %s", result.message)
-            if result.ok and result.changed_queue:
-                self.on_change()
-            served += 1
         for answer in self.folder.glob(f"*{ANSWER}"):
-            if self.clock() - _modified(answer) > STALE_SECONDS:
+            if self.clock() - _modified(answer) > ANSWER_STALE_SECONDS:
                 answer.unlink(missing_ok=True)
         return served
 
     def run(self, stop: threading.Event) -> None:
         """Serves requests every second until ``stop`` is set; a failure is logged, not fatal."""
+        if not self.open():
+            return
         while not stop.wait(POLL_SECONDS):
             try:
                 self.serve_pending()
             except Exception:
                 log.exception("could not carry out a request; trying again in a second")
+        (self.folder / SERVING).unlink(missing_ok=True)  # a command asking now is told at once
 
-    def _carry_out(self, taken: Path) -> ActionResult:
+    def _beat(self) -> None:
+        (self.folder / SERVING).touch()
+
+    def _carry_out(self, taken: Path) -> ActionResult | None:
+        """The request's answer; None for one whose command stopped waiting long ago (dropped)."""
         try:
             data = json.loads(taken.read_text(encoding="utf-8"))
             action, job_id, folder = str(data["action"]), data.get("job_id"), data.get("folder")
+            given = data.get("deadline")
+            deadline = float(given) if given is not None else _modified(taken) + ANSWER_STALE_SECONDS
             if job_id is not None and (type(job_id) is not int or job_id < 0):
                 raise ValueError(f"job id {job_id!r}")
             if action == SNAPSHOT and not (
                 isinstance(folder, str) and is_snapshot_name(self.store_path, folder)
             ):
                 raise ValueError(f"snapshot folder {folder!r}")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             return ActionResult(False, f"unreadable request ({exc})", changed_queue=False)
+        if self.clock() > deadline + GRACE_SECONDS:
+            log.warning("a request nobody waits for any more is dropped: %s", taken.name)
+            return None
         if action == SNAPSHOT:
             target = self.store_path.with_name(str(folder))
             try:

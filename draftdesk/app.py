@@ -140,7 +140,6 @@ class Draftdesk:
         worker_thread.start()
         self._threads.append(worker_thread)
         if self.store_requests is not None:  # `draftdesk jobs retry|drop`, `backup` while the bot runs
-            self.store_requests.open()
             requests_thread = threading.Thread(
                 target=self.store_requests.run, args=(self._stop,), name="store-requests", daemon=True
             )

@@ -21,7 +21,7 @@ from typing import Any
 from bot.config import load_store_settings, resolve_config_path
 from bot.job_actions import ActionResult
 from bot.partitioned_store import PartitionedStore
-from bot.store_requests import SNAPSHOT, StoreRequest, snapshot_name
+from bot.store_requests import SNAPSHOT, StoreRequest, snapshot_name, wait_seconds
 from draftdesk.store_access import on_store
 
 
@@ -32,7 +32,7 @@ def register(sub: Any) -> None:
     backup.add_argument("--config", help="config file (default: $DRAFTDESK_CONFIG or ./config.toml)")
     backup.add_argument("--output", required=True, type=Path, help="the archive to write (FILE.tar.gz)")
     backup.add_argument(
-        "--wait", type=float, default=30.0, metavar="SECONDS", help="seconds to wait for a running bot"
+        "--wait", type=wait_seconds, default=30.0, metavar="SECONDS", help="seconds to wait for a running bot"
     )
     backup.set_defaults(func=cmd_backup)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.config import load_store_settings, resolve_config_path
 from bot.job_actions import DROP, IN_QUEUE, RETRY, RETRY_FAILED, ActionResult, perform
-from bot.store_requests import StoreRequest
+from bot.store_requests import StoreRequest, wait_seconds
 from core.domain import JOB_DONE, Job
 from core.ports import Store
 from draftdesk.store_access import on_store
@@ -42,12 +42,12 @@ def register(sub: Any) -> None:
     retry.add_argument("--config", help="config file (default: $DRAFTDESK_CONFIG or ./config.toml)")
     retry.add_argument("job_id", nargs="?", type=int, help="the job's id (`draftdesk jobs list`)")
     retry.add_argument("--failed", action="store_true", help="every failed job")
-    retry.add_argument("--wait", type=float, default=10.0, metavar="SECONDS", help=WAIT_HELP)
+    retry.add_argument("--wait", type=wait_seconds, default=10.0, metavar="SECONDS", help=WAIT_HELP)
     retry.set_defaults(func=cmd_retry)
     drop = jobs_sub.add_parser("drop", help="take a queued or failed job out of the queue")
     drop.add_argument("--config", help="config file (default: $DRAFTDESK_CONFIG or ./config.toml)")
     drop.add_argument("job_id", type=int, help="the job's id (`draftdesk jobs list`)")
-    drop.add_argument("--wait", type=float, default=10.0, metavar="SECONDS", help=WAIT_HELP)
+    drop.add_argument("--wait", type=wait_seconds, default=10.0, metavar="SECONDS", help=WAIT_HELP)
     drop.set_defaults(func=cmd_drop)
 
 

@@ -3,6 +3,8 @@ holds it, handed to the bot (``bot.store_requests``). One line on standard error
 
 from __future__ import annotations
 
+import os
+import pwd
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +19,18 @@ def on_store(
     store_path: Path, request: StoreRequest, here: Callable[[PartitionedStore], ActionResult], wait: float
 ) -> ActionResult | None:
     """``here(store)`` with the store opened for writing, or ``request`` carried out by the running
-    bot; None (the reason printed) when the bot cannot be asked or does not answer."""
+    bot; None (the reason printed) when the bot cannot be asked or does not answer.
+
+    Only the store's owner may: files another user wrote (root's, say) would lock the bot out of
+    its own store, and its requests could not be read by the bot."""
+    owner = store_path.stat().st_uid
+    if owner != os.geteuid():
+        print(
+            f"draftdesk: {store_path} belongs to {_user_name(owner)}: run the command as that user "
+            f"(sudo -u {_user_name(owner)} draftdesk …)",
+            file=sys.stderr,
+        )
+        return None
     try:
         store = PartitionedStore(store_path)
     except StoreInUse as in_use:
@@ -36,3 +49,10 @@ def on_store(
         return here(store)
     finally:
         store.close()
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"user {uid}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -122,7 +123,10 @@ def test_a_store_open_for_writing_elsewhere_is_refused_until_that_process_is_gon
         assert refused.returncode == 2 and "Traceback" not in refused.stderr
         [line] = refused.stderr.splitlines()
         assert f"open for writing by another process (pid {holder.pid})" in line
-        assert line.endswith("and it takes no requests (it is not `draftdesk run`): stop it first")
+        assert line.endswith(
+            "it takes no requests now (a bot still loading its models, or another command): "
+            "try again in a minute, or stop it first"
+        )
         assert jobs(config)[11] == ("failed", 1)  # nothing changed
         listed = subprocess.run(
             [*cli, "list", "--config", str(config)], capture_output=True, text=True, timeout=60
@@ -162,40 +166,68 @@ def test_while_the_bot_runs_retry_and_drop_are_carried_out_by_it(tmp_path: Path,
             assert capsys.readouterr().err == (
                 "draftdesk: job 999 is not in the queue (finished, dropped, or a wrong id)\n"
             )
-            assert list(requests_dir(tmp_path / "store.json").iterdir()) == []  # answers taken, none left
+            answers = [p.name for p in requests_dir(tmp_path / "store.json").iterdir()]
+            assert answers == ["serving"]  # every answer taken, none left
         finally:
             app.stop()
 
 
 def test_a_request_the_bot_does_not_take_is_withdrawn_and_changes_nothing(config: Path) -> None:
     store_path = config.parent / "store.json"
-    requests_dir(store_path).mkdir()  # as a bot leaves it; no bot runs now
+    folder = requests_dir(store_path)
+    folder.mkdir()
+    with pytest.raises(NoBotAnswered, match="takes no requests now"):  # no bot says it serves: at once
+        ask(store_path, StoreRequest(RETRY_FAILED), 2)
+    (folder / "serving").touch()  # a bot that says it serves, but is stuck
     ticks = iter(range(100))
     with pytest.raises(NoBotAnswered, match="did not take the request within 2 s, so nothing changed"):
         ask(store_path, StoreRequest(RETRY_FAILED), 2, monotonic=lambda: next(ticks), sleep=lambda _: None)
-    assert list(requests_dir(store_path).iterdir()) == []  # withdrawn: a bot starting later does nothing
+    assert [p.name for p in folder.iterdir()] == ["serving"]  # withdrawn: a bot waking later does nothing
+
+    def interrupted(_: float) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C while waiting withdraws the request too
+        ask(store_path, StoreRequest(RETRY_FAILED), 2, sleep=interrupted)
+    assert [p.name for p in folder.iterdir()] == ["serving"]
     assert jobs(config)[11] == ("failed", 1)
+    with pytest.raises(SystemExit):
+        main(["jobs", "retry", "--failed", "--wait", "nan", "--config", str(config)])
 
 
 def test_the_bot_answers_unreadable_requests_and_drops_stale_ones(config: Path) -> None:
     store_path = config.parent / "store.json"
     store = PartitionedStore(store_path)
     woken: list[bool] = []
+    folder = requests_dir(store_path)
     try:
         serving = StoreRequests(store_path, store, lambda: woken.append(True), snapshot=store.snapshot)
-        serving.open()
-        folder = requests_dir(store_path)
-        (folder / "a.request").write_text('{"action": "retry", "job_id": "1; rm -rf /"}')
-        (folder / "b.request").write_text('{"action": "retry_failed"}')
-        os.utime(folder / "b.request", (0, 0))  # left by a command killed long ago
+        assert serving.open()
         (folder / "c.taken").write_text('{"action": "drop", "job_id": 1}')  # a bot killed mid-request
+        (folder / "e.request").write_text('{"action": "drop", "job_id": 1}')  # its command long gone
+        assert serving.open()  # as at the next start
+        assert json.loads((folder / "e.answer").read_text())["message"].startswith("not carried out")
+        (folder / "a.request").write_text('{"action": "retry", "job_id": "1; rm -rf /"}')
+        (folder / "b.request").write_text('{"action": "retry_failed", "deadline": 0}')  # gave up long ago
         (folder / "d.request").write_text('{"action": "snapshot", "folder": "../../etc/x"}')  # not beside
-        serving.open()
         assert serving.serve_pending() == 2
         for name in ("a", "d"):
             answer = json.loads((folder / f"{name}.answer").read_text())
             assert answer["ok"] is False and answer["message"].startswith("unreadable request")
-        assert sorted(p.name for p in folder.iterdir()) == ["a.answer", "d.answer"] and woken == []
+        names = sorted(p.name for p in folder.iterdir())
+        assert names == ["a.answer", "d.answer", "e.answer", "serving"] and woken == []
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     finally:
         store.close()
+    assert jobs(config)[11] == ("failed", 1)
+
+
+def test_only_the_stores_owner_may_change_it(config: Path, capsys, monkeypatch) -> None:
+    """Root's files in the store would lock the bot's user out of it at its next start."""
+    owner = (config.parent / "store.json").stat().st_uid
+    monkeypatch.setattr("draftdesk.store_access.os.geteuid", lambda: owner + 1)
+    assert main(["jobs", "retry", "--failed", "--config", str(config)]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"draftdesk: {config.parent / 'store.json'} belongs to ")
+    assert "run the command as that user (sudo -u " in line
     assert jobs(config)[11] == ("failed", 1)

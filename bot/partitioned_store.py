@@ -25,6 +25,7 @@ writable open; the old file stays beside it as ``draftdesk.json.v1-backup``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -197,20 +198,42 @@ class PartitionedStore:
 
     def snapshot(self, target: Path) -> int:
         """A consistent copy of the store in ``target``, a new folder on the same file system (for
-        `draftdesk backup`); how many files. Every file is hard-linked while no write can run. A file
-        is only ever replaced by a rename, never changed in place, so the links keep this moment's
-        content while the store writes on; a thousand files take milliseconds, not a copy's time."""
+        `draftdesk backup`); how many files.
+
+        A file is only ever replaced by a rename, never changed in place, so a hard link keeps the
+        content it had when linked while the store writes on. Every file is linked first without
+        the lock (a year's 15,000 files take about a second); then, under the lock, only what changed
+        meanwhile is linked again and what went is removed, so the copy is the store at that moment
+        while writes wait a few milliseconds, not the whole linking."""
         if self.read_only:
             raise PermissionError(f"{self.path} was opened read-only: a snapshot needs the writer's lock")
+        target.mkdir(mode=0o700)
+        self._link_into(target)
         with self._lock:
-            target.mkdir(mode=0o700)
-            history = sorted(p for p in self.folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-            files = [self.path, *history]
-            for source in files:
-                link = target / source.relative_to(self.path.parent)
+            return self._link_into(target)
+
+    def _link_into(self, target: Path) -> int:
+        """Makes ``target`` hold a link to each file of the store as it is now; how many files."""
+        history = (p for p in self.folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+        wanted = {source.relative_to(self.path.parent): source for source in (self.path, *history)}
+        for relative, source in wanted.items():
+            link = target / relative
+            try:
+                inode = source.stat().st_ino
+            except FileNotFoundError:  # removed since listed (only in the pass without the lock)
+                continue
+            try:
+                if link.stat().st_ino == inode:
+                    continue  # linked before and not replaced since
+                link.unlink()
+            except FileNotFoundError:
                 link.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):  # as above
                 os.link(source, link)
-        return len(files)
+        for old in [p for p in target.rglob("*") if p.is_file()]:
+            if old.relative_to(target) not in wanted:
+                old.unlink()  # gone from the store since the first pass
+        return len(wanted)
 
     # ---- files ----------------------------------------------------------------------------------
 

@@ -25,7 +25,6 @@ writable open; the old file stays beside it as ``draftdesk.json.v1-backup``.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
@@ -202,38 +201,56 @@ class PartitionedStore:
 
         A file is only ever replaced by a rename, never changed in place, so a hard link keeps the
         content it had when linked while the store writes on. Every file is linked first without
-        the lock (a year's 15,000 files take about a second); then, under the lock, only what changed
-        meanwhile is linked again and what went is removed, so the copy is the store at that moment
-        while writes wait a few milliseconds, not the whole linking."""
+        the lock (a year's 15,000 files take seconds); then, under the lock, the folders are listed
+        again and only what was replaced meanwhile is linked again (what went, removed), so the
+        copy is the store at that moment while writes wait for a listing, not for the linking."""
         if self.read_only:
             raise PermissionError(f"{self.path} was opened read-only: a snapshot needs the writer's lock")
         target.mkdir(mode=0o700)
-        self._link_into(target)
+        linked = self._link_replaced(target, {})
         with self._lock:
-            return self._link_into(target)
+            return len(self._link_replaced(target, linked))
 
-    def _link_into(self, target: Path) -> int:
-        """Makes ``target`` hold a link to each file of the store as it is now; how many files."""
-        history = (p for p in self.folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-        wanted = {source.relative_to(self.path.parent): source for source in (self.path, *history)}
-        for relative, source in wanted.items():
-            link = target / relative
+    def _files(self) -> dict[str, int]:
+        """Each file of the store (its path relative to the store's folder) and its inode, from the
+        folder listings alone: no call per file (this runs under the lock)."""
+        skip = len(str(self.path.parent)) + 1
+        found = {self.path.name: self.path.stat().st_ino}
+        folders = [str(self.folder)]
+        while folders:
             try:
-                inode = source.stat().st_ino
-            except FileNotFoundError:  # removed since listed (only in the pass without the lock)
-                continue
-            try:
-                if link.stat().st_ino == inode:
-                    continue  # linked before and not replaced since
-                link.unlink()
+                entries = list(os.scandir(folders.pop()))
             except FileNotFoundError:
-                link.parent.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(FileNotFoundError):  # as above
-                os.link(source, link)
-        for old in [p for p in target.rglob("*") if p.is_file()]:
-            if old.relative_to(target) not in wanted:
-                old.unlink()  # gone from the store since the first pass
-        return len(wanted)
+                continue
+            for entry in entries:
+                if entry.name.startswith("."):  # a writer's temporary file
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    found[entry.path[skip:]] = entry.inode()
+        return found
+
+    def _link_replaced(self, target: Path, linked: dict[str, int]) -> dict[str, int]:
+        """Links into ``target`` each file not linked yet or replaced since ``linked`` (relative path
+        → the inode its link holds), removes the links of files gone; the links now held."""
+        base = self.path.parent
+        held: dict[str, int] = {}
+        for relative, inode in self._files().items():
+            if linked.get(relative) == inode:  # a link keeps its inode's number from being reused
+                held[relative] = inode
+                continue
+            link = target / relative
+            link.unlink(missing_ok=True)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(base / relative, link)
+            except FileNotFoundError:  # removed since listed: only in the pass without the lock
+                continue
+            held[relative] = link.stat().st_ino
+        for gone in linked.keys() - held.keys():
+            (target / gone).unlink(missing_ok=True)
+        return held
 
     # ---- files ----------------------------------------------------------------------------------
 

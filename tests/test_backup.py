@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 from bot.config import load_settings
-from bot.partitioned_store import PartitionedStore, open_store
+from bot.partitioned_store import PartitionedStore, history_folder, open_store
 from bot.store_requests import requests_dir
 from core.domain import Vote, utcnow
 from draftdesk.app import build
@@ -122,5 +122,29 @@ def test_backup_while_the_bot_runs_is_taken_by_the_bot(tmp_path: Path, capsys) -
             f"Draft reply from {m} here" for m in ("alpha", "beta", "gamma")
         ]
         assert copy.ticket_thread(7) is not None and all(d.slack_ts for d in drafts)
+    finally:
+        copy.close()
+
+
+def test_the_second_pass_takes_what_was_replaced_added_or_removed_after_the_first(tmp_path: Path) -> None:
+    store = PartitionedStore(tmp_path / "store.json")
+    try:
+        rated_round(store, 1)
+        (tmp_path / "snap").mkdir()
+        first = store._link_replaced(tmp_path / "snap", {})
+        rated_round(store, 2)  # replaces ticket part 0 and its votes, adds a message file
+        rated_round(store, 60)  # a new ticket part
+        extra = history_folder(tmp_path / "store.json") / "misc.json"
+        extra.write_text("{}")
+        second = store._link_replaced(tmp_path / "snap", first)
+        extra.unlink()
+        third = store._link_replaced(tmp_path / "snap", second)
+    finally:
+        store.close()
+    assert set(third) == set(second) - {"store.json.d/misc.json"}
+    assert not (tmp_path / "snap" / "store.json.d" / "misc.json").exists()
+    copy = open_store(tmp_path / "snap" / "store.json", read_only=True)
+    try:
+        assert sorted(v.draft_id for v in copy.votes()) == ["t1r1A", "t2r1A", "t60r1A"]
     finally:
         copy.close()

@@ -1,9 +1,9 @@
 """draftdesk: three blind draft replies for every Zendesk ticket, rated by your agents in Slack.
 
-Commands: run (the bot), doctor, jobs (list, retry, drop), report, votes export, digest, demo,
-finetune (export, prepare, train, eval, feedback), models (status, promote, rollback), serve-models
-(the models behind an OpenAI-compatible API),
-slack manifest, zendesk (setup, test-webhook).
+Commands: run (the bot), doctor, jobs (list, retry, drop), backup, report, votes export, digest,
+demo, finetune (export, prepare, train, eval, feedback), models (status, promote, rollback),
+serve-models (the models behind an OpenAI-compatible API), slack manifest, zendesk (setup,
+test-webhook).
 """
 
 from __future__ import annotations

@@ -24,13 +24,22 @@ from bot.partitioned_store import PartitionedStore
 from bot.store_requests import SNAPSHOT, StoreRequest, snapshot_name, wait_seconds
 from draftdesk.store_access import on_store
 
+ARCHIVE_PREFIX = "draftdesk-"  # --into: draftdesk-20261127T231500Z.tar.gz, sorted by name = by time
+
 
 def register(sub: Any) -> None:
     backup = sub.add_parser(
         "backup", help="the whole store (votes, drafts, sends, queue) as one .tar.gz, while the bot runs"
     )
     backup.add_argument("--config", help="config file (default: $DRAFTDESK_CONFIG or ./config.toml)")
-    backup.add_argument("--output", required=True, type=Path, help="the archive to write (FILE.tar.gz)")
+    where = backup.add_mutually_exclusive_group(required=True)
+    where.add_argument("--output", type=Path, help="the archive to write (FILE.tar.gz)")
+    where.add_argument(
+        "--into", type=Path, metavar="FOLDER", help=f"write {ARCHIVE_PREFIX}DATE.tar.gz into this folder"
+    )
+    backup.add_argument(
+        "--keep", type=int, metavar="N", help="with --into: then remove all but the newest N archives there"
+    )
     backup.add_argument(
         "--wait", type=wait_seconds, default=30.0, metavar="SECONDS", help="seconds to wait for a running bot"
     )
@@ -39,12 +48,19 @@ def register(sub: Any) -> None:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     store_path = load_store_settings(resolve_config_path(args.config, os.environ)).storage_path
-    output: Path = args.output
+    if args.keep is not None and (args.into is None or args.keep < 1):
+        print("draftdesk: --keep N (N ≥ 1) goes with --into FOLDER", file=sys.stderr)
+        return 2
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    output: Path = args.output or args.into / f"{ARCHIVE_PREFIX}{stamp}.tar.gz"
+    if args.into is not None and not args.into.is_dir():
+        print(f"draftdesk: --into: no folder {args.into}: create it first", file=sys.stderr)
+        return 2
     problem = _output_problem(output, store_path)
     if problem:
         print(f"draftdesk: {problem}", file=sys.stderr)
         return 2
-    snapshot = store_path.with_name(snapshot_name(store_path, datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")))
+    snapshot = store_path.with_name(snapshot_name(store_path, stamp))
 
     def here(store: PartitionedStore) -> ActionResult:
         return ActionResult(True, f"{store.snapshot(snapshot)} files", changed_queue=False)
@@ -64,6 +80,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
         f"the bot, move {store_path.name} and {store_path.name}.d aside, `tar -xzf {output} -C "
         f"{store_path.parent}`, start the bot."
     )
+    if args.keep is not None:
+        for old in sorted(args.into.glob(f"{ARCHIVE_PREFIX}*.tar.gz"))[: -args.keep]:
+            old.unlink()
+            print(f"removed the older backup {old}")
     return 0
 
 

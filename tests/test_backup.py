@@ -148,3 +148,29 @@ def test_the_second_pass_takes_what_was_replaced_added_or_removed_after_the_firs
         assert sorted(v.draft_id for v in copy.votes()) == ["t1r1A", "t2r1A", "t60r1A"]
     finally:
         copy.close()
+
+
+def test_backups_into_a_folder_keep_the_newest(tmp_path: Path, capsys) -> None:
+    store = PartitionedStore(tmp_path / "store.json")
+    rated_round(store, 1)
+    store.close()
+    config = tmp_path / "config.toml"
+    config.write_text('[storage]\npath = "store.json"\n[[models]]\nname = "m1"\nbase_model = "/nowhere"\n')
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    for day in ("20261101T000000Z", "20261102T000000Z", "20261103T000000Z"):
+        (folder / f"draftdesk-{day}.tar.gz").write_bytes(b"old")
+    (folder / "notes.txt").write_text("not a backup: stays")
+    assert main(["backup", "--into", str(folder), "--keep", "2", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    kept = sorted(p.name for p in folder.iterdir())
+    assert kept[0] == "draftdesk-20261103T000000Z.tar.gz" and kept[-1] == "notes.txt" and len(kept) == 3
+    assert kept[1].startswith("draftdesk-2") and kept[1] in out  # the new one, written
+    assert "removed the older backup" in out and "draftdesk-20261101T000000Z" in out
+    copy = restored(folder / kept[1], tmp_path / "restored")
+    try:
+        assert [v.draft_id for v in copy.votes()] == ["t1r1A"]
+    finally:
+        copy.close()
+    assert main(["backup", "--output", str(tmp_path / "x.tgz"), "--keep", "2", "--config", str(config)]) == 2
+    assert "--keep N (N ≥ 1) goes with --into FOLDER" in capsys.readouterr().err

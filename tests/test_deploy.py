@@ -52,3 +52,20 @@ def test_the_systemd_unit_runs_a_command_the_cli_accepts_with_secrets_from_a_fil
     assert build_parser().parse_args(arguments).command == "run"
     assert service["EnvironmentFile"].startswith("/etc/") and service["User"] != "root"
     assert service["Restart"] == "on-failure"
+
+
+def test_the_backup_timer_runs_a_backup_the_cli_accepts_as_the_bots_user() -> None:
+    def unit(name: str) -> configparser.ConfigParser:
+        parsed = configparser.ConfigParser(interpolation=None, strict=False)
+        parsed.optionxform = str  # type: ignore[assignment,method-assign]
+        parsed.read_string((DEPLOY / name).read_text())
+        return parsed
+
+    service = unit("draftdesk-backup.service")["Service"]
+    program, *arguments = shlex.split(service["ExecStart"])
+    args = build_parser().parse_args(arguments)
+    assert program.endswith("/.venv/bin/draftdesk") and args.command == "backup"
+    assert args.into is not None and args.keep >= 7
+    assert service["User"] == unit("draftdesk.service")["Service"]["User"]  # the store's owner
+    assert str(args.into).startswith(service["ReadWritePaths"])
+    assert unit("draftdesk-backup.timer")["Timer"]["Unit"] == "draftdesk-backup.service"

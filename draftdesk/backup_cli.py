@@ -77,8 +77,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
         shutil.rmtree(snapshot, ignore_errors=True)
     print(
         f"backup of {store_path} written to {output}: {files} files, {size / 1e6:.1f} MB. To restore: stop "
-        f"the bot, move {store_path.name} and {store_path.name}.d aside, `tar -xzf {output} -C "
-        f"{store_path.parent}`, start the bot."
+        f"the bot, `draftdesk restore {output}`, start the bot."
     )
     if args.keep is not None:
         for old in sorted(args.into.glob(f"{ARCHIVE_PREFIX}*.tar.gz"))[: -args.keep]:

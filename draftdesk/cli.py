@@ -1,6 +1,6 @@
 """draftdesk: three blind draft replies for every Zendesk ticket, rated by your agents in Slack.
 
-Commands: run (the bot), doctor, jobs (list, retry, drop), backup, report, votes export, digest,
+Commands: run (the bot), doctor, jobs (list, retry, drop), backup, restore, report, votes export, digest,
 demo, finetune (export, prepare, train, eval, feedback), models (status, promote, rollback),
 serve-models (the models behind an OpenAI-compatible API), slack manifest, zendesk (setup,
 test-webhook).
@@ -32,7 +32,7 @@ from bot.store_lock import StoreInUse
 from bot.votes_io import UNDATED, VotesFileError, read_votes, write_votes
 from core.config import read_toml
 from core.ports import Store
-from draftdesk import backup_cli, jobs_cli, models_cli, zendesk_cli
+from draftdesk import backup_cli, jobs_cli, models_cli, restore_cli, zendesk_cli
 from draftdesk.feedback_cli import register_feedback
 from draftdesk.logs import LOG_FORMATS, configure_logging
 from finetune import cli as finetune_cli
@@ -168,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Further command groups register here: each module adds its parser and sets `func`.
     jobs_cli.register(sub)
     backup_cli.register(sub)
+    restore_cli.register(sub)
     finetune_cli.register(sub)
     zendesk_cli.register(sub)
     register_feedback(sub)

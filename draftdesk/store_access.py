@@ -23,13 +23,8 @@ def on_store(
 
     Only the store's owner may: files another user wrote (root's, say) would lock the bot out of
     its own store, and its requests could not be read by the bot."""
-    owner = store_path.stat().st_uid
-    if owner != os.geteuid():
-        print(
-            f"draftdesk: {store_path} belongs to {_user_name(owner)}: run the command as that user "
-            f"(sudo -u {_user_name(owner)} draftdesk …)",
-            file=sys.stderr,
-        )
+    if problem := owner_problem(store_path):
+        print(f"draftdesk: {problem}", file=sys.stderr)
         return None
     try:
         store = PartitionedStore(store_path)
@@ -49,6 +44,15 @@ def on_store(
         return here(store)
     finally:
         store.close()
+
+
+def owner_problem(store_path: Path) -> str:
+    """What to do when this process is not the store's owner; "" when it is."""
+    owner = store_path.stat().st_uid
+    if owner == os.geteuid():
+        return ""
+    name = _user_name(owner)
+    return f"{store_path} belongs to {name}: run the command as that user (sudo -u {name} draftdesk …)"
 
 
 def _user_name(uid: int) -> str:

@@ -78,7 +78,7 @@ def test_backup_of_a_free_store_restores_whole(tmp_path: Path, capsys) -> None:
     archive = tmp_path / "backup.tar.gz"
     assert main(["backup", "--output", str(archive), "--config", str(config)]) == 0
     said = capsys.readouterr().out
-    assert f"written to {archive}" in said and "tar -xzf" in said
+    assert f"written to {archive}" in said and f"`draftdesk restore {archive}`" in said
     assert stat.S_IMODE(archive.stat().st_mode) == 0o600  # customers' tickets: the owner's only
     assert sorted(p.name for p in tmp_path.iterdir() if ".snapshot-" in p.name) == []  # removed
     copy = restored(archive, tmp_path / "restored")
@@ -174,3 +174,56 @@ def test_backups_into_a_folder_keep_the_newest(tmp_path: Path, capsys) -> None:
         copy.close()
     assert main(["backup", "--output", str(tmp_path / "x.tgz"), "--keep", "2", "--config", str(config)]) == 2
     assert "--keep N (N ≥ 1) goes with --into FOLDER" in capsys.readouterr().err
+
+
+def test_restore_puts_a_backup_back_and_keeps_the_store_it_replaces(tmp_path: Path, capsys) -> None:
+    source = tmp_path / "old-box" / "draftdesk.json"  # another machine, another store name
+    source.parent.mkdir()
+    store = PartitionedStore(source)
+    for ticket in (1, 2):
+        rated_round(store, ticket)
+    store.close()
+    archive = tmp_path / "backup.tar.gz"
+    config = source.parent / "config.toml"
+    config.write_text(
+        '[storage]\npath = "draftdesk.json"\n[[models]]\nname = "m1"\nbase_model = "/nowhere"\n'
+    )
+    assert main(["backup", "--output", str(archive), "--config", str(config)]) == 0
+
+    here = tmp_path / "new-box"
+    here.mkdir()
+    (here / "config.toml").write_text(
+        '[storage]\npath = "store.json"\n[[models]]\nname = "m1"\nbase_model = "/x"\n'
+    )
+    current = PartitionedStore(here / "store.json")
+    rated_round(current, 9)
+    holder = current  # the bot, still running
+    assert main(["restore", str(archive), "--config", str(here / "config.toml")]) == 2
+    assert "stop the bot first" in capsys.readouterr().err
+    holder.close()
+
+    (tmp_path / "junk.tar.gz").write_bytes(b"not an archive")
+    assert main(["restore", str(tmp_path / "junk.tar.gz"), "--config", str(here / "config.toml")]) == 2
+    assert capsys.readouterr().err.startswith("draftdesk: cannot read")
+    with tarfile.open(tmp_path / "other.tar.gz", "w:gz") as other:
+        other.add(here / "config.toml", arcname="etc/passwd")
+    assert main(["restore", str(tmp_path / "other.tar.gz"), "--config", str(here / "config.toml")]) == 2
+    assert "is not an archive `draftdesk backup` wrote" in capsys.readouterr().err
+
+    assert main(["restore", str(archive), "--config", str(here / "config.toml")]) == 0
+    said = capsys.readouterr().out
+    assert (
+        said.startswith(f"restored {archive} as {here / 'store.json'}: 2 votes") and "before-restore" in said
+    )
+    back = open_store(here / "store.json", read_only=True)
+    try:
+        assert sorted(v.draft_id for v in back.votes()) == ["t1r1A", "t2r1A"]
+    finally:
+        back.close()
+    [aside] = [p for p in here.iterdir() if p.name.startswith("store.json.before-restore-") and p.is_file()]
+    replaced = open_store(aside, read_only=True)
+    try:
+        assert [v.draft_id for v in replaced.votes()] == ["t9r1A"]  # kept, not deleted
+    finally:
+        replaced.close()
+    assert not [p for p in here.iterdir() if ".restoring-" in p.name]

@@ -18,6 +18,11 @@ from tinydb.storages import Storage
 from core.files import replace_atomically
 
 
+class StoreDamaged(RuntimeError):
+    """A store file that draftdesk did not write (not text, not JSON, not an object); the message
+    says how to recover."""
+
+
 def sweep_leftovers(folder: Path, name: str = "*") -> None:
     """Remove the temporary files of a writer killed mid-write (``.NAME.*.tmp``): never renamed,
     so never part of the store."""
@@ -48,17 +53,23 @@ class AtomicJSONStorage(Storage):
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return {}
+        except UnicodeDecodeError as exc:
+            raise StoreDamaged(
+                f"{self.path} is not a draftdesk store file (not text: {exc.reason}). Restore it from a "
+                "backup (`draftdesk restore`) or move it away to start with an empty store."
+            ) from None
         if not text.strip():
             return {}
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise RuntimeError(
+            raise StoreDamaged(
                 f"{self.path} is not valid JSON ({exc}); it was not written by draftdesk's atomic "
-                "storage. Restore it from a backup or move it away to start with an empty store."
+                "storage. Restore it from a backup (`draftdesk restore`) or move it away to start with an "
+                "empty store."
             ) from exc
         if not isinstance(data, dict):
-            raise RuntimeError(f"{self.path} does not hold a draftdesk store (top level is not an object)")
+            raise StoreDamaged(f"{self.path} does not hold a draftdesk store (top level is not an object)")
         return data
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:

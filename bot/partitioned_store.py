@@ -183,7 +183,7 @@ class PartitionedStore:
         """Whether the file at ``path`` is the hot file of this store (not a single-file store)."""
         try:
             data = json.loads(path.read_text(encoding="utf-8") or "{}")
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError):  # not text, not JSON: opening it says what is wrong
             return False
         return isinstance(data, dict) and "format" in data
 

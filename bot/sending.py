@@ -164,7 +164,7 @@ class SendFlow:
             return None
         sender = self._senders.get(user)
         known = known_for_ticket(self.store, draft.ticket_id, sender.name if sender else "")
-        filled = fill_placeholders(draft.text, known)
+        filled = filled_to_fit(draft.text, known)
         restored = self._failed_edit(draft, user)
         text = filled_to_fit(restored.edited_text or "", known) if restored else filled
         counting = self._counting_sends(draft.round_id)
@@ -217,6 +217,8 @@ class SendFlow:
             note = f"{note} {no_agent}".strip()
         known = known_for_ticket(self.store, draft.ticket_id, sender.name)
         filled = fill_placeholders(draft.text or "", known)
+        if len(filled) > MAX_TEXT:  # it fitted when the dialog opened, less filled: keep that
+            filled = filled_to_fit(draft.text or "", known) if opened.restored else opened.text
         text = filled_to_fit(opened.restored.edited_text or "", known) if opened.restored else filled
         state = replace(state, shown_hash=text_hash(filled))  # "edited": against the draft, filled
         if text_hash(text) != text_hash(opened.text):  # refilled (the sign-off's name): a new text box
@@ -509,7 +511,11 @@ class SendFlow:
             earlier_sends=sends_summary(draft.label, counting, labels),
             newer_comment=newer,
             newer_by_requester=newer_by_requester,
-            unresolved=unresolved_placeholders(text),
+            # What Send cannot fill: it fills from the ticket and always has a sender's name to sign
+            # with (a text shown as typed, too long to fill here, still gets both at Send).
+            unresolved=unresolved_placeholders(
+                fill_placeholders(text, known_for_ticket(self.store, draft.ticket_id, agent_name="sender"))
+            ),
             note=note,
             public_chosen=public_chosen and self.allow_public,
         )

@@ -108,6 +108,11 @@ def ask(
     Interrupted (Ctrl-C), it withdraws the request first, unless the bot has taken it already."""
     folder = requests_dir(store_path)
     serving = folder / SERVING
+    if folder.is_dir() and folder.stat().st_uid != store_path.stat().st_uid:
+        raise NoBotAnswered(
+            f"{folder} does not belong to the store's owner, so the bot does not take requests from it: "
+            "remove that folder and restart the bot"
+        )
     try:
         beat = serving.stat().st_mtime
     except FileNotFoundError:
@@ -143,8 +148,12 @@ def ask(
     try:
         result = answered_within(wait_seconds)
     except BaseException:  # Ctrl-C, a kill the interpreter sees: no request left behind to surprise
-        withdrawn()
-        raise
+        if withdrawn():
+            raise
+        raise NoBotAnswered(
+            "interrupted after the bot took the request: it is carried out all the same "
+            "(its log says the outcome: journalctl -u draftdesk)"
+        ) from None
     if result is not None:
         return result
     if withdrawn():
@@ -156,7 +165,8 @@ def ask(
     if result is not None:
         return result
     raise NoBotAnswered(
-        "the bot took the request but did not answer: see `draftdesk jobs list` for what changed"
+        "the bot took the request but did not answer in time: it may still be at it (its log says the "
+        "outcome: journalctl -u draftdesk)"
     )
 
 
@@ -217,7 +227,6 @@ class StoreRequests:
 
     def serve_pending(self) -> int:
         """Carries out every waiting request, oldest first; how many."""
-        self._beat()
         served = 0
         for pending in sorted(self.folder.glob(f"*{REQUEST}"), key=_modified):
             taken = pending.with_suffix(TAKEN)
@@ -239,15 +248,28 @@ class StoreRequests:
         return served
 
     def run(self, stop: threading.Event) -> None:
-        """Serves requests every second until ``stop`` is set; a failure is logged, not fatal."""
+        """Serves requests every second until ``stop`` is set; a failure is logged, not fatal. The
+        heartbeat has a thread of its own: a long request (a year's snapshot) does not stop it."""
         if not self.open():
             return
+        beating = threading.Thread(
+            target=self._beat_until, args=(stop,), name="store-requests-beat", daemon=True
+        )
+        beating.start()
         while not stop.wait(POLL_SECONDS):
             try:
                 self.serve_pending()
             except Exception:
                 log.exception("could not carry out a request; trying again in a second")
+        beating.join(timeout=5)
         (self.folder / SERVING).unlink(missing_ok=True)  # a command asking now is told at once
+
+    def _beat_until(self, stop: threading.Event) -> None:
+        while not stop.wait(POLL_SECONDS):
+            try:
+                self._beat()
+            except OSError as exc:
+                log.warning("could not mark the bot as taking requests: %s", exc)
 
     def _beat(self) -> None:
         (self.folder / SERVING).touch()
@@ -274,7 +296,12 @@ class StoreRequests:
             target = self.store_path.with_name(str(folder))
             try:
                 files = self.snapshot(target)
+            except FileExistsError:
+                return ActionResult(
+                    False, f"{target} exists already: nothing was copied", changed_queue=False
+                )
             except OSError as exc:
+                shutil.rmtree(target, ignore_errors=True)  # half a snapshot holds old files on disk
                 return ActionResult(
                     False, f"could not copy the store into {target}: {exc}", changed_queue=False
                 )

@@ -14,14 +14,16 @@ import os
 import shutil
 import sys
 import tarfile
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from bot.config import load_store_settings, resolve_config_path
 from bot.job_actions import ActionResult
 from bot.partitioned_store import PartitionedStore
 from bot.store_requests import SNAPSHOT, StoreRequest, snapshot_name, wait_seconds
+from core.files import replace_atomically
 from draftdesk.store_access import on_store
 
 ARCHIVE_PREFIX = "draftdesk-"  # --into: draftdesk-20261127T231500Z.tar.gz, sorted by name = by time
@@ -60,18 +62,20 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if problem:
         print(f"draftdesk: {problem}", file=sys.stderr)
         return 2
-    snapshot = store_path.with_name(snapshot_name(store_path, stamp))
+    # Unique, even for two backups in one second; a snapshot holds every file's old version on disk
+    # while it lives, so it goes whatever happens (the bot also removes day-old ones at its start).
+    snapshot = store_path.with_name(snapshot_name(store_path, f"{stamp}-{uuid.uuid4().hex[:8]}"))
 
     def here(store: PartitionedStore) -> ActionResult:
         return ActionResult(True, f"{store.snapshot(snapshot)} files", changed_queue=False)
 
-    result = on_store(store_path, StoreRequest(SNAPSHOT, folder=snapshot.name), here, args.wait)
-    if result is None:
-        return 2
-    if not result.ok:
-        print(f"draftdesk: {result.message}", file=sys.stderr)
-        return 2
     try:
+        result = on_store(store_path, StoreRequest(SNAPSHOT, folder=snapshot.name), here, args.wait)
+        if result is None:
+            return 2
+        if not result.ok:
+            print(f"draftdesk: {result.message}", file=sys.stderr)
+            return 2
         files, size = write_archive(snapshot, output)
     finally:
         shutil.rmtree(snapshot, ignore_errors=True)
@@ -89,29 +93,37 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def _output_problem(output: Path, store_path: Path) -> str:
     if not store_path.exists():
         return f"no store at {store_path}: nothing to back up (check [storage] path)"
+    if output.is_symlink():
+        return f"--output {output} is a link: give the path of the file itself"
     if output.is_dir():
         return f"--output {output} is a folder: give a file name, e.g. {output / 'draftdesk-backup.tar.gz'}"
     if not output.parent.is_dir():
         return f"--output: no folder {output.parent}: create it first"
+    where = output.parent.resolve()
+    store_folder = store_path.parent.resolve()
+    inside = [store_folder / f"{store_path.name}{suffix}" for suffix in (".d", ".requests")]
+    if (where == store_folder and output.name.startswith(store_path.name)) or any(
+        folder == where or folder in where.parents for folder in inside
+    ):
+        return f"--output {output} is one of the store's own files or folders: write the backup elsewhere"
     return ""
 
 
 def write_archive(snapshot: Path, output: Path) -> tuple[int, int]:
-    """The snapshot's files as a gzipped tar, readable by its owner only (it holds customers'
-    tickets), written whole or not at all; (files, bytes of the archive)."""
-    partial = output.with_name(f".{output.name}.partial")
-    files = sorted(p for p in snapshot.rglob("*") if p.is_file())
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(descriptor, "wb") as handle, tarfile.open(fileobj=handle, mode="w:gz") as archive:
-            for done, path in enumerate(files, 1):
+    """The snapshot's folders and files as a gzipped tar, readable by its owner only (it holds
+    customers' tickets), written whole or not at all (``replace_atomically``: a fresh temporary file,
+    fsynced, renamed); (files, bytes of the archive)."""
+    entries = sorted(snapshot.rglob("*"))
+    files = sum(1 for path in entries if path.is_file())
+
+    def write(handle: BinaryIO) -> None:
+        with tarfile.open(fileobj=handle, mode="w:gz") as archive:
+            for done, path in enumerate(entries, 1):
                 archive.add(path, arcname=str(path.relative_to(snapshot)), recursive=False)
-                if sys.stderr.isatty() and (done % 500 == 0 or done == len(files)):
-                    print(f"\rarchiving: {done}/{len(files)} files", end="", file=sys.stderr, flush=True)
-        os.replace(partial, output)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+                if sys.stderr.isatty() and (done % 500 == 0 or done == len(entries)):
+                    print(f"\rarchiving: {done}/{len(entries)}", end="", file=sys.stderr, flush=True)
+
+    replace_atomically(output, write)  # mkstemp: mode 600, never through a link left there
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    return len(files), output.stat().st_size
+    return files, output.stat().st_size

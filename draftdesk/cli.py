@@ -17,6 +17,7 @@ import sys
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+from bot.atomic_storage import StoreDamaged
 from bot.config import (
     ConfigError,
     Settings,
@@ -188,6 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 2
+    except StoreDamaged as exc:
+        print(f"draftdesk: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("draftdesk: interrupted", file=sys.stderr)
+        return 130
     except StoreInUse as exc:
         print(
             f"draftdesk: {exc}: stop `draftdesk run` first (`draftdesk jobs list` works while it runs)",

@@ -48,7 +48,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 def restore(archive: Path, store_path: Path) -> str:
     """Restores ``archive`` as the store at ``store_path``; what was done, in one line."""
-    if store_path.exists() and (problem := owner_problem(store_path)):
+    # The store's owner (on a new machine: the owner of its folder) restores: root's files would
+    # lock the bot's user out of its own store.
+    if problem := owner_problem(store_path if store_path.exists() else store_path.parent):
         raise RestoreError(problem)
     lock = WriterLock(store_path)
     try:

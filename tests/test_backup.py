@@ -227,3 +227,42 @@ def test_restore_puts_a_backup_back_and_keeps_the_store_it_replaces(tmp_path: Pa
     finally:
         replaced.close()
     assert not [p for p in here.iterdir() if ".restoring-" in p.name]
+
+
+def test_backup_never_writes_over_the_stores_own_files_or_leaves_a_snapshot(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    store = PartitionedStore(tmp_path / "store.json")
+    rated_round(store, 1)
+    store.close()
+    config = tmp_path / "config.toml"
+    config.write_text('[storage]\npath = "store.json"\n[[models]]\nname = "m1"\nbase_model = "/nowhere"\n')
+    (tmp_path / "elsewhere.tgz").write_text("someone's file")
+    (tmp_path / "link.tgz").symlink_to(tmp_path / "elsewhere.tgz")
+    for output in ("store.json", "store.json.lock", "store.json.d/votes/x.tgz", "link.tgz"):
+        assert main(["backup", "--output", str(tmp_path / output), "--config", str(config)]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert [
+        e.endswith("is one of the store's own files or folders: write the backup elsewhere") for e in errors
+    ] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+    assert errors[3].endswith("is a link: give the path of the file itself")
+    assert (tmp_path / "elsewhere.tgz").read_text() == "someone's file"
+
+    def failing(self, target):  # e.g. a file system without hard links
+        target.mkdir()
+        raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(PartitionedStore, "snapshot", failing)
+    assert main(["backup", "--output", str(tmp_path / "b.tgz"), "--config", str(config)]) == 2
+    assert "Operation not supported" in capsys.readouterr().err
+    assert not [p for p in tmp_path.iterdir() if ".snapshot-" in p.name] and not (tmp_path / "b.tgz").exists()
+    copy = open_store(tmp_path / "store.json", read_only=True)  # the store as it was
+    try:
+        assert [v.draft_id for v in copy.votes()] == ["t1r1A"]
+    finally:
+        copy.close()

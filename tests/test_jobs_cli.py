@@ -11,6 +11,8 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import pytest
 from bot.config import load_settings
 from bot.job_actions import RETRY_FAILED
 from bot.partitioned_store import PartitionedStore, open_store
-from bot.store_requests import NoBotAnswered, StoreRequest, StoreRequests, ask, requests_dir
+from bot.store_requests import SNAPSHOT, NoBotAnswered, StoreRequest, StoreRequests, ask, requests_dir
 from core.domain import JOB_FAILED, JOB_QUEUED, utcnow
 from draftdesk.app import build
 from draftdesk.cli import main
@@ -231,3 +233,59 @@ def test_only_the_stores_owner_may_change_it(config: Path, capsys, monkeypatch) 
     assert line.startswith(f"draftdesk: {config.parent / 'store.json'} belongs to ")
     assert "run the command as that user (sudo -u " in line
     assert jobs(config)[11] == ("failed", 1)
+
+
+def test_interrupted_after_the_bot_took_it_the_operator_is_told_it_goes_ahead(config: Path) -> None:
+    store_path = config.parent / "store.json"
+    folder = requests_dir(store_path)
+    folder.mkdir()
+    (folder / "serving").touch()
+
+    def taken_then_interrupted(_: float) -> None:
+        for pending in folder.glob("*.request"):
+            pending.rename(pending.with_suffix(".taken"))  # the bot takes it
+        raise KeyboardInterrupt
+
+    with pytest.raises(NoBotAnswered, match="interrupted after the bot took the request: it is carried out"):
+        ask(store_path, StoreRequest(RETRY_FAILED), 5, sleep=taken_then_interrupted)
+
+
+def test_the_bot_says_it_serves_while_a_long_request_runs(config: Path, monkeypatch) -> None:
+    """A year's snapshot takes seconds: a `jobs retry` meanwhile is queued, not told "no bot"."""
+    monkeypatch.setattr("bot.store_requests.SERVING_STALE_SECONDS", 2.5)
+    store_path = config.parent / "store.json"
+    store = PartitionedStore(store_path)
+    release, linking = threading.Event(), threading.Event()
+
+    def slow_snapshot(target: Path) -> int:
+        linking.set()
+        release.wait(20)
+        return store.snapshot(target)
+
+    serving = StoreRequests(store_path, store, lambda: None, snapshot=slow_snapshot)
+    stop = threading.Event()
+    runner = threading.Thread(target=serving.run, args=(stop,))
+    runner.start()
+    try:
+        wait_until(lambda: (requests_dir(store_path) / "serving").exists(), 10, "the bot serving")
+        backup = threading.Thread(
+            target=lambda: ask(store_path, StoreRequest(SNAPSHOT, folder="store.json.snapshot-x"), 30)
+        )
+        backup.start()
+        linking.wait(10)
+        time.sleep(4)  # longer than the heartbeat may be silent: the request is still running
+        retried: list[object] = []
+        asking = threading.Thread(
+            target=lambda: retried.append(ask(store_path, StoreRequest(RETRY_FAILED), 20))
+        )
+        asking.start()
+        release.set()
+        backup.join(30)
+        asking.join(30)
+        assert retried and retried[0].ok and retried[0].message == "2 failed job(s) back in the queue"
+    finally:
+        release.set()
+        stop.set()
+        runner.join(10)
+        store.close()
+    assert not (requests_dir(store_path) / "serving").exists()  # stopped: commands are told at once

@@ -1,6 +1,8 @@
 """SendFlow's decisions without HTTP: what it refuses before Slack or Zendesk is asked (the whole
 flow over HTTP is tests/test_send_modal.py)."""
 
+import json
+
 from bot.memory_store import MemoryStore
 from bot.send_views import KIND_BLOCK, TEXT_ACTION, ModalState, text_hash
 from bot.sending import TOO_LONG, SendFlow, body_hash, newer_public_comment
@@ -129,3 +131,32 @@ def test_an_edit_that_filling_would_make_too_long_reopens_as_typed():
     flow, _ = failed_edit(typed, contact_email="jo.customer.with.a.long.address@example.com")
     again = flow.open_modal("2.trigger", "UGRACE", CHANNEL, None, "t7r1A")
     assert again is not None and again.text == typed  # the draft can still be sent; filled at Send
+
+
+class ReadableZendesk(DownZendesk):
+    def fetch_ticket(self, ticket_id):
+        return Ticket(7, "s", "open", 100, "Jo Customer", T0, "u", (), requester_email="jo@example.com")
+
+
+def test_a_draft_that_the_ticket_check_fills_past_the_text_box_is_never_cut():
+    """The dialog opened with the sign-off unfilled; the agent's name would push it past 3,000."""
+    store = MemoryStore()
+    store.create_round(7, 70, [("A", "m1")])
+    body = ("Restart the agent. " * 160)[:2960]
+    store.save_generated("t7r1A", f"Hi <NAME>,\n{body}\nBest regards,\n<NAME>", None)
+    store.save_ticket_contact(7, "Jo Customer", "jo@example.com")
+    modals = ProfileModals()
+    modals.user_profile = lambda user: ChatUser(user, "Grace Bertha Hopper-Lovelace", "grace@example.com")
+    zendesk = ReadableZendesk()
+    zendesk.agent_by_email = lambda email: Agent(501, "Grace Bertha Hopper-Lovelace of Arlington", email)
+    flow = SendFlow(store, RecordingPoster(), modals, zendesk)  # type: ignore[arg-type]
+    opened = flow.open_modal("1.trigger", "UGRACE", CHANNEL, None, "t7r1A")
+    assert opened is not None and len(opened.text) <= 3000
+    flow.check_ticket(opened)
+    updated = modals.opened[-1]
+    state = ModalState.from_metadata(updated["private_metadata"])
+    [box] = [b for b in updated["blocks"] if b["block_id"] == state.text_block]
+    shown = box["element"]["initial_value"]
+    assert shown == opened.text and shown.startswith("Hi Jo,\n")  # whole, as it opened
+    assert shown.endswith("Best regards,\n<NAME>") and len(shown) <= 3000  # signed at Send
+    assert "Replace" not in json.dumps(updated["blocks"])  # Send fills it: nothing for the agent to do

@@ -32,6 +32,7 @@ from typing import Any
 
 from bot.blocks import draft_name
 from bot.draft_view import known_for_ticket, render_draft
+from bot.parent_status import refresh_parent_status
 from bot.send_views import (
     CONFIRM_BLOCK,
     MAX_TEXT,
@@ -464,6 +465,7 @@ class SendFlow:
         if state == SEND_SENT:
             self.store.mark_sent(send.draft_id, send.user)
             self._refresh(send.draft_id)
+            refresh_parent_status(self.store, self.poster, send.ticket_id)
         return finished
 
     def _not_sent(self, send: SendRecord, state: ModalState, message: str) -> SendRecord:

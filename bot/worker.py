@@ -20,6 +20,7 @@ from bot.blocks import draft_message, model_failure_notice, new_round_notice, ti
 from bot.config import WorkerSettings
 from bot.crash_points import crash_point
 from bot.draft_view import known_for_ticket
+from bot.parent_status import refresh_parent_status
 from core.domain import (
     DRAFT_LABELS,
     FINISHED_STATUSES,
@@ -220,6 +221,8 @@ class TicketProcessor:
                 crash_point("draft_posted")
                 self.store.add_draft_message(draft.id, channel, ts)
         self.store.mark_round_posted(round_.id)
+        if round_.number > 1:  # the parent said "answered" (or nothing): now a new round waits
+            refresh_parent_status(self.store, self.poster, ticket.id)
         return f"posted {len(drafts) - len(failed)} of {len(drafts)} drafts (round {round_.number})"
 
     def _ensure_thread(self, ticket: Ticket) -> tuple[str, str, bool]:

@@ -88,6 +88,10 @@ class ChatPoster(Protocol):
         """The marked top-level messages of a channel posted since ``since``: mark → ts."""
         ...
 
+    def message(self, channel: str, ts: str) -> tuple[str, list[dict]] | None:
+        """A thread's parent message as it reads now: (text, blocks); None if there is none."""
+        ...
+
     def update(self, channel: str, ts: str, text: str, blocks: list[dict] | None = None) -> None: ...
 
     def ephemeral(

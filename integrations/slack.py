@@ -263,6 +263,22 @@ class SlackPoster:
             if not cursor:
                 return messages
 
+    def message(self, channel: str, ts: str) -> tuple[str, list[dict]] | None:
+        """A thread's parent message as it reads now, (text, blocks) (``conversations.replies``,
+        its first message); None if Slack has no such message."""
+        try:
+            page = self._call(
+                "conversations.replies", self.client.conversations_replies, channel=channel, ts=ts, limit=1
+            )
+        except SlackError as exc:
+            if exc.code in ("thread_not_found", "message_not_found"):
+                return None
+            raise
+        first = (page.get("messages") or [None])[0]
+        if not first or first.get("ts") != ts:
+            return None
+        return str(first.get("text") or ""), list(first.get("blocks") or [])
+
     def update(self, channel: str, ts: str, text: str, blocks: list[dict] | None = None) -> None:
         """Replace a message's text and blocks (``channel`` must be an ID, as chat.update requires)."""
         kwargs: dict[str, Any] = {"channel": channel, "ts": ts, "text": text}

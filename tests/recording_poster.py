@@ -80,6 +80,11 @@ class RecordingPoster:
             if c == channel and m.thread_ts is None and m.mark is not None
         }
 
+    def message(self, channel: str, ts: str) -> tuple[str, list[dict]] | None:
+        self._maybe_fail("message")
+        found = self.messages.get((channel, ts))
+        return None if found is None else (found.text, list(found.blocks or []))
+
     def update(self, channel: str, ts: str, text: str, blocks: list[dict] | None = None) -> None:
         self._maybe_fail("update")
         message = self.messages.get((channel, ts))

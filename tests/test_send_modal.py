@@ -193,6 +193,11 @@ def test_send_opens_the_modal_and_adds_a_note_in_the_agents_name(bot):
     status = json.dumps(bot.slack.find_message(CHANNEL, bot.draft("greets").vote_ts)["blocks"])
     assert "Sent by <@UGRACE> as an internal note (as is)" in status
     assert [s.state for s in bot.app.store.sends_for_round("t7r1")] == ["sent"]
+    _, parent_ts = bot.app.store.ticket_thread(7)
+    answered = f"Answered: Draft {bot.draft('greets').label} sent by <@UGRACE> as an internal note"
+    parent = lambda: json.dumps(bot.slack.find_message(CHANNEL, parent_ts)["blocks"])  # noqa: E731
+    waiting.wait_until(lambda: answered in parent(), 10, "the parent marked answered")  # the channel's view
+    assert "Backup stuck" in parent()  # the rest of the parent as it was posted
 
 
 def test_a_note_sent_before_the_agent_is_looked_up_still_goes_out_in_the_agents_name(bot):

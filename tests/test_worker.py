@@ -1,3 +1,4 @@
+import json
 import random
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -192,6 +193,8 @@ def test_new_customer_comment_starts_round_two_agent_comment_does_not(env):
     worker.run_until_idle()
     texts = thread_texts(slack, store)
     assert len(texts) == 8 and "round 2" in texts[4]
+    parent = slack.messages[store.ticket_thread(1)].blocks or []  # seen from the channel, too
+    assert any("round 2 drafts are in the thread" in json.dumps(b) for b in parent)
     assert "Still stuck after restart." in backend.calls[-1]["llama2-7b"]
     assert "note" not in backend.calls[-1]["llama2-7b"]  # internal notes never reach a prompt
 

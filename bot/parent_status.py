@@ -1,0 +1,75 @@
+"""The status line on a ticket's parent message: what an agent scanning the channel needs to see
+without opening the thread. Answered ("✅ Draft B sent by @grace as an internal note"), or, after a
+customer reply, that a new round waits.
+
+The line is a block of its own (``status``) in the parent message, set by reading the message back
+from Slack and replacing that block alone, so the rest (subject, requester, Help Center links)
+stays as it was posted. It is refreshed when a draft is sent and when a later round is posted.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot.blocks import draft_name
+from core.domain import SEND_SENT
+from core.ports import ChatError, ChatPoster, Store
+
+log = logging.getLogger(__name__)
+
+STATUS_BLOCK = "status"
+
+
+def status_line(store: Store, ticket_id: int) -> str | None:
+    """The ticket's status as mrkdwn; None while its first round waits (the parent says it all)."""
+    drafts = store.drafts_for_ticket(ticket_id)
+    if not drafts:
+        return None
+    newest = max(d.round_number for d in drafts)
+    round_drafts = [d for d in drafts if d.round_number == newest]
+    labels = {d.id: d.label for d in round_drafts}
+    sends = [s for s in store.sends_for_round(round_drafts[0].round_id) if s.state == SEND_SENT]
+    if sends:
+        sent = "; ".join(
+            f"{draft_name(labels.get(s.draft_id, '?'), newest)} sent by <@{s.user}> as "
+            f"{'a public reply' if s.public else 'an internal note'}"
+            for s in sends
+        )
+        return f":white_check_mark: Answered: {sent}"
+    if newest > 1:
+        return f":speech_balloon: The customer replied: round {newest} drafts are in the thread"
+    return None
+
+
+def with_status(blocks: list[dict[str, Any]], line: str | None) -> list[dict[str, Any]]:
+    """``blocks`` with the status block set to ``line`` (or removed), just after the ticket block."""
+    kept = [b for b in blocks if b.get("block_id") != STATUS_BLOCK]
+    if line is None:
+        return kept
+    status = {
+        "type": "context",
+        "block_id": STATUS_BLOCK,
+        "elements": [{"type": "mrkdwn", "text": line, "verbatim": True}],
+    }
+    at = next((i + 1 for i, b in enumerate(kept) if b.get("block_id") == "ticket"), len(kept))
+    return [*kept[:at], status, *kept[at:]]
+
+
+def refresh_parent_status(store: Store, poster: ChatPoster, ticket_id: int) -> None:
+    """Sets the status line of the ticket's parent message; a chat failure is logged, not raised
+    (the drafts and the send are recorded already: a stale line is the worst outcome)."""
+    thread = store.ticket_thread(ticket_id)
+    if thread is None:
+        return
+    channel, ts = thread
+    try:
+        current = poster.message(channel, ts)
+        if current is None:
+            return
+        text, blocks = current
+        updated = with_status(blocks, status_line(store, ticket_id))
+        if updated != blocks:
+            poster.update(channel, ts, text, updated)
+    except ChatError as exc:
+        log.warning("could not update the status of ticket %s in Slack: %s", ticket_id, exc)

@@ -23,7 +23,7 @@ STATUS_BLOCK = "status"
 
 def status_line(store: Store, ticket_id: int) -> str | None:
     """The ticket's status as mrkdwn; None while its first round waits (the parent says it all)."""
-    drafts = store.drafts_for_ticket(ticket_id)
+    drafts = [d for d in store.drafts_for_ticket(ticket_id) if d.slack_ts]  # rounds in the thread
     if not drafts:
         return None
     newest = max(d.round_number for d in drafts)

@@ -20,8 +20,15 @@ def posted_ticket() -> tuple[MemoryStore, RecordingPoster, str]:
     text, blocks = ticket_parent_message(ticket())
     ts = slack.post_parent(CHANNEL, text, blocks)
     store.save_ticket_thread(1, CHANNEL, ts)
-    store.create_round(1, 10, [("A", "m1"), ("B", "m2")])
+    post_round(store, 10)
     return store, slack, ts
+
+
+def post_round(store: MemoryStore, comment_id: int) -> None:
+    round_ = store.create_round(1, comment_id, [("A", "m1"), ("B", "m2")])
+    for n, draft in enumerate(store.drafts_for_round(round_.id)):
+        store.save_generated(draft.id, "Restart it.", None)
+        store.add_draft_message(draft.id, CHANNEL, f"{1_700_000_000 + comment_id}.00{n}")
 
 
 def blocks_of(slack: RecordingPoster, ts: str) -> dict[str, dict]:
@@ -44,7 +51,11 @@ def test_a_send_marks_the_parent_answered_and_a_new_round_marks_it_waiting():
     assert after["ticket"] == before["ticket"] and after["help"] == before["help"]  # the rest as posted
     assert list(after) == ["ticket", STATUS_BLOCK, "help"]
 
-    store.create_round(1, 20, [("A", "m2"), ("B", "m1")])  # the customer replied
+    store.create_round(1, 20, [("A", "m2"), ("B", "m1")])  # the customer replied: drafting
+    assert status_line(store, 1).startswith(":white_check_mark: Answered")  # nothing new in the thread yet
+
+    for n, draft in enumerate(store.drafts_for_round("t1r2")):
+        store.add_draft_message(draft.id, CHANNEL, f"1700000020.00{n}")  # round 2 posted
     refresh_parent_status(store, slack, 1)
     status = blocks_of(slack, ts)[STATUS_BLOCK]["elements"][0]["text"]
     assert status == ":speech_balloon: The customer replied: round 2 drafts are in the thread"

@@ -4,15 +4,20 @@ customer reply, that a new round waits.
 
 The line is a block of its own (``status``) in the parent message, set by reading the message back
 from Slack and replacing that block alone, so the rest (subject, requester, Help Center links)
-stays as it was posted. It is refreshed when a draft is sent and when a later round is posted.
+stays as it was posted. It is refreshed when a draft is sent and when a later round is posted, by
+`ParentStatus` on a thread of its own: one refresh at a time, each computed from the store as it is
+then, so two sends at once or a send while a round posts end with the line the store says, and
+neither the agent's confirmation nor the worker waits on Slack for it.
 """
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bot.blocks import draft_name
+from bot.store_documents import ts_time
 from core.domain import SEND_SENT
 from core.ports import ChatError, ChatPoster, Store
 
@@ -27,14 +32,22 @@ def status_line(store: Store, ticket_id: int) -> str | None:
     if not drafts:
         return None
     newest = max(d.round_number for d in drafts)
-    round_drafts = [d for d in drafts if d.round_number == newest]
-    labels = {d.id: d.label for d in round_drafts}
-    sends = [s for s in store.sends_for_round(round_drafts[0].round_id) if s.state == SEND_SENT]
+    posted_at = min(ts_time(d.slack_ts[0]) for d in drafts if d.round_number == newest)
+    by_id = {d.id: d for d in drafts}
+    # Answered: a send since the newest round was posted, of its drafts or of an older round's.
+    sends = [
+        s
+        for round_id in sorted({d.round_id for d in drafts})
+        for s in store.sends_for_round(round_id)
+        if s.state == SEND_SENT
+        and s.draft_id in by_id
+        and (by_id[s.draft_id].round_number == newest or s.started_at >= posted_at)
+    ]
     if sends:
         sent = "; ".join(
-            f"{draft_name(labels.get(s.draft_id, '?'), newest)} sent by <@{s.user}> as "
+            f"{draft_name(by_id[s.draft_id].label, by_id[s.draft_id].round_number)} sent by <@{s.user}> as "
             f"{'a public reply' if s.public else 'an internal note'}"
-            for s in sends
+            for s in sorted(sends, key=lambda s: s.started_at)
         )
         return f":white_check_mark: Answered: {sent}"
     if newest > 1:
@@ -73,3 +86,25 @@ def refresh_parent_status(store: Store, poster: ChatPoster, ticket_id: int) -> N
             poster.update(channel, ts, text, updated)
     except ChatError as exc:
         log.warning("could not update the status of ticket %s in Slack: %s", ticket_id, exc)
+
+
+class ParentStatus:
+    """Refreshes parents' status lines one at a time, on a thread of its own (see the module)."""
+
+    def __init__(self, store: Store, poster: ChatPoster) -> None:
+        self.store = store
+        self.poster = poster
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parent-status")
+
+    def refresh_later(self, ticket_id: int) -> None:
+        self._executor.submit(self._refresh, ticket_id)
+
+    def close(self) -> None:
+        """Finishes the refreshes asked for (each gives up with Slack's retries), then stops."""
+        self._executor.shutdown(wait=True)
+
+    def _refresh(self, ticket_id: int) -> None:
+        try:
+            refresh_parent_status(self.store, self.poster, ticket_id)
+        except Exception:  # a thread of its own: nothing above it would see the error
+            log.exception("could not update the status of ticket %s in Slack", ticket_id)

@@ -32,7 +32,6 @@ from typing import Any
 
 from bot.blocks import draft_name
 from bot.draft_view import known_for_ticket, render_draft
-from bot.parent_status import refresh_parent_status
 from bot.send_views import (
     CONFIRM_BLOCK,
     MAX_TEXT,
@@ -142,13 +141,17 @@ class SendFlow:
         zendesk: TicketReplies,
         allow_public: bool = False,
         clock: Callable[[], datetime] = utcnow,
+        parent_status: Callable[[int], None] | None = None,
     ) -> None:
+        """``parent_status(ticket_id)`` asks for the ticket's parent message to show it was answered
+        (bot.parent_status: done on a thread of its own, never holding up the agent)."""
         self.store = store
         self.poster = poster
         self.modals = modals
         self.zendesk = zendesk
         self.allow_public = allow_public
         self.clock = clock
+        self.parent_status = parent_status
         self._senders: dict[str, Sender] = {}  # Slack user → who they are in Zendesk, once found
         self._round_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -465,7 +468,8 @@ class SendFlow:
         if state == SEND_SENT:
             self.store.mark_sent(send.draft_id, send.user)
             self._refresh(send.draft_id)
-            refresh_parent_status(self.store, self.poster, send.ticket_id)
+            if self.parent_status is not None:
+                self.parent_status(send.ticket_id)
         return finished
 
     def _not_sent(self, send: SendRecord, state: ModalState, message: str) -> SendRecord:

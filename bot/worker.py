@@ -20,7 +20,6 @@ from bot.blocks import draft_message, model_failure_notice, new_round_notice, ti
 from bot.config import WorkerSettings
 from bot.crash_points import crash_point
 from bot.draft_view import known_for_ticket
-from bot.parent_status import refresh_parent_status
 from core.domain import (
     DRAFT_LABELS,
     FINISHED_STATUSES,
@@ -92,10 +91,12 @@ class TicketProcessor:
         observe_replies: Callable[[Ticket], int] | None = None,
         sources: SourceFinder | None = None,
         staff_names: Callable[[], Sequence[str]] | None = None,
+        parent_status: Callable[[int], None] | None = None,
     ) -> None:
         """``observe_replies`` sees every ticket read (bot.outcomes: drafts against the reply sent);
         ``sources`` finds the help-centre articles for a ticket (bot.grounding); ``staff_names`` are
-        the agents' names, redacted wherever they appear, as in training (bot.staff_names)."""
+        the agents' names, redacted wherever they appear, as in training (bot.staff_names);
+        ``parent_status(ticket_id)`` updates the parent message's status line (bot.parent_status)."""
         if not model_names:
             raise ValueError("at least one model is needed")
         if len(model_names) > len(DRAFT_LABELS):
@@ -111,6 +112,7 @@ class TicketProcessor:
         self.observe_replies = observe_replies
         self.sources = sources
         self.staff_names = staff_names
+        self.parent_status = parent_status
 
     def prepare(self, ticket_id: int) -> PreparedRound | str:
         """Fetch the ticket, record the round and its blind labels, build prompts. No Slack call.
@@ -221,8 +223,8 @@ class TicketProcessor:
                 crash_point("draft_posted")
                 self.store.add_draft_message(draft.id, channel, ts)
         self.store.mark_round_posted(round_.id)
-        if round_.number > 1:  # the parent said "answered" (or nothing): now a new round waits
-            refresh_parent_status(self.store, self.poster, ticket.id)
+        if round_.number > 1 and self.parent_status is not None:  # was "answered": a new round waits
+            self.parent_status(ticket.id)
         return f"posted {len(drafts) - len(failed)} of {len(drafts)} drafts (round {round_.number})"
 
     def _ensure_thread(self, ticket: Ticket) -> tuple[str, str, bool]:

@@ -25,6 +25,7 @@ from bot.listeners import AfterAck, DraftActions, new_bolt_app, register_listene
 from bot.metrics import Metrics
 from bot.observed import ObservedBackend, ObservedGateway, ObservedStore
 from bot.outcomes import replies_observer
+from bot.parent_status import ParentStatus
 from bot.partitioned_store import PartitionedStore
 from bot.pipeline import Pipeline
 from bot.sending import SendFlow
@@ -101,6 +102,7 @@ class Draftdesk:
     metrics: Metrics = field(default_factory=Metrics)
     health_service: HealthService | None = None
     store_requests: StoreRequests | None = None
+    parent_status: ParentStatus | None = None
     _threads: list[threading.Thread] = field(default_factory=list)
     _socket_handler: Any = None
 
@@ -215,6 +217,8 @@ class Draftdesk:
         if self.web is not None:
             self.web.stop()
         self.after_ack.shutdown()  # the clicks already acked still reach the store before it closes
+        if self.parent_status is not None:
+            self.parent_status.close()  # the status lines asked for, before the store closes
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         for thread in self._threads:
@@ -286,6 +290,7 @@ def _build(settings: Settings, backend: DraftBackend | None, store: Store, metri
         sources = HelpCenterSources(
             index, grounded, settings.grounding.articles_shown, settings.grounding.prompt_tokens
         )
+    parent_status = ParentStatus(store, poster)
     processor = TicketProcessor(
         store,
         zendesk,
@@ -297,10 +302,18 @@ def _build(settings: Settings, backend: DraftBackend | None, store: Store, metri
         observe_replies=replies_observer(store),
         sources=sources,
         staff_names=StaffNames(zendesk).names,
+        parent_status=parent_status.refresh_later,
     )
     worker = Worker(store, processor, settings.worker)
     actions = DraftActions(store, poster)
-    sending = SendFlow(store, poster, poster, interactive, allow_public=settings.zendesk.allow_public_replies)
+    sending = SendFlow(
+        store,
+        poster,
+        poster,
+        interactive,
+        allow_public=settings.zendesk.allow_public_replies,
+        parent_status=parent_status.refresh_later,
+    )
     after_ack = AfterAck()
     home = AgentHome(store, poster, model_names, settings.digest.users)
     register_listeners(bolt, actions, after_ack, sending, home)
@@ -345,6 +358,7 @@ def _build(settings: Settings, backend: DraftBackend | None, store: Store, metri
         metrics=metrics,
     )
     metrics.watch_queue(lambda: queue_jobs(store))
+    app.parent_status = parent_status
     app.health_service = HealthService(
         settings.health,
         upstream_checks(settings),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 import tarfile
@@ -27,6 +28,7 @@ from core.files import replace_atomically
 from draftdesk.store_access import on_store
 
 ARCHIVE_PREFIX = "draftdesk-"  # --into: draftdesk-20261127T231500Z.tar.gz, sorted by name = by time
+DATED_ARCHIVE = re.compile(re.escape(ARCHIVE_PREFIX) + r"\d{8}T\d{6}Z\.tar\.gz")
 
 
 def register(sub: Any) -> None:
@@ -83,8 +85,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
         f"backup of {store_path} written to {output}: {files} files, {size / 1e6:.1f} MB. To restore: stop "
         f"the bot, `draftdesk restore {output}`, start the bot."
     )
-    if args.keep is not None:
-        for old in sorted(args.into.glob(f"{ARCHIVE_PREFIX}*.tar.gz"))[: -args.keep]:
+    if args.keep is not None:  # only the archives --into named (a hand-named one is the operator's)
+        dated = sorted(p for p in args.into.iterdir() if DATED_ARCHIVE.fullmatch(p.name) and p != output)
+        for old in dated[: max(0, len(dated) - (args.keep - 1))]:
             old.unlink()
             print(f"removed the older backup {old}")
     return 0

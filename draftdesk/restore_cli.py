@@ -58,20 +58,20 @@ def restore(archive: Path, store_path: Path) -> str:
     except StoreInUse as exc:
         raise RestoreError(f"{exc}: stop the bot first (`systemctl stop draftdesk`), then restore") from None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for leftover in store_path.parent.glob(f".{store_path.name}.restoring-*"):
+        shutil.rmtree(leftover, ignore_errors=True)  # a restore killed before: the archive still has it
     unpacked = store_path.with_name(f".{store_path.name}.restoring-{stamp}")
     try:
         hot_name = _unpack(archive, unpacked)
         _rename_store(unpacked / hot_name, unpacked / store_path.name)
         votes = _check(unpacked / store_path.name)
-        aside = ""
-        if store_path.exists():
-            kept = store_path.with_name(f"{store_path.name}.before-restore-{stamp}")
-            _rename_store(store_path, kept)
-            aside = f"; the store it replaced is at {kept} (and {kept.name}.d): remove it once all is well"
+        kept = store_path.with_name(f"{store_path.name}.before-restore-{stamp}")
+        moved = _move_aside(store_path, kept)
         _rename_store(unpacked / store_path.name, store_path)
     finally:
         shutil.rmtree(unpacked, ignore_errors=True)
         lock.release()
+    aside = f"; what it replaced is at {' and '.join(moved)}: remove it once all is well" if moved else ""
     return f"restored {archive} as {store_path}: {votes} votes{aside}. Start the bot."
 
 
@@ -93,11 +93,24 @@ def _unpack(archive: Path, into: Path) -> str:
 
 
 def _rename_store(source: Path, target: Path) -> None:
-    """Moves a store's main file and its history folder (if any) together."""
+    """Moves a store's history folder (if any), then its main file: the main file is what makes a
+    store, so a kill between the two leaves no main file beside a history (which the next restore
+    moves aside), never a main file over another store's history."""
     history = history_folder(source)
-    source.rename(target)
     if history.exists():
         history.rename(history_folder(target))
+    source.rename(target)
+
+
+def _move_aside(store_path: Path, kept: Path) -> list[str]:
+    """Moves whatever is at the store's place, its main file and its history folder each if it is
+    there (a restore killed half-way leaves one without the other); the paths it moved them to."""
+    moved = []
+    for present, target in ((history_folder(store_path), history_folder(kept)), (store_path, kept)):
+        if present.exists():
+            present.rename(target)
+            moved.append(str(target))
+    return moved
 
 
 def _check(path: Path) -> int:

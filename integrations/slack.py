@@ -9,6 +9,7 @@ Slack error code and a hint that tells the operator what to fix.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,8 @@ from core.domain import ChatUser, MessageMark
 from core.ports import ChatError
 
 log = logging.getLogger(__name__)
+
+WORKSPACE_RETRY_SECONDS = 300.0
 
 DEFAULT_BASE_URL = "https://slack.com/api/"
 
@@ -169,14 +172,19 @@ class SlackPoster:
     def __init__(self, client: WebClient) -> None:
         self.client = client
         self._workspace_url: str | None = None  # from auth.test, once it answered
+        self._workspace_unknown_until = 0.0  # after a failed auth.test: not asked again before this
 
     def message_link(self, channel: str, ts: str, thread_ts: str | None = None) -> str | None:
         """A link that opens the message in Slack (``chat.getPermalink``'s form, built without a
-        call per message); None while the workspace's address is not known (auth.test failed)."""
+        call per message); None while the workspace's address is not known: auth.test failed, and
+        is not asked again for a while (a Home tab lists dozens of lines)."""
         if self._workspace_url is None:
+            if time.monotonic() < self._workspace_unknown_until:
+                return None
             try:
                 self._workspace_url = str(self._call("auth.test", self.client.auth_test)["url"])
             except (SlackError, KeyError) as exc:
+                self._workspace_unknown_until = time.monotonic() + WORKSPACE_RETRY_SECONDS
                 log.warning("no links to Slack messages: could not read the workspace's address: %s", exc)
                 return None
         return message_permalink(self._workspace_url, channel, ts, thread_ts)

@@ -449,11 +449,13 @@ class ZendeskGateway:
         return sorted(comments, key=lambda c: (c.created_at, c.id))
 
     def staff_names(self) -> list[str]:
-        """The names of every agent and admin (``users?role=``, paged by zenpy's generator)."""
+        """The names of the agents and admins who sign in (``users?role=``, paged by zenpy's
+        generator). An integration's user ("Jira Integration", "Shopify Sync") never signs in, and
+        its name is a product's, which a customer's text must keep."""
         names: set[str] = set()
         for role in ("agent", "admin"):
             with self._translate_errors(f"listing the Zendesk users with role {role}", None):
-                names.update(u.name for u in self.client.users(role=role) if u.name)
+                names.update(u.name for u in self.client.users(role=role) if u.name and u.last_login_at)
         return sorted(names)
 
     def users_by_ids(self, user_ids: Iterable[int]) -> list[ZendeskUser]:

@@ -3,6 +3,7 @@ the running bot's own store (no restart) or by the command on a free store."""
 
 from __future__ import annotations
 
+import re
 import stat
 import tarfile
 import threading
@@ -266,3 +267,46 @@ def test_backup_never_writes_over_the_stores_own_files_or_leaves_a_snapshot(
         assert [v.draft_id for v in copy.votes()] == ["t1r1A"]
     finally:
         copy.close()
+
+
+def test_a_restore_after_one_killed_half_way_puts_the_archive_back_whole(tmp_path: Path, capsys) -> None:
+    store = PartitionedStore(tmp_path / "store.json")
+    rated_round(store, 1)
+    store.close()
+    config = tmp_path / "config.toml"
+    config.write_text('[storage]\npath = "store.json"\n[[models]]\nname = "m1"\nbase_model = "/nowhere"\n')
+    archive = tmp_path / "b.tar.gz"
+    assert main(["backup", "--output", str(archive), "--config", str(config)]) == 0
+    newer = PartitionedStore(tmp_path / "store.json")
+    rated_round(newer, 2)
+    newer.close()
+    # As a restore killed after moving the history aside leaves it: a history without its main file,
+    # and the unpacked copy it was working on.
+    (tmp_path / "store.json").rename(tmp_path / "store.json.moved-by-hand")
+    (tmp_path / ".store.json.restoring-20261101T000000Z").mkdir()
+    assert main(["restore", str(archive), "--config", str(config)]) == 0
+    said = capsys.readouterr().out  # the lone history, moved aside and named
+    assert re.search(r"at \S+/store\.json\.before-restore-\d{8}T\d{6}Z\.d: remove it", said), said
+    back = open_store(tmp_path / "store.json", read_only=True)
+    try:
+        assert [v.draft_id for v in back.votes()] == ["t1r1A"]  # the archive's store, not a mix
+        assert back.draft("t2r1A") is None
+    finally:
+        back.close()
+    assert not [p for p in tmp_path.iterdir() if ".restoring-" in p.name]
+
+
+def test_keep_never_removes_the_new_backup_or_a_hand_named_one(tmp_path: Path, capsys) -> None:
+    store = PartitionedStore(tmp_path / "store.json")
+    rated_round(store, 1)
+    store.close()
+    config = tmp_path / "config.toml"
+    config.write_text('[storage]\npath = "store.json"\n[[models]]\nname = "m1"\nbase_model = "/nowhere"\n')
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    (folder / "draftdesk-before-upgrade.tar.gz").write_bytes(b"the operator's")
+    (folder / "draftdesk-20261101T000000Z.tar.gz").write_bytes(b"old")
+    assert main(["backup", "--into", str(folder), "--keep", "1", "--config", str(config)]) == 0
+    names = sorted(p.name for p in folder.iterdir())
+    assert names[0] == "draftdesk-2026" + names[0][len("draftdesk-2026") :] and len(names) == 2
+    assert "draftdesk-before-upgrade.tar.gz" in names and "draftdesk-20261101T000000Z.tar.gz" not in names

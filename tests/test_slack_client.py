@@ -305,6 +305,9 @@ def test_message_links_use_the_workspace_address_and_wait_for_it(
 ) -> None:
     slack.error_next("auth.test", "fatal_error")
     assert poster.message_link("C1", "1700000000.000100") is None  # not known: lines stay plain text
+    assert poster.message_link("C1", "1700000000.000100") is None  # and not asked again per line
+    assert len(slack.calls_to("auth.test")) == 1
+    poster._workspace_unknown_until = 0.0  # a while later
     assert (
         poster.message_link("C1", "1700000000.000100")
         == "https://fake-team.slack.com/archives/C1/p1700000000000100"

@@ -7,6 +7,7 @@ import pytest
 
 from bot.config import WorkerSettings
 from bot.memory_store import MemoryStore
+from bot.parent_status import refresh_parent_status
 from bot.worker import TicketProcessor, Worker
 from core.domain import JOB_DONE, JOB_FAILED, JOB_QUEUED, Comment, DraftResult, Ticket
 from core.ports import TicketNotFound, UpstreamUnavailable
@@ -79,7 +80,16 @@ def env():
     store = MemoryStore()
     backend = ScriptedBackend()
     tickets = Tickets()
-    processor = TicketProcessor(store, tickets, slack, backend, MODELS, "CDRAFTS", rng=random.Random(3))
+    processor = TicketProcessor(
+        store,
+        tickets,
+        slack,
+        backend,
+        MODELS,
+        "CDRAFTS",
+        rng=random.Random(3),
+        parent_status=lambda ticket_id: refresh_parent_status(store, slack, ticket_id),
+    )
     worker = Worker(store, processor, WorkerSettings(max_attempts=3, retry_base_seconds=0))
     return slack, store, backend, tickets, worker
 

@@ -463,3 +463,16 @@ def test_help_center_changes_since_a_time(zd: FakeZendesk, gateway: ZendeskGatew
     changed = list(gateway.help_center_changes(since))
     assert [(a.id, a.locale, a.title) for a in changed] == [(2, "en-us", "New"), (2, "de", "Neu")]
     assert changed[0].url.endswith("/hc/en-us/articles/2-New")
+
+
+def test_staff_names_are_the_people_who_sign_in_every_page_of_them() -> None:
+    with FakeZendesk() as zendesk:
+        for n in range(120):  # more than one page of users
+            zendesk.add_user(1000 + n, f"Agent {n:03d} Person", f"a{n}@acme.example", role="agent")
+        zendesk.add_user(5, "Marta Kowalski", "marta@acme.example", role="admin")
+        zendesk.add_user(6, "Shopify Sync", "shopify@acme.example", role="admin", signs_in=False)
+        zendesk.add_user(7, "Aiko Tanaka", "aiko@example.com")  # a customer
+        gateway = ZendeskGateway.from_settings(zendesk.url, "agent@example.com", "token")
+        names = gateway.staff_names()
+    assert len(names) == 121 and "Marta Kowalski" in names and "Agent 119 Person" in names
+    assert "Shopify Sync" not in names and "Aiko Tanaka" not in names  # a product's name stays

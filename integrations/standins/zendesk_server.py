@@ -123,8 +123,13 @@ class FakeZendesk:
 
     # -- seeding -----------------------------------------------------------------------------
 
-    def add_user(self, id: int, name: str, email: str, role: str = "end-user") -> dict[str, Any]:
+    def add_user(
+        self, id: int, name: str, email: str, role: str = "end-user", signs_in: bool | None = None
+    ) -> dict[str, Any]:
+        """``signs_in``: whether the user has a ``last_login_at`` (default: agents and admins do; an
+        integration's user, e.g. "Jira Integration", never signs in)."""
         now = _iso(None)
+        signs_in = role in ("agent", "admin") if signs_in is None else signs_in
         user = {
             "id": id,
             "url": f"{self.url}/api/v2/users/{id}.json",
@@ -141,6 +146,7 @@ class FakeZendesk:
             "verified": True,
             "active": True,
             "suspended": False,
+            "last_login_at": now if signs_in else None,
             "tags": [],
             "user_fields": {},
         }

@@ -97,7 +97,10 @@ class ParentStatus:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parent-status")
 
     def refresh_later(self, ticket_id: int) -> None:
-        self._executor.submit(self._refresh, ticket_id)
+        try:
+            self._executor.submit(self._refresh, ticket_id)
+        except RuntimeError:  # shutting down (the worker may still post a round): the line can wait
+            log.info("not updating the status of ticket %s: draftdesk is stopping", ticket_id)
 
     def close(self) -> None:
         """Finishes the refreshes asked for (each gives up with Slack's retries), then stops."""

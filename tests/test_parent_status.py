@@ -101,3 +101,4 @@ def test_refreshes_run_one_at_a_time_off_the_callers_thread():
     status.close()
     line = blocks_of(slack, ts)[STATUS_BLOCK]["elements"][0]["text"]
     assert "<@UHAL>" in line and "<@UGRACE>" in line  # the last refresh read the store last
+    status.refresh_later(1)  # after close (the worker finishing a round at shutdown): no error

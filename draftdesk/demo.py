@@ -328,7 +328,7 @@ def _simulated_raters_vote(
             if not draft.vote_ts:
                 continue
             chrf = similarity(draft.text or "", ticket.answer)
-            scores = [score(rater, draft.id, chrf) for rater in RATERS]
+            scores = [score(rater, f"t{ticket_id}:{draft.model}", chrf) for rater in RATERS]
             ratings.setdefault(ticket_id, {})[draft.label] = (chrf, scores)
             for rater, points in zip(RATERS, scores, strict=True):
                 if rng.random() < 0.5:

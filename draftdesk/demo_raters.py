@@ -39,12 +39,14 @@ def similarity(draft: str, reference: str) -> float:
     return chrf(draft, reference)
 
 
-def _wobble(rater: SimulatedRater, draft_id: str) -> float:
-    digest = hashlib.sha256(f"{rater.user}:{draft_id}".encode()).digest()
+def _wobble(rater: SimulatedRater, draft_key: str) -> float:
+    digest = hashlib.sha256(f"{rater.user}:{draft_key}".encode()).digest()
     return (digest[0] / 255.0 * 2.0 - 1.0) * WOBBLE
 
 
-def score(rater: SimulatedRater, draft_id: str, chrf: float) -> int:
-    """The rater's 1–5 for a draft of this similarity."""
-    seen = chrf + rater.leniency + _wobble(rater, draft_id)
+def score(rater: SimulatedRater, draft_key: str, chrf: float) -> int:
+    """The rater's 1–5 for a draft of this similarity. ``draft_key`` names the draft by its ticket
+    and model, not its blind label (drawn at random per run): the same draft gets the same scores
+    in every run, so the demo's figures repeat."""
+    seen = chrf + rater.leniency + _wobble(rater, draft_key)
     return 1 + sum(seen >= step for step in SCALE)

@@ -28,6 +28,26 @@ def rated_round(store: PartitionedStore, ticket: int) -> None:
     store.record_vote(Vote(ticket, f"t{ticket}r1A", "m1", "U1", 4, "button", utcnow()))
 
 
+def store_with_config(folder: Path, *tickets: int) -> Path:
+    """A store of rated rounds of ``tickets`` in ``folder`` and a config naming it; the config."""
+    store = PartitionedStore(folder / "store.json")
+    for ticket in tickets:
+        rated_round(store, ticket)
+    store.close()
+    config = folder / "config.toml"
+    config.write_text('[storage]\npath = "store.json"\n[[models]]\nname = "m1"\nbase_model = "/nowhere"\n')
+    return config
+
+
+def voted_drafts(path: Path) -> list[str]:
+    """The draft ids voted on in the store at ``path``, sorted (opened read-only)."""
+    store = open_store(path, read_only=True)
+    try:
+        return sorted(v.draft_id for v in store.votes())
+    finally:
+        store.close()
+
+
 def restored(archive: Path, into: Path) -> PartitionedStore:
     into.mkdir()
     with tarfile.open(archive) as opened:
@@ -144,19 +164,11 @@ def test_the_second_pass_takes_what_was_replaced_added_or_removed_after_the_firs
         store.close()
     assert set(third) == set(second) - {"store.json.d/misc.json"}
     assert not (tmp_path / "snap" / "store.json.d" / "misc.json").exists()
-    copy = open_store(tmp_path / "snap" / "store.json", read_only=True)
-    try:
-        assert sorted(v.draft_id for v in copy.votes()) == ["t1r1A", "t2r1A", "t60r1A"]
-    finally:
-        copy.close()
+    assert voted_drafts(tmp_path / "snap" / "store.json") == ["t1r1A", "t2r1A", "t60r1A"]
 
 
 def test_backups_into_a_folder_keep_the_newest(tmp_path: Path, capsys) -> None:
-    store = PartitionedStore(tmp_path / "store.json")
-    rated_round(store, 1)
-    store.close()
-    config = tmp_path / "config.toml"
-    config.write_text('[storage]\npath = "store.json"\n[[models]]\nname = "m1"\nbase_model = "/nowhere"\n')
+    config = store_with_config(tmp_path, 1)
     folder = tmp_path / "backups"
     folder.mkdir()
     for day in ("20261101T000000Z", "20261102T000000Z", "20261103T000000Z"):
@@ -233,11 +245,7 @@ def test_restore_puts_a_backup_back_and_keeps_the_store_it_replaces(tmp_path: Pa
 def test_backup_never_writes_over_the_stores_own_files_or_leaves_a_snapshot(
     tmp_path: Path, capsys, monkeypatch
 ) -> None:
-    store = PartitionedStore(tmp_path / "store.json")
-    rated_round(store, 1)
-    store.close()
-    config = tmp_path / "config.toml"
-    config.write_text('[storage]\npath = "store.json"\n[[models]]\nname = "m1"\nbase_model = "/nowhere"\n')
+    config = store_with_config(tmp_path, 1)
     (tmp_path / "elsewhere.tgz").write_text("someone's file")
     (tmp_path / "link.tgz").symlink_to(tmp_path / "elsewhere.tgz")
     for output in ("store.json", "store.json.lock", "store.json.d/votes/x.tgz", "link.tgz"):
@@ -262,19 +270,11 @@ def test_backup_never_writes_over_the_stores_own_files_or_leaves_a_snapshot(
     assert main(["backup", "--output", str(tmp_path / "b.tgz"), "--config", str(config)]) == 2
     assert "Operation not supported" in capsys.readouterr().err
     assert not [p for p in tmp_path.iterdir() if ".snapshot-" in p.name] and not (tmp_path / "b.tgz").exists()
-    copy = open_store(tmp_path / "store.json", read_only=True)  # the store as it was
-    try:
-        assert [v.draft_id for v in copy.votes()] == ["t1r1A"]
-    finally:
-        copy.close()
+    assert voted_drafts(tmp_path / "store.json") == ["t1r1A"]  # the store as it was
 
 
 def test_a_restore_after_one_killed_half_way_puts_the_archive_back_whole(tmp_path: Path, capsys) -> None:
-    store = PartitionedStore(tmp_path / "store.json")
-    rated_round(store, 1)
-    store.close()
-    config = tmp_path / "config.toml"
-    config.write_text('[storage]\npath = "store.json"\n[[models]]\nname = "m1"\nbase_model = "/nowhere"\n')
+    config = store_with_config(tmp_path, 1)
     archive = tmp_path / "b.tar.gz"
     assert main(["backup", "--output", str(archive), "--config", str(config)]) == 0
     newer = PartitionedStore(tmp_path / "store.json")
@@ -297,11 +297,7 @@ def test_a_restore_after_one_killed_half_way_puts_the_archive_back_whole(tmp_pat
 
 
 def test_keep_never_removes_the_new_backup_or_a_hand_named_one(tmp_path: Path, capsys) -> None:
-    store = PartitionedStore(tmp_path / "store.json")
-    rated_round(store, 1)
-    store.close()
-    config = tmp_path / "config.toml"
-    config.write_text('[storage]\npath = "store.json"\n[[models]]\nname = "m1"\nbase_model = "/nowhere"\n')
+    config = store_with_config(tmp_path, 1)
     folder = tmp_path / "backups"
     folder.mkdir()
     (folder / "draftdesk-before-upgrade.tar.gz").write_bytes(b"the operator's")

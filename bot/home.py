@@ -174,13 +174,16 @@ class AgentHome:
 
     def _links(self, data: HomeData) -> dict[str, str]:
         """Links to the threads waiting and the drafts listed (a line without one is plain text)."""
+        drafts = [d for d, _ in data.rated[:MAX_LINES]] + data.sent[:MAX_LINES]
+        tickets = {t for t, _, _ in data.waiting[:MAX_LINES]} | {d.ticket_id for d in drafts}
+        threads = {t: self.store.ticket_thread(t) for t in tickets}  # one look-up per ticket
         links: dict[str, str] = {}
         for ticket_id, _, _ in data.waiting[:MAX_LINES]:
-            thread = self.store.ticket_thread(ticket_id)
+            thread = threads[ticket_id]
             if thread and (link := self.chat.message_link(*thread)):
                 links[f"#{ticket_id}"] = link
-        for draft in [d for d, _ in data.rated[:MAX_LINES]] + data.sent[:MAX_LINES]:
-            thread = self.store.ticket_thread(draft.ticket_id)
+        for draft in drafts:
+            thread = threads[draft.ticket_id]
             if draft.channel and draft.vote_ts:
                 link = self.chat.message_link(draft.channel, draft.vote_ts, thread[1] if thread else None)
                 if link:

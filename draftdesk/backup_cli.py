@@ -10,7 +10,6 @@ the archive is written from that snapshot, however long it takes; then the snaps
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import sys
@@ -20,12 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from bot.config import load_store_settings, resolve_config_path
 from bot.job_actions import ActionResult
 from bot.partitioned_store import PartitionedStore
 from bot.store_requests import SNAPSHOT, StoreRequest, snapshot_name, wait_seconds
 from core.files import replace_atomically
-from draftdesk.store_access import on_store
+from draftdesk.store_access import configured_store_path, on_store
 
 ARCHIVE_PREFIX = "draftdesk-"  # --into: draftdesk-20261127T231500Z.tar.gz, sorted by name = by time
 DATED_ARCHIVE = re.compile(re.escape(ARCHIVE_PREFIX) + r"\d{8}T\d{6}Z\.tar\.gz")
@@ -51,7 +49,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    store_path = load_store_settings(resolve_config_path(args.config, os.environ)).storage_path
+    store_path = configured_store_path(args.config)
     if args.keep is not None and (args.into is None or args.keep < 1):
         print("draftdesk: --keep N (N ≥ 1) goes with --into FOLDER", file=sys.stderr)
         return 2

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from bot.config import load_store_settings, resolve_config_path
 from bot.job_actions import DROP, IN_QUEUE, RETRY, RETRY_FAILED, ActionResult, perform
 from bot.store_requests import StoreRequest, wait_seconds
 from core.domain import JOB_DONE, Job
 from core.ports import Store
-from draftdesk.store_access import on_store
+from draftdesk.store_access import configured_store_path, on_store
 
 WAIT_HELP = "seconds to wait for a running bot to carry it out (default 10)"
 
@@ -52,7 +50,7 @@ def register(sub: Any) -> None:
 
 
 def _storage_path(args: argparse.Namespace) -> Path:
-    path = load_store_settings(resolve_config_path(args.config, os.environ)).storage_path
+    path = configured_store_path(args.config)
     if not path.exists():
         raise FileNotFoundError(f"no store at {path}: run `draftdesk run` first or check [storage] path")
     return path

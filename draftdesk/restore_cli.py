@@ -9,7 +9,6 @@ place. Whatever goes wrong before that last step leaves the current store as it 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tarfile
@@ -17,10 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from bot.config import load_store_settings, resolve_config_path
 from bot.partitioned_store import PartitionedStore, history_folder
 from bot.store_lock import StoreInUse, WriterLock
-from draftdesk.store_access import owner_problem
+from draftdesk.store_access import configured_store_path, owner_problem
 
 
 class RestoreError(Exception):
@@ -37,7 +35,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    store_path = load_store_settings(resolve_config_path(args.config, os.environ)).storage_path
+    store_path = configured_store_path(args.config)
     try:
         print(restore(args.archive, store_path))
     except RestoreError as exc:

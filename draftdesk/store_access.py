@@ -9,10 +9,16 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from bot.config import load_store_settings, resolve_config_path
 from bot.job_actions import ActionResult
 from bot.partitioned_store import PartitionedStore
 from bot.store_lock import StoreInUse
 from bot.store_requests import NoBotAnswered, StoreRequest, ask
+
+
+def configured_store_path(config: str | None) -> Path:
+    """The store ``[storage] path`` names, in ``config`` or the default config file."""
+    return load_store_settings(resolve_config_path(config, os.environ)).storage_path
 
 
 def on_store(

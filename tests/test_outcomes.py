@@ -3,20 +3,16 @@ through the worker reading the ticket; per-model sent rate and similarity."""
 
 from __future__ import annotations
 
-import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.config import WorkerSettings
 from bot.memory_store import MemoryStore
 from bot.outcomes import first_agent_reply, measure, outcome_stats, replies_observer, similarity
-from bot.worker import TicketProcessor, Worker
 from core.domain import Comment, DraftOutcome, DraftRecord
 from core.placeholders import KnownValues
-from tests.recording_poster import RecordingPoster
-from tests.test_worker import MODELS, T0, ScriptedBackend, Tickets, ticket
+from tests.test_worker import MODELS, T0, ticket, worker_with_doubles
 
 REPLY = "Reply from llama2-7b-ft. Thanks! Please restart the backup agent too."
 
@@ -90,18 +86,10 @@ def test_stats_per_model_sent_rate_mean_chrf_and_median_distance():
 
 @pytest.fixture
 def env():
-    slack, store, backend, tickets = RecordingPoster(), MemoryStore(), ScriptedBackend(), Tickets()
-    processor = TicketProcessor(
-        store,
-        tickets,
-        slack,
-        backend,
-        MODELS,
-        "CDRAFTS",
-        rng=random.Random(3),
-        observe_replies=replies_observer(store),
+    _, store, _, tickets, worker = worker_with_doubles(
+        lambda store, _: {"observe_replies": replies_observer(store)}
     )
-    return store, tickets, Worker(store, processor, WorkerSettings(max_attempts=3, retry_base_seconds=0))
+    return store, tickets, worker
 
 
 def test_the_worker_measures_each_round_once_when_the_agent_has_replied(env):

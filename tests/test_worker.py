@@ -1,7 +1,9 @@
 import json
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -76,19 +78,18 @@ def ticket(tid=1, status="new", comments=None):
 @pytest.fixture
 def env():
     """The worker with in-memory doubles of every port: the chat, the store, Zendesk, the models."""
-    slack = RecordingPoster()
-    store = MemoryStore()
-    backend = ScriptedBackend()
-    tickets = Tickets()
+    return worker_with_doubles(
+        lambda store, slack: {"parent_status": lambda t: refresh_parent_status(store, slack, t)}
+    )
+
+
+def worker_with_doubles(
+    wiring: Callable[[MemoryStore, RecordingPoster], dict[str, Any]],
+) -> tuple[RecordingPoster, MemoryStore, ScriptedBackend, Tickets, Worker]:
+    """A worker over in-memory doubles; ``wiring(store, chat)`` gives the processor's optional parts."""
+    slack, store, backend, tickets = RecordingPoster(), MemoryStore(), ScriptedBackend(), Tickets()
     processor = TicketProcessor(
-        store,
-        tickets,
-        slack,
-        backend,
-        MODELS,
-        "CDRAFTS",
-        rng=random.Random(3),
-        parent_status=lambda ticket_id: refresh_parent_status(store, slack, ticket_id),
+        store, tickets, slack, backend, MODELS, "CDRAFTS", rng=random.Random(3), **wiring(store, slack)
     )
     worker = Worker(store, processor, WorkerSettings(max_attempts=3, retry_base_seconds=0))
     return slack, store, backend, tickets, worker

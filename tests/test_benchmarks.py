@@ -38,3 +38,32 @@ def test_bench_http_stores_every_click_and_queues_each_ticket_once():
     assert run["clicks"]["statuses"] == {"200": 4} and run["clicks"]["all_votes_stored"]
     assert run["webhooks"]["statuses"] == {"200": 10}
     assert run["webhooks"]["queue_holds_exactly_the_distinct_tickets"]
+
+
+def test_bench_engine_overhead_counts_each_sides_host_work_per_step(tmp_path: Path):
+    report = run_benchmark(
+        "benchmarks.bench_engine_overhead",
+        *("--rows", "2", "--short", "2", "--long", "5", "--repeats", "1", "--models-dir", str(tmp_path)),
+    )
+    figures = report["rows"]["2"]
+    for side in ("engine", "reference"):
+        assert figures[side]["ops_per_step"] > 100 and figures[side]["ms_per_step"] > 0
+    # The engine's steps never wait on the device (a look every 8 steps at most); generate() does.
+    assert figures["engine"]["syncs_per_step"] <= 0.5 < figures["reference"]["syncs_per_step"]
+    assert figures["ratios"]["ops"] == round(
+        figures["engine"]["ops_per_step"] / figures["reference"]["ops_per_step"], 3
+    )
+
+
+def test_bench_gpu_engine_runs_its_whole_path_on_the_cpu():
+    """The GPU script's path (in-memory random bases, their adapters, the three models) at a
+    size the CPU runs in seconds, so that it works the day a GPU is at hand."""
+    report = run_benchmark(
+        "benchmarks.bench_gpu_engine",
+        *("--device", "cpu", "--shape", "mini", "--rows", "2", "--prompt-tokens", "24", "--new-tokens", "3"),
+    )
+    assert report["compiled"] is False  # compiled steps are for CUDA
+    for key in ("llama_pair_2_rows", "gptj_2_rows"):
+        assert report[key]["rows"] == 2 and report[key]["tokens_per_s"] > 0
+        assert report[key]["limit_tokens_per_s"] > report[key]["tokens_per_s"]
+    assert report["one_ticket_three_drafts_s"] > 0

@@ -1,5 +1,6 @@
-"""The store and HTTP benchmarks run end to end on tiny sizes: each prints one JSON object whose
-correctness fields (votes stored, queue exact) hold. Their timings are not asserted here."""
+"""The store, HTTP and promotion-gate benchmarks run end to end on tiny sizes: each prints one JSON
+object whose correctness fields (votes stored, queue exact, rates within their intervals) hold. Their
+timings are not asserted here."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,3 +41,54 @@ def test_bench_http_stores_every_click_and_queues_each_ticket_once():
     assert run["clicks"]["statuses"] == {"200": 4} and run["clicks"]["all_votes_stored"]
     assert run["webhooks"]["statuses"] == {"200": 10}
     assert run["webhooks"]["queue_holds_exactly_the_distinct_tickets"]
+
+
+def test_bench_promotion_gate_reports_both_gates_under_no_effect_and_a_large_one():
+    report = run_benchmark(
+        "benchmarks.bench_promotion_gate",
+        *("--runs", "40", "--weeks", "6", "--chunk", "20", "--positive", "0.5", "--effect", "0.3"),
+    )
+    null = report["no_better_candidate"]
+    for gate in ("new_gate_sequential", "new_gate_says_worse", "old_gate_z_test"):
+        assert (
+            null[gate]["runs"] == 40
+            and 0 <= null[gate]["ci95"][0] <= null[gate]["rate"] <= null[gate]["ci95"][1]
+        )
+    assert (
+        report["setup"]["candidate_tickets_per_week"] == 40
+        and 1 < report["setup"]["mean_ratings_per_ticket"] < 3
+    )
+    better = report["better_candidate"]["new_gate_sequential"]
+    assert better["promoted_by_week"] == {"4": 1.0} and 1 <= better["median_weeks_to_promotion"] <= 4
+
+
+def test_bench_promotion_gate_replays_the_ratings_as_the_bot_does():
+    """The benchmark's vectorised replay gives the p-value and interval ``bot.sequential`` computes
+    from the same ratings as events, so its figures are the gate's."""
+    import argparse
+
+    import numpy as np
+
+    from benchmarks.bench_promotion_gate import SLOTS, new_gate_paths, simulate
+    from bot.sequential import CANDIDATE, CURRENT, interval, sequential_test
+
+    args = argparse.Namespace(
+        weeks=3, tickets_per_week=30, candidate_share=0.5, ratings=[0.5, 0.3, 0.2], agents=6,
+        ticket_sd=1.0, agent_sd=0.5, positive=0.6,
+    )  # fmt: skip
+    trials = simulate(np.random.default_rng(5), 2, args, effect=0.15)
+    paths = new_gate_paths(trials, min_tickets=10, alpha=0.05, tau=0.1)
+    low, high = interval(paths)
+    for run in range(2):
+        for tickets in (45, trials.candidate.shape[1]):  # a look mid-trial and the last one
+            events = [
+                (CANDIDATE if trials.candidate[run, t] else CURRENT, t, float(trials.positive[run, t, j]))
+                for t in range(tickets)
+                for j in range(trials.ratings[run, t])
+            ]
+            bot = sequential_test(events, min_units=10, alpha=0.05, tau=0.1)
+            last = tickets * SLOTS - 1
+            assert bot.p == pytest.approx(paths.p[run, last]) and bot.diff == pytest.approx(
+                paths.diff[run, last]
+            )
+            assert bot.ci == pytest.approx((low[run, last], high[run, last]))

@@ -181,6 +181,23 @@ def scenario(args: argparse.Namespace, effect: float, seed: int) -> dict[str, np
     return joined
 
 
+def setup_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the flags, in one line; None when they make a simulation."""
+    if min(args.runs, args.weeks, args.tickets_per_week, args.chunk) < 1:
+        return "--runs, --weeks, --tickets-per-week and --chunk must be at least 1"
+    if not 0 < args.candidate_share < 1 or not 0 < args.alpha < 1:
+        return "--candidate-share and --alpha must be between 0 and 1"
+    if min(args.ratings) < 0 or abs(sum(args.ratings) - 1) > 1e-9:
+        return f"--ratings: {SLOTS} probabilities of 1..{SLOTS} ratings that add up to 1"
+    if args.agents < SLOTS:
+        return f"--agents must be at least {SLOTS} (a draft's raters are distinct)"
+    if not (0 < args.positive < 1 and 0 < args.effect < 1 - args.positive):
+        return "--positive must be a share in (0, 1) and --effect above 0 with --positive + --effect below 1"
+    if args.min_tickets < 2:
+        return "--min-tickets must be at least 2"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2000, help="simulated trials per scenario")
@@ -202,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=250, help="runs simulated at once (memory)")
     parser.add_argument("--seed", type=int, default=27)
     args = parser.parse_args(argv)
+    if problem := setup_problem(args):
+        parser.error(problem)
 
     started = time.perf_counter()
     null = scenario(args, 0.0, args.seed)

@@ -92,3 +92,35 @@ def test_bench_promotion_gate_replays_the_ratings_as_the_bot_does():
                 paths.diff[run, last]
             )
             assert bot.ci == pytest.approx((low[run, last], high[run, last]))
+
+
+def test_bench_promotion_gate_old_gate_is_statsmodels_two_proportion_z_test():
+    import numpy as np
+    from statsmodels.stats.proportion import proportions_ztest
+
+    from benchmarks.bench_promotion_gate import old_gate_wins
+
+    cases = [(70, 100, 55, 100), (60, 100, 55, 100), (30, 40, 20, 45), (55, 100, 70, 100)]
+    k1, n1, k2, n2 = (np.array(column) for column in zip(*cases, strict=True))
+    got = old_gate_wins(k1, n1, k2, n2, alpha=0.05, minimum=40)
+    expected = [
+        a / b > c / d and b >= 40 and d >= 40 and proportions_ztest([a, c], [b, d])[1] < 0.05
+        for a, b, c, d in cases
+    ]
+    assert got.tolist() == expected == [True, False, True, False]
+
+
+def test_bench_promotion_gate_refuses_a_set_up_it_cannot_simulate_in_one_line():
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_promotion_gate", "--ratings", "0.5", "0.5", "0.5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .endswith("--ratings: 3 probabilities of 1..3 ratings that add up to 1")
+    )

@@ -71,7 +71,7 @@ url = "{zd.url}"
 product_name = "{SAMPLE_PRODUCT}"
 
 [promotion]
-min_ratings = 30
+min_tickets = 30
 
 [finetune]
 output_dir = "{adapters}"

@@ -173,10 +173,11 @@ class Draftdesk:
             log.info("listening on %s:%s", self.settings.server.host, self.web.port)
 
     def _connect_socket_mode(self) -> None:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
         from slack_sdk.errors import SlackApiError
 
-        self._socket_handler = SocketModeHandler(self.bolt, self.settings.secrets.slack_app_token)
+        from integrations.slack_socket_mode import CheckedSocketModeHandler
+
+        self._socket_handler = CheckedSocketModeHandler(self.bolt, self.settings.secrets.slack_app_token)
         try:
             self._socket_handler.connect()
         except SlackApiError as exc:

@@ -359,12 +359,6 @@ def parse_settings(
     models = parse_models(raw.get("models"), base_dir, problems)
     engine = parse_engine(raw.get("engine"), problems)
     promotion = build_section(PromotionSettings, raw.get("promotion"), "promotion", problems)
-    ungrounded = [m.name for m in models if m.grounding]
-    if ungrounded and not grounding.enabled:
-        problems.append(
-            f"grounding: models {', '.join(ungrounded)} have grounding = true: set [grounding] enabled = true"
-        )
-
     if digest.enabled and not digest.channel and not digest.users:
         digest = replace(digest, channel=slack.channel)  # default: the drafts channel
     names = [m.name for m in models]

@@ -3,7 +3,8 @@
 The layers keep `finetune/` away from the bot's store (both are applications), so this entry point
 does the reading: it opens the store read-only (`draftdesk run` may be writing), collects the
 drafted tickets, their drafts and the scores of their votes as plain ``RatedDraft`` rows, reads each
-ticket from Zendesk (a deleted one is left out), and hands everything to
+ticket from Zendesk (a deleted one is left out) and the support team's names (redacted like every
+comment author, as `prepare` and the bot redact them), and hands everything to
 ``finetune.feedback.build_feedback``, which cleans, redacts, pairs, deduplicates, splits and writes.
 """
 
@@ -126,13 +127,16 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     )
     try:
         tickets = read_tickets(gateway, (d.ticket_id for d in drafts), progress=True)
+        staff = gateway.staff_names()  # redacted too, as the bot redacts them when drafting
     except ZendeskError as exc:
         print(f"draftdesk finetune feedback: {exc}", file=sys.stderr)
         return 2
     config = context.finetune.prepare
     product = config.product_name or context.product_name or "our product"
     count_tokens, _ = token_counter(args.tokenizer)
-    card = build_feedback(drafts, tickets, args.out, config, product, count_tokens, source=str(storage))
+    card = build_feedback(
+        drafts, tickets, args.out, config, product, count_tokens, source=str(storage), staff_names=staff
+    )
     sizes = card["sizes"]
     print(
         f"feedback in {args.out.resolve()}: "

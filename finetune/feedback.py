@@ -15,7 +15,10 @@ and hands over ``RatedDraft`` rows and the tickets read from Zendesk). Output fo
 - The prompt of a KTO or DPO row is the exact prompt the rated model drafted from, with personal
   data replaced by placeholders (the model saw the customer's mail as it was, quotes and all);
   completions and sent replies get `prepare`'s cleaning (quoted mail and signatures cut) and
-  placeholders too. Exact duplicate rows are dropped, and one split by ticket serves all three
+  placeholders too. The names replaced are the ones `prepare` replaces: every comment author of
+  the tickets (requesters, CC'd end users, the agents who answered and signed), and the support
+  team's names the bot reads from Zendesk (``staff_names``: an agent a customer names who never
+  wrote in that ticket). Exact duplicate rows are dropped, and one split by ticket serves all three
   sets, so no ticket is on both sides of any of them.
 
 Everything depends only on the input and the settings: the same store and tickets give
@@ -25,7 +28,7 @@ byte-identical files.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +87,13 @@ def ticket_comments(ticket: Ticket) -> TicketComments:
     )
 
 
+def known_names(tickets: Iterable[Ticket], staff_names: Iterable[str] = ()) -> list[str]:
+    """Every name `prepare`'s export would know for these tickets (requesters and comment authors),
+    and the support team's: what the three sets redact."""
+    names = {name for t in tickets for name in (t.requester_name, *t.author_names)} | set(staff_names)
+    return sorted(name for name in names if name.strip())
+
+
 def sent_reply(ticket: Ticket, comment_id: int | None) -> str | None:
     """The first public reply from the agents' side after the comment ``comment_id``."""
     if comment_id is None:
@@ -129,17 +139,18 @@ def build_feedback(
     count_tokens: Callable[[str], int],
     counts: Mapping[str, int] | None = None,
     source: str = "store",
+    staff_names: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Write the three datasets and the card (see the module doc); returns the card.
 
     ``tickets``: the drafted tickets Zendesk still has; drafts of any other ticket (deleted) are
-    left out. ``counts``: what the caller already filtered, for the card.
+    left out. ``counts``: what the caller already filtered, for the card. ``staff_names``: the
+    agents and admins (`ZendeskGateway.staff_names`), redacted like every comment author.
     """
     out_dir = Path(out_dir)
     filters: Counter[str] = Counter(counts or {})
     placeholders: Counter[str] = Counter()
-    names = sorted({t.requester_name for t in tickets.values() if t.requester_name.strip()})
-    clean = _Cleaner(Redactor(names), placeholders)
+    clean = _Cleaner(Redactor(known_names(tickets.values(), staff_names)), placeholders)
     per_version: dict[str, Counter[str]] = defaultdict(Counter)
     per_score: Counter[int] = Counter()
 
@@ -343,4 +354,4 @@ def render_card(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["RatedDraft", "build_feedback", "render_card", "sent_reply", "ticket_comments"]
+__all__ = ["RatedDraft", "build_feedback", "known_names", "render_card", "sent_reply", "ticket_comments"]

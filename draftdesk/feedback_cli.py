@@ -39,7 +39,9 @@ def register_feedback(sub: argparse._SubParsersAction) -> None:
         "--since", type=date.fromisoformat, help="tickets drafted or rated since YYYY-MM-DD"
     )
     feedback.add_argument(
-        "--tokenizer", help="local tokenizer (path or downloaded hub id) to count the SFT prompts' tokens"
+        "--tokenizer",
+        help="the base model's tokenizer (its folder or a downloaded hub id): counts the SFT prompts' tokens "
+        "and fits KTO and DPO rows to [finetune.train] max_length (default: about 4 characters a token)",
     )
     feedback.set_defaults(func=cmd_feedback)
 
@@ -133,9 +135,24 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         return 2
     config = context.finetune.prepare
     product = config.product_name or context.product_name or "our product"
-    count_tokens, _ = token_counter(args.tokenizer)
+    count_tokens, counted_with = token_counter(args.tokenizer)
+    if not args.tokenizer:
+        print(
+            "draftdesk finetune feedback: KTO and DPO rows fitted to [finetune.train] max_length by an "
+            "approximation (4 characters a token): pass --tokenizer BASE_MODEL to count the model's tokens",
+            file=sys.stderr,
+        )
     card = build_feedback(
-        drafts, tickets, args.out, config, product, count_tokens, source=str(storage), staff_names=staff
+        drafts,
+        tickets,
+        args.out,
+        config,
+        product,
+        count_tokens,
+        source=str(storage),
+        staff_names=staff,
+        max_length=context.finetune.train.max_length,
+        counted_with=counted_with,
     )
     sizes = card["sizes"]
     print(

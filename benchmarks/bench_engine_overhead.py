@@ -5,8 +5,8 @@
 is served by the draft engine as two models, the adapter and the untuned base, their rows mixed
 half and half in one batch. The reference is transformers' ``generate()`` of the same base with
 the adapter merged into it: what one model alone costs, with nothing to route. Both sample the
-same way (temperature 0.7, top-p 0.9, repetition penalty 1.1, the prompt format's stop strings)
-and run a fixed number of tokens.
+same way (temperature 0.7, top-p 0.9, no top-k, repetition penalty 1.1, the prompt format's stop
+strings) and run a fixed number of tokens.
 
 Per decoding step, measured side by side at 2 and 32 rows: the aten operations dispatched (each
 one a kernel launch on a GPU), the sync-like ones among them (``.item()``, ``nonzero``, … : each
@@ -209,6 +209,7 @@ class ReferenceSide:
                 **encoded,
                 do_sample=True,
                 **SAMPLING,
+                top_k=0,  # generate()'s default top-k of 50 is not the engine's sampling: off
                 max_new_tokens=new_tokens,
                 stop_strings=list(STOP_SEQUENCES),
                 tokenizer=self.tokenizer,

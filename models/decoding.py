@@ -14,10 +14,11 @@ stalls the GPU at every token. ``Decoder`` runs its own loop instead:
 
 On CUDA, with ``compile``, the step is compiled with ``torch.compile(mode="reduce-overhead")``:
 CUDA graphs replay a whole step as one launch. Shapes must then stay fixed, so the rows are padded
-to a batch bucket (powers of two) and the cache length to a length bucket; each bucket compiles
-once (the time is counted in ``compile_seconds``) and keeps its cache and state buffers, whose
-addresses the graphs hold. On the CPU, or with ``compile`` off, the same step runs eagerly on
-exactly the rows given.
+to a batch bucket (powers of two) and the cache length to a length bucket; the first shape
+compiles, the second recompiles with dynamic sizes (PyTorch's automatic dynamic shapes), and every
+bucket records its CUDA graphs on first use (the time is counted in ``compile_seconds``) and keeps
+its cache and state buffers, whose addresses the graphs hold. On the CPU, or with ``compile`` off,
+the same step runs eagerly on exactly the rows given.
 """
 
 from __future__ import annotations
@@ -67,12 +68,11 @@ class _State:
     positions: torch.Tensor  # [rows, 1] position id of the last token fed to the model
     mask: torch.Tensor  # [rows, cache length] 1 for real tokens (and every generated slot)
     done: torch.Tensor  # [rows, 1] bool
-    step: torch.Tensor  # [rows, 1] tokens generated so far (the same in every row)
-    limits: torch.Tensor  # [rows, 1] each row's max_new_tokens
-    out: torch.Tensor  # [rows, cache length] generated tokens
-    seen: torch.Tensor  # [rows, vocab] bool: tokens in each row so far (repetition penalty)
+    cursor: torch.Tensor  # [rows, 1] cache slot of the next token: prompt length + tokens so far
+    limits: torch.Tensor  # [rows, 1] the slot each row stops before: prompt length + max_new_tokens
+    history: torch.Tensor  # [rows, cache length] the prompt, then the generated tokens, slot by slot
     tail: torch.Tensor  # [rows, window] the last tokens, for stop strings
-    uniforms: torch.Tensor  # [rows, cache length] each row's draws per step
+    uniforms: torch.Tensor  # [rows, cache length] each row's draw for the token of each slot
 
 
 class Decoder:
@@ -108,7 +108,7 @@ class Decoder:
             # with the eager backend (fullgraph: a graph break is an error, not a slow step).
             mode = "reduce-overhead" if compile_backend == "inductor" else None
             self._step = torch.compile(
-                self._decode_step, backend=compile_backend, mode=mode, fullgraph=True, dynamic=False
+                self._decode_step, backend=compile_backend, mode=mode, fullgraph=True, dynamic=None
             )
 
     # ------------------------------------------------------------------ public
@@ -125,7 +125,7 @@ class Decoder:
         length = prompt_length + steps
         if self.compile_step:
             length = math.ceil(length / LENGTH_BUCKET) * LENGTH_BUCKET
-        sampling = RowSampling(rows, length, self.vocab_size, self.end_ids, self.device)
+        sampling = RowSampling(rows, steps, self.vocab_size, self.end_ids, self.device)
         stops = self._stops_for(rows)
         cache, state = self._slot(batch, length, stops)
         self._fill(state, input_ids, attention_mask, rows, sampling, stops)
@@ -151,7 +151,7 @@ class Decoder:
                 self._compiled(batch, length, time.perf_counter() - started)
             if step % CHECK_EVERY == 0 and bool(state.done.all()):
                 break
-        out = state.out[:real_rows, :steps].tolist()
+        out = state.history[:real_rows, prompt_length : prompt_length + steps].tolist()
         return [self._completion(tokens, row) for tokens, row in zip(out, rows, strict=False)]
 
     def release(self) -> None:
@@ -189,13 +189,13 @@ class Decoder:
         A row that is done writes padding; a row allowed to end can only end on an end token
         (rows with ``ignore_eos`` never sample one), so padding marks where each row ended.
         """
-        seen = state.seen if sampling.any_penalty else None
-        token = sampling.choose(logits, seen, state.uniforms.gather(1, state.step))
+        history = state.history if sampling.any_penalty else None
+        token = sampling.choose(logits, history, state.uniforms.gather(1, state.cursor))
         token = token.masked_fill_(state.done, self.pad_id)
-        state.out.scatter_(1, state.step, token)
-        state.step.add_(1)
+        state.history.scatter_(1, state.cursor, token)
+        state.cursor.add_(1)
         finished = (token == self._end).any(1, keepdim=True)
-        finished |= state.step >= state.limits
+        finished |= state.cursor >= state.limits
         if stops:
             state.tail.copy_(torch.cat([state.tail[:, 1:], token], dim=1))
             for criteria, rows_with_stops in stops:
@@ -203,8 +203,6 @@ class Decoder:
         state.done |= finished
         state.last_token.copy_(token)
         state.positions.add_(1)
-        if seen is not None:
-            seen.scatter_(1, token, True)
 
     # ------------------------------------------------------------------ set-up per call
 
@@ -242,10 +240,9 @@ class Decoder:
             positions=zeros(batch, 1),
             mask=zeros(batch, length),
             done=zeros(batch, 1, dtype=torch.bool),
-            step=zeros(batch, 1),
+            cursor=zeros(batch, 1),
             limits=zeros(batch, 1),
-            out=zeros(batch, length),
-            seen=zeros(batch, self.vocab_size, dtype=torch.bool),
+            history=zeros(batch, length),
             tail=zeros(batch, window),
             uniforms=zeros(batch, length, dtype=torch.float32),
         )
@@ -271,14 +268,17 @@ class Decoder:
         state.mask[:, :prompt_length].copy_(attention_mask)
         state.positions.copy_(attention_mask.sum(-1, keepdim=True) - 1)  # the last prompt token's
         state.done.fill_(False)
-        state.step.zero_()
-        state.limits.copy_(torch.tensor([[row.max_new_tokens] for row in rows], device=device))
-        state.out.fill_(self.pad_id)
+        state.cursor.fill_(prompt_length)
+        limits = [[prompt_length + row.max_new_tokens] for row in rows]
+        state.limits.copy_(torch.tensor(limits, device=device))
+        # The prompt, its left padding replaced by the row's first real token and the slots still
+        # to come by its last one: the repetition penalty then sees the row's own tokens only.
+        first_real = input_ids.gather(1, (attention_mask == 0).sum(-1, keepdim=True))
+        state.history.copy_(input_ids[:, -1:].expand_as(state.history))
+        state.history[:, :prompt_length].copy_(torch.where(attention_mask.bool(), input_ids, first_real))
         state.tail.fill_(self.pad_id)
-        state.uniforms.copy_(sampling.uniforms)
-        if sampling.any_penalty:
-            state.seen.zero_()
-            state.seen.scatter_(1, input_ids, attention_mask.bool())  # real prompt tokens only
+        state.uniforms.zero_()
+        state.uniforms[:, prompt_length : prompt_length + sampling.uniforms.shape[1]].copy_(sampling.uniforms)
         del stops  # the tail starts as padding: stop strings match the new text only
 
     def _pad_rows(

@@ -66,28 +66,31 @@ class RowSampling:
         )
         self.penalty = column([r.repetition_penalty for r in rows], torch.float32)
         self.inverse_penalty = 1.0 / self.penalty
-        self.penalised = self.penalty != 1.0
-        self.all_penalised = all(row.repetition_penalty != 1.0 for row in rows)
         banned = torch.zeros(len(rows), vocab_size, dtype=torch.bool)
         for end in end_ids:
             if 0 <= end < vocab_size:
                 banned[banned_rows, end] = True
         self.banned = banned.to(device)
-        self.uniforms = draw_uniforms(rows, steps).to(device)
+        self.uniforms = draw_uniforms(rows, steps).to(device)  # [rows, steps]
 
-    def choose(self, logits: torch.Tensor, seen: torch.Tensor | None, uniform: torch.Tensor) -> torch.Tensor:
+    def choose(
+        self, logits: torch.Tensor, history: torch.Tensor | None, uniform: torch.Tensor
+    ) -> torch.Tensor:
         """Every row's next token, ``[rows, 1]``: ``logits`` [rows, vocab], ``uniform`` [rows, 1] this
-        step's draws, ``seen`` [rows, vocab] the tokens of each row so far (repetition penalty).
+        step's draws, ``history`` [rows, length] each row's tokens so far (repetition penalty; a
+        slot not filled yet repeats one of the row's tokens, so it penalises nothing new).
 
         Operations are counted here: each is a kernel launch on a GPU (see bench_engine_overhead).
         """
         scores = logits.float()
         if self.any_banned:
             scores = scores.masked_fill(self.banned, -math.inf)
-        if self.any_penalty and seen is not None:
-            # HF's repetition penalty: a seen token's positive score divided, a negative one multiplied.
-            penalised = scores * torch.where(scores < 0, self.penalty, self.inverse_penalty)
-            scores = torch.where(seen if self.all_penalised else seen & self.penalised, penalised, scores)
+        if self.any_penalty and history is not None:
+            # HF's repetition penalty: a seen token's positive score divided, a negative one multiplied
+            # (a row without penalty multiplies by 1). Over the row's tokens, not the vocabulary.
+            seen = scores.gather(1, history)
+            seen = seen * torch.where(seen < 0, self.penalty, self.inverse_penalty)
+            scores = scores.scatter(1, history, seen)
         if not self.any_sampled:
             return scores.argmax(-1, keepdim=True)
         ordered, order = torch.sort(scores / self.temperature, dim=-1, descending=True)

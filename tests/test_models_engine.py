@@ -271,7 +271,9 @@ class ScriptedSampler(RowSampling):
     script: ClassVar[tuple[int, ...]] = ()
     eos: ClassVar[int] = 0
 
-    def choose(self, logits: torch.Tensor, seen: torch.Tensor | None, uniform: torch.Tensor) -> torch.Tensor:
+    def choose(
+        self, logits: torch.Tensor, history: torch.Tensor | None, uniform: torch.Tensor
+    ) -> torch.Tensor:
         step = getattr(self, "step", 0)
         self.step = step + 1
         token = self.script[step] if step < len(self.script) else self.eos
@@ -423,15 +425,14 @@ def test_row_sampling_bans_end_tokens_for_ignore_eos_rows_and_penalises_seen_tok
     rows = [replace(greedy, ignore_eos=True), greedy, replace(greedy, repetition_penalty=1.0)]
     sampling = RowSampling(rows, steps=4, vocab_size=8, end_ids={pad, eos}, device="cpu")
     scores = torch.tensor([[0.0, 9.0, 1.0, 4.0, 3.0, -2.0, 0.0, 0.0]] * 3)
-    seen = torch.zeros(3, 8, dtype=torch.bool)
-    seen[:, [3, 5]] = True
-    chosen = sampling.choose(scores, seen, sampling.uniforms[:, :1])
+    history = torch.tensor([[3, 5, 3]] * 3)  # the tokens each row has so far (3 twice: penalised once)
+    chosen = sampling.choose(scores, history, sampling.uniforms[:, :1])
     # Row 0 may not end: eos (9.0) is banned, token 3 (4.0 / 2 = 2.0) loses to token 4 (3.0).
     # Row 1 takes eos. Row 2 has no penalty: token 3 would beat 4, but eos is allowed and wins.
     assert chosen.tolist() == [[4], [1], [1]]
     rows = [replace(greedy, ignore_eos=True, repetition_penalty=1.0)]
     no_penalty = RowSampling(rows, steps=4, vocab_size=8, end_ids={pad, eos}, device="cpu")
-    assert no_penalty.choose(scores[:1], seen[:1], no_penalty.uniforms[:, :1]).tolist() == [[3]]
+    assert no_penalty.choose(scores[:1], history[:1], no_penalty.uniforms[:, :1]).tolist() == [[3]]
 
 
 def test_row_sampling_draws_each_seeded_row_from_its_seed_alone() -> None:

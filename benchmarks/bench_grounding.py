@@ -23,7 +23,7 @@ from typing import Any
 
 from sacrebleu.metrics import CHRF
 
-from bot.grounding import HelpCenterIndex
+from bot.drafting.grounding import HelpCenterIndex
 from core.domain import Comment, Ticket
 from integrations.help_center_index import html_to_text
 

@@ -53,7 +53,7 @@ def test_secrets_are_not_printed(tmp_path):
 
 def test_report_from_the_study_file():
     result = draftdesk(
-        "report", "--input", str(REPO / "bot/sample_data/study_ratings.csv"), "--format", "json"
+        "report", "--input", str(REPO / "bot/reporting/sample_data/study_ratings.csv"), "--format", "json"
     )
     assert result.returncode == 0, result.stderr
     models = {m["model"]: m["positive_pct"] for m in json.loads(result.stdout)["models"]}

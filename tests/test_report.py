@@ -6,9 +6,9 @@ from importlib import resources
 
 import pytest
 
-from bot.report import Report, render
-from bot.stats import model_stats, wilson_interval
-from bot.votes_io import VotesFileError, read_votes, write_votes
+from bot.reporting.report import Report, render
+from bot.reporting.stats import model_stats, wilson_interval
+from bot.store.votes_io import VotesFileError, read_votes, write_votes
 from core.domain import Vote
 
 STUDY_TABLE_1 = {
@@ -24,7 +24,7 @@ STUDY_TABLE_2 = {  # (negative %, positive %) as published
 
 
 def study_votes():
-    text = resources.files("bot").joinpath("sample_data/study_ratings.csv").read_text("utf-8")
+    text = resources.files("bot.reporting").joinpath("sample_data/study_ratings.csv").read_text("utf-8")
     return read_votes(text, "study_ratings.csv")
 
 
@@ -96,7 +96,7 @@ def test_votes_file_errors_name_the_line():
 
 
 def test_reasons_reach_every_format_and_round_trip_through_the_votes_file():
-    from bot.reasons import top_reasons
+    from bot.reporting.reasons import top_reasons
 
     at = datetime(2026, 3, 2, tzinfo=UTC)
     votes = [
@@ -123,7 +123,7 @@ def test_reasons_reach_every_format_and_round_trip_through_the_votes_file():
 
 
 def test_the_reply_actually_sent_reaches_every_format():
-    from bot.outcomes import OutcomeStats
+    from bot.reporting.outcomes import OutcomeStats
 
     rows = model_stats([Vote(1, "t1r1A", "ft", "U1", 4, "button", datetime(2026, 3, 2, tzinfo=UTC))])
     sent = [OutcomeStats("ft", 4, 3, 80.0, 0.1), OutcomeStats("base", 0, 0, None, None)]

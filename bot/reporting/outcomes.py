@@ -14,6 +14,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from core.chrf import chrf
 from core.domain import Comment, DraftOutcome, DraftRecord, Ticket
 from core.placeholders import KnownValues, fill_placeholders
 from core.ports import Store
@@ -30,13 +31,6 @@ def first_agent_reply(ticket: Ticket, question: Comment) -> Comment | None:
             return comment
         after = after or comment.id == question.id
     return None
-
-
-def chrf(text: str, reference: str) -> float:
-    """chrF (sacrebleu's character n-gram F-score, 0-100) of ``text`` against ``reference``."""
-    from sacrebleu.metrics import CHRF
-
-    return float(CHRF().sentence_score(text.strip(), [reference.strip()]).score)
 
 
 def similarity(draft: str, reply: str) -> tuple[float, float]:

@@ -34,7 +34,7 @@ LABEL = "simulated raters (not people): each draft scored by its similarity (chr
 
 def similarity(draft: str, reference: str) -> float:
     """chrF of ``draft`` against ``reference``, 0-100: the measure the digest's "sent" figures use."""
-    from bot.reporting.outcomes import chrf
+    from core.chrf import chrf
 
     return chrf(draft, reference)
 

@@ -390,7 +390,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         args.chart.write_bytes(
             digest_chart(
                 report.rows,
-                report.analysis.trend if report.analysis else (),
+                report.extras.analysis.trend if report.extras.analysis else (),
                 f"Draft ratings, {args.since or 'beginning'} to {args.until or 'now'}",
             )
         )

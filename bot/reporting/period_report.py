@@ -11,7 +11,7 @@ from bot.reporting.comparisons import analyse, choose_baseline
 from bot.reporting.model_versions import baseline_row, by_version
 from bot.reporting.outcomes import OutcomeStats
 from bot.reporting.reasons import top_reasons
-from bot.reporting.report import Report
+from bot.reporting.report import Report, ReportExtras
 from bot.reporting.stats import model_stats
 from core.domain import Vote
 
@@ -40,4 +40,4 @@ def period_report(
     chosen = baseline_row(choose_baseline(list(models) or names, list(untuned), baseline), names)
     analysis = analyse(versioned, names, chosen, now)
     reasons = top_reasons(versioned, names)
-    return Report(rows, since, until, analysis=analysis, reasons=reasons, sent=sent)
+    return Report(rows, since, until, ReportExtras(analysis, reasons, sent))

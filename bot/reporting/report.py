@@ -17,20 +17,32 @@ from core.domain import SCORES
 
 if TYPE_CHECKING:  # the statistics (scipy, statsmodels) load only where a report computes them
     from bot.reporting.comparisons import Analysis
+    from bot.reporting.promotion import Standing
 
 FORMATS = ("text", "markdown", "json", "csv")
 
 
 @dataclass(frozen=True)
+class ReportExtras:
+    """What a report or digest shows under Tables 1 and 2, each where computed."""
+
+    analysis: Analysis | None = None  # the paired comparison, ranking, agreement and trend
+    reasons: Sequence[ReasonCount] = ()  # why drafts rated 1-2 failed
+    sent: Sequence[OutcomeStats] = ()  # how close each model's drafts came to the reply sent
+    candidates: Sequence[Standing] = ()  # each running candidate adapter against the current one (digest)
+
+
+NO_EXTRAS = ReportExtras()
+
+
+@dataclass(frozen=True)
 class Report:
-    """What a report shows: Tables 1 and 2 (``rows``) and, where computed, the rest."""
+    """What a report shows: Tables 1 and 2 (``rows``) and, where computed, the extras."""
 
     rows: Sequence[ModelStats]
     since: date | None = None
     until: date | None = None
-    analysis: Analysis | None = None  # the paired comparison, ranking, agreement and trend
-    reasons: Sequence[ReasonCount] = ()  # why drafts rated 1-2 failed
-    sent: Sequence[OutcomeStats] = ()  # how close each model's drafts came to the reply sent
+    extras: ReportExtras = NO_EXTRAS
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -102,7 +114,7 @@ def analysis_dict(analysis: Analysis) -> dict:
 
 
 def as_dict(report: Report) -> dict:
-    extra = analysis_dict(report.analysis) if report.analysis else {}
+    extra = analysis_dict(report.extras.analysis) if report.extras.analysis else {}
     return {
         "since": report.since.isoformat() if report.since else None,
         "until": report.until.isoformat() if report.until else None,
@@ -127,7 +139,7 @@ def as_dict(report: Report) -> dict:
                 "count": r.count,
                 "share_pct": r.share_pct,
             }
-            for r in report.reasons
+            for r in report.extras.reasons
         ],
         "reply_sent": [
             {
@@ -138,7 +150,7 @@ def as_dict(report: Report) -> dict:
                 "mean_chrf": o.mean_chrf,
                 "median_edit_distance": o.median_edit_distance,
             }
-            for o in report.sent
+            for o in report.extras.sent
         ],
     }
 
@@ -203,11 +215,11 @@ def render_csv(report: Report) -> str:
                 high if high == "" else f"{high:.1f}",
             ]
         )
-    tables = analysis_tables(report.analysis) if report.analysis is not None else []
-    if any(o.n for o in report.sent):
-        tables.append(sent_table(report.sent))
-    if report.reasons:
-        tables.append(reasons_table(report.reasons))
+    tables = analysis_tables(report.extras.analysis) if report.extras.analysis is not None else []
+    if any(o.n for o in report.extras.sent):
+        tables.append(sent_table(report.extras.sent))
+    if report.extras.reasons:
+        tables.append(reasons_table(report.extras.reasons))
     for headers, body in tables:  # further tables follow, each after a blank line and its own header
         out.write("\n")
         writer.writerow(headers)
@@ -312,14 +324,14 @@ def render_text(report: Report) -> str:
     lines += ["Table 2: negative (1-2) vs positive (3-5)", *_table(*table2_rows(report.rows))]
     if not any(r.n for r in report.rows):
         lines += ["", "No votes in this period."]
-    elif report.analysis is not None:
-        for title, (headers, body) in zip(TITLES, analysis_tables(report.analysis), strict=True):
+    elif report.extras.analysis is not None:
+        for title, (headers, body) in zip(TITLES, analysis_tables(report.extras.analysis), strict=True):
             if body:
                 lines += ["", title, *_table(headers, body)]
-    if any(o.n for o in report.sent):
-        lines += ["", SENT_TITLE, *_table(*sent_table(report.sent))]
-    if report.reasons:
-        lines += ["", REASONS_TITLE, *_table(*reasons_table(report.reasons))]
+    if any(o.n for o in report.extras.sent):
+        lines += ["", SENT_TITLE, *_table(*sent_table(report.extras.sent))]
+    if report.extras.reasons:
+        lines += ["", REASONS_TITLE, *_table(*reasons_table(report.extras.reasons))]
     return "\n".join(lines) + "\n"
 
 
@@ -336,12 +348,12 @@ def render_markdown(report: Report) -> str:
     lines = [f"## Draft ratings, {_period(report.since, report.until)}", ""]
     lines += ["### Table 1: count of ratings", "", *_md_table(*table1_rows(report.rows)), ""]
     lines += ["### Table 2: negative (1–2) vs positive (3–5)", "", *_md_table(*table2_rows(report.rows))]
-    if report.analysis is not None and any(r.n for r in report.rows):
-        for title, (headers, body) in zip(TITLES, analysis_tables(report.analysis), strict=True):
+    if report.extras.analysis is not None and any(r.n for r in report.rows):
+        for title, (headers, body) in zip(TITLES, analysis_tables(report.extras.analysis), strict=True):
             if body:
                 lines += ["", f"### {title}", "", *_md_table(headers, body)]
-    if any(o.n for o in report.sent):
-        lines += ["", f"### {SENT_TITLE}", "", *_md_table(*sent_table(report.sent))]
-    if report.reasons:
-        lines += ["", f"### {REASONS_TITLE}", "", *_md_table(*reasons_table(report.reasons))]
+    if any(o.n for o in report.extras.sent):
+        lines += ["", f"### {SENT_TITLE}", "", *_md_table(*sent_table(report.extras.sent))]
+    if report.extras.reasons:
+        lines += ["", f"### {REASONS_TITLE}", "", *_md_table(*reasons_table(report.extras.reasons))]
     return "\n".join(lines) + "\n"

@@ -22,7 +22,7 @@ from bot.reporting.model_versions import baseline_row, by_version
 from bot.reporting.outcomes import OutcomeStats, outcome_stats
 from bot.reporting.promotion import Standing, standing_lines
 from bot.reporting.reasons import ReasonCount, reasons_line, top_reasons
-from bot.reporting.report import table1_rows, table2_rows
+from bot.reporting.report import NO_EXTRAS, ReportExtras, table1_rows, table2_rows
 from bot.reporting.stats import ModelStats, model_stats
 from bot.slack.blocks import escape_mrkdwn
 from core.domain import Vote, utcnow
@@ -120,12 +120,9 @@ def digest_message(
     rows: Sequence[ModelStats],
     since: datetime,
     until: datetime,
-    analysis: Analysis | None = None,
-    reasons: Sequence[ReasonCount] = (),
+    extras: ReportExtras = NO_EXTRAS,
     title: str = "Weekly draft ratings",
-    outcomes: Sequence[OutcomeStats] = (),
     note: str | None = None,
-    candidates: Sequence[Standing] = (),
 ) -> tuple[str, list[dict]]:
     """Tables 1 and 2 in a Slack message (a row per model and adapter version), the decision
     (comparisons, agreement), the reasons and the replies sent under them, then each running
@@ -190,15 +187,15 @@ def digest_message(
         blocks.append(
             {"type": "section", "text": {"type": "mrkdwn", "text": "No drafts were rated this week."}}
         )
-    if analysis is not None:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": analysis_text(analysis)[:3000]}})
-    for extra in (outcomes_text(outcomes), reasons_text(reasons, [r.model for r in rows])):
+    if extras.analysis is not None:
+        text = analysis_text(extras.analysis)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}})
+    for extra in (outcomes_text(extras.sent), reasons_text(extras.reasons, [r.model for r in rows])):
         if extra:
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": extra[:3000]}})
-    if candidates:
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": candidates_text(candidates)[:3000]}}
-        )
+    if extras.candidates:
+        text = candidates_text(extras.candidates)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}})
     return fallback, blocks
 
 
@@ -250,9 +247,8 @@ class DigestService:
         reasons = top_reasons(votes, names)
         sent = outcome_stats(self.store.outcomes(since, period_end), self.model_names)
         standings = self.candidates(self.store.votes(until=period_end)) if self.candidates else ()
-        text, blocks = digest_message(
-            rows, since, period_end, analysis, reasons, title, sent, note=note, candidates=standings
-        )
+        extras = ReportExtras(analysis, reasons, sent, standings)
+        text, blocks = digest_message(rows, since, period_end, extras, title, note)
         return DigestContent(text, blocks, self._chart(rows, analysis, since, period_end, note))
 
     def send_report(self, user: str, period: timedelta, title: str) -> None:

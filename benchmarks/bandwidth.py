@@ -29,17 +29,24 @@ def _quant_state_bytes(state: Any) -> int:
 
 
 def weight_bytes_per_step(model: torch.nn.Module) -> int:
-    """Bytes of weights one decoding step reads: everything but the input embedding table."""
+    """Bytes of weights one decoding step reads: everything but the input embedding table.
+
+    Counted per storage, so views (the engine's per-row LoRA views, expanded over the rows
+    without a copy) count once, as the memory they read.
+    """
     embedding = model.get_input_embeddings()
     output = model.get_output_embeddings()
     skip = set()
     if embedding is not None and (output is None or output.weight is not embedding.weight):
-        skip.add(id(embedding.weight))
+        skip.add(embedding.weight.untyped_storage().data_ptr())
     total = 0
+    seen: set[int] = set()
     for tensor in [*model.parameters(), *model.buffers()]:
-        if id(tensor) in skip:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() in skip or storage.data_ptr() in seen:
             continue
-        total += tensor.numel() * tensor.element_size()  # NF4: packed uint8, two weights a byte
+        seen.add(storage.data_ptr())
+        total += storage.nbytes()  # NF4: packed uint8, two weights a byte
         state = getattr(tensor, "quant_state", None)
         if state is not None:
             total += _quant_state_bytes(state)

@@ -114,3 +114,91 @@ def build_models(shape: str, root: Path, device: str) -> dict[str, Path]:
     for seed, family in enumerate(("llama", "gptj")):
         _build_pair(root, family, SHAPES[shape][family], device, seed)
     return {f"{f}_{kind}": root / f"{f}_{kind}" for f in ("llama", "gptj") for kind in ("base", "adapter")}
+
+
+# ---------------------------------------------------------------------- in GPU memory, nothing on disk
+
+
+def in_memory_base(family: str, shape: str, device: str, seed: int = 0) -> tuple[Any, Any]:
+    """A random-weight base of ``shape``, quantized to NF4 where it was made: (model, tokenizer).
+
+    A 7B model is made in bf16 on the GPU in seconds and its linear layers quantized in place,
+    instead of writing 13 GB to disk and reading them back (``DraftEngine.adopt_base`` serves it).
+    """
+    tokenizer = train_tokenizer(sample_corpus())
+    dims = SHAPES[shape][family]
+    tokenizer.model_max_length = dims.get("max_position_embeddings") or dims["n_positions"]
+    ids = {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    torch.manual_seed(seed)
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(_config(family, dims, ids), dtype=dtype)
+    quantize_linears_nf4(model, dtype)
+    model.generation_config = GenerationConfig(**ids)
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    return model.eval(), tokenizer
+
+
+def quantize_linears_nf4(model: torch.nn.Module, compute_dtype: torch.dtype) -> None:
+    """Every linear layer but the output head as a bitsandbytes NF4 layer, as ``from_pretrained``
+    with a 4-bit ``BitsAndBytesConfig`` loads them (double quantization, ``compute_dtype``)."""
+    import bitsandbytes as bnb
+
+    output = model.get_output_embeddings()
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if not isinstance(child, torch.nn.Linear) or child is output:
+                continue
+            layer = bnb.nn.Linear4bit(
+                child.in_features,
+                child.out_features,
+                bias=child.bias is not None,
+                compute_dtype=compute_dtype,
+                compress_statistics=True,
+                quant_type="nf4",
+                device="meta",
+            )
+            weight = bnb.nn.Params4bit(
+                child.weight.data, requires_grad=False, quant_type="nf4", compress_statistics=True
+            )
+            layer.weight = weight.to(child.weight.device)  # quantizes on the way
+            if child.bias is not None:
+                layer.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
+            setattr(parent, name, layer)
+            del child
+
+
+def write_random_adapter(model: torch.nn.Module, folder: Path, rank: int = LORA_RANK, seed: int = 0) -> Path:
+    """A LoRA adapter folder (PEFT's format) with random A and B for every linear layer of ``model``."""
+    from peft import LoraConfig
+    from safetensors.torch import save_file
+
+    output = model.get_output_embeddings()
+    generator = torch.Generator().manual_seed(seed)
+    tensors: dict[str, torch.Tensor] = {}
+    leaves: set[str] = set()
+    for name, module in model.named_modules():
+        in_features, out_features = (
+            getattr(module, "in_features", None),
+            getattr(module, "out_features", None),
+        )
+        if module is output or not isinstance(in_features, int) or not isinstance(out_features, int):
+            continue
+        if not list(module.children()) or name.endswith(("_proj", "fc_in", "fc_out")):
+            prefix = f"base_model.model.{name}"
+            tensors[f"{prefix}.lora_A.weight"] = torch.randn(rank, in_features, generator=generator) * 0.02
+            tensors[f"{prefix}.lora_B.weight"] = torch.randn(out_features, rank, generator=generator) * 0.02
+            leaves.add(name.rsplit(".", 1)[-1])
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {k: v.to(torch.bfloat16).contiguous() for k, v in tensors.items()},
+        folder / "adapter_model.safetensors",
+    )
+    config = LoraConfig(r=rank, lora_alpha=LORA_ALPHA, target_modules=sorted(leaves), task_type="CAUSAL_LM")
+    config.save_pretrained(str(folder))
+    return folder

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.config import (
@@ -255,11 +255,18 @@ class DigestSettings:
 class PromotionSettings:
     """`[promotion]`: when `draftdesk models promote` lets a candidate adapter replace the current one."""
 
-    min_ratings: int = setting("ratings each of the current and the candidate version needs first", 100)
-    max_p: float = setting("the candidate's positive share must be higher with p below this", 0.05)
+    min_tickets: int = setting(
+        "rated tickets each of the current and the candidate version needs before the test starts", 30
+    )
+    max_p: float = setting(
+        "the most often a candidate that is no better may be promoted: the sequential test's bound, "
+        "valid however often anyone looks",
+        0.05,
+    )
+    renamed_keys: ClassVar[dict[str, str]] = {"min_ratings": "min_tickets"}  # now counted in tickets
 
     def problems(self) -> list[str]:
-        return out_of_range(self, {"min_ratings": (1, 1_000_000), "max_p": (0.000001, 0.5)})
+        return out_of_range(self, {"min_tickets": (2, 1_000_000), "max_p": (0.000001, 0.5)})
 
 
 @dataclass(frozen=True)
@@ -352,12 +359,6 @@ def parse_settings(
     models = parse_models(raw.get("models"), base_dir, problems)
     engine = parse_engine(raw.get("engine"), problems)
     promotion = build_section(PromotionSettings, raw.get("promotion"), "promotion", problems)
-    ungrounded = [m.name for m in models if m.grounding]
-    if ungrounded and not grounding.enabled:
-        problems.append(
-            f"grounding: models {', '.join(ungrounded)} have grounding = true: set [grounding] enabled = true"
-        )
-
     if digest.enabled and not digest.channel and not digest.users:
         digest = replace(digest, channel=slack.channel)  # default: the drafts channel
     names = [m.name for m in models]

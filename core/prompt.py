@@ -124,6 +124,16 @@ def _largest_fitting(length: int, fits: Callable[[int], bool], guess: int) -> in
     return lo
 
 
+def prompt_sources(prompt: str) -> tuple[str, ...]:
+    """The Help Center passages a prompt from :func:`build_prompt` holds (empty: not grounded), as
+    ``sources`` that build it again with the same lines."""
+    head = prompt.split(f"{TURN_SEPARATOR}Subject: ", 1)[0]
+    if f"\n{SOURCES_HEADING}\n" not in head:
+        return ()
+    lines = head.split(f"\n{SOURCES_HEADING}\n", 1)[1].split("\n")
+    return tuple(line[2:] for line in lines if line.startswith("- "))
+
+
 def build_prompt(
     ticket: Ticket,
     count_tokens: Callable[[str], int],

@@ -14,7 +14,7 @@ from slack_bolt import App
 from slack_bolt.error import BoltError
 
 from bot.config import Settings
-from bot.drafting.grounding import HelpCenterIndex, HelpCenterSources
+from bot.drafting.grounding import HelpCenterIndex, HelpCenterSources, help_center_links
 from bot.drafting.intake import Poller, handle_zendesk_webhook
 from bot.drafting.pipeline import Pipeline
 from bot.drafting.staff_names import StaffNames
@@ -173,10 +173,11 @@ class Draftdesk:
             log.info("listening on %s:%s", self.settings.server.host, self.web.port)
 
     def _connect_socket_mode(self) -> None:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
         from slack_sdk.errors import SlackApiError
 
-        self._socket_handler = SocketModeHandler(self.bolt, self.settings.secrets.slack_app_token)
+        from integrations.slack_socket_mode import CheckedSocketModeHandler
+
+        self._socket_handler = CheckedSocketModeHandler(self.bolt, self.settings.secrets.slack_app_token)
         try:
             self._socket_handler.connect()
         except SlackApiError as exc:
@@ -276,6 +277,10 @@ def _build(settings: Settings, backend: DraftBackend | None, store: Store, metri
     credentials = (settings.zendesk.url, secrets.zendesk_email or "", secrets.zendesk_api_token or "")
     zendesk = ZendeskGateway.from_settings(*credentials)
     check_zendesk_api_user(zendesk)
+    grounding = settings.grounding
+    links = help_center_links(grounding.enabled, grounding.locales, zendesk.help_center_article_count)
+    level = logging.INFO if links.checked else logging.WARNING  # unchecked: Zendesk did not answer
+    log.log(level, "Help Center links %s: %s", "on" if links.on else "off", links.why)
     zendesk = ObservedGateway(zendesk, metrics, "zendesk")  # type: ignore[assignment]
     # An agent waits on the send dialog: a few quick retries, not the worker's patient ones (2-32 s).
     interactive = ObservedGateway(
@@ -284,12 +289,11 @@ def _build(settings: Settings, backend: DraftBackend | None, store: Store, metri
     backend = ObservedBackend(backend or load_backend(settings), metrics)
     model_names = [m.name for m in settings.models]
     index, sources = None, None
-    if settings.grounding.enabled:
-        index = HelpCenterIndex(settings.grounding.path, settings.grounding.locales)
-        grounded = [m.name for m in settings.models if m.grounding]
-        sources = HelpCenterSources(
-            index, grounded, settings.grounding.articles_shown, settings.grounding.prompt_tokens
-        )
+    grounded = [m.name for m in settings.models if m.grounding]
+    if links.on or grounded:  # the links and the grounded models' passages come from one index
+        index = HelpCenterIndex(grounding.path, grounding.locales)
+        shown = grounding.articles_shown if links.on else 0
+        sources = HelpCenterSources(index, grounded, shown, grounding.prompt_tokens)
     parent_status = ParentStatus(store, poster)
     processor = TicketProcessor(
         store,

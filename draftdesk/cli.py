@@ -31,7 +31,7 @@ from bot.reporting.report import FORMATS, render
 from bot.store.atomic_storage import StoreDamaged
 from bot.store.lock import StoreInUse
 from bot.store.votes_io import UNDATED, VotesFileError, read_votes, write_votes
-from core.config import read_toml
+from core.config import CONFIG_ENV, read_toml
 from core.ports import Store
 from draftdesk.commands import backup as backup_cli
 from draftdesk.commands import jobs as jobs_cli
@@ -107,7 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser("report", help="Tables 1 and 2 of the ratings, per model")
-    report.add_argument("--config")
+    report.add_argument(
+        "--config",
+        help="config file (default: $DRAFTDESK_CONFIG or ./config.toml); with --input only when named "
+        "here or in $DRAFTDESK_CONFIG: its [[models]] order and [digest] baseline",
+    )
     report.add_argument("--since", type=_date, help="first day included (YYYY-MM-DD)")
     report.add_argument("--until", type=_date, help="last day included (YYYY-MM-DD)")
     report.add_argument("--format", choices=FORMATS, default="text")
@@ -116,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument(
         "--baseline",
-        help="the model the others are compared with (default: the first [[models]] entry without an "
-        "adapter, else the first model)",
+        help="the model the others are compared with (default: [digest] baseline, else the first "
+        "[[models]] entry without an adapter, else the first model)",
     )
     report.add_argument("--chart", type=Path, help="also write the digest's chart (PNG) to this file")
     report.set_defaults(func=cmd_report)
@@ -348,7 +352,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
     models: list[str] = []
     untuned: list[str] = []
+    baseline: str | None = args.baseline
     sent: list[OutcomeStats] = []  # a votes file has no replies to compare with
+    # A votes file may come from another deployment: its config is read only when named.
+    settings = _store_settings(args) if not args.input or _config_named(args) else None
+    if settings is not None:
+        models = [m.name for m in settings.models]
+        untuned = [m.name for m in settings.models if not m.adapter]
+        baseline = args.baseline or settings.digest.baseline
     if args.input:
         where = args.input.resolve()
         if args.input.is_dir():
@@ -368,15 +379,13 @@ def cmd_report(args: argparse.Namespace) -> int:
                 )
             votes = [v for v in votes if (not start or v.voted_at >= start) and (not end or v.voted_at < end)]
     else:
-        settings = _store_settings(args)
-        models = [m.name for m in settings.models]
-        untuned = [m.name for m in settings.models if not m.adapter]
+        assert settings is not None
         store = _open_store(settings.storage_path)
         votes = store.votes(start, end)
         sent = outcome_stats(store.outcomes(start, end), models)
     try:
         report = period_report(
-            votes, models, untuned, datetime.now(UTC), sent, args.since, args.until, args.baseline
+            votes, models, untuned, datetime.now(UTC), sent, args.since, args.until, baseline
         )
     except UnknownBaseline as exc:
         print(f"draftdesk: {exc}", file=sys.stderr)
@@ -396,6 +405,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
         print(f"chart written to {args.chart.resolve()}", file=sys.stderr)
     return 0
+
+
+def _config_named(args: argparse.Namespace) -> bool:
+    """Whether a config file was named (``--config`` or $DRAFTDESK_CONFIG), not ./config.toml assumed."""
+    return bool(args.config or os.environ.get(CONFIG_ENV))
 
 
 def _votes_text(path: Path) -> str:

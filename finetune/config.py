@@ -144,7 +144,10 @@ class TrainConfig:
     gradient_accumulation_steps: int = _help("steps accumulated per optimizer update", 1)
     num_train_epochs: float = _help("passes over the data (ignored when max_steps > 0)", 3.0)
     max_steps: int = _help("optimizer updates; -1: use num_train_epochs", -1)
-    max_length: int = _help("tokens per training sequence; longer prompts are rebuilt to fit", 1024)
+    max_length: int = _help(
+        "tokens per training sequence; longer prompts are rebuilt to fit (KTO, DPO: by `finetune feedback`)",
+        1024,
+    )
     packing: bool = _help("pack several short examples into one sequence (TRL bfd)", False)
     gradient_checkpointing: bool = _help("recompute activations to save memory", True)
     include_articles: bool = _help("train on help-centre articles as plain text beside the pairs", True)

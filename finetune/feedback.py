@@ -15,8 +15,17 @@ and hands over ``RatedDraft`` rows and the tickets read from Zendesk). Output fo
 - The prompt of a KTO or DPO row is the exact prompt the rated model drafted from, with personal
   data replaced by placeholders (the model saw the customer's mail as it was, quotes and all);
   completions and sent replies get `prepare`'s cleaning (quoted mail and signatures cut) and
-  placeholders too. Exact duplicate rows are dropped, and one split by ticket serves all three
+  placeholders too. The names replaced are the ones `prepare` replaces: every comment author of
+  the tickets (requesters, CC'd end users, the agents who answered and signed), and the support
+  team's names the bot reads from Zendesk (``staff_names``: an agent a customer names who never
+  wrote in that ticket). Exact duplicate rows are dropped, and one split by ticket serves all three
   sets, so no ticket is on both sides of any of them.
+- With ``max_length`` (``[finetune.train] max_length``, counted by the base model's tokenizer) a
+  KTO or DPO row whose prompt and completion do not fit gets the bot's prompt for the ticket as it
+  stood, cut to the room the completion leaves, as the bot cuts prompts (``core.prompt``: oldest
+  comments first, then the middle of the customer's message; a grounded prompt keeps its passages);
+  the completion stays whole. A row whose completion alone leaves no room is left out and counted.
+  (`prepare`'s SFT rows carry their conversation, and `finetune train` rebuilds those itself.)
 
 Everything depends only on the input and the settings: the same store and tickets give
 byte-identical files.
@@ -25,7 +34,7 @@ byte-identical files.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +45,7 @@ from core.ticket_text import model_text
 from finetune.config import PrepareConfig
 from finetune.dedup import deduplicate
 from finetune.files import files_hash, write_json, write_jsonl, write_text
+from finetune.fitting import fit_preference_prompt, shortened_prompt
 from finetune.prepare import DATA_FILES, TicketComments, answer_examples, example_row
 from finetune.split import split_tickets
 
@@ -84,6 +94,13 @@ def ticket_comments(ticket: Ticket) -> TicketComments:
     )
 
 
+def known_names(tickets: Iterable[Ticket], staff_names: Iterable[str] = ()) -> list[str]:
+    """Every name `prepare`'s export would know for these tickets (requesters and comment authors),
+    and the support team's: what the three sets redact."""
+    names = {name for t in tickets for name in (t.requester_name, *t.author_names)} | set(staff_names)
+    return sorted(name for name in names if name.strip())
+
+
 def sent_reply(ticket: Ticket, comment_id: int | None) -> str | None:
     """The first public reply from the agents' side after the comment ``comment_id``."""
     if comment_id is None:
@@ -115,6 +132,36 @@ class _Cleaner:
         return " " + redacted.text
 
 
+@dataclass(frozen=True)
+class _Budget:
+    """Fits a KTO or DPO row to the training sequence (``max_length`` None: leaves it as it is)."""
+
+    count_tokens: Callable[[str], int]
+    max_length: int | None
+    product_name: str
+    names: Sequence[str]
+
+    def fit(
+        self, prompt: str, completions: Sequence[str], draft: RatedDraft, ticket: Ticket, counts: Counter[str]
+    ) -> str | None:
+        """``prompt``, or the bot's prompt for ``draft``'s message cut to fit beside the whole
+        ``completions``; None: no fit. Counted in ``counts`` (``prompts_shortened``, ``too_long``)."""
+        if self.max_length is None:
+            return prompt
+
+        def rebuild(room: int) -> str | None:
+            return shortened_prompt(
+                ticket, draft.comment_id, prompt, self.names, self.count_tokens, room, self.product_name
+            )
+
+        fitted = fit_preference_prompt(prompt, completions, self.count_tokens, self.max_length, rebuild)
+        if fitted is None:
+            counts["too_long"] += 1
+        elif fitted != prompt:
+            counts["prompts_shortened"] += 1
+        return fitted
+
+
 def _exact_unique(rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
     kept = deduplicate(["\x00".join(str(row[k]) for k in keys) for row in rows], threshold=1.0).kept
     return [rows[i] for i in kept]
@@ -129,17 +176,24 @@ def build_feedback(
     count_tokens: Callable[[str], int],
     counts: Mapping[str, int] | None = None,
     source: str = "store",
+    staff_names: Sequence[str] = (),
+    max_length: int | None = None,
+    counted_with: str = "approximation (characters / 4)",
 ) -> dict[str, Any]:
     """Write the three datasets and the card (see the module doc); returns the card.
 
     ``tickets``: the drafted tickets Zendesk still has; drafts of any other ticket (deleted) are
-    left out. ``counts``: what the caller already filtered, for the card.
+    left out. ``counts``: what the caller already filtered, for the card. ``staff_names``: the
+    agents and admins (`ZendeskGateway.staff_names`), redacted like every comment author.
+    ``max_length``: the training sequence KTO and DPO rows are fitted to, in ``count_tokens``'s
+    tokens (``counted_with`` names the counter for the card); None: rows as they are.
     """
     out_dir = Path(out_dir)
     filters: Counter[str] = Counter(counts or {})
     placeholders: Counter[str] = Counter()
-    names = sorted({t.requester_name for t in tickets.values() if t.requester_name.strip()})
+    names = known_names(tickets.values(), staff_names)
     clean = _Cleaner(Redactor(names), placeholders)
+    budget = _Budget(count_tokens, max_length, product_name, names)
     per_version: dict[str, Counter[str]] = defaultdict(Counter)
     per_score: Counter[int] = Counter()
 
@@ -164,17 +218,23 @@ def build_feedback(
     filters["drafts_rated_with_prompt"] = len(usable)
 
     kto: list[dict[str, Any]] = []
+    fits: Counter[str] = Counter()
     for draft in usable:
         completion = clean.answer(draft.text or "")
         if completion is None:
             filters["kto_empty_after_cleaning"] += 1
+            continue
+        prompt = budget.fit(
+            clean.prompt(draft.prompt or ""), [completion], draft, tickets[draft.ticket_id], fits
+        )
+        if prompt is None:
             continue
         label = (draft.mean or 0) >= POSITIVE_FROM
         per_version[draft.version_label]["desirable" if label else "undesirable"] += 1
         kto.append(
             {
                 "ticket_id": draft.ticket_id,
-                "prompt": clean.prompt(draft.prompt or ""),
+                "prompt": prompt,
                 "completion": completion,
                 "label": label,
                 "mean_score": round(draft.mean or 0, 3),
@@ -182,11 +242,12 @@ def build_feedback(
                 "model_version": draft.model_version,
             }
         )
+    filters.update({f"kto_{key}": count for key, count in fits.items()})
     filters["kto_rows"] = len(kto)
     kto = _exact_unique(kto, ("prompt", "completion", "label"))
     filters["kto_rows_after_exact_dedup"] = len(kto)
 
-    dpo = _pairs(usable, tickets, clean, filters, per_version)
+    dpo = _pairs(usable, tickets, clean, budget, filters, per_version)
     filters["dpo_pairs"] = len(dpo)
     dpo = _exact_unique(dpo, ("prompt", "chosen", "rejected"))
     filters["dpo_pairs_after_exact_dedup"] = len(dpo)
@@ -225,6 +286,7 @@ def build_feedback(
         "min_answer_chars": config.min_answer_chars,
         "product_name": product_name,
     }
+    fitting = {"max_length": max_length, "tokens_counted_with": counted_with}
     write_json(
         out_dir / "sft" / "card.json",
         {
@@ -237,7 +299,12 @@ def build_feedback(
     )
     card = {
         "source": source,
-        "settings": {**settings, "kto_positive_from": POSITIVE_FROM, "dpo_chosen_from": CHOSEN_FROM},
+        "settings": {
+            **settings,
+            **fitting,
+            "kto_positive_from": POSITIVE_FROM,
+            "dpo_chosen_from": CHOSEN_FROM,
+        },
         "filters": dict(sorted(filters.items())),
         "sft_filters": dict(sft_filters),
         "sizes": sizes,
@@ -260,6 +327,7 @@ def _pairs(
     drafts: Sequence[RatedDraft],
     tickets: Mapping[int, Ticket],
     clean: _Cleaner,
+    budget: _Budget,
     filters: Counter[str],
     per_version: dict[str, Counter[str]],
 ) -> list[dict[str, Any]]:
@@ -267,6 +335,7 @@ def _pairs(
     for draft in drafts:
         rounds[(draft.ticket_id, draft.round_number)].append(draft)
     rows = []
+    fits: Counter[str] = Counter()
     for (ticket_id, _number), members in sorted(rounds.items()):
         rejected = [d for d in members if (d.mean or 0) <= REJECTED_UP_TO]
         if not rejected:
@@ -286,13 +355,18 @@ def _pairs(
             rejected_text = clean.answer(bad.text or "")
             if rejected_text is None or rejected_text == chosen_text:
                 continue
+            prompt = budget.fit(
+                clean.prompt(bad.prompt or ""), [chosen_text, rejected_text], bad, tickets[ticket_id], fits
+            )
+            if prompt is None:
+                continue
             per_version[bad.version_label]["dpo_rejected"] += 1
             if chosen_from == "draft":
                 per_version[good[0].version_label]["dpo_chosen"] += 1
             rows.append(
                 {
                     "ticket_id": ticket_id,
-                    "prompt": clean.prompt(bad.prompt or ""),
+                    "prompt": prompt,
                     "chosen": chosen_text,
                     "rejected": rejected_text,
                     "chosen_from": chosen_from,
@@ -300,6 +374,7 @@ def _pairs(
                     "model_version": bad.model_version,
                 }
             )
+    filters.update({f"dpo_{key}": count for key, count in fits.items()})
     return rows
 
 
@@ -310,8 +385,12 @@ FILTER_LABELS = {
     "drafts_unrated": "left out: not rated (or every vote removed)",
     "drafts_without_prompt": "left out: drafted before prompts were recorded",
     "drafts_rated_with_prompt": "rated drafts used",
+    "kto_prompts_shortened": "KTO prompts shortened to fit max_length",
+    "kto_too_long": "left out: KTO rows whose completion leaves no room for a prompt in max_length",
     "kto_rows": "KTO rows",
     "kto_rows_after_exact_dedup": "KTO rows after exact duplicates removed",
+    "dpo_prompts_shortened": "DPO prompts shortened to fit max_length",
+    "dpo_too_long": "left out: DPO pairs whose completions leave no room for a prompt in max_length",
     "dpo_pairs": "DPO pairs",
     "dpo_pairs_after_exact_dedup": "DPO pairs after exact duplicates removed",
     "dpo_rounds_without_chosen": "rounds with a bad draft but nothing to prefer",
@@ -321,6 +400,12 @@ FILTER_LABELS = {
 def render_card(card: dict[str, Any]) -> str:
     """The feedback card as Markdown; ``card.json`` holds the same for programs."""
     lines = ["# Feedback dataset card", "", f"- source: {card['source']}"]
+    settings = card["settings"]
+    if settings.get("max_length"):
+        lines.append(
+            f"- KTO and DPO rows fitted to max_length {settings['max_length']} tokens "
+            f"({settings['tokens_counted_with']})"
+        )
     lines += [
         f"- {name}: {size['train']} train / {size['eval']} eval" for name, size in card["sizes"].items()
     ]
@@ -343,4 +428,4 @@ def render_card(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["RatedDraft", "build_feedback", "render_card", "sent_reply", "ticket_comments"]
+__all__ = ["RatedDraft", "build_feedback", "known_names", "render_card", "sent_reply", "ticket_comments"]

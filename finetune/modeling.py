@@ -130,20 +130,37 @@ def packed_for_cpu_inference(model: torch.nn.Module) -> list[str]:
     ]
 
 
-def load_base(base_model: str, config: TrainConfig) -> LoadedBase:
-    """The base model (4-bit unless ``quantization = "none"``) and its tokenizer, ready for LoRA.
-
-    Its 4-bit layers stay in the trainable layout on every CPU (``keep_4bit_layers_trainable``),
-    so training, the trainer's evaluation passes and ``finetune eval`` see the same weights.
-    """
+def _base_path(base_model: str) -> str:
+    """The local folder or downloaded hub id of ``base_model``; BaseModelError says how to get it."""
     where = Path(base_model).expanduser()
-    path = str(where) if where.exists() else base_model
     if not where.exists() and not hub_model_downloaded(base_model):
         raise BaseModelError(
             f"base model {base_model!r} is neither a local folder nor downloaded: run `hf download "
             f"{base_model}` (gated models such as LLaMa-2: accept the licence and export HF_TOKEN first), "
             "or set base_model in [[models]] to a local path"
         )
+    return str(where) if where.exists() else base_model
+
+
+def load_tokenizer(base_model: str) -> PreTrainedTokenizerBase:
+    """The base model's tokenizer alone: to count a dataset's tokens before the model is loaded."""
+    path = _base_path(base_model)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except OSError as exc:
+        raise BaseModelError(
+            f"base model {base_model!r}: no tokenizer there: set base_model in [[models]] to a local path "
+            f"or a hub id you have downloaded ({exc})"
+        ) from exc
+
+
+def load_base(base_model: str, config: TrainConfig) -> LoadedBase:
+    """The base model (4-bit unless ``quantization = "none"``) and its tokenizer, ready for LoRA.
+
+    Its 4-bit layers stay in the trainable layout on every CPU (``keep_4bit_layers_trainable``),
+    so training, the trainer's evaluation passes and ``finetune eval`` see the same weights.
+    """
+    path = _base_path(base_model)
     dtype = compute_dtype(config.compute_dtype)
     target = device()
     try:

@@ -12,6 +12,11 @@ does. With ``from_adapter`` it continues the current adapter and compares agains
 result is a new version under ``OUTPUT_DIR/MODEL/`` with a manifest naming the method, the dataset
 hash, the starting adapter and the reference, and the held-out preference margin before and after.
 It becomes current only if the model has no current version: otherwise it is a candidate.
+
+Every training row must fit ``max_length`` whole, prompt and completion (TRL drops a row whose prompt
+fills it and cuts the end off a completion that overflows): the rows that do not are left out and
+counted, and a set in which none fits is refused before the model is loaded (``finetune feedback``
+writes rows that fit, given the base model's tokenizer).
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ from core.prompt import SOURCES_HEADING
 from finetune.config import TrainConfig
 from finetune.evaluate import encode
 from finetune.files import files_hash, numbered_jsonl, read_json, write_json
-from finetune.modeling import find_lora_targets, load_base
+from finetune.fitting import NothingFits, preference_rows_that_fit
+from finetune.modeling import find_lora_targets, load_base, load_tokenizer
 from finetune.train import (
     MANIFEST,
     TrainResult,
+    _counter,
     _optimizer,
     _save_adapter,
     library_versions,
@@ -128,6 +135,23 @@ def rows_in_prompt_format(
     return kept_train, kept_eval, left_out
 
 
+def rows_that_fit(rows: list[dict], tokenizer: Any, max_length: int, folder: Path) -> tuple[list[dict], int]:
+    """The training rows that fit ``max_length`` whole, and how many were left out; NothingFits when
+    none does."""
+    kept, shortest = preference_rows_that_fit(rows, _counter(tokenizer), max_length)
+    if not kept:
+        raise NothingFits(
+            folder,
+            max_length,
+            f"the shortest needs {shortest}",
+            ", or build the set again with `draftdesk finetune feedback --tokenizer BASE_MODEL`, which "
+            "shortens the prompts to fit",
+        )
+    if len(kept) < len(rows):
+        log.info("%d row(s) longer than max_length %d left out", len(rows) - len(kept), max_length)
+    return kept, len(rows) - len(kept)
+
+
 def completion_logprob(model: Any, tokenizer: Any, prompt: str, completion: str) -> float:
     """Sum of the log-probabilities of the completion's tokens (and EOS) after the prompt."""
     import torch
@@ -206,6 +230,9 @@ def train_preference(
         current = set_current_if_first(model_root, done, make_current)  # --make-current still counts
         return TrainResult(model_root / done, read_json(model_root / done / MANIFEST), True, current)
 
+    train_rows, too_long = rows_that_fit(
+        train_rows, load_tokenizer(base_model), config.max_length, dataset_dir
+    )
     base = load_base(base_model, config)
     on_gpu = base.device == "cuda"
     model = base.model
@@ -287,6 +314,7 @@ def train_preference(
             "train": len(train_rows),
             "eval": len(eval_rows),
             "left_out_other_prompt_format": left_out,
+            "left_out_too_long": too_long,
         },
         "hyperparameters": {**asdict(config), **asdict(settings)},
         "metrics": {

@@ -36,8 +36,8 @@ from typing import Any
 
 from finetune.config import TrainConfig
 from finetune.files import files_hash, read_json, write_json, write_text
-from finetune.fitting import article_chunks, fit_pair
-from finetune.modeling import adapters_in_float32, find_lora_targets, load_base
+from finetune.fitting import MIN_PROMPT_TOKENS, NothingFits, article_chunks, fit_pair
+from finetune.modeling import adapters_in_float32, find_lora_targets, load_base, load_tokenizer
 from finetune.prepare import DATA_FILES, load_dataset_dir
 from models.machine import cpu_description
 from models.spec import ADAPTER_POINTER
@@ -181,6 +181,16 @@ def train_adapter(
             model_root, run["version"], make_current
         )  # --make-current still counts
         return TrainResult(adapter_dir, read_json(adapter_dir / MANIFEST), already_done=True, current=current)
+    tokenizer = load_tokenizer(base_model)
+    rows, row_counts = _training_rows(train_rows, articles, tokenizer, config, product_name)
+    if not row_counts["pairs"]:
+        shortest = min(_counter(tokenizer)(r["completion"]) for r in train_rows) + 1 + MIN_PROMPT_TOKENS
+        raise NothingFits(
+            Path(dataset_dir),
+            config.max_length,
+            f"prompts are shortened to fit, but the shortest answer and a {MIN_PROMPT_TOKENS}-token prompt "
+            f"need {shortest}",
+        )
     if not run:
         started = datetime.now(UTC)
         run = {"key": key, "started_at": started.isoformat(), "version": f"{started:%Y%m%d-%H%M%S}-{key[:8]}"}
@@ -196,7 +206,6 @@ def train_adapter(
         model = base.model
     targets = list(config.target_modules) or find_lora_targets(model)
     base.tokenizer.padding_side = "right"
-    rows, row_counts = _training_rows(train_rows, articles, base.tokenizer, config, product_name)
     eval_fitted = [
         f for r in eval_rows if (f := fit_pair(r, _counter(base.tokenizer), config.max_length, product_name))
     ]

@@ -13,7 +13,12 @@ from core.config import out_of_range, setting
 class GroundingSettings:
     """`[grounding]`: Help Center articles as sources: links under each ticket, passages in prompts."""
 
-    enabled: bool = setting("index the Help Center and show the best articles under each ticket", False)
+    enabled: bool | None = setting(
+        "links to the best articles under each ticket: unset = on when the Zendesk account's Help Center "
+        "has articles in `locales` (read once at start), true = on, false = off. The models read passages "
+        "by their own `grounding` switch either way",
+        None,
+    )
     locales: tuple[str, ...] = setting('the Help Center locales to index, e.g. ["en-us", "de"]', ("en-us",))
     refresh_hours: float = setting("hours between two reads of the articles changed since the last", 6.0)
     articles_shown: int = setting("article links under each ticket's parent message", 3)

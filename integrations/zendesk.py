@@ -390,6 +390,24 @@ class ZendeskGateway:
                     section_id=int(article.section_id) if article.section_id is not None else None,
                 )
 
+    def help_center_article_count(self, locale: str) -> int | None:
+        """How many articles the Help Center holds in ``locale``, in one request (a page of one
+        article); None when Zendesk answers 404: the account has no Help Center (or not in ``locale``)."""
+        api = self.client.help_center.articles
+        url = f"{self.base_url}/api/v2/help_center/{locale}/articles.json"
+        with self._translate_errors(f"counting the Help Center articles in locale {locale!r}", None):
+            response = api.session.get(url, params={"per_page": 1}, timeout=api.timeout)
+            if response.status_code == 404:
+                return None
+            response.raise_for_status()
+            try:
+                return int(response.json().get("count") or 0)
+            except (ValueError, AttributeError) as exc:
+                raise ZendeskUnavailable(
+                    f"counting the Help Center articles in locale {locale!r}: Zendesk answered no article "
+                    "count; check the zendesk url"
+                ) from exc
+
     def help_center_changes(self, since: int) -> Iterator[HelpCenterArticle]:
         """Articles of every locale created or changed since the Unix time ``since``
         (``help_center/incremental/articles``), oldest change first."""

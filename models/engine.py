@@ -1,10 +1,12 @@
 """The local draft engine: base models loaded once in 4-bit, LoRA adapters chosen per batch row.
 
 The study's three models are two bases (LLaMa-2-7B with and without its adapter, GPT-J-6B with
-its adapter). Each distinct base is loaded once; every adapter on it is attached with PEFT, and
-the drafts of all models on one base, for all the tickets handed over together, come out of as few
-``generate()`` calls as the batch limits allow, each row routed to its adapter with
-``adapter_names`` (``"__base__"`` for the untuned model). Rows are left-padded.
+its adapter). Each distinct base is loaded once; every adapter on it is read with PEFT and applied
+by ``models/batched_lora.py``, and the drafts of all models on one base, for all the tickets handed
+over together, come out of as few decoding loops (``models/decoding.py``) as the batch limits
+allow: one forward per step for the whole mixed batch, each row with its own adapter (the untuned
+model: none). Rows are left-padded. On CUDA the decoding step is compiled into CUDA graphs
+(``[engine] compile``).
 
 Per-model generation settings inside one batch: see ``models/sampling.py``. A row's output does
 not depend on which other rows share its batch (up to float noise in batched matmuls).
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,16 +32,15 @@ from transformers import (
     AutoTokenizer,
     BitsAndBytesConfig,
     GenerationConfig,
-    LogitsProcessorList,
     PreTrainedTokenizerBase,
-    StoppingCriteriaList,
 )
 
 from core.domain import DraftResult
 from models.base_files import missing_base_files
+from models.batched_lora import LoraRouter, read_adapter
 from models.batching import plan_batches
-from models.cleanup import clean_completion, completion_ids
-from models.sampling import RowSampler, RowStop
+from models.cleanup import clean_completion
+from models.decoding import Decoder, DecodeRow
 from models.spec import (
     BASE_ADAPTER,
     DraftRequest,
@@ -58,16 +58,14 @@ log = logging.getLogger(__name__)
 class _Base:
     """One loaded base model with the adapters attached to it."""
 
-    model: Any  # PreTrainedModel, or PeftModel once an adapter is attached
+    model: Any  # PreTrainedModel; adapters are applied by ``router``'s layers inside it
     tokenizer: PreTrainedTokenizerBase
-    adapters: dict[str, str] = field(default_factory=dict)  # spec name -> PEFT adapter name
+    router: LoraRouter
+    decoder: Decoder
+    adapters: dict[str, int] = field(default_factory=dict)  # spec name -> router index
     # Fast tokenizers refuse concurrent use while one call changes padding ("Already borrowed"):
     # counting tokens for a new ticket may run while a batch generates.
     tokenizer_lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def has_adapters(self) -> bool:
-        return bool(self.adapters)
 
 
 @dataclass
@@ -106,22 +104,6 @@ def hub_model_downloaded(repo_id: str) -> bool:
 def looks_like_path(value: str) -> bool:
     """Whether ``base_model`` names a local folder rather than a hub id."""
     return value.startswith(("/", "./", "../", "~")) or value.count("/") > 1 or Path(value).exists()
-
-
-def _sanitize_adapter_name(name: str) -> str:
-    # PEFT stores adapters in ModuleDicts: '.' is not allowed in a key.
-    return re.sub(r"[^0-9A-Za-z_\-]", "_", name)
-
-
-class _LockedTokenizer:
-    """Decodes under the base's tokenizer lock (RowStop decodes while counting may encode)."""
-
-    def __init__(self, base: _Base) -> None:
-        self.base = base
-
-    def batch_decode(self, *args: Any, **kwargs: Any) -> list[str]:
-        with self.base.tokenizer_lock:
-            return self.base.tokenizer.batch_decode(*args, **kwargs)
 
 
 class DraftEngine:
@@ -251,7 +233,33 @@ class DraftEngine:
             eos_token_id=eos if eos is not None else tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
         )
-        return _Base(model=model, tokenizer=tokenizer)
+        return self._adopt(model, tokenizer)
+
+    def _adopt(self, model: Any, tokenizer: PreTrainedTokenizerBase) -> _Base:
+        max_rows = 1 << (self.settings.max_batch_size - 1).bit_length()
+        decoder = Decoder(
+            model,
+            tokenizer,
+            router := LoraRouter(model, self.compute_dtype, max_rows),
+            _end_ids(model.generation_config.eos_token_id, tokenizer.pad_token_id),
+            compile_step=self.compiles,
+            max_rows=max_rows,
+        )
+        return _Base(model=model, tokenizer=tokenizer, router=router, decoder=decoder)
+
+    def adopt_base(self, spec_name: str, model: Any, tokenizer: PreTrainedTokenizerBase) -> None:
+        """Serve ``model`` (already in memory) as the base of ``spec_name`` instead of loading it.
+
+        For benchmarks that build random 7B-shaped models in GPU memory rather than writing 13 GB
+        to disk first; the model must be what ``base_model`` would load (its adapters load as usual).
+        """
+        spec = self._spec(spec_name)
+        with self._lock:
+            model.eval()
+            tokenizer.padding_side = "left"
+            if tokenizer.pad_token_id is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            self._bases[spec.base_key] = self._adopt(model, tokenizer)
 
     def _attach_adapter(self, base: _Base, spec: ModelSpec) -> None:
         assert spec.adapter is not None
@@ -264,46 +272,36 @@ class DraftEngine:
                 "or remove it for the untuned base"
             )
         # Two specs with the same adapter (e.g. different temperatures) share one copy of it.
-        for other, peft_name in base.adapters.items():
+        for other, index in base.adapters.items():
             if self._by_name[other].adapter == spec.adapter:
-                base.adapters[spec.name] = peft_name
+                base.adapters[spec.name] = index
                 return
-        peft_name = _sanitize_adapter_name(spec.name)
-        if peft_name in base.adapters.values():
-            peft_name = f"{peft_name}_{len(base.adapters)}"
         try:
-            if not base.has_adapters:
-                from peft import PeftModel
-
-                base.model = PeftModel.from_pretrained(
-                    base.model, str(path), adapter_name=peft_name, is_trainable=False
-                )
-            else:
-                base.model.load_adapter(str(path), adapter_name=peft_name, is_trainable=False)
+            adapter = read_adapter(spec.name, path)
+            base.adapters[spec.name] = base.router.add(adapter)
+        except ModelLoadError as exc:
+            raise ModelLoadError(f"{where}: {exc}") from exc
         except Exception as exc:
             raise ModelLoadError(
                 f"{where} could not be attached to {spec.base_model!r}: {type(exc).__name__}: {exc} "
                 "(was it trained on this base model?)"
             ) from exc
-        base.model.eval()
-        base.adapters[spec.name] = peft_name
-        self._cast_adapters(base.model)
 
-    def _cast_adapters(self, model: Any) -> None:
-        """LoRA weights in the compute dtype (bf16 on a GPU) rather than PEFT's float32.
+    @property
+    def compiles(self) -> bool:
+        """Whether decoding steps are compiled into CUDA graphs (``[engine] compile``)."""
+        return self.settings.compile == "auto" and self.device.startswith("cuda")
 
-        PEFT upcasts adapters to float32 for stable training; for inference that only doubles
-        the bytes each decoding step reads and makes the LoRA matmuls float32.
-        """
-        if self.compute_dtype == torch.float32:
-            return
-        for name, param in model.named_parameters():
-            if "lora_" in name and param.dtype != self.compute_dtype:
-                param.data = param.data.to(self.compute_dtype)
+    @property
+    def compile_seconds(self) -> float:
+        """Time spent compiling decoding steps so far (each batch and length bucket once)."""
+        return sum(base.decoder.stats.compile_seconds for base in self._bases.values())
 
     def close(self) -> None:
         """Free the models (and the GPU memory they held)."""
         with self._lock:
+            for base in self._bases.values():
+                base.decoder.release()
             self._bases.clear()
             gc.collect()
             if self.device.startswith("cuda") and torch.cuda.is_available():
@@ -507,6 +505,8 @@ class DraftEngine:
         return None
 
     def _after_failure(self) -> None:
+        for base in self._bases.values():
+            base.decoder.release()  # kept caches of compiled shapes: give their memory to the retry
         if self.device.startswith("cuda") and torch.cuda.is_available():
             torch.cuda.empty_cache()  # after an OOM, give the retry the cached blocks back
 
@@ -525,46 +525,33 @@ class DraftEngine:
 
     def _run_batch(self, base: _Base, rows: Sequence[_Row]) -> list[DraftResult]:
         tokenizer = base.tokenizer
-        specs = [row.spec for row in rows]
         with base.tokenizer_lock:
             encoded = tokenizer(
                 [row.prompt for row in rows], return_tensors="pt", padding=True, add_special_tokens=True
             )
         input_ids = encoded["input_ids"].to(base.model.device)
         attention_mask = encoded["attention_mask"].to(base.model.device)
-        prompt_length = input_ids.shape[1]
-        real_lengths = attention_mask.sum(dim=1).tolist()
-        kwargs: dict[str, Any] = {}
-        if base.has_adapters:
-            kwargs["adapter_names"] = [base.adapters.get(spec.name, BASE_ADAPTER) for spec in specs]
-        generation_config = GenerationConfig(
-            max_new_tokens=max(spec.max_new_tokens for spec in specs),
-            do_sample=False,  # RowSampler samples the rows that want sampling
-            num_beams=1,
-            repetition_penalty=1.0,
-            bos_token_id=base.model.generation_config.bos_token_id,
-            eos_token_id=base.model.generation_config.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-        end_ids = _end_ids(generation_config.eos_token_id, tokenizer.pad_token_id)
-        sampler = RowSampler(
-            specs, [prompt_length - n for n in real_lengths], [row.ignore_eos for row in rows], end_ids
-        )
-        stop = RowStop(specs, prompt_length, _LockedTokenizer(base))  # type: ignore[arg-type]
+        real_lengths = encoded["attention_mask"].sum(dim=1).tolist()
+        plan = [
+            DecodeRow(
+                temperature=row.spec.temperature,
+                top_p=row.spec.top_p,
+                repetition_penalty=row.spec.repetition_penalty,
+                seed=row.spec.seed,
+                ignore_eos=row.ignore_eos,
+                max_new_tokens=row.spec.max_new_tokens,
+                stop=tuple(row.spec.stop),
+                adapter=base.adapters.get(row.spec.name, -1),
+            )
+            for row in rows
+        ]
         self.stats.generate_calls += 1
         self.stats.batch_sizes.append(len(rows))
         with torch.inference_mode():
-            output = base.model.generate(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                generation_config=generation_config,
-                logits_processor=LogitsProcessorList([sampler]),
-                stopping_criteria=StoppingCriteriaList([stop]),
-                **kwargs,
-            )
+            generated = base.decoder.generate(input_ids, attention_mask, plan)
         results = []
-        for row, spec, sequence, n_prompt in zip(rows, specs, output.tolist(), real_lengths, strict=True):
-            new = completion_ids(sequence, prompt_length, end_ids)[: spec.max_new_tokens]
+        for row, new, n_prompt in zip(rows, generated, real_lengths, strict=True):
+            spec = row.spec
             with base.tokenizer_lock:
                 raw = tokenizer.decode(new, skip_special_tokens=True)
             hit_limit = len(new) >= spec.max_new_tokens

@@ -20,6 +20,8 @@ DEFAULT_API_KEY_ENV = "DRAFTDESK_MODELS_API_KEY"
 Quantization = Literal["nf4", "none"]
 BackendKind = Literal["local", "openai"]
 BACKENDS: tuple[str, ...] = ("local", "openai")
+CompileMode = Literal["auto", "off"]
+COMPILE_MODES: tuple[str, ...] = ("auto", "off")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -164,6 +166,11 @@ class EngineSettings:
     device: str | None = setting(
         '"cpu", "cuda" or "cuda:N"', None, shown_default="cuda if available, else cpu"
     )
+    compile: CompileMode = setting(
+        '"auto": on a GPU, each decoding step runs as compiled CUDA graphs (compiled once per batch '
+        'and length bucket, the first drafts of a shape wait for it); "off": eager steps',
+        "auto",
+    )
 
     def __post_init__(self) -> None:
         check_section(self, "engine")
@@ -173,6 +180,8 @@ class EngineSettings:
             self,
             {"max_batch_size": (1, 1024), "max_batch_tokens": (64, 10_000_000), "max_wait_seconds": (0, 60)},
         )
+        if self.compile not in COMPILE_MODES:
+            problems.append(f'compile: must be "auto" or "off", got {self.compile!r}')
         if self.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
             problems.append(f'device: must be "cpu", "cuda" or "cuda:N", got {self.device!r}')
         return problems

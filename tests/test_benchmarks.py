@@ -1,5 +1,6 @@
-"""The store and HTTP benchmarks run end to end on tiny sizes: each prints one JSON object whose
-correctness fields (votes stored, queue exact) hold. Their timings are not asserted here."""
+"""The store, HTTP and promotion-gate benchmarks run end to end on tiny sizes: each prints one JSON
+object whose correctness fields (votes stored, queue exact, rates within their intervals) hold. Their
+timings are not asserted here."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,3 +41,115 @@ def test_bench_http_stores_every_click_and_queues_each_ticket_once():
     assert run["clicks"]["statuses"] == {"200": 4} and run["clicks"]["all_votes_stored"]
     assert run["webhooks"]["statuses"] == {"200": 10}
     assert run["webhooks"]["queue_holds_exactly_the_distinct_tickets"]
+
+
+def test_bench_engine_overhead_counts_each_sides_host_work_per_step(tmp_path: Path):
+    report = run_benchmark(
+        "benchmarks.bench_engine_overhead",
+        *("--rows", "2", "--short", "2", "--long", "5", "--repeats", "1", "--models-dir", str(tmp_path)),
+    )
+    figures = report["rows"]["2"]
+    for side in ("engine", "reference"):
+        assert figures[side]["ops_per_step"] > 100 and figures[side]["ms_per_step"] > 0
+    # The engine's steps never wait on the device (a look every 8 steps at most); generate() does.
+    assert figures["engine"]["syncs_per_step"] <= 0.5 < figures["reference"]["syncs_per_step"]
+    assert figures["ratios"]["ops"] == round(
+        figures["engine"]["ops_per_step"] / figures["reference"]["ops_per_step"], 3
+    )
+
+
+def test_bench_gpu_engine_runs_its_whole_path_on_the_cpu():
+    """The GPU script's path (in-memory random bases, their adapters, the three models) at a
+    size the CPU runs in seconds, so that it works the day a GPU is at hand."""
+    report = run_benchmark(
+        "benchmarks.bench_gpu_engine",
+        *("--device", "cpu", "--shape", "mini", "--rows", "2", "--prompt-tokens", "24", "--new-tokens", "3"),
+    )
+    assert report["compiled"] is False  # compiled steps are for CUDA
+    for key in ("llama_pair_2_rows", "gptj_2_rows"):
+        assert report[key]["rows"] == 2 and report[key]["tokens_per_s"] > 0
+        assert report[key]["limit_tokens_per_s"] > report[key]["tokens_per_s"]
+    assert report["one_ticket_three_drafts_s"] > 0
+
+
+def test_bench_promotion_gate_reports_both_gates_under_no_effect_and_a_large_one():
+    report = run_benchmark(
+        "benchmarks.bench_promotion_gate",
+        *("--runs", "40", "--weeks", "6", "--chunk", "20", "--positive", "0.5", "--effect", "0.3"),
+    )
+    null = report["no_better_candidate"]
+    for gate in ("new_gate_sequential", "new_gate_says_worse", "old_gate_z_test"):
+        assert (
+            null[gate]["runs"] == 40
+            and 0 <= null[gate]["ci95"][0] <= null[gate]["rate"] <= null[gate]["ci95"][1]
+        )
+    assert (
+        report["setup"]["candidate_tickets_per_week"] == 40
+        and 1 < report["setup"]["mean_ratings_per_ticket"] < 3
+    )
+    better = report["better_candidate"]["new_gate_sequential"]
+    assert better["promoted_by_week"] == {"4": 1.0} and 1 <= better["median_weeks_to_promotion"] <= 4
+
+
+def test_bench_promotion_gate_replays_the_ratings_as_the_bot_does():
+    """The benchmark's vectorised replay gives the p-value and interval ``bot.reporting.sequential`` computes
+    from the same ratings as events, so its figures are the gate's."""
+    import argparse
+
+    import numpy as np
+
+    from benchmarks.bench_promotion_gate import SLOTS, new_gate_paths, simulate
+    from bot.reporting.sequential import CANDIDATE, CURRENT, interval, sequential_test
+
+    args = argparse.Namespace(
+        weeks=3, tickets_per_week=30, candidate_share=0.5, ratings=[0.5, 0.3, 0.2], agents=6,
+        ticket_sd=1.0, agent_sd=0.5, positive=0.6,
+    )  # fmt: skip
+    trials = simulate(np.random.default_rng(5), 2, args, effect=0.15)
+    paths = new_gate_paths(trials, min_tickets=10, alpha=0.05, tau=0.1)
+    low, high = interval(paths)
+    for run in range(2):
+        for tickets in (45, trials.candidate.shape[1]):  # a look mid-trial and the last one
+            events = [
+                (CANDIDATE if trials.candidate[run, t] else CURRENT, t, float(trials.positive[run, t, j]))
+                for t in range(tickets)
+                for j in range(trials.ratings[run, t])
+            ]
+            bot = sequential_test(events, min_units=10, alpha=0.05, tau=0.1)
+            last = tickets * SLOTS - 1
+            assert bot.p == pytest.approx(paths.p[run, last]) and bot.diff == pytest.approx(
+                paths.diff[run, last]
+            )
+            assert bot.ci == pytest.approx((low[run, last], high[run, last]))
+
+
+def test_bench_promotion_gate_old_gate_is_statsmodels_two_proportion_z_test():
+    import numpy as np
+    from statsmodels.stats.proportion import proportions_ztest
+
+    from benchmarks.bench_promotion_gate import old_gate_wins
+
+    cases = [(70, 100, 55, 100), (60, 100, 55, 100), (30, 40, 20, 45), (55, 100, 70, 100)]
+    k1, n1, k2, n2 = (np.array(column) for column in zip(*cases, strict=True))
+    got = old_gate_wins(k1, n1, k2, n2, alpha=0.05, minimum=40)
+    expected = [
+        a / b > c / d and b >= 40 and d >= 40 and proportions_ztest([a, c], [b, d])[1] < 0.05
+        for a, b, c, d in cases
+    ]
+    assert got.tolist() == expected == [True, False, True, False]
+
+
+def test_bench_promotion_gate_refuses_a_set_up_it_cannot_simulate_in_one_line():
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_promotion_gate", "--ratings", "0.5", "0.5", "0.5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .endswith("--ratings: 3 probabilities of 1..3 ratings that add up to 1")
+    )

@@ -95,3 +95,76 @@ def test_run_with_slack_unreachable_ends_in_one_line_without_a_traceback(tmp_pat
     problems = [line for line in result.stderr.splitlines() if line.startswith("  - ")]
     assert problems and all(len(p) < 300 for p in problems)  # one line each, every problem at once
     assert any("could not reach Slack" in p for p in problems)
+
+
+def _votes_and_config(tmp_path: Path) -> tuple[Path, Path]:
+    """Three models, none first by name or without an adapter that [digest] baseline names."""
+    votes = tmp_path / "votes.csv"
+    rows = ["ticket_id,draft_id,model,rater,score,source,voted_at"]
+    for ticket in range(1, 5):
+        for model, score in (("alpha", 5), ("beta", 3), ("zeta", 1)):
+            rows.append(
+                f"{ticket},t{ticket}{model},{model},U1,{score},button,2026-03-0{ticket}T10:00:00+00:00"
+            )
+    votes.write_text("\n".join(rows) + "\n")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[digest]\nbaseline = "zeta"\n'
+        '[[models]]\nname = "zeta"\nbase_model = "/m"\nadapter = "/a1"\n'
+        '[[models]]\nname = "beta"\nbase_model = "/m"\n'
+        '[[models]]\nname = "alpha"\nbase_model = "/m"\nadapter = "/a2"\n'
+    )
+    return votes, config
+
+
+def test_report_from_a_votes_file_with_a_config_uses_its_baseline_and_order(tmp_path):
+    votes, config = _votes_and_config(tmp_path)
+    result = draftdesk("report", "--input", str(votes), "--config", str(config), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["baseline"] == "zeta"
+    assert [c["baseline"] for c in report["comparisons"]] == ["zeta", "zeta"]
+    assert [m["model"] for m in report["models"]] == ["zeta", "beta", "alpha"]
+    chosen = draftdesk(
+        "report", "--input", str(votes), "--config", str(config), "--baseline", "alpha", "--format", "json"
+    )
+    assert chosen.returncode == 0, chosen.stderr
+    assert json.loads(chosen.stdout)["baseline"] == "alpha"  # --baseline still wins
+
+
+def test_report_from_a_votes_file_without_a_config_reads_no_config_toml(tmp_path):
+    """A votes file may come from another deployment: ./config.toml is not assumed, only a named one."""
+    votes, config = _votes_and_config(tmp_path)
+    result = draftdesk("report", "--input", str(votes), "--format", "json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [m["model"] for m in report["models"]] == ["alpha", "beta", "zeta"]
+    named = draftdesk(
+        "report",
+        "--input",
+        str(votes),
+        "--format",
+        "json",
+        cwd=tmp_path,
+        env={"DRAFTDESK_CONFIG": str(config)},
+    )
+    assert named.returncode == 0, named.stderr
+    assert json.loads(named.stdout)["baseline"] == "zeta"
+
+
+def test_report_from_the_store_uses_the_configured_baseline(tmp_path):
+    from datetime import UTC, datetime
+
+    from bot.store.partitioned import PartitionedStore
+    from core.domain import Vote
+
+    votes, config = _votes_and_config(tmp_path)
+    store = PartitionedStore(tmp_path / "store.json")
+    for ticket, model, score in ((1, "alpha", 5), (1, "beta", 3), (1, "zeta", 1)):
+        when = datetime(2026, 3, 2, tzinfo=UTC)
+        store.record_vote(Vote(ticket, f"t1{model}", model, "U1", score, "button", when))
+    store.close()
+    config.write_text('[storage]\npath = "store.json"\n' + config.read_text())
+    result = draftdesk("report", "--config", str(config), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["baseline"] == "zeta"

@@ -177,13 +177,13 @@ def test_the_digest_shows_rows_per_adapter_version_and_each_candidates_standing(
         SETTINGS,
         MODELS,
         clock=lambda: MONDAY_9_KYIV + timedelta(hours=1),
-        candidates=lambda votes: [standing(votes, pair, min_ratings=100, max_p=0.05)],
+        candidates=lambda votes: [standing(votes, pair, min_tickets=100, max_p=0.05)],
     )
     assert service.run_due()
     text = str(slack.calls_to("post")[0].blocks)
     assert "llama2-7b-ft @ v1" in text and "llama2-7b-ft @ v2" in text  # a row per version
     assert "*Candidates*" in text and "candidate v2: 100.0% positive" in text
-    assert "too few ratings yet (90 more each for the minimum of 100)" in text
+    assert "too few tickets yet (90 more each for the minimum of 100)" in text
 
 
 def test_the_digest_shows_the_reply_actually_sent_and_why_drafts_failed():

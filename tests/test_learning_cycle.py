@@ -71,7 +71,7 @@ url = "{zd.url}"
 product_name = "{SAMPLE_PRODUCT}"
 
 [promotion]
-min_ratings = 30
+min_tickets = 30
 
 [finetune]
 output_dir = "{adapters}"
@@ -98,8 +98,9 @@ max_new_tokens = 3
 temperature = 0.0
 """
         config.write_text(settings)
-        # 1. feedback: this week's ratings and sent replies as datasets
-        draftdesk("finetune", "feedback", "--out", str(tmp_path / "feedback"))
+        # 1. feedback: this week's ratings and sent replies as datasets, fitted to max_length
+        tokenizer = str(demo_models["llama_base"])
+        draftdesk("finetune", "feedback", "--out", str(tmp_path / "feedback"), "--tokenizer", tokenizer)
 
     # 2. train: DPO from the current adapter; the new version does not become current
     out = draftdesk(

@@ -7,7 +7,6 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers / huggingface_hub read it
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -21,10 +20,11 @@ from transformers import AutoTokenizer
 
 from core.domain import Comment, DraftResult, Ticket
 from core.prompt import STOP_SEQUENCES, build_prompt
+from models import decoding as decoding_module
 from models import engine as engine_module
 from models.config import parse_models
 from models.engine import DraftEngine, ModelLoadError, ModelSpec
-from models.sampling import RowSampler
+from models.sampling import RowSampling, RowSettings
 from models.spec import DraftRequest, EngineSettings
 from models.tiny import build_demo_models
 
@@ -134,25 +134,27 @@ def test_mixed_batch_matches_each_model_alone(study: Study) -> None:
 def test_failing_model_gives_error_and_others_succeed(
     study: Study, paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    model = study.engine._bases[(str(paths["llama_base"]), "nf4")].model
-    real_generate = model.generate
-    attempts: list[list[str]] = []
+    decoder = study.engine._bases[(str(paths["llama_base"]), "nf4")].decoder
+    real_generate = decoder.generate
+    attempts: list[list[int]] = []
 
-    def generate(*args: object, **kwargs: object) -> object:
-        names = list(kwargs.get("adapter_names", []))  # type: ignore[call-overload]
-        attempts.append(names)
-        if "__base__" in names:
+    def generate(
+        input_ids: torch.Tensor, mask: torch.Tensor, rows: list[decoding_module.DecodeRow]
+    ) -> object:
+        adapters = [row.adapter for row in rows]  # -1: the untuned base
+        attempts.append(adapters)
+        if -1 in adapters:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real_generate(*args, **kwargs)
+        return real_generate(input_ids, mask, rows)
 
-    monkeypatch.setattr(model, "generate", generate)
+    monkeypatch.setattr(decoder, "generate", generate)
     results = study.engine.generate({"llama-ft": PROMPT, "gptj-ft": PROMPT, "llama": PROMPT})
     by_model = {r.model: r for r in results}
     assert by_model["llama-ft"].ok and by_model["gptj-ft"].ok
     assert by_model["llama"].text is None
     assert "out of memory" in (by_model["llama"].error or "")
     # The mixed batch failed, then each row was retried alone.
-    assert attempts == [["llama-ft", "__base__"], ["llama-ft"], ["__base__"]]
+    assert attempts == [[0, -1], [0], [-1]]
 
 
 def test_per_model_settings_seeds_and_stop_strings_in_one_batch(study: Study, paths: dict[str, Path]) -> None:
@@ -263,18 +265,19 @@ def test_spec_validation() -> None:
 SCRIPTED = " Sure, I can reset it for you.\nCustomer: Thanks, that worked!\nAgent: Glad to hear it."
 
 
-class ScriptedSampler(RowSampler):
-    """Greedy decoding forced onto ``SCRIPTED``'s tokens, then eos: a model that runs on into a turn."""
+class ScriptedSampler(RowSampling):
+    """Every row forced onto ``SCRIPTED``'s tokens, then eos: a model that runs on into a turn."""
 
     script: ClassVar[tuple[int, ...]] = ()
+    eos: ClassVar[int] = 0
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        out = super().__call__(input_ids, scores)
-        if not hasattr(self, "prompt_length"):
-            self.prompt_length = input_ids.shape[1]
-        step = input_ids.shape[1] - self.prompt_length
-        token = self.script[step] if step < len(self.script) else min(self.eos_ids)
-        return torch.full_like(out, -math.inf).index_fill(1, torch.tensor([token]), 0.0)
+    def choose(
+        self, logits: torch.Tensor, history: torch.Tensor | None, uniform: torch.Tensor
+    ) -> torch.Tensor:
+        step = getattr(self, "step", 0)
+        self.step = step + 1
+        token = self.script[step] if step < len(self.script) else self.eos
+        return torch.full((logits.shape[0], 1), token, dtype=torch.long)
 
 
 def test_a_configured_draft_ends_before_a_made_up_customer_turn(
@@ -297,7 +300,8 @@ def test_a_configured_draft_ends_before_a_made_up_customer_turn(
     script = tokenizer(SCRIPTED, add_special_tokens=False)["input_ids"]
     assert tokenizer.decode(script) == SCRIPTED
     monkeypatch.setattr(ScriptedSampler, "script", tuple(script))
-    monkeypatch.setattr(engine_module, "RowSampler", ScriptedSampler)
+    monkeypatch.setattr(ScriptedSampler, "eos", tokenizer.eos_token_id)
+    monkeypatch.setattr(decoding_module, "RowSampling", ScriptedSampler)
     engine = DraftEngine([default, no_stop], device="cpu")
     try:
         stopped, ran_on = engine.generate({"default": PROMPT, "no-stop": PROMPT})
@@ -362,18 +366,18 @@ def test_out_of_memory_retries_with_smaller_batches(
 ) -> None:
     batch = queued(3)
     expected = study.engine.generate_many(batch)
-    model = study.engine._bases[(str(paths["llama_base"]), "nf4")].model
-    real_generate = model.generate
+    decoder = study.engine._bases[(str(paths["llama_base"]), "nf4")].decoder
+    real_generate = decoder.generate
     llama_sizes: list[int] = []
 
-    def generate(*args: object, **kwargs: object) -> object:
-        rows = kwargs["input_ids"].shape[0]  # type: ignore[attr-defined]
+    def generate(input_ids: torch.Tensor, *args: object) -> object:
+        rows = input_ids.shape[0]
         llama_sizes.append(rows)
         if rows > 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB")
-        return real_generate(*args, **kwargs)
+        return real_generate(input_ids, *args)
 
-    monkeypatch.setattr(model, "generate", generate)
+    monkeypatch.setattr(decoder, "generate", generate)
     retries = study.engine.stats.retries
     results = study.engine.generate_many(batch)
     # 6 llama rows fail, then each half of 3 fails and runs as 2 + 1.
@@ -385,12 +389,12 @@ def test_out_of_memory_retries_with_smaller_batches(
 def test_out_of_memory_on_every_size_fails_only_those_drafts(
     study: Study, paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    model = study.engine._bases[(str(paths["llama_base"]), "nf4")].model
+    decoder = study.engine._bases[(str(paths["llama_base"]), "nf4")].decoder
 
-    def generate(*args: object, **kwargs: object) -> object:
+    def generate(*args: object) -> object:
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr(model, "generate", generate)
+    monkeypatch.setattr(decoder, "generate", generate)
     results = study.engine.generate_many(queued(2))
     for ticket in results:
         by_model = {r.model: r for r in ticket}
@@ -415,29 +419,49 @@ def test_requests_override_settings_per_row(study: Study) -> None:
         study.engine.run([DraftRequest("nope", PROMPT)])
 
 
-def test_row_sampler_ignores_eos_and_penalises_real_tokens_only() -> None:
-    spec = ModelSpec("m", "base", temperature=0.0, repetition_penalty=2.0)
+def test_row_sampling_bans_end_tokens_for_ignore_eos_rows_and_penalises_seen_tokens() -> None:
+    greedy = RowSettings(temperature=0.0, top_p=1.0, repetition_penalty=2.0, seed=None)
     pad, eos = 0, 1
-    # Row 0 is left-padded (starts at 2); token 3 appears only in its padding.
-    input_ids = torch.tensor([[pad, 3, 4, 5], [6, 4, 5, 7]])
-    scores = torch.tensor([[0.0, 9.0, 1.0, 4.0, 4.0, 1.0, 0.0, 0.0]] * 2)
-    out = RowSampler([spec, replace(spec, name="n")], [2, 0], [True, False], {pad, eos})(input_ids, scores)
-    assert out[0, eos] == -math.inf and out[1, eos] == 9.0  # only the ignore_eos row loses eos
-    assert out[0, 3] == 4.0  # token 3 was only seen as padding in row 0: no penalty
-    assert out[0, 4] == 2.0 and out[1, 4] == 2.0  # seen: 4.0 / 2
-    assert out[1, 7] == 0.0  # seen, score 0 stays 0
+    rows = [replace(greedy, ignore_eos=True), greedy, replace(greedy, repetition_penalty=1.0)]
+    sampling = RowSampling(rows, steps=4, vocab_size=8, end_ids={pad, eos}, device="cpu")
+    scores = torch.tensor([[0.0, 9.0, 1.0, 4.0, 3.0, -2.0, 0.0, 0.0]] * 3)
+    history = torch.tensor([[3, 5, 3]] * 3)  # the tokens each row has so far (3 twice: penalised once)
+    chosen = sampling.choose(scores, history, sampling.uniforms[:, :1])
+    # Row 0 may not end: eos (9.0) is banned, token 3 (4.0 / 2 = 2.0) loses to token 4 (3.0).
+    # Row 1 takes eos. Row 2 has no penalty: token 3 would beat 4, but eos is allowed and wins.
+    assert chosen.tolist() == [[4], [1], [1]]
+    rows = [replace(greedy, ignore_eos=True, repetition_penalty=1.0)]
+    no_penalty = RowSampling(rows, steps=4, vocab_size=8, end_ids={pad, eos}, device="cpu")
+    assert no_penalty.choose(scores[:1], history[:1], no_penalty.uniforms[:, :1]).tolist() == [[3]]
 
 
-def test_row_sampler_samples_each_seeded_row_independently() -> None:
-    hot = ModelSpec("hot", "base", temperature=1.0, top_p=1.0, repetition_penalty=1.0, seed=5)
-    cold = ModelSpec("cold", "base", temperature=0.0, repetition_penalty=1.0)
-    input_ids = torch.tensor([[2], [2], [2]])
-    scores = torch.randn(1, 50, generator=torch.Generator().manual_seed(0)).repeat(3, 1)
-    first = RowSampler([hot, cold, hot], [0, 0, 0])(input_ids, scores.clone())
-    alone = RowSampler([hot], [0])(input_ids[:1], scores[:1].clone())
-    assert torch.isfinite(first[0]).sum() == 1  # one-hot: the sampled token
-    assert torch.equal(first[1], scores[1])  # the greedy row keeps its scores
-    assert torch.equal(first[0], alone[0]) and torch.equal(first[2], alone[0])  # same seed, same draw
+def test_row_sampling_draws_each_seeded_row_from_its_seed_alone() -> None:
+    hot = RowSettings(temperature=1.0, top_p=1.0, repetition_penalty=1.0, seed=5)
+    cold = RowSettings(temperature=0.0, top_p=1.0, repetition_penalty=1.0, seed=None)
+    scores = torch.randn(1, 50, generator=torch.Generator().manual_seed(0))
+    draws = []
+    for rows in ([hot, cold, hot], [hot]):
+        sampling = RowSampling(rows, steps=30, vocab_size=50, end_ids=(), device="cpu")
+        batch = scores.repeat(len(rows), 1)
+        draws.append(
+            torch.cat([sampling.choose(batch, None, sampling.uniforms[:, i : i + 1]) for i in range(30)], 1)
+        )
+    together, alone = draws
+    assert torch.equal(together[0], alone[0]) and torch.equal(together[2], alone[0])  # same seed, same draws
+    assert set(together[1].tolist()) == {int(scores.argmax())}  # the greedy row takes the argmax each time
+    assert len(set(alone[0].tolist())) > 5  # sampled: not one token over and over
+
+
+def test_top_p_keeps_only_the_nucleus() -> None:
+    # Probabilities 0.5, 0.3, 0.15, 0.05: top_p 0.7 keeps the first two tokens, whatever the draw.
+    probabilities = torch.tensor([[0.05, 0.5, 0.15, 0.3]])
+    nucleus = RowSettings(temperature=1.0, top_p=0.7, repetition_penalty=1.0, seed=3)
+    sampling = RowSampling([nucleus], steps=400, vocab_size=4, end_ids=(), device="cpu")
+    logits = probabilities.log()
+    picked = [int(sampling.choose(logits, None, sampling.uniforms[:, i : i + 1])) for i in range(400)]
+    assert set(picked) == {1, 3}
+    share = picked.count(1) / len(picked)
+    assert 0.5 < share < 0.75  # 0.5 / 0.8 = 0.625 of the kept mass
 
 
 def test_adapters_run_in_the_compute_dtype(paths: dict[str, Path]) -> None:
@@ -447,7 +471,7 @@ def test_adapters_run_in_the_compute_dtype(paths: dict[str, Path]) -> None:
     try:
         results = engine.generate({"llama-ft": PROMPT, "llama": PROMPT})
         model = engine._bases[(str(paths["llama_base"]), "nf4")].model
-        lora = {p.dtype for name, p in model.named_parameters() if "lora_" in name}
+        lora = {b.dtype for name, b in model.named_buffers() if "lora_" in name}
     finally:
         engine.close()
     assert lora == {torch.bfloat16}
@@ -464,3 +488,191 @@ def test_a_hub_model_that_is_not_downloaded_fails_at_once_with_the_download_comm
     engine = DraftEngine([ModelSpec("m", "someorg/never-downloaded-model")])
     with pytest.raises(ModelLoadError, match=r"not downloaded: run `hf download someorg/never-downloaded"):
         engine.load()
+
+
+# ---------------------------------------------------------------------- the decoding loop itself
+
+
+def peft_greedy(base: str, adapter: str | None, prompt: str, max_new: int, penalty: float) -> list[int]:
+    """What plain transformers + PEFT generate for one row alone (greedy), to its first end token."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=torch.float32,
+        bnb_4bit_use_double_quant=True,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(
+        base, quantization_config=quantization, dtype=torch.float32, device_map="cpu"
+    )
+    if adapter is not None:
+        model = PeftModel.from_pretrained(model, adapter)
+    encoded = tokenizer(prompt, return_tensors="pt")
+    with torch.inference_mode():
+        out = model.eval().generate(
+            **encoded, max_new_tokens=max_new, do_sample=False, repetition_penalty=penalty, pad_token_id=0
+        )
+    new = out[0, encoded["input_ids"].shape[1] :].tolist()
+    ends = {tokenizer.eos_token_id, tokenizer.pad_token_id}
+    return next((new[:i] for i, t in enumerate(new) if t in ends), new)
+
+
+@pytest.fixture(scope="module")
+def second_llama_adapter(paths: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another adapter for the LLaMA base, of another rank: two adapters stacked on one layer."""
+    from models.tiny import build_tiny_adapter
+
+    return build_tiny_adapter(paths["llama_base"], tmp_path_factory.mktemp("second") / "adapter", seed=7, r=4)
+
+
+def test_a_mixed_batch_is_token_for_token_what_peft_generates_for_each_row_alone(
+    paths: dict[str, Path], second_llama_adapter: Path
+) -> None:
+    """Two adapters and the untuned base on LLaMA, an adapter and the untuned base on GPT-J, rows
+    of different lengths (left padding) in one batch per base: each row's greedy draft is what
+    transformers' generate() of that row's model alone (PEFT for the adapters) gives."""
+    llama, gptj = str(paths["llama_base"]), str(paths["gptj_base"])
+    settings = {"temperature": 0.0, "max_new_tokens": 12, "repetition_penalty": 1.1, "stop": ()}
+    specs = [
+        ModelSpec("llama-a", llama, str(paths["llama_adapter"]), **settings),
+        ModelSpec("llama-b", llama, str(second_llama_adapter), **settings),
+        ModelSpec("llama", llama, **settings),
+        ModelSpec("gptj-ft", gptj, str(paths["gptj_adapter"]), **settings),
+        ModelSpec("gptj", gptj, **settings),
+    ]
+    prompts = [PROMPT, "Customer: refund\n\nAgent:", "Customer: Where is my parcel? It is late.\n\nAgent:"]
+    requests = [DraftRequest(spec.name, prompts[i % 3]) for i, spec in enumerate(specs * 2)]
+    engine = DraftEngine(specs, device="cpu")
+    try:
+        results = engine.run(requests)
+        assert engine.stats.generate_calls == 2  # one decoding loop per base, all its rows together
+        for request, result in zip(requests, results, strict=True):
+            spec = engine._by_name[request.model]
+            expected = peft_greedy(spec.base_model, spec.adapter, request.prompt, 12, 1.1)
+            tokenizer = AutoTokenizer.from_pretrained(spec.base_model)
+            assert result.completion_tokens == len(expected), request
+            text = tokenizer.decode(expected, skip_special_tokens=True)
+            from models.cleanup import clean_completion
+
+            assert result.text == (clean_completion(text, (), truncated=len(expected) >= 12) or None), request
+    finally:
+        engine.close()
+
+
+def test_a_seeded_draft_is_the_same_alone_and_in_any_batch(paths: dict[str, Path]) -> None:
+    llama = str(paths["llama_base"])
+    specs = [
+        ModelSpec("seeded", llama, str(paths["llama_adapter"]), temperature=0.8, seed=11, max_new_tokens=16),
+        ModelSpec("other", llama, temperature=1.0, max_new_tokens=16),
+    ]
+    engine = DraftEngine(specs, device="cpu")
+    try:
+        alone = engine.run([DraftRequest("seeded", PROMPT)])[0]
+        crowded = engine.run(
+            [DraftRequest("other", "Customer: refund\n\nAgent:"), DraftRequest("seeded", PROMPT)]
+            + [DraftRequest("other", PROMPT + " Hi")] * 3
+        )[1]
+        again = engine.run([DraftRequest("seeded", PROMPT)])[0]
+        reseeded = engine.run([DraftRequest("seeded", PROMPT, seed=12)])[0]
+    finally:
+        engine.close()
+    assert alone.ok and (alone.text, alone.completion_tokens) == (crowded.text, crowded.completion_tokens)
+    assert (again.text, again.completion_tokens) == (alone.text, alone.completion_tokens)
+    assert reseeded.text != alone.text
+
+
+def test_a_decoding_step_makes_the_host_wait_for_nothing(study: Study) -> None:
+    """Inside a step: no .item(), nonzero, host copy or other sync-like operation; the loop looks
+    at the device once every CHECK_EVERY steps to stop early, and copies the tokens once at the end."""
+    from benchmarks.bench_engine_overhead import counting
+
+    base = next(b for key, b in study.engine._bases.items() if key[0].endswith("llama_base"))
+    decoder = base.decoder
+    steps: list[tuple[int, int]] = []
+    original = decoder._step
+
+    def counted_step(*args: object) -> None:
+        with counting() as counter:
+            original(*args)
+        steps.append((counter.total, counter.syncs))
+
+    decoder._step = counted_step  # type: ignore[method-assign]
+    try:
+        requests = [DraftRequest(name, PROMPT, max_new_tokens=20, ignore_eos=True) for name in LLAMA_NAMES]
+        requests += [
+            DraftRequest("llama-ft", "Customer: refund\n\nAgent:", temperature=0.7, max_new_tokens=20)
+        ]
+        with counting() as whole_call:
+            study.engine.run(requests)
+    finally:
+        decoder._step = original  # type: ignore[method-assign]
+    assert len(steps) == 19  # the prefill gave the first token
+    assert all(syncs == 0 for _, syncs in steps), steps
+    assert len({ops for ops, _ in steps}) == 1  # the same operations at every step
+    # Outside the steps: the early-stop looks (19 // CHECK_EVERY) and the final copy of the tokens.
+    assert whole_call.syncs <= 19 // decoding_module.CHECK_EVERY + 1 + 4, whole_call.ops
+
+
+def test_the_compiled_step_traces_as_one_graph_and_gives_the_eager_drafts(study: Study) -> None:
+    """The CUDA path on the CPU: rows padded to a bucket, kept buffers, and the step through
+    torch.compile with fullgraph=True (a graph break raises) on the eager backend."""
+    base = next(b for key, b in study.engine._bases.items() if key[0].endswith("llama_base"))
+    requests = [
+        DraftRequest("llama-ft", PROMPT, max_new_tokens=9),
+        DraftRequest("llama", "Customer: refund\n\nAgent:", max_new_tokens=9),
+        DraftRequest("llama-ft", "Customer: Where is my parcel?\n\nAgent:", temperature=0.7, seed=3),
+    ]
+    eager = study.engine.run(requests)
+    compiled = decoding_module.Decoder(
+        base.model,
+        base.tokenizer,
+        base.router,
+        base.decoder.end_ids,
+        compile_step=True,
+        compile_backend="eager",
+        max_rows=base.decoder.max_rows,
+    )
+    eager_decoder, base.decoder = base.decoder, compiled
+    try:
+        first = study.engine.run(requests)
+        second = study.engine.run(requests[:1] + requests[1:])
+    finally:
+        base.decoder = eager_decoder
+    assert compiled.stats.compiled_buckets == [(4, decoding_module.LENGTH_BUCKET)]  # 3 rows -> bucket of 4
+    for a, b, c in zip(eager, first, second, strict=True):
+        assert (a.text, a.completion_tokens) == (b.text, b.completion_tokens) == (c.text, c.completion_tokens)
+
+
+def test_adapters_the_engine_cannot_apply_exactly_are_refused_with_the_reason(
+    paths: dict[str, Path], tmp_path: Path
+) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(paths["llama_base"])
+    dora = LoraConfig(r=4, target_modules=["q_proj"], use_dora=True, task_type="CAUSAL_LM")
+    get_peft_model(base, dora).save_pretrained(tmp_path / "dora")
+    llama = str(paths["llama_base"])
+    engine = DraftEngine(
+        [
+            ModelSpec("dora", llama, str(tmp_path / "dora"), temperature=0.0),
+            ModelSpec("plain", llama, temperature=0.0),
+        ],
+        device="cpu",
+    )
+    try:
+        refused, served = engine.run([DraftRequest("dora", PROMPT), DraftRequest("plain", PROMPT)])
+    finally:
+        engine.close()
+    assert refused.text is None and "DoRA" in (refused.error or "") and "dora" in (refused.error or "")
+    assert served.ok
+
+
+def test_engine_compile_setting_is_checked() -> None:
+    assert EngineSettings(compile="off").compile == "off"
+    with pytest.raises(ValueError, match="compile"):
+        EngineSettings(compile="always")  # type: ignore[arg-type]
+    assert not DraftEngine([ModelSpec("x", "base")], device="cpu").compiles

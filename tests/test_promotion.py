@@ -20,9 +20,10 @@ from tests.test_model_versions import versions
 NOW = datetime.now(UTC) - timedelta(hours=1)
 
 
-def rated_store(path: Path, tickets: int, positive: dict[str, float]) -> None:
+def rated_store(path: Path, tickets: int, positive: dict[str, float], raters: int = 1) -> None:
     """``tickets`` tickets, each drafted by "ft" (v1 on odd tickets, v2 on even ones: the candidate
-    serves half) and the untuned "base"; one rater each, positive at the given share per version."""
+    serves half) and the untuned "base"; positive at the given share per version, each draft rated
+    alike by ``raters`` agents."""
     store = PartitionedStore(path)
     for t in range(1, tickets + 1):
         version = "v1" if t % 2 else "v2"
@@ -35,9 +36,10 @@ def rated_store(path: Path, tickets: int, positive: dict[str, float]) -> None:
             score = 4 if int((index + 1) * share) > int(index * share) else 2  # positives evenly spread
             at = NOW - timedelta(minutes=t)
             tuned = None if model == "base" else version
-            store.record_vote(
-                Vote(t, f"t{t}r1{label}", model, "U1", score, "button", at, model_version=tuned)
-            )
+            for rater in range(1, raters + 1):
+                store.record_vote(
+                    Vote(t, f"t{t}r1{label}", model, f"U{rater}", score, "button", at, model_version=tuned)
+                )
     store.close()
 
 
@@ -51,7 +53,7 @@ def setup(tmp_path: Path):
 path = "./store.json"
 
 [promotion]
-min_ratings = 40
+min_tickets = 40
 
 [[models]]
 name = "ft"
@@ -78,9 +80,10 @@ def test_a_winning_candidate_is_promoted_with_its_evidence_and_can_be_rolled_bac
     rated_store(store, 200, {"v1": 0.5, "v2": 0.85, "base": 0.3})
     code, out, _ = run(capsys, "models", "status", "--config", str(config))
     assert code == 0
-    assert "ft: current v1: 50.0% positive" in out and "n=100" in out
-    assert "candidate v2: 85.0% positive" in out
-    assert "candidate - current: +35.0 points positive" in out and "verdict: wins" in out
+    assert "ft: current v1: 50.0% positive, 100 tickets (100 ratings)" in out
+    assert "candidate v2: 85.0% positive, 100 tickets (100 ratings)" in out
+    assert "candidate - current: +35.0 points positive (95% always-valid CI +" in out
+    assert "sequential p=<0.001 (by ticket; valid at every look)" in out and "verdict: wins" in out
     assert "ft @ v2 vs base" in out  # each paired with the baseline on the same tickets
     assert "base: current untuned base" in out
     code, out, _ = run(capsys, "models", "status", "--config", str(config), "--format", "json")
@@ -103,8 +106,14 @@ def test_a_winning_candidate_is_promoted_with_its_evidence_and_can_be_rolled_bac
     [promotion] = json.loads((adapters / "v2" / "manifest.json").read_text())["promotions"]
     assert promotion["replaced"] == "v1" and promotion["forced"] is False
     evidence = promotion["evidence"]
-    assert (evidence["current_ratings"], evidence["candidate_ratings"]) == (100, 100)
-    assert evidence["verdict"] == "wins" and evidence["p_two_proportion_z"] < 0.05
+    assert (evidence["current_tickets"], evidence["candidate_tickets"], evidence["unit"]) == (
+        100,
+        100,
+        "ticket",
+    )
+    assert evidence["verdict"] == "wins" and evidence["p_sequential"] < 0.001 and evidence["max_p"] == 0.05
+    low, high = evidence["diff_ci_pct"]
+    assert 0 < low < evidence["diff_positive_pct"] == 35.0 < high
     assert json.loads((adapters / "v2" / "manifest.json").read_text())["method"] == "dpo"  # kept
 
     code, out, _ = run(capsys, "models", "rollback", "ft", "--config", str(config))
@@ -115,7 +124,8 @@ def test_a_candidate_that_has_not_won_stays_a_candidate_unless_forced(setup, cap
     config, adapters, store = setup
     rated_store(store, 60, {"v1": 0.5, "v2": 0.9, "base": 0.3})  # better, but 30 ratings each of 40
     code, out, err = run(capsys, "models", "promote", "ft", "--config", str(config))
-    assert code == 1 and "too few ratings yet (10 more each" in out
+    assert code == 1 and "too few tickets yet (10 more each for the minimum of 40)" in out
+    assert "+40.0 points positive so far; the test starts at 40 tickets each" in out
     assert "not promoted" in err and (adapters / "LATEST").read_text().strip() == "v1"
 
     shutil.rmtree(history_folder(store))
@@ -171,3 +181,28 @@ def test_a_candidate_that_names_no_trained_version_is_said_so_with_the_versions_
     code, _, err = run(capsys, "models", "promote", "ft", "--force", "--config", str(config))
     assert code == 2 and "versions in" in err and "v1, v2" in err
     assert (adapters / "LATEST").read_text().strip() == "v1"
+
+
+def test_agents_who_agree_on_a_draft_count_as_one_ticket_not_as_many_ratings(setup, capsys):
+    """Five agents rating each draft alike: 200 ratings a version, but 40 tickets of evidence. The
+    rating-by-rating z test called +20 points on them a win (p < 0.001); by ticket it is undecided."""
+    config, adapters, store = setup
+    rated_store(store, 80, {"v1": 0.5, "v2": 0.7, "base": 0.5}, raters=5)
+    code, out, err = run(capsys, "models", "promote", "ft", "--config", str(config))
+    assert "current v1: 50.0% positive, 40 tickets (200 ratings)" in out
+    assert "candidate v2: 70.0% positive, 40 tickets (200 ratings)" in out
+    assert code == 1 and "verdict: no clear difference yet" in out and "not promoted" in err
+    assert (adapters / "LATEST").read_text().strip() == "v1"
+    code, out, _ = run(capsys, "models", "status", "--config", str(config), "--format", "json")
+    ft = json.loads(out)[0]
+    assert (ft["current_tickets"], ft["current_ratings"], ft["diff_positive_pct"]) == (40, 200, 20.0)
+    assert ft["p_sequential"] > 0.05 and ft["diff_ci_pct"][0] < 0 < ft["diff_ci_pct"][1]
+
+
+def test_the_old_min_ratings_key_still_works_as_the_minimum_of_tickets(setup, capsys, caplog):
+    config, _adapters, store = setup
+    config.write_text(config.read_text().replace("min_tickets = 40", "min_ratings = 40"))
+    rated_store(store, 60, {"v1": 0.5, "v2": 0.9, "base": 0.3})
+    code, out, _ = run(capsys, "models", "status", "--config", str(config))
+    assert code == 0 and "too few tickets yet (10 more each for the minimum of 40)" in out
+    assert "promotion.min_ratings is deprecated: rename it to min_tickets" in caplog.text

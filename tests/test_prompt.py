@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.domain import Comment, Ticket
-from core.prompt import AGENT, STOP_SEQUENCES, TRUNCATION_MARKER, build_prompt
+from core.prompt import AGENT, STOP_SEQUENCES, TRUNCATION_MARKER, build_prompt, prompt_sources
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 REQUESTER = 100
@@ -145,3 +145,16 @@ def test_one_megabyte_body_fits() -> None:
     assert 1900 < words(prompt) <= 2000
     assert TRUNCATION_MARKER in prompt
     assert "Customer: The label printer prints blank pages again." in prompt
+
+
+def test_a_grounded_prompt_gives_back_its_passages_to_build_it_again_shorter() -> None:
+    question = ticket(
+        comment(1, "Old question. " * 30), comment(2, "Reply.", customer=False), comment(3, "Stuck.")
+    )
+    passages = ["Backups stuck at 99%:   close Outlook.", "Restores\nkeep 30 days."]
+    prompt = build_prompt(question, words, 500, sources=passages)
+    assert prompt_sources(prompt) == ("Backups stuck at 99%: close Outlook.", "Restores keep 30 days.")
+    assert prompt_sources(build_prompt(question, words, 500)) == ()
+    shorter = build_prompt(question, words, 80, sources=prompt_sources(prompt))
+    assert "Old question" not in shorter and shorter.endswith("Customer: Stuck.\n\nAgent:")
+    assert shorter.split("\n\nSubject: ")[0] == prompt.split("\n\nSubject: ")[0]  # the passages kept

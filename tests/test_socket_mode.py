@@ -4,6 +4,7 @@ the tiny NF4 + LoRA models drafting."""
 
 import base64
 import json
+import logging
 import os
 import socket
 import struct
@@ -256,6 +257,29 @@ def test_socket_mode_webhook_intake_and_reconnects(tmp_path, fakes, monkeypatch)
     finally:
         _stop_within(app, 15)
     socket_mode.wait_for_disconnect(timeout=5)
+
+
+def test_a_payload_of_the_wrong_shape_is_acked_records_nothing_and_logs_one_line(tmp_path, fakes, caplog):
+    """Over HTTP it is answered 200 (tests/test_slack_payload_shapes.py); here it is acked, else Slack
+    sends it again."""
+    socket_mode, slack, zendesk = fakes
+    app = _started(write_config(tmp_path, slack, zendesk, None), StubBackend())
+    try:
+        socket_mode.wait_for_connection(timeout=10)
+        event = reaction_event("reaction_added", "UAGENT2", "one", CHANNEL, "1.000100")
+        event["item"] = f"{CHANNEL}/1.000100"
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            envelope_id = socket_mode.send_envelope("events_api", event_payload(event))
+            assert socket_mode.wait_for_ack(envelope_id, timeout=10) == {"envelope_id": envelope_id}
+            assert app.after_ack.wait_idle(timeout=10)
+        assert app.store.votes() == [] and not slack.calls_to("chat.postEphemeral")
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+            "ignored a Slack event_callback (reaction_added) from Socket Mode: event.item is a string, "
+            "not an object"
+        ]
+    finally:
+        _stop_within(app, 15)
 
 
 def test_socket_mode_with_polling_can_still_serve_health_and_metrics(tmp_path, fakes):

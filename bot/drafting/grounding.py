@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 from core.domain import Ticket
 from core.files import replace_atomically
 from core.pii import PublicContacts
-from core.ports import HelpCenterSource
+from core.ports import GatewayError, HelpCenterSource
 from integrations.help_center_index import Article, ArticleIndex, Passage, html_to_text
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,8 @@ class HelpCenterSources:
         self.prompt_tokens = prompt_tokens
 
     def links(self, ticket: Ticket) -> list[tuple[str, str]]:
+        if self.articles_shown <= 0:  # the links are off: the index is there for grounded models only
+            return []
         return [(a.title, a.url) for a in self.index.top_articles(ticket, self.articles_shown)]
 
     def passages(self, model: str, ticket: Ticket, count_tokens: Callable[[str], int]) -> list[str]:
@@ -137,3 +139,40 @@ class HelpCenterSources:
 
     def public_contacts(self) -> PublicContacts:
         return self.index.public_contacts()
+
+
+@dataclass(frozen=True)
+class HelpCenterLinks:
+    """Whether the links under each ticket are on, and why (for the log and `draftdesk doctor`)."""
+
+    on: bool
+    why: str
+    checked: bool = True  # False: the Help Center could not be read, so the "off" is a guess
+
+
+def help_center_links(
+    enabled: bool | None, locales: Sequence[str], article_count: Callable[[str], int | None]
+) -> HelpCenterLinks:
+    """``[grounding] enabled`` decides when set; unset, the Help Center does: on when it has articles
+    in one of ``locales`` (``article_count``: one request per locale, until one has), off when
+    Zendesk answers 404 (None: no Help Center) or it has none."""
+    if enabled is not None:
+        return HelpCenterLinks(enabled, f"[grounding] enabled = {'true' if enabled else 'false'}")
+    unset = "([grounding] enabled unset)"
+    decide = "([grounding] enabled unset: restart once it has articles, or set enabled = true)"
+    absent: list[str] = []
+    for locale in locales:
+        try:
+            count = article_count(locale)
+        except GatewayError as exc:
+            why = f"could not read the Help Center ({exc}) {unset}: set enabled = true or false to decide"
+            return HelpCenterLinks(False, why, checked=False)
+        if count:
+            return HelpCenterLinks(True, f"the Help Center has {count} article(s) in {locale} {unset}")
+        if count is None:
+            absent.append(locale)
+    if len(absent) == len(locales):
+        return HelpCenterLinks(
+            False, f"Zendesk has no Help Center (404 for its {', '.join(absent)} articles) {decide}"
+        )
+    return HelpCenterLinks(False, f"the Help Center has no articles in {', '.join(locales)} {decide}")

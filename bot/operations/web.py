@@ -25,6 +25,7 @@ from waitress import create_server, wasyncore
 from waitress.trigger import trigger
 
 from bot.drafting.intake import WebhookResponse
+from integrations.slack_payloads import payload_kind, payload_problem
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,15 @@ class DraftdeskWSGI:
         problem = slack_body_problem(body, environ.get("CONTENT_TYPE"))
         if problem:
             log.warning("rejected a signed Slack request: %s", problem)
+            return _json(start_response, 400, {"error": problem})
+        payload = parse_body(body.decode("utf-8"), environ.get("CONTENT_TYPE"))
+        problem = payload_problem(payload)
+        if problem:
+            # An event answered otherwise would come again (Slack retries it); a click or a
+            # submission answered 400 shows the agent it did not go through.
+            log.warning("ignored a signed Slack %s: %s", payload_kind(payload), problem)
+            if payload.get("type") == "event_callback":
+                return _json(start_response, 200, {"ignored": problem})
             return _json(start_response, 400, {"error": problem})
         environ = {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
         return self.slack(environ, start_response)

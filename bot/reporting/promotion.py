@@ -1,12 +1,15 @@
 """Does a candidate adapter beat the current one? The evidence `models status`, `models promote` and
 the digest show. Pure.
 
-The candidate drafts for a share of tickets and the current adapter for the rest, so no ticket
-has drafts of both: the two are compared unpaired, rating by rating (positive = 3-5, the study's
-split): the difference in positive share with Newcombe's interval and the two-proportion z test
-(``bot.reporting.comparisons.unpaired_comparison``). Each is also compared, paired by ticket, with the
-baseline model that drafted the same tickets. A candidate *wins* when both have at least
-``min_ratings`` ratings and its positive share is higher with p < ``max_p``.
+The candidate drafts for a share of tickets and the current adapter for the rest, so no ticket has
+drafts of both: the two are compared unpaired, with the *ticket* as the unit (its ratings by several
+agents are not independent): each ticket gives the share of its ratings that are positive (3-5, the
+study's split). The test is ``bot.reporting.sequential``'s always-valid mixture SPRT, which may be looked at
+every week (or every minute) without raising the chance of promoting a candidate that is no better
+above ``max_p``. Each version is also compared, paired by ticket, with the baseline model that
+drafted the same tickets (``bot.reporting.comparisons``; shown, not part of the gate). A candidate *wins* when
+both have at least ``min_tickets`` tickets and the always-valid interval of the difference lies
+above 0 (then p ≤ ``max_p``); it is *worse* when the interval lies below 0.
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from bot.reporting.comparisons import Comparison, compare, unpaired_comparison
+from bot.reporting.comparisons import Comparison, compare
 from bot.reporting.model_versions import version_label
-from bot.reporting.stats import ModelStats, model_stats
-from core.domain import Vote
+from bot.reporting.sequential import BETTER, CANDIDATE, CURRENT, WORSE, SequentialTest, sequential_test
+from core.domain import NEGATIVE_SCORES, Vote
 
 WINS = "wins"
 LOSES = "worse"
 UNDECIDED = "no clear difference yet"
-TOO_FEW = "too few ratings yet"
+TOO_FEW = "too few tickets yet"
+TEST_NAME = (
+    "mSPRT, normal mixture (tau {tau:.0f} points), on each ticket's positive share: valid at every look"
+)
 
 
 @dataclass(frozen=True)
@@ -37,26 +43,31 @@ class CandidatePair:
 @dataclass(frozen=True)
 class Standing:
     pair: CandidatePair
-    current: ModelStats  # rows named "model @ version"
-    candidate: ModelStats
-    comparison: Comparison  # the candidate against the current version, unpaired
+    current_ratings: int
+    candidate_ratings: int
+    test: SequentialTest  # the candidate against the current version, unpaired, by ticket
     against_baseline: tuple[Comparison, ...]  # current and candidate each against the baseline, paired
-    min_ratings: int
-    max_p: float
 
     @property
-    def ratings_missing(self) -> int:
-        return max(0, self.min_ratings - min(self.current.n, self.candidate.n))
+    def min_tickets(self) -> int:
+        return self.test.min_units
+
+    @property
+    def max_p(self) -> float:
+        return self.test.alpha
+
+    @property
+    def tickets_missing(self) -> int:
+        return self.test.units_missing
 
     @property
     def verdict(self) -> str:
-        diff, p = self.comparison.diff_positive_pct, self.comparison.mcnemar_p
-        if diff is not None and p is not None and p < self.max_p and diff < 0:
-            return LOSES
-        if self.ratings_missing:
+        if self.tickets_missing:
             return TOO_FEW
-        if diff is not None and p is not None and p < self.max_p and diff > 0:
+        if self.test.direction == BETTER:
             return WINS
+        if self.test.direction == WORSE:
+            return LOSES
         return UNDECIDED
 
     @property
@@ -64,33 +75,38 @@ class Standing:
         return self.verdict == WINS
 
     def evidence(self) -> dict[str, object]:
-        """What a promotion writes into the adapter's manifest."""
-        c = self.comparison
+        """What a promotion writes into the adapter's manifest (and `models status --format json` shows)."""
+        t = self.test
         return {
             "model": self.pair.model,
             "current": self.pair.current,
             "candidate": self.pair.candidate,
-            "current_ratings": self.current.n,
-            "candidate_ratings": self.candidate.n,
-            "current_positive_pct": self.current.positive_pct,
-            "candidate_positive_pct": self.candidate.positive_pct,
-            "current_positive_ci_pct": self.current.positive_ci_pct,
-            "candidate_positive_ci_pct": self.candidate.positive_ci_pct,
-            "diff_positive_pct": c.diff_positive_pct,
-            "diff_ci_pct": c.diff_ci_pct,
-            "p_two_proportion_z": c.mcnemar_p,
-            "p_mann_whitney": c.wilcoxon_p,
-            "test": c.test,
-            "min_ratings": self.min_ratings,
+            "unit": "ticket",
+            "current_tickets": t.units_current,
+            "candidate_tickets": t.units_candidate,
+            "current_ratings": self.current_ratings,
+            "candidate_ratings": self.candidate_ratings,
+            "current_positive_pct": _pct(t.mean_current),
+            "candidate_positive_pct": _pct(t.mean_candidate),
+            "diff_positive_pct": _pct(t.diff),
+            "diff_ci_pct": (_pct(t.ci[0]), _pct(t.ci[1])) if t.ci else None,
+            "ci_level_pct": round(100 * (1 - t.alpha), 3),
+            "p_sequential": t.p,
+            "test": TEST_NAME.format(tau=100 * t.tau),
+            "min_tickets": self.min_tickets,
             "max_p": self.max_p,
             "verdict": self.verdict,
         }
 
 
+def _pct(share: float | None) -> float | None:
+    return None if share is None else round(100 * share, 1)
+
+
 def standing(
     votes: Sequence[Vote],
     pair: CandidatePair,
-    min_ratings: int,
+    min_tickets: int,
     max_p: float,
     baseline: str | None = None,
 ) -> Standing:
@@ -100,33 +116,35 @@ def standing(
     mine = [v for v in votes if v.model == pair.model]
     current_votes = [v for v in mine if v.model_version == pair.current]
     candidate_votes = [v for v in mine if v.model_version == pair.candidate]
-    rows = model_stats(
-        [_named(v, current_name) for v in current_votes]
-        + [_named(v, candidate_name) for v in candidate_votes],
-        [current_name, candidate_name],
-    )
-    comparison = unpaired_comparison(
-        [v.score for v in candidate_votes], [v.score for v in current_votes], candidate_name, current_name
-    )
+    test = sequential_test(rating_events(current_votes, candidate_votes), min_tickets, max_p)
     against: tuple[Comparison, ...] = ()
     if baseline and baseline != pair.model:
         base_votes = [v for v in votes if v.model == baseline]
         both = base_votes + [_named(v, current_name) for v in current_votes]
         both += [_named(v, candidate_name) for v in candidate_votes]
         against = tuple(compare(both, [current_name, candidate_name], baseline)) if base_votes else ()
-    return Standing(pair, rows[0], rows[1], comparison, against, min_ratings, max_p)
+    return Standing(pair, len(current_votes), len(candidate_votes), test, against)
+
+
+def rating_events(current: Sequence[Vote], candidate: Sequence[Vote]) -> list[tuple[int, object, float]]:
+    """The ratings in the order they were given, as the sequential test reads them: (arm, ticket,
+    1.0 if positive else 0.0). A vote without a ticket id (an import) is its draft's own unit."""
+    tagged = [(v, CURRENT) for v in current] + [(v, CANDIDATE) for v in candidate]
+    tagged.sort(key=lambda item: item[0].voted_at)
+    return [
+        (arm, v.ticket_id if v.ticket_id > 0 else v.draft_id, 0.0 if v.score in NEGATIVE_SCORES else 1.0)
+        for v, arm in tagged
+    ]
 
 
 def _named(vote: Vote, name: str) -> Vote:
     return replace(vote, model=name)
 
 
-def _share(row: ModelStats) -> str:
-    if not row.n:
+def _share(share: float | None, tickets: int, ratings: int) -> str:
+    if not ratings:
         return "no ratings"
-    ci = row.positive_ci_pct
-    interval = f" (95% CI {ci[0]:.1f}–{ci[1]:.1f}%)" if ci else ""
-    return f"{row.positive_pct:.1f}% positive{interval}, n={row.n}"
+    return f"{100 * (share or 0.0):.1f}% positive, {tickets} tickets ({ratings} ratings)"
 
 
 def _p(value: float | None) -> str:
@@ -137,16 +155,25 @@ def _p(value: float | None) -> str:
 
 def standing_lines(result: Standing) -> list[str]:
     """The standing in a few plain lines (the CLI's and the digest's)."""
-    pair, c = result.pair, result.comparison
+    pair, t = result.pair, result.test
     lines = [
-        f"{pair.model}: current {pair.current or 'untuned base'}: {_share(result.current)}",
-        f"{' ' * len(pair.model)}  candidate {pair.candidate}: {_share(result.candidate)}",
+        f"{pair.model}: current {pair.current or 'untuned base'}: "
+        + _share(t.mean_current, t.units_current, result.current_ratings),
+        f"{' ' * len(pair.model)}  candidate {pair.candidate}: "
+        + _share(t.mean_candidate, t.units_candidate, result.candidate_ratings),
     ]
-    if c.diff_positive_pct is not None and c.diff_ci_pct is not None:
-        low, high = c.diff_ci_pct
+    if t.diff is not None and t.ci is not None:
+        low, high = t.ci
+        level = f"{100 * (1 - t.alpha):g}% always-valid CI"
         lines.append(
-            f"  candidate - current: {c.diff_positive_pct:+.1f} points positive (95% CI {low:+.1f} to "
-            f"{high:+.1f}), p={_p(c.mcnemar_p)} (two-proportion z, unpaired: each ticket had one of them)"
+            f"  candidate - current: {100 * t.diff:+.1f} points positive ({level} {100 * low:+.1f} to "
+            f"{100 * high:+.1f}), sequential p={_p(t.p)} (by ticket; valid at every look)"
+        )
+    elif t.mean_current is not None and t.mean_candidate is not None:
+        so_far = 100 * (t.mean_candidate - t.mean_current)
+        lines.append(
+            f"  candidate - current: {so_far:+.1f} points positive so far; the test starts at "
+            f"{t.min_units} tickets each"
         )
     for other in result.against_baseline:
         if other.diff_positive_pct is None or other.diff_ci_pct is None:
@@ -159,11 +186,11 @@ def standing_lines(result: Standing) -> list[str]:
         )
     verdict = result.verdict
     if verdict == TOO_FEW:
-        verdict += f" ({result.ratings_missing} more each for the minimum of {result.min_ratings})"
+        verdict += f" ({result.tickets_missing} more each for the minimum of {result.min_tickets})"
     elif verdict == WINS:
         verdict += f": `draftdesk models promote {pair.model}` makes it current"
     lines.append(f"  verdict: {verdict}")
     return lines
 
 
-__all__ = ["CandidatePair", "Standing", "standing", "standing_lines"]
+__all__ = ["CandidatePair", "Standing", "rating_events", "standing", "standing_lines"]

@@ -12,10 +12,13 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.config import Settings, load_settings
 from core.config import ConfigError
+
+if TYPE_CHECKING:
+    from integrations.zendesk import ZendeskGateway
 
 OK, WARN, FAIL = "ok", "warning", "fail"
 MARKS = {OK: "✔", WARN: "!", FAIL: "✘"}
@@ -36,7 +39,8 @@ def run_checks(config_path: Path, env: dict[str, str] | None = None) -> list[Che
     except ConfigError as exc:
         return [Check("configuration", FAIL, problem) for problem in exc.problems]
     checks = [Check("configuration", OK, f"{config_path.resolve()}: every setting valid, secrets set")]
-    return checks + check_settings(settings)
+    # `draftdesk run` reads the Help Center once, as it starts (`draftdesk.app`): not among its checks.
+    return [*checks, *check_settings(settings), _guarded(_help_center_links, settings)]
 
 
 def check_settings(settings: Settings) -> list[Check]:
@@ -135,17 +139,23 @@ def _socket_mode(settings: Settings) -> Check:
     return Check("Slack Socket Mode", OK, "the app-level token opens a connection")
 
 
-def _zendesk_user(settings: Settings) -> Check:
-    from integrations.zendesk import RetryPolicy, ZendeskAccessDenied, ZendeskError, ZendeskGateway
+def _gateway(settings: Settings) -> ZendeskGateway:
+    from integrations.zendesk import RetryPolicy, ZendeskGateway
 
     secrets = settings.secrets
-    gateway = ZendeskGateway.from_settings(  # a check answers in seconds: one retry, short waits
+    return ZendeskGateway.from_settings(  # a check answers in seconds: one retry, short waits
         settings.zendesk.url,
         secrets.zendesk_email or "",
         secrets.zendesk_api_token or "",
         timeout=10,
         retry=RetryPolicy(max_retries=1, fallback_wait=5, max_wait=10),
     )
+
+
+def _zendesk_user(settings: Settings) -> Check:
+    from integrations.zendesk import ZendeskAccessDenied, ZendeskError
+
+    gateway = _gateway(settings)
     try:
         user = gateway.api_user()
     except ZendeskAccessDenied as exc:
@@ -159,6 +169,19 @@ def _zendesk_user(settings: Settings) -> Check:
     if user.role not in ("agent", "admin"):
         return Check("Zendesk API user", FAIL, f"{user.email} is an {user.role}: use an agent or admin")
     return Check("Zendesk API user", OK, f"{user.email or user.id} ({user.role}) at {settings.zendesk.url}")
+
+
+def _help_center_links(settings: Settings) -> Check:
+    """The links under each ticket, on or off, and why: the decision `draftdesk run` makes at start."""
+    from bot.drafting.grounding import help_center_links
+
+    grounding = settings.grounding
+    links = help_center_links(
+        grounding.enabled, grounding.locales, _gateway(settings).help_center_article_count
+    )
+    return Check(
+        "Help Center links", OK if links.checked else WARN, f"{'on' if links.on else 'off'}: {links.why}"
+    )
 
 
 def _models(settings: Settings) -> Iterator[Check]:

@@ -3,7 +3,8 @@
 The layers keep `finetune/` away from the bot's store (both are applications), so this entry point
 does the reading: it opens the store read-only (`draftdesk run` may be writing), collects the
 drafted tickets, their drafts and the scores of their votes as plain ``RatedDraft`` rows, reads each
-ticket from Zendesk (a deleted one is left out), and hands everything to
+ticket from Zendesk (a deleted one is left out) and the support team's names (redacted like every
+comment author, as `prepare` and the bot redact them), and hands everything to
 ``finetune.feedback.build_feedback``, which cleans, redacts, pairs, deduplicates, splits and writes.
 """
 
@@ -38,7 +39,9 @@ def register_feedback(sub: argparse._SubParsersAction) -> None:
         "--since", type=date.fromisoformat, help="tickets drafted or rated since YYYY-MM-DD"
     )
     feedback.add_argument(
-        "--tokenizer", help="local tokenizer (path or downloaded hub id) to count the SFT prompts' tokens"
+        "--tokenizer",
+        help="the base model's tokenizer (its folder or a downloaded hub id): counts the SFT prompts' tokens "
+        "and fits KTO and DPO rows to [finetune.train] max_length (default: about 4 characters a token)",
     )
     feedback.set_defaults(func=cmd_feedback)
 
@@ -126,13 +129,31 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     )
     try:
         tickets = read_tickets(gateway, (d.ticket_id for d in drafts), progress=True)
+        staff = gateway.staff_names()  # redacted too, as the bot redacts them when drafting
     except ZendeskError as exc:
         print(f"draftdesk finetune feedback: {exc}", file=sys.stderr)
         return 2
     config = context.finetune.prepare
     product = config.product_name or context.product_name or "our product"
-    count_tokens, _ = token_counter(args.tokenizer)
-    card = build_feedback(drafts, tickets, args.out, config, product, count_tokens, source=str(storage))
+    count_tokens, counted_with = token_counter(args.tokenizer)
+    if not args.tokenizer:
+        print(
+            "draftdesk finetune feedback: KTO and DPO rows fitted to [finetune.train] max_length by an "
+            "approximation (4 characters a token): pass --tokenizer BASE_MODEL to count the model's tokens",
+            file=sys.stderr,
+        )
+    card = build_feedback(
+        drafts,
+        tickets,
+        args.out,
+        config,
+        product,
+        count_tokens,
+        source=str(storage),
+        staff_names=staff,
+        max_length=context.finetune.train.max_length,
+        counted_with=counted_with,
+    )
     sizes = card["sizes"]
     print(
         f"feedback in {args.out.resolve()}: "

@@ -1,10 +1,10 @@
 """`draftdesk models status | promote NAME | rollback NAME`: candidates earn their place.
 
-`status` shows each model's current adapter version and its candidate's, with their ratings,
-positive shares and the test between them (``bot.reporting.promotion``). `promote` makes the candidate the
-current version (the model's LATEST) only when it wins, unless ``--force``, and writes the evidence
-into the adapter's manifest; `rollback` goes back to the version it replaced. Both take effect at
-the next start of `draftdesk run`, which loads the adapters.
+`status` shows each model's current adapter version and its candidate's, with their tickets,
+ratings, positive shares and the always-valid sequential test between them (``bot.reporting.promotion``).
+`promote` makes the candidate the current version (the model's LATEST) only when it wins, unless
+``--force``, and writes the evidence into the adapter's manifest; `rollback` goes back to the
+version it replaced. Both take effect at the next start of `draftdesk run`, which loads the adapters.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def standings(votes: Sequence[Vote], settings: StoreSettings | Settings) -> list
     baseline = choose_baseline(names, untuned, settings.digest.baseline)
     rules = settings.promotion
     return [
-        standing(votes, pair, rules.min_ratings, rules.max_p, baseline)
+        standing(votes, pair, rules.min_tickets, rules.max_p, baseline)
         for pair in candidate_pairs(settings.models)
     ]
 

@@ -21,9 +21,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from sacrebleu.metrics import CHRF
-
-from bot.grounding import HelpCenterIndex
+from bot.drafting.grounding import HelpCenterIndex
+from core.chrf import chrf
 from core.domain import Comment, Ticket
 from integrations.help_center_index import html_to_text
 
@@ -57,7 +56,6 @@ def sample_cases(min_chrf: float) -> tuple[list[tuple[Ticket, int, float]], int]
     articles = json.loads((SAMPLE / "help_center_articles.json").read_text())["articles"]
     tickets = json.loads((SAMPLE / "tickets.json").read_text())["tickets"]
     comments = json.loads((SAMPLE / "ticket_comments.json").read_text())
-    chrf = CHRF()
     texts = {a["id"]: f"{a['title']}\n{html_to_text(a['body'])}" for a in articles}
     cases, answered = [], 0
     epoch = datetime(2025, 1, 1, tzinfo=UTC)
@@ -68,9 +66,7 @@ def sample_cases(min_chrf: float) -> tuple[list[tuple[Ticket, int, float]], int]
         if question is None or answer is None:
             continue
         answered += 1
-        score, gold = max(
-            (chrf.sentence_score(answer["body"], [text]).score, aid) for aid, text in texts.items()
-        )
+        score, gold = max((chrf(answer["body"], text), aid) for aid, text in texts.items())
         if score < min_chrf:
             continue
         first = Comment(int(question["id"]), raw["requester_id"], question["body"], True, epoch, True)

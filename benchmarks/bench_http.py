@@ -4,9 +4,9 @@
     python -m benchmarks.bench_http --servers waitress,wsgiref --tickets 5000
     python -m benchmarks.bench_http --tickets 5000 --store tinydb
 
-Each server in turn (``--servers``) serves the real routes (bot.web.DraftdeskWSGI) with a real
-Bolt app (bot.listeners: new_bolt_app, register_listeners, AfterAck) and the real webhook handler
-(bot.intake) over a store holding ``--tickets`` tickets (``--store``: tinydb, the store of
+Each server in turn (``--servers``) serves the real routes (bot.operations.web.DraftdeskWSGI) with a real
+Bolt app (bot.slack.listeners: new_bolt_app, register_listeners, AfterAck) and the real webhook handler
+(bot.drafting.intake) over a store holding ``--tickets`` tickets (``--store``: tinydb, the store of
 `draftdesk run`, or memory), then:
 
 The partitioned store is built as ``benchmarks.bench_store`` builds it (bulk import, a minute for a
@@ -44,13 +44,13 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from slack_bolt.authorization import AuthorizeResult
 
 from benchmarks.bench_store import CHANNEL, build_new, created_at
-from bot.intake import WebhookResponse, handle_zendesk_webhook
-from bot.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
-from bot.memory_store import MemoryStore
-from bot.partitioned_store import PartitionedStore
-from bot.sending import SendFlow
-from bot.store import TinyDBStore
-from bot.web import DraftdeskWSGI, WebServer
+from bot.drafting.intake import WebhookResponse, handle_zendesk_webhook
+from bot.operations.web import DraftdeskWSGI, WebServer
+from bot.slack.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
+from bot.slack.sending import SendFlow
+from bot.store.memory import MemoryStore
+from bot.store.partitioned import PartitionedStore
+from bot.store.single_file import TinyDBStore
 from core.domain import JOB_QUEUED
 from core.ports import Store
 from integrations.standins.slack_requests import block_action_body, signed_headers
@@ -93,7 +93,7 @@ class NoZendesk:
 
 
 class WsgirefServer:
-    """The server bot/web.py used before waitress: wsgiref, a thread per connection, backlog 5."""
+    """The server bot/operations/web.py used before waitress: wsgiref, a thread per connection, backlog 5."""
 
     class _Server(ThreadingMixIn, WSGIServer):
         daemon_threads = True

@@ -15,10 +15,10 @@ leniency, drawn once per run. ``b`` is set so that the current version's expecte
 Every week someone looks: ``models status``, ``models promote``, the digest. The run counts as
 promoted at the first look where the gate says *wins*:
 
-- the new gate (``bot.sequential``): the always-valid mSPRT on ticket-level positive shares, replayed
-  rating by rating as the bot does, starting at ``--min-tickets`` tickets per version;
+- the new gate (``bot.reporting.sequential``): the always-valid mSPRT on ticket-level positive shares,
+  replayed rating by rating as the bot does, starting at ``--min-tickets`` tickets per version;
 - the old gate: the two-proportion z test over single ratings, p < ``--alpha``, candidate higher,
-  at least ``--min-ratings`` ratings per version (as ``bot/promotion.py`` had it).
+  at least ``--min-ratings`` ratings per version (as ``bot/reporting/promotion.py`` had it).
 
 Prints ONE JSON object: both gates' false-promotion rate (with a 95% Wilson interval) under the null,
 and, for the better candidate, the share promoted by weeks 4, 8, 13 and 26 and the median weeks.
@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special, stats
 
-from bot.sequential import BETTER, TAU, WORSE, ArmPath, Paths, always_valid_paths, direction
-from bot.stats import wilson_interval
+from bot.reporting.sequential import BETTER, TAU, WORSE, ArmPath, Paths, always_valid_paths, direction
+from bot.reporting.stats import wilson_interval
 from models.machine import cpu_description
 
 SLOTS = 3  # the most ratings a draft gets here
@@ -86,7 +86,7 @@ def simulate(rng: np.random.Generator, runs: int, args: argparse.Namespace, effe
 
 
 def new_gate_paths(trials: Trials, min_tickets: int, alpha: float, tau: float) -> Paths:
-    """``bot.sequential``'s replay, vectorised over runs: events are ratings, a draft's in a row, so
+    """``bot.reporting.sequential``'s replay, vectorised over runs: events are ratings, a draft's in a row, so
     the path has ``SLOTS`` events per ticket; a padded slot (no rating) repeats the state after the
     draft's last rating, which moves no running minimum."""
     runs = trials.candidate.shape[0]
@@ -215,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alpha", type=float, default=0.05, help="[promotion] max_p")
     parser.add_argument("--min-tickets", type=int, default=30, help="[promotion] min_tickets")
     parser.add_argument("--min-ratings", type=int, default=100, help="the old gate's min_ratings")
-    parser.add_argument("--tau", type=float, default=TAU, help="the mixture's sd (bot.sequential.TAU)")
+    parser.add_argument(
+        "--tau", type=float, default=TAU, help="the mixture's sd (bot.reporting.sequential.TAU)"
+    )
     parser.add_argument("--chunk", type=int, default=250, help="runs simulated at once (memory)")
     parser.add_argument("--seed", type=int, default=27)
     args = parser.parse_args(argv)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_store import build_new
-from bot.partitioned_store import PartitionedStore
+from bot.store.partitioned import PartitionedStore
 from core.domain import Vote
 from models.machine import cpu_description
 

@@ -29,10 +29,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.atomic_storage import AtomicJSONStorage
-from bot.partitioned_store import TICKETS_PER_PART, PartitionedStore
-from bot.stats import model_stats
-from bot.store import TinyDBStore
+from bot.reporting.stats import model_stats
+from bot.store.atomic_storage import AtomicJSONStorage
+from bot.store.partitioned import TICKETS_PER_PART, PartitionedStore
+from bot.store.single_file import TinyDBStore
 from core.domain import Vote
 from models.machine import cpu_description
 

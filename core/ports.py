@@ -2,7 +2,7 @@
 chat and its own storage, and the errors that belong to those contracts rather than to one adapter.
 
 Adapters (`models/`, `integrations/`, the TinyDB store in `bot/`) implement them; services (`bot/`)
-depend on them only, so a test can hand a service an in-memory double (`bot.memory_store`,
+depend on them only, so a test can hand a service an in-memory double (`bot.store.memory`,
 `tests.recording_poster`).
 """
 
@@ -167,10 +167,10 @@ class HelpCenterSource(Protocol):
 class Store(Protocol):
     """The bot's durable state: the job queue, tickets' threads, draft rounds, votes, small state.
 
-    Implementations: ``bot.partitioned_store.PartitionedStore`` (TinyDB files, every write atomic),
-    the single-file ``bot.store.TinyDBStore`` it migrates from, and ``bot.memory_store.MemoryStore``
-    (tests). All must pass ``tests/test_store.py``. Every method is safe to call from several
-    threads, and every returned record is a snapshot.
+    Implementations: ``bot.store.partitioned.PartitionedStore`` (TinyDB files, every write atomic),
+    the single-file ``bot.store.single_file.TinyDBStore`` it migrates from, and
+    ``bot.store.memory.MemoryStore`` (tests). All must pass ``tests/test_store.py``. Every method is
+    safe to call from several threads, and every returned record is a snapshot.
     """
 
     # jobs: a queue with at most one *queued* job per ticket

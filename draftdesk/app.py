@@ -13,31 +13,31 @@ from apscheduler.triggers.interval import IntervalTrigger
 from slack_bolt import App
 from slack_bolt.error import BoltError
 
-from bot.commands import register_report_command
 from bot.config import Settings
-from bot.digest import DigestService
+from bot.drafting.grounding import HelpCenterIndex, HelpCenterSources, help_center_links
+from bot.drafting.intake import Poller, handle_zendesk_webhook
+from bot.drafting.pipeline import Pipeline
+from bot.drafting.staff_names import StaffNames
+from bot.drafting.worker import TicketProcessor, Worker
 from bot.errors import StartupError
-from bot.grounding import HelpCenterIndex, HelpCenterSources, help_center_links
-from bot.health import HealthService
-from bot.home import AgentHome
-from bot.intake import Poller, handle_zendesk_webhook
-from bot.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
-from bot.metrics import Metrics
-from bot.observed import ObservedBackend, ObservedGateway, ObservedStore
-from bot.outcomes import replies_observer
-from bot.parent_status import ParentStatus
-from bot.partitioned_store import PartitionedStore
-from bot.pipeline import Pipeline
-from bot.sending import SendFlow
-from bot.staff_names import StaffNames
-from bot.store_lock import StoreInUse
-from bot.store_requests import StoreRequests
-from bot.web import DraftdeskWSGI, WebServer
-from bot.worker import TicketProcessor, Worker
+from bot.operations.health import HealthService
+from bot.operations.metrics import Metrics
+from bot.operations.observed import ObservedBackend, ObservedGateway, ObservedStore
+from bot.operations.web import DraftdeskWSGI, WebServer
+from bot.reporting.outcomes import replies_observer
+from bot.slack.commands import register_report_command
+from bot.slack.digest import DigestService
+from bot.slack.home import AgentHome
+from bot.slack.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
+from bot.slack.parent_status import ParentStatus
+from bot.slack.sending import SendFlow
+from bot.store.lock import StoreInUse
+from bot.store.partitioned import PartitionedStore
+from bot.store.requests import StoreRequests
 from core.domain import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, Job, utcnow
 from core.ports import ChatPoster, DraftBackend, Store
-from draftdesk.health_checks import upstream_checks
-from draftdesk.models_cli import standings
+from draftdesk.commands.health_checks import upstream_checks
+from draftdesk.commands.models import standings
 from integrations.slack import SlackPoster, make_web_client
 from integrations.zendesk import RetryPolicy, ZendeskAccessDenied, ZendeskGateway, ZendeskUnavailable
 

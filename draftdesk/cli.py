@@ -17,7 +17,6 @@ import sys
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from bot.atomic_storage import StoreDamaged
 from bot.config import (
     ConfigError,
     Settings,
@@ -27,14 +26,19 @@ from bot.config import (
     resolve_config_path,
 )
 from bot.errors import StartupError
-from bot.outcomes import OutcomeStats, outcome_stats
-from bot.report import FORMATS, render
-from bot.store_lock import StoreInUse
-from bot.votes_io import UNDATED, VotesFileError, read_votes, write_votes
+from bot.reporting.outcomes import OutcomeStats, outcome_stats
+from bot.reporting.report import FORMATS, render
+from bot.store.atomic_storage import StoreDamaged
+from bot.store.lock import StoreInUse
+from bot.store.votes_io import UNDATED, VotesFileError, read_votes, write_votes
 from core.config import CONFIG_ENV, read_toml
 from core.ports import Store
-from draftdesk import backup_cli, jobs_cli, models_cli, restore_cli, zendesk_cli
-from draftdesk.feedback_cli import register_feedback
+from draftdesk.commands import backup as backup_cli
+from draftdesk.commands import jobs as jobs_cli
+from draftdesk.commands import models as models_cli
+from draftdesk.commands import restore as restore_cli
+from draftdesk.commands import zendesk as zendesk_cli
+from draftdesk.commands.feedback import register_feedback
 from draftdesk.logs import LOG_FORMATS, configure_logging
 from finetune import cli as finetune_cli
 from integrations.slack_manifest import ManifestError, app_manifest
@@ -236,15 +240,15 @@ def _store_settings(args: argparse.Namespace) -> StoreSettings:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from draftdesk.doctor import print_checklist, run_checks
+    from draftdesk.commands.doctor import print_checklist, run_checks
 
     return print_checklist(run_checks(resolve_config_path(args.config, os.environ)))
 
 
 def cmd_digest_preview(args: argparse.Namespace) -> int:
     """The digest as it would be posted now, as text: no Slack, nothing recorded."""
-    from bot.blocks import message_lines
-    from bot.digest import DigestService
+    from bot.slack.blocks import message_lines
+    from bot.slack.digest import DigestService
 
     settings = _store_settings(args)
     names = [m.name for m in settings.models]
@@ -288,8 +292,8 @@ def cmd_slack_manifest(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from draftdesk.demo import run_demo
-    from draftdesk.demo_models import FULL, QUICK, DemoBuildError
+    from draftdesk.demo.models import FULL, QUICK, DemoBuildError
+    from draftdesk.demo.run import run_demo
 
     for folder in (args.workdir, args.cache):
         try:
@@ -310,7 +314,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from draftdesk.app import build
-    from draftdesk.doctor import FAIL, WARN, check_settings
+    from draftdesk.commands.doctor import FAIL, WARN, check_settings
 
     settings = _settings(args)
     checks = check_settings(settings)  # doctor's checks, before anything is opened or loaded
@@ -337,7 +341,7 @@ def _window(since: date | None, until: date | None) -> tuple[datetime | None, da
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bot.period_report import UnknownBaseline, period_report  # scipy, statsmodels: only here
+    from bot.reporting.period_report import UnknownBaseline, period_report  # scipy, statsmodels: only here
 
     start, end = _window(args.since, args.until)
     if args.since and args.until and args.since > args.until:
@@ -390,12 +394,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     sys.stdout.write(output if output.endswith("\n") else output + "\n")
     sys.stdout.flush()
     if args.chart:
-        from bot.chart import digest_chart
+        from bot.reporting.chart import digest_chart
 
         args.chart.write_bytes(
             digest_chart(
                 report.rows,
-                report.analysis.trend if report.analysis else (),
+                report.extras.analysis.trend if report.extras.analysis else (),
                 f"Draft ratings, {args.since or 'beginning'} to {args.until or 'now'}",
             )
         )
@@ -431,7 +435,7 @@ def cmd_votes_export(args: argparse.Namespace) -> int:
 
 
 def _open_store(storage_path: Path) -> Store:
-    from bot.partitioned_store import open_store
+    from bot.store.partitioned import open_store
 
     if not storage_path.exists():
         raise FileNotFoundError(

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from core.chrf import corpus_chrf
 from core.prompt import STOP_SEQUENCES
 from finetune.config import EvalConfig, TrainConfig
 from finetune.fitting import fit_pair
@@ -113,13 +114,6 @@ def generate_answers(
     return answers
 
 
-def chrf(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-    """Corpus chrF (sacrebleu, 0-100)."""
-    from sacrebleu.metrics import CHRF
-
-    return float(CHRF().corpus_score(list(hypotheses), [list(references)]).score)
-
-
 def evaluate_adapter(
     model_name: str,
     base_model: str,
@@ -186,7 +180,7 @@ def evaluate_adapter(
                 outputs[name] = generate_answers(
                     model, tokenizer, prompts, eval_config.max_new_tokens, eval_config.batch_size, desc
                 )
-            results[name]["chrf"] = chrf(outputs[name], references)
+            results[name]["chrf"] = corpus_chrf(outputs[name], references)
         generated = len(prompts)
         samples = [
             {"reference": ref, "adapter": a, "base": b}

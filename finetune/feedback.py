@@ -1,6 +1,6 @@
 """`draftdesk finetune feedback`: the bot's ratings and the replies agents sent, as training data.
 
-Input is plain data (this package does not read the bot's store: `draftdesk/feedback_cli.py` does,
+Input is plain data (this package does not read the bot's store: `draftdesk/commands/feedback.py` does,
 and hands over ``RatedDraft`` rows and the tickets read from Zendesk). Output folder::
 
     sft/  train.jsonl, eval.jsonl, card.json   the agents' public replies, as `prepare` makes them

@@ -1,6 +1,6 @@
 """Retrieval over Help Center articles (bm25s): articles as plain text, cut into passages of about a
 paragraph, searched by what a ticket asks. No Zendesk calls, no files, no Slack: the bot keeps the
-index in step with Zendesk (`bot.grounding`) and `finetune prepare` builds one from an export, so a
+index in step with Zendesk (`bot.drafting.grounding`) and `finetune prepare` builds one from an export, so a
 grounded model sees the same passages in training as when it drafts.
 """
 

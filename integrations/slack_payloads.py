@@ -6,7 +6,7 @@ context building or in a listener with a traceback (and, over HTTP, a 500).
 The models name only the fields Bolt and draftdesk's listeners read, and only their types (extra
 fields pass, values are not judged): Bolt's context (``team``, ``user``, ``channel`` as an ID or
 an object, ``authorizations``), each event the bot takes, ``block_actions``, view submissions and
-slash commands. `payload_problem` runs them: `bot.web` over HTTP, and
+slash commands. `payload_problem` runs them: `bot.operations.web` over HTTP, and
 `integrations.slack_socket_mode` in Socket Mode. A listener reading a new field adds it here.
 """
 

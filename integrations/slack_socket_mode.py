@@ -1,5 +1,5 @@
 """Bolt's Socket Mode handler with draftdesk's check of what Slack sends
-(`integrations.slack_payloads`): the same check `bot.web` makes over HTTP."""
+(`integrations.slack_payloads`): the same check `bot.operations.web` makes over HTTP."""
 
 from __future__ import annotations
 

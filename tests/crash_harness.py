@@ -5,7 +5,7 @@ The child (``python -m tests.crash_harness CONFIG PORT_FILE``) is the real appli
 (`draftdesk.app.build`: store, worker pipeline, Bolt listeners, webhook and HTTP server) with one
 part swapped: a scripted model runtime instead of the models, so a restart takes a second, not a
 model load. ``DRAFTDESK_CRASH_AT`` in its environment makes it kill itself at a named step
-(`bot.crash_points`). The parent side (`BotProcess`, `write_config`, `thread_census`) starts, kills
+(`bot.drafting.crash_points`). The parent side (`BotProcess`, `write_config`, `thread_census`) starts, kills
 and restarts it and counts what reached Slack.
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import requests
 
-from bot.partitioned_store import open_store
+from bot.store.partitioned import open_store
 from core.domain import JOB_QUEUED, JOB_RUNNING, DraftResult
 from integrations.standins.slack_requests import block_action_body, signed_headers
 from integrations.standins.slack_server import FakeSlack, RecordedCall

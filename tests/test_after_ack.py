@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from bot.listeners import AfterAck
+from bot.slack.listeners import AfterAck
 
 
 @pytest.fixture

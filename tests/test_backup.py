@@ -10,8 +10,8 @@ import threading
 from pathlib import Path
 
 from bot.config import load_settings
-from bot.partitioned_store import PartitionedStore, history_folder, open_store
-from bot.store_requests import requests_dir
+from bot.store.partitioned import PartitionedStore, history_folder, open_store
+from bot.store.requests import requests_dir
 from core.domain import Vote, utcnow
 from draftdesk.app import build
 from draftdesk.cli import main

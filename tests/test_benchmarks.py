@@ -92,14 +92,14 @@ def test_bench_promotion_gate_reports_both_gates_under_no_effect_and_a_large_one
 
 
 def test_bench_promotion_gate_replays_the_ratings_as_the_bot_does():
-    """The benchmark's vectorised replay gives the p-value and interval ``bot.sequential`` computes
+    """The benchmark's vectorised replay gives the p-value and interval ``bot.reporting.sequential`` computes
     from the same ratings as events, so its figures are the gate's."""
     import argparse
 
     import numpy as np
 
     from benchmarks.bench_promotion_gate import SLOTS, new_gate_paths, simulate
-    from bot.sequential import CANDIDATE, CURRENT, interval, sequential_test
+    from bot.reporting.sequential import CANDIDATE, CURRENT, interval, sequential_test
 
     args = argparse.Namespace(
         weeks=3, tickets_per_week=30, candidate_share=0.5, ratings=[0.5, 0.3, 0.2], agents=6,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.blocks import (
+from bot.slack.blocks import (
     BUTTON_TEXT_LIMIT,
     BUTTON_VALUE_LIMIT,
     HEADER_TEXT_LIMIT,

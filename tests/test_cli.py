@@ -53,7 +53,7 @@ def test_secrets_are_not_printed(tmp_path):
 
 def test_report_from_the_study_file():
     result = draftdesk(
-        "report", "--input", str(REPO / "bot/sample_data/study_ratings.csv"), "--format", "json"
+        "report", "--input", str(REPO / "bot/reporting/sample_data/study_ratings.csv"), "--format", "json"
     )
     assert result.returncode == 0, result.stderr
     models = {m["model"]: m["positive_pct"] for m in json.loads(result.stdout)["models"]}
@@ -155,7 +155,7 @@ def test_report_from_a_votes_file_without_a_config_reads_no_config_toml(tmp_path
 def test_report_from_the_store_uses_the_configured_baseline(tmp_path):
     from datetime import UTC, datetime
 
-    from bot.partitioned_store import PartitionedStore
+    from bot.store.partitioned import PartitionedStore
     from core.domain import Vote
 
     votes, config = _votes_and_config(tmp_path)

@@ -10,7 +10,7 @@ import pytest
 from draftdesk.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-STUDY = str(REPO / "bot/sample_data/study_ratings.csv")
+STUDY = str(REPO / "bot/reporting/sample_data/study_ratings.csv")
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -128,7 +128,7 @@ def test_digest_preview_prints_the_next_digest_and_posts_nothing(
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from bot.store import TinyDBStore
+    from bot.store.single_file import TinyDBStore
     from core.domain import Vote
 
     store = TinyDBStore(tmp_path / "store.json")

@@ -10,7 +10,7 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from bot.comparisons import (
+from bot.reporting.comparisons import (
     PAIRED,
     UNPAIRED,
     agreement,
@@ -20,7 +20,7 @@ from bot.comparisons import (
     ranking,
     weekly_trend,
 )
-from bot.votes_io import read_votes
+from bot.store.votes_io import read_votes
 from core.domain import Vote
 
 T0 = datetime(2026, 11, 23, 10, tzinfo=UTC)  # a Monday
@@ -138,7 +138,7 @@ def test_a_simulated_study_detects_a_real_gain_and_ranks_the_models() -> None:
 
 
 def test_the_study_ratings_have_no_ticket_ids_so_the_comparison_is_unpaired() -> None:
-    text = resources.files("bot").joinpath("sample_data/study_ratings.csv").read_text("utf-8")
+    text = resources.files("bot.reporting").joinpath("sample_data/study_ratings.csv").read_text("utf-8")
     votes = read_votes(text)
     models = list(dict.fromkeys(v.model for v in votes))
     results = {r.model: r for r in compare(votes, models, "LLaMa-2-7B")}  # the untuned base
@@ -164,7 +164,7 @@ def test_the_trend_gives_each_of_the_last_eight_weeks() -> None:
 def test_report_json_and_csv_carry_the_comparison_ranking_agreement_and_trend(
     tmp_path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bot.votes_io import write_votes
+    from bot.store.votes_io import write_votes
     from draftdesk.cli import main
 
     votes = simulated_study(random.Random(5), tickets=60, p_model=0.8, p_base=0.4, raters=2)

@@ -271,7 +271,7 @@ def test_model_bounds_are_the_same_in_the_file_and_in_code():
 def test_report_and_votes_export_need_only_storage_and_models(tmp_path, capsys):
     from datetime import UTC, datetime
 
-    from bot.partitioned_store import PartitionedStore
+    from bot.store.partitioned import PartitionedStore
     from core.domain import Vote
     from draftdesk.cli import main
 

@@ -5,9 +5,9 @@ import inspect
 
 import pytest
 
-from bot.memory_store import MemoryStore
-from bot.partitioned_store import PartitionedStore
-from bot.store import TinyDBStore
+from bot.store.memory import MemoryStore
+from bot.store.partitioned import PartitionedStore
+from bot.store.single_file import TinyDBStore
 from core.ports import ChatError, ChatPoster, GatewayError, Store, TicketReplies, TicketSource
 from integrations.slack import SlackError, SlackPoster
 from integrations.zendesk import ZendeskError, ZendeskGateway

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.partitioned_store import open_store
+from bot.store.partitioned import open_store
 from integrations.standins.slack_server import FakeSlack
 from integrations.standins.zendesk_server import FakeZendesk
 from tests.crash_harness import (

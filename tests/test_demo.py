@@ -14,8 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from draftdesk.demo_models import QUICK, cache_key, ensure_demo_models
-from draftdesk.demo_raters import RATERS, SCALE, score, similarity
+from draftdesk.demo.models import QUICK, cache_key, ensure_demo_models
+from draftdesk.demo.raters import RATERS, SCALE, score, similarity
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
@@ -121,7 +121,7 @@ def test_simulated_raters_score_by_similarity_to_the_real_answer() -> None:
 
 
 def test_the_vocabulary_never_reads_the_held_out_answers(tmp_path: Path) -> None:
-    from draftdesk.demo_models import tokenizer_texts
+    from draftdesk.demo.models import tokenizer_texts
 
     def write(name: str, rows: list[dict]) -> None:
         (tmp_path / name).write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
@@ -136,7 +136,7 @@ def test_the_vocabulary_never_reads_the_held_out_answers(tmp_path: Path) -> None
 
 
 def test_the_bases_read_everyday_support_english_but_no_ticket_of_the_sample(tmp_path: Path) -> None:
-    from draftdesk.demo_models import pretraining_texts
+    from draftdesk.demo.models import pretraining_texts
     from finetune.sample import load_sample
 
     article = "Open Settings > Exclusions and click Add folder to skip it."

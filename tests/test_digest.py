@@ -3,9 +3,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.config import DigestSettings
-from bot.digest import META_LAST_PERIOD_END, DigestService, digest_message, latest_due, trigger_for
-from bot.memory_store import MemoryStore
-from bot.stats import model_stats
+from bot.reporting.stats import model_stats
+from bot.slack.digest import META_LAST_PERIOD_END, DigestService, digest_message, latest_due, trigger_for
+from bot.store.memory import MemoryStore
 from core.domain import Vote
 from core.ports import ChatError
 from tests.recording_poster import RecordingPoster
@@ -143,8 +143,8 @@ def test_the_chart_draws_the_distribution_and_the_trend_at_a_readable_size():
 
     from matplotlib.image import imread
 
-    from bot.chart import digest_chart
-    from bot.comparisons import weekly_trend
+    from bot.reporting.chart import digest_chart
+    from bot.reporting.comparisons import weekly_trend
 
     votes = [
         Vote(t, f"t{t}{m}", m, "U1", 1 + (t * 7 + len(m)) % 5, "button", MONDAY_9_KYIV - timedelta(days=t))
@@ -157,7 +157,7 @@ def test_the_chart_draws_the_distribution_and_the_trend_at_a_readable_size():
 
 
 def test_the_digest_shows_rows_per_adapter_version_and_each_candidates_standing():
-    from bot.promotion import CandidatePair, standing
+    from bot.reporting.promotion import CandidatePair, standing
 
     store, slack = MemoryStore(), RecordingPoster()
     in_week = MONDAY_9_KYIV - timedelta(days=2)

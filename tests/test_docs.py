@@ -20,8 +20,8 @@ def referenced_paths(text: str) -> set[str]:
 
 
 def test_the_reference_finder_sees_plain_backticked_and_linked_paths() -> None:
-    text = "see `bot/worker.py`, docs/finetune.md and [the layers](docs/architecture.md#tests)"
-    assert referenced_paths(text) == {"bot/worker.py", "docs/finetune.md", "docs/architecture.md"}
+    text = "see `bot/drafting/worker.py`, docs/finetune.md and [the layers](docs/architecture.md#tests)"
+    assert referenced_paths(text) == {"bot/drafting/worker.py", "docs/finetune.md", "docs/architecture.md"}
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(REPO)))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from draftdesk.doctor import FAIL, OK, WARN, print_checklist, run_checks
+from draftdesk.commands.doctor import FAIL, OK, WARN, print_checklist, run_checks
 from integrations.standins.slack_server import FakeSlack
 from integrations.standins.zendesk_server import FakeZendesk
 

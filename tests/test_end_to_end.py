@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from bot.config import load_settings
-from bot.model_versions import version_label
+from bot.reporting.model_versions import version_label
 from draftdesk.app import build
 from draftdesk.cli import main
 from integrations.standins.slack_requests import (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.partitioned_store import PartitionedStore
+from bot.store.partitioned import PartitionedStore
 from core.domain import Vote
 from core.prompt import build_prompt
 from draftdesk.cli import main

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.partitioned_store import PartitionedStore
+from bot.store.partitioned import PartitionedStore
 from core.domain import Ticket, Vote
 from core.prompt import build_prompt
 from draftdesk.cli import main

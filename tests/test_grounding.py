@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import load_settings
-from bot.grounding import HelpCenterIndex, HelpCenterSources
+from bot.drafting.grounding import HelpCenterIndex, HelpCenterSources
 from core.domain import Comment, DraftResult, Ticket
 from core.prompt import SOURCES_HEADING
 from draftdesk.app import build

@@ -10,9 +10,9 @@ import pytest
 import requests
 
 from bot.config import HealthSettings
-from bot.health import CachedCheck, HealthService
-from bot.memory_store import MemoryStore
-from bot.web import DraftdeskWSGI, WebServer
+from bot.operations.health import CachedCheck, HealthService
+from bot.operations.web import DraftdeskWSGI, WebServer
+from bot.store.memory import MemoryStore
 from core.domain import utcnow
 from tests.waiting import wait_until
 
@@ -110,8 +110,8 @@ def test_healthz_answers_503_when_degraded_and_metrics_in_prometheus_text():
 
 
 def test_a_runtime_that_raises_counts_every_draft_it_was_asked_for_as_failed():
-    from bot.metrics import Metrics
-    from bot.observed import ObservedBackend
+    from bot.operations.metrics import Metrics
+    from bot.operations.observed import ObservedBackend
 
     class Broken:
         def generate_many(self, batch):
@@ -136,8 +136,8 @@ def test_a_runtime_that_raises_counts_every_draft_it_was_asked_for_as_failed():
 def test_sends_are_counted_once_finished_and_taken_back_reactions_apart():
     from dataclasses import replace
 
-    from bot.metrics import Metrics
-    from bot.observed import ObservedStore
+    from bot.operations.metrics import Metrics
+    from bot.operations.observed import ObservedStore
     from core.domain import SEND_FAILED, SEND_PENDING, SEND_SENT, SendRecord, Vote
 
     metrics = Metrics()

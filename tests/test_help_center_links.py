@@ -15,7 +15,7 @@ import pytest
 from bot.config import load_settings
 from core.prompt import SOURCES_HEADING
 from draftdesk.app import build
-from draftdesk.doctor import OK, WARN, run_checks
+from draftdesk.commands.doctor import OK, WARN, run_checks
 from integrations.standins.slack_server import FakeSlack
 from integrations.standins.zendesk_server import FakeZendesk
 from tests import waiting

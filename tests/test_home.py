@@ -2,8 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
-from bot.home import gather, home_view
-from bot.memory_store import MemoryStore
+from bot.slack.home import gather, home_view
+from bot.store.memory import MemoryStore
 from core.domain import Vote
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)  # a Thursday

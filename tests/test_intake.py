@@ -3,8 +3,8 @@ import time
 
 import pytest
 
-from bot.intake import handle_zendesk_webhook
-from bot.memory_store import MemoryStore
+from bot.drafting.intake import handle_zendesk_webhook
+from bot.store.memory import MemoryStore
 from core.domain import JOB_QUEUED
 from integrations.zendesk_webhook import SIGNATURE_HEADER, TEST_SECRET, TIMESTAMP_HEADER, sign
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from bot.config import load_settings
-from bot.job_actions import RETRY_FAILED
-from bot.partitioned_store import PartitionedStore, open_store
-from bot.store_requests import SNAPSHOT, NoBotAnswered, StoreRequest, StoreRequests, ask, requests_dir
+from bot.store.job_actions import RETRY_FAILED
+from bot.store.partitioned import PartitionedStore, open_store
+from bot.store.requests import SNAPSHOT, NoBotAnswered, StoreRequest, StoreRequests, ask, requests_dir
 from core.domain import JOB_FAILED, JOB_QUEUED, utcnow
 from draftdesk.app import build
 from draftdesk.cli import main
@@ -101,7 +101,7 @@ HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from bot.partitioned_store import PartitionedStore
+    from bot.store.partitioned import PartitionedStore
     store = PartitionedStore(Path(sys.argv[1]))
     print("open", flush=True)
     time.sleep(120)
@@ -227,7 +227,7 @@ def test_the_bot_answers_unreadable_requests_and_drops_stale_ones(config: Path) 
 def test_only_the_stores_owner_may_change_it(config: Path, capsys, monkeypatch) -> None:
     """Root's files in the store would lock the bot's user out of it at its next start."""
     owner = (config.parent / "store.json").stat().st_uid
-    monkeypatch.setattr("draftdesk.store_access.os.geteuid", lambda: owner + 1)
+    monkeypatch.setattr("draftdesk.commands.store_access.os.geteuid", lambda: owner + 1)
     assert main(["jobs", "retry", "--failed", "--config", str(config)]) == 2
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith(f"draftdesk: {config.parent / 'store.json'} belongs to ")
@@ -252,7 +252,7 @@ def test_interrupted_after_the_bot_took_it_the_operator_is_told_it_goes_ahead(co
 
 def test_the_bot_says_it_serves_while_a_long_request_runs(config: Path, monkeypatch) -> None:
     """A year's snapshot takes seconds: a `jobs retry` meanwhile is queued, not told "no bot"."""
-    monkeypatch.setattr("bot.store_requests.SERVING_STALE_SECONDS", 2.5)
+    monkeypatch.setattr("bot.store.requests.SERVING_STALE_SECONDS", 2.5)
     store_path = config.parent / "store.json"
     store = PartitionedStore(store_path)
     release, linking = threading.Event(), threading.Event()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.partitioned_store import PartitionedStore
+from bot.store.partitioned import PartitionedStore
 from core.domain import Vote
 from draftdesk.cli import main
 from finetune.sample import SAMPLE_EMAIL, SAMPLE_PRODUCT, SAMPLE_TOKEN, sample_zendesk

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.blocks import draft_message, reason_picker, vote_confirmation
-from bot.listeners import UNKNOWN_DRAFT, DraftActions
-from bot.memory_store import MemoryStore
+from bot.slack.blocks import draft_message, reason_picker, vote_confirmation
+from bot.slack.listeners import UNKNOWN_DRAFT, DraftActions
+from bot.store.memory import MemoryStore
 from core.domain import DraftRecord
 from tests.recording_poster import RecordingPoster
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.intake import handle_zendesk_webhook
-from bot.memory_store import MemoryStore
+from bot.drafting.intake import handle_zendesk_webhook
+from bot.store.memory import MemoryStore
 from draftdesk.logs import RedactingFormatter, json_formatter
 from integrations.standins.slack_server import FakeSlack
 from integrations.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
@@ -28,7 +28,7 @@ def test_every_accepted_webhook_is_logged_with_its_ticket_id(caplog) -> None:
     body = b'{"ticket_id": "7"}'
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     headers = {SIGNATURE_HEADER: sign("s3cret", body, stamp), TIMESTAMP_HEADER: stamp}
-    with caplog.at_level(logging.INFO, logger="bot.intake"):
+    with caplog.at_level(logging.INFO, logger="bot.drafting.intake"):
         assert handle_zendesk_webhook(body, headers, "s3cret", store).status == 200
         second = {SIGNATURE_HEADER: sign("s3cret", b'{"ticket_id": 8}', stamp), TIMESTAMP_HEADER: stamp}
         assert handle_zendesk_webhook(b'{"ticket_id": 8}', second, "s3cret", store).status == 200
@@ -42,11 +42,11 @@ def test_every_accepted_webhook_is_logged_with_its_ticket_id(caplog) -> None:
 def test_json_lines_carry_the_extra_fields_and_never_a_secret() -> None:
     formatter = RedactingFormatter(json_formatter(), ["xoxb-very-secret", "abc"])  # too short to redact
     record = logging.LogRecord(
-        "bot.intake", logging.INFO, __file__, 1, "token %s for %s", ("xoxb-very-secret", "abc"), None
+        "bot.drafting.intake", logging.INFO, __file__, 1, "token %s for %s", ("xoxb-very-secret", "abc"), None
     )
     record.ticket_id = 7
     line = json.loads(formatter.format(record))
-    assert line["level"] == "INFO" and line["logger"] == "bot.intake" and line["ticket_id"] == 7
+    assert line["level"] == "INFO" and line["logger"] == "bot.drafting.intake" and line["ticket_id"] == 7
     assert line["message"] == "token [redacted] for abc" and "time" in line
 
 

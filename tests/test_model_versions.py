@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from bot.config import WorkerSettings
-from bot.listeners import DraftActions
-from bot.memory_store import MemoryStore
-from bot.worker import TicketProcessor, Worker
+from bot.drafting.worker import TicketProcessor, Worker
+from bot.slack.listeners import DraftActions
+from bot.store.memory import MemoryStore
 from core.config import ConfigError
 from models.config import load_model_settings
 from models.router import build_backend

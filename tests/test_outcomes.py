@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.memory_store import MemoryStore
-from bot.outcomes import first_agent_reply, measure, outcome_stats, replies_observer, similarity
+from bot.reporting.outcomes import first_agent_reply, measure, outcome_stats, replies_observer, similarity
+from bot.store.memory import MemoryStore
 from core.domain import Comment, DraftOutcome, DraftRecord
 from core.placeholders import KnownValues
 from tests.test_worker import MODELS, T0, ticket, worker_with_doubles
@@ -135,8 +135,8 @@ def test_a_failing_measurement_never_stops_drafting(env, monkeypatch):
 
 
 def test_stores_keep_the_first_outcome_of_a_draft(tmp_path):
-    from bot.partitioned_store import PartitionedStore
-    from bot.store import TinyDBStore
+    from bot.store.partitioned import PartitionedStore
+    from bot.store.single_file import TinyDBStore
 
     at = datetime(2026, 3, 2, 10, tzinfo=UTC)
     for store in (MemoryStore(), TinyDBStore(tmp_path / "a.json"), PartitionedStore(tmp_path / "b.json")):

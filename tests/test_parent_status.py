@@ -7,9 +7,9 @@ import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from bot.blocks import ticket_parent_message
-from bot.memory_store import MemoryStore
-from bot.parent_status import STATUS_BLOCK, ParentStatus, refresh_parent_status, status_line
+from bot.slack.blocks import ticket_parent_message
+from bot.slack.parent_status import STATUS_BLOCK, ParentStatus, refresh_parent_status, status_line
+from bot.store.memory import MemoryStore
 from core.domain import SEND_PENDING, SEND_SENT, SendRecord
 from tests.recording_poster import RecordingPoster
 from tests.test_store import T0

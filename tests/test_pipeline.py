@@ -1,5 +1,5 @@
-"""The drafting pipeline of `draftdesk run` (bot/pipeline.py): an upstream that makes us wait holds only
-the tickets that need it. Real zenpy and slack_sdk against the loopback stand-ins, the partitioned
+"""The drafting pipeline of `draftdesk run` (bot/drafting/pipeline.py): an upstream that makes us wait
+holds only the tickets that need it. Real zenpy and slack_sdk against the loopback stand-ins, the partitioned
 store on disk, a scripted model runtime."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from bot.config import WorkerSettings
-from bot.partitioned_store import PartitionedStore
-from bot.pipeline import Pipeline, UpstreamGate
-from bot.worker import TicketProcessor, Worker
+from bot.drafting.pipeline import Pipeline, UpstreamGate
+from bot.drafting.worker import TicketProcessor, Worker
+from bot.store.partitioned import PartitionedStore
 from core.domain import JOB_DONE, JOB_QUEUED, JOB_RUNNING
 from integrations.slack import SlackPoster, make_web_client
 from integrations.standins.slack_server import FakeSlack

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.intake import META_CURSOR, Poller
-from bot.partitioned_store import PartitionedStore
+from bot.drafting.intake import META_CURSOR, Poller
+from bot.store.partitioned import PartitionedStore
 from integrations.standins.zendesk_server import FakeZendesk
 from integrations.zendesk import ZendeskGateway
 from tests.fixtures_path import recorded_fixture

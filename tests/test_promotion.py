@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.partitioned_store import PartitionedStore, history_folder
+from bot.store.partitioned import PartitionedStore, history_folder
 from core.domain import Vote
 from draftdesk.cli import main
 from tests.test_model_versions import versions

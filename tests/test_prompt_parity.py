@@ -11,10 +11,10 @@ import json
 import random
 from pathlib import Path
 
-from bot.grounding import HelpCenterIndex, HelpCenterSources
-from bot.memory_store import MemoryStore
-from bot.staff_names import StaffNames
-from bot.worker import PreparedRound, TicketProcessor
+from bot.drafting.grounding import HelpCenterIndex, HelpCenterSources
+from bot.drafting.staff_names import StaffNames
+from bot.drafting.worker import PreparedRound, TicketProcessor
+from bot.store.memory import MemoryStore
 from core.domain import DraftResult
 from finetune.config import ExportConfig, PrepareConfig
 from finetune.export import export_zendesk

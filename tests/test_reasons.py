@@ -1,6 +1,6 @@
 from datetime import UTC, datetime
 
-from bot.reasons import ReasonCount, reasons_line, top_reasons
+from bot.reporting.reasons import ReasonCount, reasons_line, top_reasons
 from core.domain import Vote
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)

@@ -6,9 +6,9 @@ from importlib import resources
 
 import pytest
 
-from bot.report import Report, render
-from bot.stats import model_stats, wilson_interval
-from bot.votes_io import VotesFileError, read_votes, write_votes
+from bot.reporting.report import Report, ReportExtras, render
+from bot.reporting.stats import model_stats, wilson_interval
+from bot.store.votes_io import VotesFileError, read_votes, write_votes
 from core.domain import Vote
 
 STUDY_TABLE_1 = {
@@ -24,7 +24,7 @@ STUDY_TABLE_2 = {  # (negative %, positive %) as published
 
 
 def study_votes():
-    text = resources.files("bot").joinpath("sample_data/study_ratings.csv").read_text("utf-8")
+    text = resources.files("bot.reporting").joinpath("sample_data/study_ratings.csv").read_text("utf-8")
     return read_votes(text, "study_ratings.csv")
 
 
@@ -96,7 +96,7 @@ def test_votes_file_errors_name_the_line():
 
 
 def test_reasons_reach_every_format_and_round_trip_through_the_votes_file():
-    from bot.reasons import top_reasons
+    from bot.reporting.reasons import top_reasons
 
     at = datetime(2026, 3, 2, tzinfo=UTC)
     votes = [
@@ -108,26 +108,27 @@ def test_reasons_reach_every_format_and_round_trip_through_the_votes_file():
     write_votes(votes, out, "csv")
     assert read_votes(out.getvalue()) == votes  # the export carries reason and note
     rows, reasons = model_stats(votes), top_reasons(votes, ["ft", "base"])
-    report = json.loads(render(Report(rows, reasons=reasons), "json"))
+    report = json.loads(render(Report(rows, extras=ReportExtras(reasons=reasons)), "json"))
     assert report["reasons"] == [
         {"model": "ft", "reason": "wrong_facts", "label": "Wrong facts", "count": 1, "share_pct": 50.0},
         {"model": "ft", "reason": "other", "label": "Other", "count": 1, "share_pct": 50.0},
     ]
-    csv_tables = render(Report(rows, reasons=reasons), "csv").split("\n\n")
+    csv_tables = render(Report(rows, extras=ReportExtras(reasons=reasons)), "csv").split("\n\n")
     assert list(csv.reader(io.StringIO(csv_tables[-1])))[1] == ["ft", "Wrong facts", "1", "50.0"]
+    with_reasons = Report(rows, extras=ReportExtras(reasons=reasons))
     for fmt in ("text", "markdown"):
-        assert "Why drafts rated 1-2 failed" in render(Report(rows, reasons=reasons), fmt)
+        assert "Why drafts rated 1-2 failed" in render(with_reasons, fmt)
     assert "Why drafts" not in render(Report(rows), "text")
     with pytest.raises(VotesFileError, match="reason must be one of"):
         read_votes("model,score,reason\nft,2,boring\n")
 
 
 def test_the_reply_actually_sent_reaches_every_format():
-    from bot.outcomes import OutcomeStats
+    from bot.reporting.outcomes import OutcomeStats
 
     rows = model_stats([Vote(1, "t1r1A", "ft", "U1", 4, "button", datetime(2026, 3, 2, tzinfo=UTC))])
     sent = [OutcomeStats("ft", 4, 3, 80.0, 0.1), OutcomeStats("base", 0, 0, None, None)]
-    report = json.loads(render(Report(rows, sent=sent), "json"))
+    report = json.loads(render(Report(rows, extras=ReportExtras(sent=sent)), "json"))
     assert report["reply_sent"][0] == {
         "model": "ft",
         "answered": 4,
@@ -136,6 +137,6 @@ def test_the_reply_actually_sent_reaches_every_format():
         "mean_chrf": 80.0,
         "median_edit_distance": 0.1,
     }
-    table = render(Report(rows, sent=sent), "csv").split("\n\n")[-1]
+    table = render(Report(rows, extras=ReportExtras(sent=sent)), "csv").split("\n\n")[-1]
     assert list(csv.reader(io.StringIO(table)))[1:] == [["ft", "4", "3", "75.0", "80.0", "0.100"]]
-    assert "The reply actually sent" in render(Report(rows, sent=sent), "markdown")
+    assert "The reply actually sent" in render(Report(rows, extras=ReportExtras(sent=sent)), "markdown")

@@ -10,12 +10,12 @@ import pytest
 import requests
 from slack_bolt.authorization import AuthorizeResult
 
-from bot.commands import REFUSAL, USAGE, parse_report_request, register_report_command
 from bot.config import DigestSettings
-from bot.digest import DigestService
-from bot.listeners import AfterAck, new_bolt_app
-from bot.memory_store import MemoryStore
-from bot.web import DraftdeskWSGI, WebServer
+from bot.operations.web import DraftdeskWSGI, WebServer
+from bot.slack.commands import REFUSAL, USAGE, parse_report_request, register_report_command
+from bot.slack.digest import DigestService
+from bot.slack.listeners import AfterAck, new_bolt_app
+from bot.store.memory import MemoryStore
 from core.domain import Vote
 from integrations.standins.slack_requests import signed_headers, slash_command_body
 from tests.recording_poster import RecordingPoster

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.listeners import new_bolt_app
+from bot.slack.listeners import new_bolt_app
 from draftdesk.cli import main
 from integrations.slack import make_web_client
 from integrations.standins.slack_server import FakeSlack

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.partitioned_store import PartitionedStore
-from bot.sending import SendFlow
+from bot.slack.sending import SendFlow
+from bot.store.partitioned import PartitionedStore
 from core.domain import SEND_FAILED, SEND_PENDING, SEND_SENT
 from integrations.standins.zendesk_server import FakeZendesk
 from integrations.zendesk import ZendeskGateway
@@ -24,9 +24,9 @@ SENDER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from bot.partitioned_store import PartitionedStore
-    from bot.send_views import ModalState, text_hash
-    from bot.sending import SendFlow
+    from bot.store.partitioned import PartitionedStore
+    from bot.slack.send_views import ModalState, text_hash
+    from bot.slack.sending import SendFlow
     from core.domain import ChatUser
     from integrations.zendesk import ZendeskGateway
     from tests.recording_poster import RecordingPoster

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from bot.config import load_settings
-from bot.send_views import CONFIRM_BLOCK, KIND_ACTION, KIND_BLOCK, TEXT_ACTION, ModalState
+from bot.slack.send_views import CONFIRM_BLOCK, KIND_ACTION, KIND_BLOCK, TEXT_ACTION, ModalState
 from core.domain import DraftResult
 from draftdesk.app import build
 from integrations.standins.slack_requests import (

@@ -3,9 +3,9 @@ flow over HTTP is tests/test_send_modal.py)."""
 
 import json
 
-from bot.memory_store import MemoryStore
-from bot.send_views import KIND_BLOCK, TEXT_ACTION, ModalState, text_hash
-from bot.sending import TOO_LONG, SendFlow, body_hash, newer_public_comment
+from bot.slack.send_views import KIND_BLOCK, TEXT_ACTION, ModalState, text_hash
+from bot.slack.sending import TOO_LONG, SendFlow, body_hash, newer_public_comment
+from bot.store.memory import MemoryStore
 from core.domain import SEND_FAILED, Agent, ChatUser, Comment, SendRecord, Ticket
 from core.ports import GatewayError
 from tests.recording_poster import RecordingPoster

@@ -1,5 +1,5 @@
-"""The always-valid sequential test behind the promotion gate (bot/sequential.py): its formulas against
-direct integration, the ticket as the unit, and a p-value that may be looked at after every rating."""
+"""The always-valid sequential test behind the promotion gate (bot/reporting/sequential.py): its formulas
+against direct integration, the ticket as the unit, and a p-value that may be looked at after every rating."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from bot.sequential import (
+from bot.reporting.sequential import (
     BETTER,
     CANDIDATE,
     CURRENT,

@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import builtin_handlers
 
-from bot.blocks import draft_message
+from bot.slack.blocks import draft_message
 from core.domain import ChatUser, MessageMark
 from integrations.slack import SlackError, SlackPoster, make_web_client
 from integrations.standins.slack_server import BOT_USER_ID, FakeSlack

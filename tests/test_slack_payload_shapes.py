@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from bot.config import load_settings
-from bot.send_views import CALLBACK_ID, TEXT_ACTION, ModalState
+from bot.slack.send_views import CALLBACK_ID, TEXT_ACTION, ModalState
 from draftdesk.app import build
 from integrations.standins.slack_requests import (
     block_action_body,

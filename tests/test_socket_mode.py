@@ -17,9 +17,9 @@ import requests
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.blocks import reason_picker, vote_confirmation
 from bot.config import load_settings
 from bot.errors import StartupError
+from bot.slack.blocks import reason_picker, vote_confirmation
 from draftdesk.app import build
 from integrations.standins.slack_requests import block_action_payload, event_payload, reaction_event
 from integrations.standins.slack_server import BOT_USER_ID, FakeSlack

@@ -103,7 +103,7 @@ def test_an_anonymous_zendesk_answer_stops_start_up():
 
 
 def test_a_second_bot_on_the_same_store_is_refused(tmp_path):
-    from bot.partitioned_store import PartitionedStore
+    from bot.store.partitioned import PartitionedStore
 
     first = PartitionedStore(tmp_path / "store.json")  # the running bot's store
     try:

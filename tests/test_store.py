@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.atomic_storage import AtomicJSONStorage
-from bot.memory_store import MemoryStore
-from bot.partitioned_store import PartitionedStore, backup_path, history_folder, open_store
-from bot.store import TinyDBStore
+from bot.store.atomic_storage import AtomicJSONStorage
+from bot.store.memory import MemoryStore
+from bot.store.partitioned import PartitionedStore, backup_path, history_folder, open_store
+from bot.store.single_file import TinyDBStore
 from core.domain import (
     JOB_DONE,
     JOB_FAILED,
@@ -446,8 +446,8 @@ def test_killing_the_writer_never_corrupts_the_file(tmp_path, file_store_class):
         import sys
         from datetime import datetime, UTC
         from pathlib import Path
-        from bot.store import TinyDBStore
-        from bot.partitioned_store import PartitionedStore
+        from bot.store.single_file import TinyDBStore
+        from bot.store.partitioned import PartitionedStore
         from core.domain import Vote
         store = {file_store_class.__name__}(Path({str(path)!r}))
         i = 0

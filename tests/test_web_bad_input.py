@@ -1,6 +1,6 @@
 """Malformed and hostile requests get a 4xx and never a traceback, on both HTTP endpoints.
 
-A real server (bot/web.py) on a loopback port, a real Bolt app behind /slack/events and the real
+A real server (bot/operations/web.py) on a loopback port, a real Bolt app behind /slack/events and the real
 Zendesk webhook handler with a real store behind /zendesk/webhook; requests go out raw
 (http.client), so headers such as a negative Content-Length reach the server as sent.
 """
@@ -22,9 +22,9 @@ import pytest
 from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
 
-from bot.intake import handle_zendesk_webhook
-from bot.store import TinyDBStore
-from bot.web import DraftdeskWSGI, WebServer
+from bot.drafting.intake import handle_zendesk_webhook
+from bot.operations.web import DraftdeskWSGI, WebServer
+from bot.store.single_file import TinyDBStore
 from integrations.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 SLACK_SECRET = "slack-signing-secret-for-tests"

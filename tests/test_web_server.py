@@ -16,11 +16,11 @@ import pytest
 import requests
 from slack_bolt.authorization import AuthorizeResult
 
-from bot.blocks import draft_message
-from bot.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
-from bot.memory_store import MemoryStore
-from bot.sending import SendFlow
-from bot.web import DraftdeskWSGI, WebServer
+from bot.operations.web import DraftdeskWSGI, WebServer
+from bot.slack.blocks import draft_message
+from bot.slack.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
+from bot.slack.sending import SendFlow
+from bot.store.memory import MemoryStore
 from integrations.standins.slack_requests import block_action_body, signed_headers
 from tests.recording_poster import RecordingPoster
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from bot.config import WorkerSettings
-from bot.memory_store import MemoryStore
-from bot.parent_status import refresh_parent_status
-from bot.worker import TicketProcessor, Worker
+from bot.drafting.worker import TicketProcessor, Worker
+from bot.slack.parent_status import refresh_parent_status
+from bot.store.memory import MemoryStore
 from core.domain import JOB_DONE, JOB_FAILED, JOB_QUEUED, Comment, DraftResult, Ticket
 from core.ports import TicketNotFound, UpstreamUnavailable
 from tests.recording_poster import RecordingPoster

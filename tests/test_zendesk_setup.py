@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from bot.intake import handle_zendesk_webhook
-from bot.memory_store import MemoryStore
+from bot.drafting.intake import handle_zendesk_webhook
+from bot.store.memory import MemoryStore
 from draftdesk.cli import main
 from integrations.standins.zendesk_server import FakeZendesk
 from integrations.zendesk_setup import (
@@ -97,7 +97,8 @@ def test_the_cli_prints_each_step_and_where_the_secret_is(tmp_path, monkeypatch,
 
 @pytest.fixture
 def webhook_server():
-    """The bot's webhook handler behind a real HTTP server (waitress via bot/web.py is tested elsewhere)."""
+    """The bot's webhook handler behind a real HTTP server (waitress via bot/operations/web.py is tested
+    elsewhere)."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     from threading import Thread
 

@@ -1,0 +1,11 @@
+"""The store: where the bot keeps jobs, rounds, drafts, votes, sends and outcomes (``core.ports.Store``).
+
+``partitioned`` is the store of `draftdesk run` (a small hot file plus partition files, with
+``lock``'s one-writer lock, ``atomic_storage``'s crash-safe writes and ``documents``' record
+formats); ``memory`` is the same contract in memory, for tests and experiments; ``single_file`` is
+the first version's single-file layout, read only to migrate it. ``requests`` lets commands ask the
+running bot to act on its store (``job_actions``: retry, drop; a snapshot for backups);
+``votes_io`` is the votes' row format, in the store and in CSV/JSON Lines files.
+
+Imports only ``core`` (and its own modules): none of the services.
+"""

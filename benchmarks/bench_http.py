@@ -2,15 +2,16 @@
 
     python -m benchmarks.bench_http                      # a year's store (73,000 tickets), waitress
     python -m benchmarks.bench_http --servers waitress,wsgiref --tickets 5000
-    python -m benchmarks.bench_http --tickets 5000 --store tinydb
+    python -m benchmarks.bench_http --tickets 5000 --store memory
 
 Each server in turn (``--servers``) serves the real routes (bot.operations.web.DraftdeskWSGI) with a real
 Bolt app (bot.slack.listeners: new_bolt_app, register_listeners, AfterAck) and the real webhook handler
-(bot.drafting.intake) over a store holding ``--tickets`` tickets (``--store``: tinydb, the store of
-`draftdesk run`, or memory), then:
+(bot.drafting.intake) over a store holding ``--tickets`` tickets (``--store``: partitioned, the store
+of `draftdesk run`, or memory), then:
 
 The partitioned store is built as ``benchmarks.bench_store`` builds it (bulk import, a minute for a
-year); the others through the Store API.
+year); the memory store through the Store API. (``--store tinydb``, the single-file store, was
+removed on 2026-12-08 with that store: its figures in docs/performance.md are history.)
 
 - clicks: ``--clicks`` signed button clicks at once, each from its own client thread and agent;
   their statuses and latencies, and whether every vote reached the store after the acks;
@@ -43,14 +44,13 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from slack_bolt.authorization import AuthorizeResult
 
-from benchmarks.bench_store import CHANNEL, build_new, created_at
+from benchmarks.bench_store import CHANNEL, build, created_at
 from bot.drafting.intake import WebhookResponse, handle_zendesk_webhook
 from bot.operations.web import DraftdeskWSGI, WebServer
 from bot.slack.listeners import AfterAck, DraftActions, new_bolt_app, register_listeners
 from bot.slack.sending import SendFlow
 from bot.store.memory import MemoryStore
 from bot.store.partitioned import PartitionedStore
-from bot.store.single_file import TinyDBStore
 from core.domain import JOB_QUEUED
 from core.ports import Store
 from integrations.standins.slack_requests import block_action_body, signed_headers
@@ -122,7 +122,7 @@ class WsgirefServer:
 def bulk_seeded(path: Path, tickets: int) -> tuple[PartitionedStore, list[tuple[str, str, str]]]:
     """A partitioned store holding benchmarks.bench_store's history, and (draft id, thread ts,
     message ts) of every ticket's Draft A."""
-    build_new(path, tickets)
+    build(path, tickets)
     drafts = []
     for ticket in range(tickets):
         ts = created_at(ticket).timestamp()
@@ -185,7 +185,7 @@ def run_server(kind: str, store_kind: str, tickets: int, clicks: int, webhooks: 
         if store_kind == "partitioned":
             store, drafts = bulk_seeded(path, tickets)
         else:
-            store = TinyDBStore(path) if store_kind == "tinydb" else MemoryStore()
+            store = MemoryStore()
             drafts = seed(store, tickets)
         seeded_s = time.perf_counter() - started
 
@@ -292,9 +292,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--servers", default="waitress", help="comma-separated: waitress, wsgiref")
     parser.add_argument(
         "--store",
-        choices=["partitioned", "tinydb", "memory"],
+        choices=["partitioned", "memory"],
         default="partitioned",
-        help="partitioned: the bot's store; tinydb: the landed single file; memory: no disk",
+        help="partitioned: the bot's store; memory: no disk",
     )
     parser.add_argument(
         "--tickets", type=int, default=73000, help="tickets in the store before the load (a year: 73,000)"

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_store import build_new
+from benchmarks.bench_store import build
 from bot.store.partitioned import PartitionedStore
 from core.domain import Vote
 from models.machine import cpu_description
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = work / "store.json"
         started = time.perf_counter()
-        build_new(path, args.tickets)
+        build(path, args.tickets)
         built = time.perf_counter() - started
         store = PartitionedStore(path)
         try:

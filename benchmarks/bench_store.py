@@ -1,13 +1,14 @@
-"""The store's cost per operation as history grows: the partitioned store vs the single file.
+"""The store's cost per operation as history grows (the partitioned store of `draftdesk run`).
 
-    python -m benchmarks.bench_store                      # new at 1,000 and 73,000 tickets, old at 1,000
-    python -m benchmarks.bench_store --sizes 1000 --old-sizes 1000 5000
+    python -m benchmarks.bench_store                      # at 1,000 and 73,000 tickets
+    python -m benchmarks.bench_store --sizes 1000 5000
 
 History as issue 9 measured it: 200 tickets a day, each 1 job (finished), 1 thread, 1 round, 3 drafts
 of 800 characters (one Slack message each), 6 votes (3 drafts x 2 raters). The partitioned store is
-built through ``PartitionedStore.import_history`` (one write per file), the single file by writing its
-JSON directly; then every figure is taken through the Store API. Each (store, size) runs in its own
-process, so its RSS is its own. Prints ONE JSON object.
+built through ``PartitionedStore.import_history`` (one write per file); then every figure is taken
+through the Store API. Each size runs in its own process, so its RSS is its own. Prints ONE JSON
+object. (The single-file store this once compared with was removed on 2026-12-08: its figures in
+docs/performance.md are history.)
 """
 
 from __future__ import annotations
@@ -30,9 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.reporting.stats import model_stats
-from bot.store.atomic_storage import AtomicJSONStorage
 from bot.store.partitioned import TICKETS_PER_PART, PartitionedStore
-from bot.store.single_file import TinyDBStore
 from core.domain import Vote
 from models.machine import cpu_description
 
@@ -48,7 +47,7 @@ def created_at(ticket: int) -> datetime:
 
 
 def history(first: int, last: int) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(table, document) of tickets first..last in the single-file layout."""
+    """(table, document) of tickets first..last, in ``import_history``'s record formats."""
     for ticket in range(first, last):
         at = created_at(ticket)
         ts = at.timestamp()
@@ -102,7 +101,7 @@ def history(first: int, last: int) -> Iterator[tuple[str, dict[str, Any]]]:
                 )
 
 
-def build_new(path: Path, tickets: int) -> None:
+def build(path: Path, tickets: int) -> None:
     store = PartitionedStore(path)
     for first in range(0, tickets, TICKETS_PER_PART):
         tables: dict[str, list[dict[str, Any]]] = {
@@ -115,30 +114,6 @@ def build_new(path: Path, tickets: int) -> None:
             tables[table].append(doc)
         store.import_history(tables["ticket_threads"], tables["rounds"], tables["drafts"], tables["votes"])
     store.close()
-
-
-def build_old(path: Path, tickets: int) -> None:
-    data: dict[str, dict[str, Any]] = {
-        "jobs": {},
-        "ticket_threads": {},
-        "rounds": {},
-        "drafts": {},
-        "votes": {},
-    }
-    for table, doc in history(0, tickets):
-        data[table][str(len(data[table]) + 1)] = doc
-    for ticket in range(tickets):  # the landed version keeps finished jobs
-        at = created_at(ticket).isoformat()
-        data["jobs"][str(ticket + 1)] = {
-            "ticket_id": ticket,
-            "source": "poll",
-            "status": "done",
-            "attempts": 1,
-            "created_at": at,
-            "not_before": at,
-            "last_error": None,
-        }
-    AtomicJSONStorage(path).write(data)
 
 
 def timed(operation: Callable[[int], object], count: int) -> dict[str, float]:
@@ -161,17 +136,21 @@ def seconds(operation: Callable[[], object]) -> tuple[float, object]:
     return round(time.perf_counter() - began, 3), result
 
 
-def measure(kind: str, tickets: int, ops: int) -> dict[str, Any]:
-    """One store at one size, in this process."""
-    folder = Path(tempfile.mkdtemp(prefix=f"bench-store-{kind}-"))
+def measure(tickets: int, ops: int) -> dict[str, Any]:
+    """The store at one size, in this process."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-store-"))
     path = folder / "draftdesk.json"
-    build_s, _ = seconds(lambda: (build_new if kind == "new" else build_old)(path, tickets))
-    open_class = PartitionedStore if kind == "new" else TinyDBStore
-    startup_s, store = seconds(lambda: open_class(path))
+    build_s, _ = seconds(lambda: build(path, tickets))
+    startup_s, store = seconds(lambda: PartitionedStore(path))
     rng = random.Random(9)
     now = created_at(tickets)
     recent = [f"t{t}r1{label}" for t in range(max(0, tickets - 200), tickets) for label in "ABC"]
-    result: dict[str, Any] = {"store": kind, "tickets": tickets, "build_s": build_s, "startup_s": startup_s}
+    result: dict[str, Any] = {
+        "store": "partitioned",
+        "tickets": tickets,
+        "build_s": build_s,
+        "startup_s": startup_s,
+    }
     result["record_vote"] = timed(
         lambda i: store.record_vote(
             Vote(0, rng.choice(recent), "llama", f"UB{i}", 4, "button", now + timedelta(seconds=i))
@@ -203,31 +182,27 @@ def measure(kind: str, tickets: int, ops: int) -> dict[str, Any]:
     return result
 
 
-def run_child(kind: str, tickets: int, ops: int) -> dict[str, Any]:
-    command = [sys.executable, "-m", "benchmarks.bench_store", "--one", kind, str(tickets), str(ops)]
+def run_child(tickets: int, ops: int) -> dict[str, Any]:
+    command = [sys.executable, "-m", "benchmarks.bench_store", "--one", str(tickets), str(ops)]
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(out)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 73000], help="partitioned store sizes")
-    parser.add_argument("--old-sizes", type=int, nargs="*", default=[1000], help="single-file store sizes")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 73000], help="store sizes (tickets)")
     parser.add_argument("--ops", type=int, default=200, help="operations timed per figure")
-    parser.add_argument("--old-ops", type=int, default=50, help="operations timed per figure, single file")
-    parser.add_argument("--one", nargs=3, metavar=("KIND", "TICKETS", "OPS"), help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs=2, metavar=("TICKETS", "OPS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(measure(args.one[0], int(args.one[1]), int(args.one[2]))))
+        print(json.dumps(measure(int(args.one[0]), int(args.one[1]))))
         return 0
-    new = {str(size): run_child("new", size, args.ops) for size in args.sizes}
-    old = {str(size): run_child("old", size, args.old_ops) for size in args.old_sizes}
+    new = {str(size): run_child(size, args.ops) for size in args.sizes}
     report: dict[str, Any] = {
         "cpu": {"model": cpu_description()["model"], "cores": os.cpu_count()},
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
         "python": platform.python_version(),
         "partitioned": new,
-        "single_file": old,
     }
     if len(args.sizes) >= 2:
         small, big = new[str(min(args.sizes))], new[str(max(args.sizes))]

@@ -167,9 +167,8 @@ class HelpCenterSource(Protocol):
 class Store(Protocol):
     """The bot's durable state: the job queue, tickets' threads, draft rounds, votes, small state.
 
-    Implementations: ``bot.store.partitioned.PartitionedStore`` (TinyDB files, every write atomic),
-    the single-file ``bot.store.single_file.TinyDBStore`` it migrates from, and
-    ``bot.store.memory.MemoryStore`` (tests). All must pass ``tests/test_store.py``. Every method is
+    Implementations: ``bot.store.partitioned.PartitionedStore`` (TinyDB files, every write atomic)
+    and ``bot.store.memory.MemoryStore`` (tests). All must pass ``tests/test_store.py``. Every method is
     safe to call from several threads, and every returned record is a snapshot.
     """
 

@@ -253,15 +253,19 @@ def cmd_digest_preview(args: argparse.Namespace) -> int:
     settings = _store_settings(args)
     names = [m.name for m in settings.models]
     untuned = [m.name for m in settings.models if not m.adapter]
+    store = _open_store(settings.storage_path)
     service = DigestService(
-        _open_store(settings.storage_path),
+        store,
         _NoChat(),
         settings.digest,
         names,
         untuned=untuned,
         candidates=lambda votes: models_cli.standings(votes, settings),
     )
-    content = service.compose(datetime.now(UTC))
+    try:
+        content = service.compose(datetime.now(UTC))
+    finally:
+        store.close()
     lines = message_lines({"text": content.text, "blocks": content.blocks})
     print("\n".join(html.unescape(line) for line in lines))  # as Slack shows it: "<", not "&lt;"
     return 0
@@ -381,8 +385,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         assert settings is not None
         store = _open_store(settings.storage_path)
-        votes = store.votes(start, end)
-        sent = outcome_stats(store.outcomes(start, end), models)
+        try:
+            votes = store.votes(start, end)
+            sent = outcome_stats(store.outcomes(start, end), models)
+        finally:
+            store.close()
     try:
         report = period_report(
             votes, models, untuned, datetime.now(UTC), sent, args.since, args.until, baseline
@@ -424,7 +431,11 @@ def _votes_text(path: Path) -> str:
 
 
 def cmd_votes_export(args: argparse.Namespace) -> int:
-    votes = _open_store(_store_settings(args).storage_path).votes()
+    store = _open_store(_store_settings(args).storage_path)
+    try:
+        votes = store.votes()
+    finally:
+        store.close()
     if args.output:
         with args.output.open("w", encoding="utf-8", newline="") as out:
             count = write_votes(votes, out, args.format)

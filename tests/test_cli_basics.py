@@ -128,10 +128,10 @@ def test_digest_preview_prints_the_next_digest_and_posts_nothing(
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from bot.store.single_file import TinyDBStore
+    from bot.store.partitioned import PartitionedStore
     from core.domain import Vote
 
-    store = TinyDBStore(tmp_path / "store.json")
+    store = PartitionedStore(tmp_path / "store.json")
     yesterday = datetime.now(UTC) - timedelta(days=1)
     for ticket in range(1, 4):
         store.record_vote(Vote(ticket, f"t{ticket}A", "ft", "U1", 5, "button", yesterday))
@@ -149,6 +149,33 @@ def test_digest_preview_prints_the_next_digest_and_posts_nothing(
     assert "*Against base*" in out and "*ft*: tickets positive (raters' mean 3+) +100.0 points" in out
     # Three tickets, all for ft: the interval excludes 0, but the exact test (p = 0.25) shows nothing yet.
     assert "p=0.250, 3 tickets: no clear difference yet" in out
+
+
+def test_report_on_a_store_still_in_the_single_file_layout_reads_every_vote_and_outcome(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """After an upgrade, before the first `draftdesk run`: the report answers (votes, reasons, the
+    replies sent) from a migrated copy, says so in one line, and does not change the file."""
+    old = Path(__file__).parent / "fixtures" / "store" / "single_file_v1.json"
+    (tmp_path / "store.json").write_bytes(old.read_bytes())
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[storage]\npath = "store.json"\n[digest]\nbaseline = "base"\n'
+        + "".join(f'[[models]]\nname = "{m}"\nbase_model = "/m"\n' for m in ("base", "ft-v1", "ft-v2"))
+    )
+    args = ["report", "--since", "2026-03-01", "--until", "2026-03-20", "--format", "json"]
+    assert main([*args, "--config", str(config)]) == 0
+    printed = capsys.readouterr()
+    report = json.loads(printed.out)
+    assert sum(row["n"] for row in report["models"]) == 4
+    assert [(r["model"], r["reason"]) for r in report["reasons"]] == [("base", "other")]
+    sent = {row["model"]: (row["sent"], row["answered"], row["mean_chrf"]) for row in report["reply_sent"]}
+    assert sent == {"base": (0, 1, 41.2), "ft-v1": (1, 1, 88.5), "ft-v2": (0, 1, 63.0)}  # the old outcomes
+    warnings = [r.getMessage() for r in caplog.records if "single-file layout" in r.getMessage()]
+    assert len(warnings) == 1 and "`draftdesk run` migrates it" in warnings[0]
+    assert "Traceback" not in printed.err
+    assert (tmp_path / "store.json").read_bytes() == old.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml", "store.json"]
 
 
 def test_serve_models_with_a_missing_model_is_one_line(

@@ -7,7 +7,6 @@ import pytest
 
 from bot.store.memory import MemoryStore
 from bot.store.partitioned import PartitionedStore
-from bot.store.single_file import TinyDBStore
 from core.ports import ChatError, ChatPoster, GatewayError, Store, TicketReplies, TicketSource
 from integrations.slack import SlackError, SlackPoster
 from integrations.zendesk import ZendeskError, ZendeskGateway
@@ -33,7 +32,6 @@ def parameters(function) -> list[tuple[str, object, bool]]:
 @pytest.mark.parametrize(
     ("protocol", "implementation"),
     [
-        (Store, TinyDBStore),
         (Store, PartitionedStore),
         (Store, MemoryStore),
         (ChatPoster, SlackPoster),

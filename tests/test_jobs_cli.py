@@ -289,3 +289,21 @@ def test_the_bot_says_it_serves_while_a_long_request_runs(config: Path, monkeypa
         runner.join(10)
         store.close()
     assert not (requests_dir(store_path) / "serving").exists()  # stopped: commands are told at once
+
+
+def test_list_reads_a_store_still_in_the_single_file_layout_without_changing_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Upgraded, not yet run: `jobs list` answers from a migrated copy and leaves the file as it was."""
+    old = Path(__file__).parent / "fixtures" / "store" / "single_file_v1.json"
+    (tmp_path / "store.json").write_bytes(old.read_bytes())
+    config = tmp_path / "config.toml"
+    config.write_text('[storage]\npath = "store.json"\n[[models]]\nname = "m"\nbase_model = "/nowhere"\n')
+    assert main(["jobs", "list", "--config", str(config)]) == 0
+    printed = capsys.readouterr()
+    rows = [line.split()[:3] for line in printed.out.splitlines()[1:]]
+    assert rows == [["2", "102", "failed"], ["3", "103", "running"], ["4", "104", "queued"]]
+    assert "zendesk: 404 ticket not found" in printed.out
+    assert "single-file layout" in caplog.text and printed.err == ""
+    assert (tmp_path / "store.json").read_bytes() == old.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml", "store.json"]

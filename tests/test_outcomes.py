@@ -136,10 +136,9 @@ def test_a_failing_measurement_never_stops_drafting(env, monkeypatch):
 
 def test_stores_keep_the_first_outcome_of_a_draft(tmp_path):
     from bot.store.partitioned import PartitionedStore
-    from bot.store.single_file import TinyDBStore
 
     at = datetime(2026, 3, 2, 10, tzinfo=UTC)
-    for store in (MemoryStore(), TinyDBStore(tmp_path / "a.json"), PartitionedStore(tmp_path / "b.json")):
+    for store in (MemoryStore(), PartitionedStore(tmp_path / "b.json")):
         first = DraftOutcome(7, "t7r1A", "m1", 11, True, 71.5, 0.2, at)
         store.record_outcomes([first, replace(first, draft_id="t7r1B", model="m2", sent=False)])
         store.record_outcomes([replace(first, chrf=1.0)])  # measured again: the first is kept

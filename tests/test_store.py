@@ -5,6 +5,7 @@ import json
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -14,11 +15,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from tinydb.table import Document
 
-from bot.store.atomic_storage import AtomicJSONStorage
+from bot.store.atomic_storage import AtomicJSONStorage, StoreDamaged
+from bot.store.documents import job_from_doc, outcome_from_doc, round_from_doc, send_from_doc, votes_from_docs
 from bot.store.memory import MemoryStore
 from bot.store.partitioned import PartitionedStore, backup_path, history_folder, open_store
-from bot.store.single_file import TinyDBStore
 from core.domain import (
     JOB_DONE,
     JOB_FAILED,
@@ -44,22 +46,14 @@ def vote(draft="t1r1A", rater="U1", score=4, source="button", at=T0, model="m1")
     return Vote(1, draft, model, rater, score, source, at)
 
 
-FILE_STORES = {"tinydb": TinyDBStore, "partitioned": PartitionedStore}
-
-
-@pytest.fixture(params=["tinydb", "partitioned", "memory"])
+@pytest.fixture(params=["partitioned", "memory"])
 def store(request, tmp_path) -> Iterator[Store]:
-    if request.param in FILE_STORES:
-        opened = FILE_STORES[request.param](tmp_path / "s.json")
+    if request.param == "partitioned":
+        opened = PartitionedStore(tmp_path / "s.json")
         yield opened
         opened.close()
     else:
         yield MemoryStore()
-
-
-@pytest.fixture(params=list(FILE_STORES))
-def file_store_class(request):
-    return FILE_STORES[request.param]
 
 
 # ---- jobs -------------------------------------------------------------------------------------
@@ -190,9 +184,9 @@ def test_a_pending_parent_until_its_thread_is_saved(store):
     assert store.thread_pending(6) is None
 
 
-def test_a_round_and_its_drafts_are_one_write(tmp_path, file_store_class):
+def test_a_round_and_its_drafts_are_one_write(tmp_path):
     """A kill between two writes must never leave a round without (some of) its drafts."""
-    store = file_store_class(tmp_path / "store.json")
+    store = PartitionedStore(tmp_path / "store.json")
     store.save_ticket_thread(1, "C1", "100.1")
     writes = []
     original = AtomicJSONStorage.write
@@ -208,7 +202,7 @@ def test_a_round_and_its_drafts_are_one_write(tmp_path, file_store_class):
         AtomicJSONStorage.write = original
     assert len(writes) == 1
     store.close()
-    reopened = file_store_class(tmp_path / "store.json")
+    reopened = PartitionedStore(tmp_path / "store.json")
     assert [d.id for d in reopened.drafts_for_round("t1r1")] == ["t1r1A", "t1r1B", "t1r1C"]
     assert reopened.create_round(1, 11, [("A", "m1")]).number == 2  # ids continue after the raw write
     assert [d.id for d in reopened.drafts_for_ticket(1)] == ["t1r1A", "t1r1B", "t1r1C", "t1r2A"]
@@ -385,9 +379,9 @@ def test_enqueue_is_safe_across_threads(store):
 # ---- the TinyDB file only -----------------------------------------------------------------------
 
 
-def test_everything_survives_reopening_the_file(tmp_path, file_store_class):
+def test_everything_survives_reopening_the_file(tmp_path):
     path = tmp_path / "s.json"
-    store = file_store_class(path)
+    store = PartitionedStore(path)
     store.enqueue(1, "webhook", now=T0)
     store.enqueue(2, "poll", now=T0)
     store.claim_next_job(T0)  # running when the process stops
@@ -400,7 +394,7 @@ def test_everything_survives_reopening_the_file(tmp_path, file_store_class):
     store.record_send(send())
     store.save_ticket_contact(1, "Maria", "maria@example.com")
     store.close()
-    reopened = file_store_class(path)
+    reopened = PartitionedStore(path)
     assert reopened.pending_sends() == [send()] and reopened.ticket_contact(1) == (
         "Maria",
         "maria@example.com",
@@ -422,9 +416,9 @@ def _without_new_fields(data):
     return {key: _without_new_fields(value) for key, value in data.items() if key not in gone}
 
 
-def test_drafts_and_votes_stored_before_versions_were_recorded_still_load(tmp_path, file_store_class):
+def test_drafts_and_votes_stored_before_versions_were_recorded_still_load(tmp_path):
     path = tmp_path / "s.json"
-    store = file_store_class(path)
+    store = PartitionedStore(path)
     store.create_round(1, 10, [("A", "m1")])
     store.save_generated("t1r1A", "hello", None, model_version="v1", prompt="p")
     store.record_vote(vote(draft="t1r1A"))
@@ -432,13 +426,13 @@ def test_drafts_and_votes_stored_before_versions_were_recorded_still_load(tmp_pa
     for file in [path, *history_folder(path).glob("**/*.json")]:  # as an older version wrote them
         file.write_text(json.dumps(_without_new_fields(json.loads(file.read_text() or "{}"))))
     assert "model_version" not in "".join(f.read_text() for f in tmp_path.glob("**/*.json"))
-    reopened = file_store_class(path, read_only=True)
+    reopened = PartitionedStore(path, read_only=True)
     draft = reopened.draft("t1r1A")
     assert (draft.text, draft.model_version, draft.prompt) == ("hello", None, None)
     assert reopened.votes() == [vote(draft="t1r1A")] and reopened.votes()[0].model_version is None
 
 
-def test_killing_the_writer_never_corrupts_the_file(tmp_path, file_store_class):
+def test_killing_the_writer_never_corrupts_the_file(tmp_path):
     """SIGKILL a process in the middle of a stream of writes: every file is always whole JSON."""
     path = tmp_path / "s.json"
     script = textwrap.dedent(
@@ -446,10 +440,9 @@ def test_killing_the_writer_never_corrupts_the_file(tmp_path, file_store_class):
         import sys
         from datetime import datetime, UTC
         from pathlib import Path
-        from bot.store.single_file import TinyDBStore
         from bot.store.partitioned import PartitionedStore
         from core.domain import Vote
-        store = {file_store_class.__name__}(Path({str(path)!r}))
+        store = PartitionedStore(Path({str(path)!r}))
         i = 0
         while True:
             store.enqueue(i, "poll")
@@ -471,7 +464,7 @@ def test_killing_the_writer_never_corrupts_the_file(tmp_path, file_store_class):
         data = json.loads(path.read_text())  # never torn
         for part in tmp_path.glob("**/*.json"):
             json.loads(part.read_text())
-        store = file_store_class(path)
+        store = PartitionedStore(path)
         counter = store.get_meta("counter")
         assert counter >= 19
         # every job, draft message and vote recorded before the last recorded counter is there
@@ -482,18 +475,18 @@ def test_killing_the_writer_never_corrupts_the_file(tmp_path, file_store_class):
         assert len(store.votes()) >= counter + 1
         assert "jobs" in data
         store.close()
-    file_store_class(path)  # a writer's open sweeps temporary files a killed writer left behind
+    PartitionedStore(path)  # a writer's open sweeps temporary files a killed writer left behind
     assert not list(tmp_path.glob(".s.json.*.tmp"))
 
 
-def test_read_only_store_does_not_write(tmp_path, file_store_class):
+def test_read_only_store_does_not_write(tmp_path):
     path = tmp_path / "s.json"
-    writer = file_store_class(path)
+    writer = PartitionedStore(path)
     writer.enqueue(1, "poll")
     writer.create_round(1, 10, [("A", "m1")])
     writer.record_vote(vote(draft="t1r1A"))
     before = {p: p.read_bytes() for p in tmp_path.glob("**/*") if p.is_file()}
-    ro = file_store_class(path, read_only=True)
+    ro = PartitionedStore(path, read_only=True)
     assert len(ro.jobs()) == 1 and ro.votes() == [vote(draft="t1r1A")]
     with pytest.raises(PermissionError):
         ro.record_vote(vote(draft="t1r1A", rater="U2"))
@@ -563,63 +556,121 @@ def test_finished_jobs_leave_the_hot_file(tmp_path):
     assert [j.ticket_id for j in reopened.jobs(JOB_DONE)] == [0, 1, 2, 3, 4]
 
 
-def test_a_single_file_store_is_migrated_once_and_kept_as_a_backup(tmp_path):
+# A store file written by the single-file store of the first version (see tests/fixtures/README.md).
+V1_FIXTURE = Path(__file__).parent / "fixtures" / "store" / "single_file_v1.json"
+V1_TABLES = {"jobs", "ticket_threads", "rounds", "drafts", "votes", "outcomes", "sends", "contacts", "meta"}
+
+
+def _v1_store(tmp_path: Path) -> Path:
     path = tmp_path / "draftdesk.json"
-    old = TinyDBStore(path)
-    _history(old, range(1, 40))
-    old.enqueue(1, "webhook", now=T0)
-    old.enqueue(2, "poll", now=T0)
-    old.finish_job(old.claim_next_job(T0).id)
-    old.set_meta("poll_cursor", "abc")
-    old.record_vote(vote(draft="t3r1A", rater="U9", score=2, source="reaction"))
-    old.mark_round_posted("t3r1")
-    old.mark_notice_posted("t3r1", "failures")
-    sent = send("t3r1As1", "t3r1A", state=SEND_SENT, comment_id=5)
-    old.record_send(sent)
-    old.record_send(send("t4r1Bs1", "t4r1B"))
-    old.save_ticket_contact(3, "Maria", "maria@example.com")
-    expected = (old.votes(), old.drafts_for_ticket(3), old.round_for(3, 10), old.ticket_thread(3))
-    old.close()
+    path.write_bytes(V1_FIXTURE.read_bytes())
+    return path
+
+
+def _assert_holds_the_v1_fixture(store: Store) -> None:
+    """Every document of every table of the old file, read back through the ``Store`` contract:
+    each compared with the old document as the stores' own record formats read it."""
+    old = json.loads(V1_FIXTURE.read_text())
+    assert set(old) == V1_TABLES  # a table this test does not check would fail here
+    jobs = [job_from_doc(Document(doc, doc_id=int(k))) for k, doc in old["jobs"].items()]
+    assert store.jobs() == jobs and [j.status for j in jobs] == [
+        JOB_DONE,
+        JOB_FAILED,
+        JOB_RUNNING,
+        JOB_QUEUED,
+    ]
+    threads = old["ticket_threads"].values()
+    assert [store.ticket_thread(t["ticket_id"]) for t in threads] == [
+        (t["channel"], t["ts"]) if t["ts"] else None for t in threads
+    ]
+    assert store.thread_pending(104) == ("C0DESK", datetime(2026, 3, 9, 12, tzinfo=UTC))
+    assert [store.round_for(r["ticket_id"], r["comment_id"]) for r in old["rounds"].values()] == [
+        round_from_doc(r) for r in old["rounds"].values()
+    ]
+    assert store.round_for(101, 9001).notices_posted == ("failures",)
+    drafts = [store.draft(d["id"]) for d in old["drafts"].values()]
+    for draft, doc in zip(drafts, old["drafts"].values(), strict=True):
+        assert draft is not None
+        fields = {**{k: getattr(draft, k) for k in doc if k != "number"}, "slack_ts": list(draft.slack_ts)}
+        assert fields == {k: v for k, v in doc.items() if k != "number"}
+    for doc in old["drafts"].values():
+        for ts in doc["slack_ts"]:
+            assert store.draft_by_message(doc["channel"], ts).id == doc["id"]
+    assert store.draft("t101r1B").slack_ts == ("1772442121.000200", "1772442125.000300")
+    votes = sorted(votes_from_docs(old["votes"].values(), None, None), key=lambda v: (v.voted_at, v.draft_id))
+    assert store.votes() == votes and len(votes) == 4
+    assert (votes[0].reason, votes[0].reason_note, votes[1].model_version) == (
+        "other",
+        "too formal",
+        "ft-v1@3",
+    )
+    outcomes = [outcome_from_doc(doc) for doc in old["outcomes"].values()]
+    assert store.outcomes() == outcomes and len(outcomes) == 3
+    week = datetime(2026, 3, 2, tzinfo=UTC)
+    assert store.outcomes(week, week + timedelta(days=7)) == outcomes  # found by the week index too
+    assert [store.outcome(o.draft_id) for o in outcomes] == outcomes
+    sends = [send_from_doc(doc) for doc in old["sends"].values()]
+    assert [store.sends_for_round(s.round_id) for s in sends] == [[s] for s in sends]
+    assert store.pending_sends() == [s for s in sends if s.state == SEND_PENDING] == [sends[1]]
+    assert [store.ticket_contact(c["ticket_id"]) for c in old["contacts"].values()] == [
+        (c["name"], c["email"]) for c in old["contacts"].values()
+    ]
+    assert {m["key"]: store.get_meta(m["key"]) for m in old["meta"].values()} == {
+        "poll_cursor": "MTc3MjQ0MjAwMC4w",
+        "digest_last_week": "2026-03-02",
+    }
+
+
+def test_a_single_file_store_is_migrated_once_and_kept_as_a_backup(tmp_path):
+    path = _v1_store(tmp_path)
     v1_bytes = path.read_bytes()
-    assert isinstance(open_store(path, read_only=True), TinyDBStore)  # a report before the first run
 
     store = PartitionedStore(path)
     assert backup_path(path).read_bytes() == v1_bytes and PartitionedStore.is_partitioned(path)
     assert history_folder(path).is_dir()
-    assert (
-        store.votes(),
-        store.drafts_for_ticket(3),
-        store.round_for(3, 10),
-        store.ticket_thread(3),
-    ) == expected
-    assert store.draft_by_message("C1", f"{1772442000 + 7}.2").id == "t7r1A"
-    assert store.sends_for_round("t3r1") == [sent] and store.ticket_contact(3) == (
-        "Maria",
-        "maria@example.com",
-    )
-    assert [s.id for s in store.pending_sends()] == ["t4r1Bs1"]
-    assert store.rated_count("t3r1A") == 2 and store.remove_reaction_vote("t3r1A", "U9", 2)
-    assert [(j.id, j.ticket_id, j.status) for j in store.jobs()] == [(1, 1, JOB_DONE), (2, 2, JOB_QUEUED)]
-    assert store.get_meta("poll_cursor") == "abc"
-    assert store.enqueue(3, "poll") and store.jobs(JOB_QUEUED)[-1].id == 3
-    assert store.create_round(3, 11, [("A", "m1")]).id == "t3r2"
+    _assert_holds_the_v1_fixture(store)
+    # ... and goes on from there: ids after the old ones, the round after the old ones.
+    assert store.rated_count("t101r1C") == 1 and store.remove_reaction_vote("t101r1C", "U0AGENT2", 4)
+    assert store.enqueue(105, "poll") and store.jobs(JOB_QUEUED)[-1].id == 5
+    assert store.create_round(101, 9005, [("A", "m1")]).id == "t101r3"
     store.close()
     PartitionedStore(path).close()  # opened again: not migrated again
     assert backup_path(path).read_bytes() == v1_bytes
     assert isinstance(open_store(path, read_only=True), PartitionedStore)
-    assert PartitionedStore(path, read_only=True).draft("t3r2A").model == "m1"
+    assert PartitionedStore(path, read_only=True).draft("t101r3A").model == "m1"
+
+
+def test_a_read_only_open_of_a_single_file_store_reads_a_migrated_copy_and_writes_nothing(
+    tmp_path, monkeypatch, caplog
+):
+    path = _v1_store(tmp_path)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    store = open_store(path, read_only=True)
+    assert "single-file layout" in caplog.text and "`draftdesk run` migrates it" in caplog.text
+    _assert_holds_the_v1_fixture(store)
+    with pytest.raises(PermissionError):
+        store.set_meta("poll_cursor", "x")
+    store.close()
+    assert path.read_bytes() == V1_FIXTURE.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["draftdesk.json", "tmp"]  # no backup, no folder
+    assert list(scratch.iterdir()) == []  # the copy is gone with the store
+
+
+def test_a_read_only_open_of_a_damaged_single_file_names_the_users_file(tmp_path):
+    path = tmp_path / "draftdesk.json"
+    path.write_text('{"jobs": {"1": ')
+    with pytest.raises(StoreDamaged, match=str(path)):
+        open_store(path, read_only=True)
 
 
 def test_a_migration_killed_halfway_is_redone_from_the_backup(tmp_path):
-    path = tmp_path / "draftdesk.json"
-    old = TinyDBStore(path)
-    _history(old, range(1, 30))
-    expected = old.votes()
-    old.close()
+    path = _v1_store(tmp_path)
     backup_path(path).write_bytes(path.read_bytes())  # killed after the backup, before the hot file
     (history_folder(path) / "votes").mkdir(parents=True)
-    (history_folder(path) / "votes" / "000000.json").write_text('{"votes": {"1": {"half": true}}}')
-    assert PartitionedStore(path).votes() == expected
+    (history_folder(path) / "votes" / "000004.json").write_text('{"votes": {"1": {"half": true}}}')
+    _assert_holds_the_v1_fixture(PartitionedStore(path))
 
 
 def test_a_message_look_up_reads_one_hours_index_file(tmp_path):

@@ -24,7 +24,7 @@ from slack_bolt.authorization import AuthorizeResult
 
 from bot.drafting.intake import handle_zendesk_webhook
 from bot.operations.web import DraftdeskWSGI, WebServer
-from bot.store.single_file import TinyDBStore
+from bot.store.partitioned import PartitionedStore
 from integrations.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 SLACK_SECRET = "slack-signing-secret-for-tests"
@@ -32,7 +32,7 @@ ZENDESK_SECRET = "zendesk-webhook-secret-for-tests"
 
 
 class Site:
-    def __init__(self, server: WebServer, store: TinyDBStore, clicks: list[str]) -> None:
+    def __init__(self, server: WebServer, store: PartitionedStore, clicks: list[str]) -> None:
         self.server, self.store, self.clicks = server, store, clicks
 
     def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
@@ -80,7 +80,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
         ack()
         clicks.append(body["actions"][0]["value"])
 
-    store = TinyDBStore(tmp_path / "store.json")
+    store = PartitionedStore(tmp_path / "store.json")
     queued = threading.Event()
 
     def webhook(body: bytes, headers: dict[str, str]):  # type: ignore[no-untyped-def]
@@ -91,6 +91,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
     server.start()
     yield Site(server, store, clicks)
     server.stop()
+    store.close()
 
 
 def block_action(value: str) -> bytes:

@@ -2,8 +2,8 @@
 
 ``partitioned`` is the store of `draftdesk run` (a small hot file plus partition files, with
 ``lock``'s one-writer lock, ``atomic_storage``'s crash-safe writes and ``documents``' record
-formats); ``memory`` is the same contract in memory, for tests and experiments; ``single_file`` is
-the first version's single-file layout, read only to migrate it. ``requests`` lets commands ask the
+formats; it also migrates, and reads read-only, a store in the first version's single-file layout);
+``memory`` is the same contract in memory, for tests and experiments. ``requests`` lets commands ask the
 running bot to act on its store (``job_actions``: retry, drop; a snapshot for backups);
 ``votes_io`` is the votes' row format, in the store and in CSV/JSON Lines files.
 

@@ -1,6 +1,6 @@
-"""How the TinyDB stores keep records as JSON documents, and read them back. Pure.
+"""How the TinyDB store keeps records as JSON documents, and reads them back. Pure.
 
-``bot.store.single_file.TinyDBStore`` (the single file) and ``bot.store.partitioned.PartitionedStore`` write
+``bot.store.partitioned.PartitionedStore`` writes, and the single-file layout it migrates from held,
 the same job, round and vote documents (votes as ``bot.store.votes_io.vote_row``); this is the one place
 that turns them back into the domain's records.
 """

@@ -19,17 +19,23 @@ rename): a write rewrites one small file. Operations that touch two files write 
 (a stale index entry only costs a read, never a wrong answer), so a kill at any moment leaves
 every file whole and the store consistent.
 
-A store written by the single-file version (``bot.store.single_file.TinyDBStore``) is migrated on the first
-writable open; the old file stays beside it as ``draftdesk.json.v1-backup``.
+A store in the single-file layout of the first version (one TinyDB file whose tables ``jobs``,
+``ticket_threads``, ``rounds``, ``drafts``, ``votes``, ``outcomes``, ``sends``, ``contacts`` and
+``meta`` hold the ``documents`` formats, and no ``format`` table) is migrated on the first writable
+open; the old file stays beside it as ``draftdesk.json.v1-backup``. The migration reads that file's
+JSON directly: no code of the old store is left. A read-only open reads a migrated temporary copy
+(``open_store``).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import re
 import shutil
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -59,7 +65,6 @@ from bot.store.documents import (
     votes_from_docs,
 )
 from bot.store.lock import WriterLock
-from bot.store.single_file import TinyDBStore
 from bot.store.votes_io import vote_row
 from core.domain import (
     JOB_DONE,
@@ -82,12 +87,14 @@ from core.domain import (
 from core.files import replace_atomically
 from core.ports import Store
 
+log = logging.getLogger(__name__)
+
 FORMAT_VERSION = 2
 TICKETS_PER_PART = 25  # ~100 KB of tickets file (plus the drafts' prompts, ~2-15 KB each) and ~30 KB of votes
 OPEN_PARTS = 64  # partition databases kept open (cached) by one store
 MISC_PART = "misc"  # votes on draft ids that name no ticket (imports, tests)
 _TICKET_OF_ID = re.compile(r"^t(\d+)r(\d+)")
-# A draft's fields kept inside its round's document (the single-file store keeps them in its own).
+# A draft's fields kept inside its round's document (the single-file layout kept them in their own).
 DRAFT_FIELDS = ("model", "text", "error", "channel", "sent_to_zendesk_by", "model_version", "prompt")
 
 
@@ -132,9 +139,14 @@ def backup_path(path: Path) -> Path:
 
 
 def open_store(path: Path, read_only: bool = False) -> Store:
-    """The store at ``path``. Read-only opens of a not yet migrated single file read it as it is."""
+    """The store at ``path``.
+
+    A read-only open (reports, exports, `jobs list`) of a store still in the single-file layout
+    (upgraded, but `draftdesk run` has not migrated it yet) gives ``MigratedCopy``: the same answers
+    the store will give once migrated, and the user's file is not touched.
+    """
     if read_only and path.exists() and not PartitionedStore.is_partitioned(path):
-        return TinyDBStore(path, read_only=True)
+        return MigratedCopy.of(path)
     return PartitionedStore(path, read_only=read_only)
 
 
@@ -752,9 +764,11 @@ class PartitionedStore:
         votes: Iterable[dict[str, Any]] = (),
         sends: Iterable[dict[str, Any]] = (),
         contacts: Iterable[dict[str, Any]] = (),
+        outcomes: Iterable[dict[str, Any]] = (),
     ) -> None:
-        """Adds records in the single-file layout (``TinyDBStore``'s documents), writing each touched
-        file once. Meant for a store no one else writes yet: migration and benchmarks."""
+        """Adds records in the single-file layout (one document per thread, round, draft, vote, send,
+        contact and outcome: ``documents``' formats), writing each touched file once. Meant for a
+        store no one else writes yet: migration and benchmarks."""
         with self._lock:
             by_part: dict[str, dict[str, dict[str, Any]]] = {}
             for doc in threads:
@@ -810,6 +824,11 @@ class PartitionedStore:
                 self._note_vote_week(week_of(parse_iso(doc["voted_at"])), part)
                 table = vote_parts.setdefault(part, {}).setdefault("votes", {})
                 table[str(len(table) + 1)] = dict(doc)
+            for doc in outcomes:
+                part = part_of_id(doc["draft_id"]) or MISC_PART
+                self._note_vote_week(week_of(parse_iso(doc["replied_at"])), part)
+                table = vote_parts.setdefault(part, {}).setdefault("outcomes", {})
+                table[str(len(table) + 1)] = dict(doc)
             self._merge("votes", vote_parts)
 
     def _merge(self, kind: str, parts: dict[str, dict[str, dict[str, Any]]]) -> None:
@@ -849,6 +868,7 @@ class PartitionedStore:
             votes=(old.get("votes") or {}).values(),
             sends=(old.get("sends") or {}).values(),
             contacts=(old.get("contacts") or {}).values(),
+            outcomes=(old.get("outcomes") or {}).values(),
         )
         jobs = {int(k): v for k, v in (old.get("jobs") or {}).items()}
         for job_id, doc in jobs.items():
@@ -864,6 +884,49 @@ class PartitionedStore:
         }
         self._hot.storage.write(hot)
         self._pending_sends.clear_cache()
+
+
+class MigratedCopy(PartitionedStore):
+    """A read-only store over a single-file store that has not been migrated yet: the file is read
+    once (a damaged one is reported under its own name), migrated into a temporary folder, and read
+    from there; ``close`` deletes the folder.
+
+    Why a copy rather than refusing: a report or export run right after an upgrade, before the
+    first `draftdesk run`, should answer, and a reader must never write the user's store (the
+    running old version may be its writer). Why not migrate in place: only the writer migrates,
+    under the store's lock. The copy costs one migration per open, a few seconds for a large store,
+    and lasts only until that first run.
+    """
+
+    def __init__(self, copy: Path, folder: tempfile.TemporaryDirectory[str]) -> None:
+        self._temporary = folder
+        super().__init__(copy, read_only=True)
+
+    @classmethod
+    def of(cls, path: Path) -> Store:
+        data = AtomicJSONStorage(path, read_only=True).read() or {}
+        if "format" in data:  # migrated by a writer since we looked
+            return PartitionedStore(path, read_only=True)
+        log.warning(
+            "%s is in the single-file layout of draftdesk before the partitioned store: reading a migrated "
+            "temporary copy (the file is not changed); the next `draftdesk run` migrates it in place",
+            path,
+        )
+        folder = tempfile.TemporaryDirectory(prefix="draftdesk-v1-")
+        try:
+            copy = Path(folder.name) / path.name
+            copy.write_text(json.dumps(data), encoding="utf-8")
+            PartitionedStore(copy).close()  # the writable open migrates the copy
+            return cls(copy, folder)
+        except BaseException:
+            folder.cleanup()
+            raise
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._temporary.cleanup()
 
 
 def _numbered(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -83,10 +83,10 @@ class _Row:
 class EngineStats:
     """Counters for tests, benchmarks and logs."""
 
-    generate_calls: int = 0  # model.generate() calls, failed ones included
+    generate_calls: int = 0  # decoding loops run (one batch of rows on one base), failed ones included
     rows: int = 0  # rows generated successfully
     retries: int = 0  # batches split in halves after a failure
-    batch_sizes: list[int] = field(default_factory=list)  # rows of each generate() call
+    batch_sizes: list[int] = field(default_factory=list)  # rows of each decoding loop
 
 
 def hub_model_downloaded(repo_id: str) -> bool:
@@ -226,7 +226,7 @@ class DraftEngine:
         if tokenizer.pad_token_id is None:  # LLaMa-2 and GPT-J ship without a pad token
             tokenizer.pad_token = tokenizer.eos_token
         # The engine owns the sampling settings: drop the checkpoint's defaults (LLaMa-2 ships
-        # temperature 0.6 / top_p 0.9) so they cannot leak into generate().
+        # temperature 0.6 / top_p 0.9) so they cannot leak into decoding.
         bos, eos = model.generation_config.bos_token_id, model.generation_config.eos_token_id
         model.generation_config = GenerationConfig(
             bos_token_id=bos if bos is not None else tokenizer.bos_token_id,
@@ -388,7 +388,7 @@ class DraftEngine:
     def generate_many(self, batch: Sequence[Mapping[str, str]]) -> list[list[DraftResult]]:
         """Like ``generate`` for several tickets at once: one result list per ticket, in spec order.
 
-        All rows on one base share ``generate()`` calls, up to ``max_batch_size`` rows and
+        All rows on one base share decoding loops, up to ``max_batch_size`` rows and
         ``max_batch_tokens`` per call. Batching is nearly free on a GPU (NF4 decoding is
         overhead-bound at batch 1), so queued tickets should come through here together.
         Raises KeyError for a model name that is not configured (a caller's bug).

@@ -116,7 +116,7 @@ def _peak_gib(device: str) -> float | None:
     return None
 
 
-def _timed(device: str, fn: Callable[[], Any], repeat: int = 1) -> tuple[Any, float]:
+def timed(device: str, fn: Callable[[], Any], repeat: int = 1) -> tuple[Any, float]:
     """``fn``'s result and its median wall time over ``repeat`` runs (robust to a noisy machine)."""
     times = []
     for _ in range(repeat):
@@ -148,9 +148,9 @@ def run_engine(
         ]
 
     engine.run(requests(setup.prompts[:1], 4))  # warm-up: kernels, allocator, caches
-    one, one_seconds = _timed(device, lambda: engine.run(requests(setup.prompts[:1], n)), repeat)
+    one, one_seconds = timed(device, lambda: engine.run(requests(setup.prompts[:1], n)), repeat)
     engine.stats.batch_sizes.clear()
-    results, seconds = _timed(device, lambda: engine.run(requests(setup.prompts, n)), repeat)
+    results, seconds = timed(device, lambda: engine.run(requests(setup.prompts, n)), repeat)
     batch_sizes = engine.stats.batch_sizes[: len(engine.stats.batch_sizes) // repeat]
     _check(results + one, n)
     tokens = len(results) * n
@@ -257,8 +257,8 @@ def run_naive(setup: Setup, device: str, tickets: int, repeat: int) -> dict[str,
         return sum(draft(spec, model, tok, prompt, new_tokens) for spec, model, tok in loaded)
 
     ticket(setup.prompts[0], 4)  # warm-up
-    one, one_seconds = _timed(device, lambda: ticket(setup.prompts[0], n), repeat)
-    made, seconds = _timed(device, lambda: sum(ticket(p, n) for p in setup.prompts[:tickets]), repeat)
+    one, one_seconds = timed(device, lambda: ticket(setup.prompts[0], n), repeat)
+    made, seconds = timed(device, lambda: sum(ticket(p, n) for p in setup.prompts[:tickets]), repeat)
     expected = tickets * len(setup.specs) * n
     if made != expected or one != len(setup.specs) * n:
         raise SystemExit(f"naive run is not valid: {made} tokens, expected {expected}")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from benchmarks.bench_drafts import exact_prompt
 from core.prompt import STOP_SEQUENCES
+from models.machine import cpu_description
 from models.tiny import sample_corpus, train_tokenizer
 
 SHAPE = {
@@ -76,6 +76,7 @@ class OpCounter(TorchDispatchMode):
     def __init__(self) -> None:
         super().__init__()
         self.ops = Counter[str]()
+        self.tolist_calls = 0
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         self.ops[func.overloadpacket.__name__] += 1
@@ -88,8 +89,6 @@ class OpCounter(TorchDispatchMode):
     @property
     def syncs(self) -> int:
         return sum(n for name, n in self.ops.items() if name in SYNC_OPS) + self.tolist_calls
-
-    tolist_calls = 0
 
 
 @contextmanager
@@ -248,27 +247,6 @@ def per_step(
     }
 
 
-def cpu_description() -> dict[str, Any]:
-    model, flags = platform.processor(), ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and not model.strip():
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = line.split(":", 1)[1]
-                break
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "fma")
-    return {
-        "cpu": model,
-        "cpu_flags": [flag for flag in wanted if f" {flag} " in f" {flags} "],
-        "torch_threads": torch.get_num_threads(),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_engine_overhead", description=__doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[2, 32])
@@ -289,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "benchmark": "bench_engine_overhead",
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        **cpu_description(),
+        "cpu": cpu_description(),
+        "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "model": {**SHAPE, "quantization": "nf4", "lora_rank": LORA_RANK, "lora_targets": "every linear"},
         "sampling": {**SAMPLING, "stop": list(STOP_SEQUENCES)},

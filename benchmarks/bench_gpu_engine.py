@@ -25,8 +25,6 @@ import json
 import os
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch
 
 from benchmarks.bandwidth import bound_seconds, kv_bytes_per_token, weight_bytes_per_step
-from benchmarks.bench_drafts import exact_prompt
+from benchmarks.bench_drafts import exact_prompt, timed
 from benchmarks.random_models import in_memory_base, write_random_adapter
 from models.engine import DraftEngine
 from models.spec import DraftRequest, EngineSettings, ModelSpec
@@ -62,16 +60,6 @@ def build_engine(shape: str, device: str, adapters: Path, compile_mode: str) -> 
         engine.adopt_base(spec.name, model, tokenizer)
     engine.load()  # the adapters
     return engine
-
-
-def timed(device: str, fn: Callable[[], Any]) -> tuple[Any, float]:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    started = time.perf_counter()
-    result = fn()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return result, time.perf_counter() - started
 
 
 def measure(

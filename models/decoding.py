@@ -128,7 +128,7 @@ class Decoder:
         sampling = RowSampling(rows, steps, self.vocab_size, self.end_ids, self.device)
         stops = self._stops_for(rows)
         cache, state = self._slot(batch, length, stops)
-        self._fill(state, input_ids, attention_mask, rows, sampling, stops)
+        self._fill(state, input_ids, attention_mask, rows, sampling)
         if self.router is not None:
             self.router.route(torch.tensor([row.adapter for row in rows], device=self.device))
         logits = self.model(
@@ -259,7 +259,6 @@ class Decoder:
         attention_mask: torch.Tensor,
         rows: Sequence[DecodeRow],
         sampling: RowSampling,
-        stops: list[tuple[StopStringCriteria, torch.Tensor]],
     ) -> None:
         """This call's values into the state buffers (in place: compiled steps hold their addresses)."""
         prompt_length = input_ids.shape[1]
@@ -276,10 +275,9 @@ class Decoder:
         first_real = input_ids.gather(1, (attention_mask == 0).sum(-1, keepdim=True))
         state.history.copy_(input_ids[:, -1:].expand_as(state.history))
         state.history[:, :prompt_length].copy_(torch.where(attention_mask.bool(), input_ids, first_real))
-        state.tail.fill_(self.pad_id)
+        state.tail.fill_(self.pad_id)  # padding: stop strings match the new text only
         state.uniforms.zero_()
         state.uniforms[:, prompt_length : prompt_length + sampling.uniforms.shape[1]].copy_(sampling.uniforms)
-        del stops  # the tail starts as padding: stop strings match the new text only
 
     def _pad_rows(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, rows: list[DecodeRow]

@@ -12,11 +12,13 @@ from functools import cache
 from pathlib import Path
 
 CPUINFO = Path("/proc/cpuinfo")
+# The vector extensions that move CPU timings (matmuls, bitsandbytes' 4-bit kernels).
+VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 
 
 @cache
 def cpu_description() -> dict[str, object]:
-    """``{"model": ..., "cores": ..., "avx512_bf16": bool | None}`` (None where it cannot be read)."""
+    """``{"model", "cores", "avx512_bf16": bool | None, "vector_flags": [...]}`` (None where unreadable)."""
     model, flags = platform.processor() or platform.machine(), None
     try:
         for line in CPUINFO.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -31,4 +33,5 @@ def cpu_description() -> dict[str, object]:
         "model": model,
         "cores": os.cpu_count(),
         "avx512_bf16": None if flags is None else "avx512_bf16" in flags,
+        "vector_flags": None if flags is None else [flag for flag in VECTOR_FLAGS if flag in flags],
     }

@@ -45,7 +45,6 @@ class RowSampling:
         end_ids: Collection[int],
         device: torch.device | str,
     ) -> None:
-        self.rows = list(rows)
         sampled = [row.temperature > 0 for row in rows]
         self.any_sampled = any(sampled)
         self.all_sampled = all(sampled)

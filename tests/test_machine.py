@@ -34,6 +34,7 @@ def test_the_cpu_flags_say_whether_it_has_avx512_bf16(cpuinfo: Path, extra: str,
     described = machine.cpu_description()
     assert described["model"] == "Intel(R) Xeon(R) Processor"
     assert described["avx512_bf16"] is expected
+    assert "avx512f" in described["vector_flags"] and ("amx_tile" in described["vector_flags"]) is expected
 
 
 def test_an_unreadable_cpuinfo_gives_unknown_not_false(cpuinfo: Path) -> None:

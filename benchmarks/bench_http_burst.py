@@ -9,7 +9,7 @@ partitioned store of `draftdesk run`) runs against loopback stand-ins of Slack a
 (``integrations.standins``) with models that answer at once, so what a batch costs is the bot's own
 work per ticket: Zendesk reads, Slack posts and the store's writes. Per batch: the seconds from its
 first webhook until every ticket of it has three drafts posted, and the Slack and Zendesk calls it
-made. Goal: the last batch within ×1.5 of the first.
+made. Goal: the last batches within ×1.5 of the first, timed side by side (``run_burst``).
 """
 
 from __future__ import annotations
@@ -112,60 +112,86 @@ def _posted(app: Draftdesk, tickets: range) -> bool:
     return True
 
 
-def run_burst(total: int, batch: int, timeout_s: float = 600.0) -> dict[str, Any]:
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    with tempfile.TemporaryDirectory() as folder, FakeSlack() as slack, FakeZendesk() as zendesk:
-        zendesk.add_user(100, "Customer One", "customer@example.com")
-        for ticket in range(1, total + 1):
-            zendesk.add_ticket(
+class RunningBot:
+    """One bot with its own Slack and Zendesk stand-ins holding ``tickets`` new tickets."""
+
+    def __init__(self, folder: Path, tickets: int) -> None:
+        self.slack, self.zendesk = FakeSlack(), FakeZendesk()
+        self.zendesk.add_user(100, "Customer One", "customer@example.com")
+        for ticket in range(1, tickets + 1):
+            self.zendesk.add_ticket(
                 ticket, f"Backup stuck #{ticket}", 100, comments=[(100, "My backup is stuck.", True)]
             )
-        app = build(
-            load_settings(_config(Path(folder), slack, zendesk), env=SECRETS), backend=InstantModels()
-        )
-        app.start()
-        assert app.web is not None
-        port = app.web.port
-        batches: list[dict[str, Any]] = []
-        statuses: dict[str, int] = {}
+        folder.mkdir()
+        self.folder = folder
+        settings = load_settings(_config(folder, self.slack, self.zendesk), env=SECRETS)
+        self.app = build(settings, backend=InstantModels())
+        self.app.start()
+        assert self.app.web is not None
+        self.port = self.app.web.port
+        self.statuses: dict[str, int] = {}
+
+    def batch(self, pool: ThreadPoolExecutor, tickets: range, timeout_s: float) -> dict[str, Any]:
+        """Sends the batch's webhooks and waits until each of its tickets has its drafts posted."""
+        slack_before, zendesk_before = len(self.slack.calls), len(self.zendesk.requests)
+        began = time.perf_counter()
+        for status in pool.map(lambda t: _webhook(self.port, t), tickets):
+            self.statuses[str(status)] = self.statuses.get(str(status), 0) + 1
+        while not _posted(self.app, tickets):
+            if time.perf_counter() > began + timeout_s:
+                raise TimeoutError(f"the batch from ticket {tickets.start} was not posted in {timeout_s} s")
+            time.sleep(0.01)
+        return {
+            "after_tickets": tickets.start - 1,
+            "seconds": round(time.perf_counter() - began, 2),
+            "slack_calls": len(self.slack.calls) - slack_before,
+            "zendesk_calls": len(self.zendesk.requests) - zendesk_before,
+        }
+
+    def close(self) -> int:
+        """Stops the bot; the size of the largest store file it left."""
+        self.app.stop()
+        self.slack.close()
+        self.zendesk.close()
+        return max((p.stat().st_size for p in (self.folder / "store.json.d").rglob("*.json")), default=0)
+
+
+def run_burst(total: int, batch: int, side_by_side: int = 3, timeout_s: float = 600.0) -> dict[str, Any]:
+    """One bot takes the whole burst; its last ``side_by_side`` batches are sent in turn with the
+    first batches of a second, fresh bot, so the goal's two figures are taken on the same machine
+    at the same time (the lead bot's batch-by-batch curve before them is minutes apart)."""
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    compared = side_by_side * batch
+    with tempfile.TemporaryDirectory() as scratch, ThreadPoolExecutor(max_workers=8) as pool:
+        lead = RunningBot(Path(scratch) / "lead", total)
+        fresh = RunningBot(Path(scratch) / "fresh", compared)
         try:
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                for first in range(1, total + 1, batch):
-                    tickets = range(first, min(first + batch, total + 1))
-                    slack_before, zendesk_before = len(slack.calls), len(zendesk.requests)
-                    began = time.perf_counter()
-                    for status in pool.map(lambda t: _webhook(port, t), tickets):
-                        statuses[str(status)] = statuses.get(str(status), 0) + 1
-                    deadline = began + timeout_s
-                    while not _posted(app, tickets):
-                        if time.perf_counter() > deadline:
-                            raise TimeoutError(f"batch from ticket {first} not posted in {timeout_s} s")
-                        time.sleep(0.01)
-                    batches.append(
-                        {
-                            "after_tickets": first - 1,
-                            "seconds": round(time.perf_counter() - began, 2),
-                            "slack_calls": len(slack.calls) - slack_before,
-                            "zendesk_calls": len(zendesk.requests) - zendesk_before,
-                        }
-                    )
+            curve = [
+                lead.batch(pool, range(first, min(first + batch, total + 1)), timeout_s)
+                for first in range(1, total - compared + 1, batch)
+            ]
+            first_batches, last_batches = [], []
+            for n in range(side_by_side):
+                first_batches.append(fresh.batch(pool, range(1 + n * batch, 1 + (n + 1) * batch), timeout_s))
+                start = total - compared + 1 + n * batch
+                last_batches.append(lead.batch(pool, range(start, start + batch), timeout_s))
         finally:
-            app.stop()
-        store = Path(folder) / "store.json.d"
-        largest = max((p.stat().st_size for p in store.rglob("*.json")), default=0)
-    first_s, last_s = batches[0]["seconds"], batches[-1]["seconds"]
-    calls = {(b["slack_calls"], b["zendesk_calls"]) for b in batches[1:-1]}
+            largest = max(lead.close(), fresh.close())
+    first_s = statistics.median(b["seconds"] for b in first_batches)
+    last_s = statistics.median(b["seconds"] for b in last_batches)
+    calls = {(b["slack_calls"], b["zendesk_calls"]) for b in [*curve[1:], *first_batches[1:], *last_batches]}
     return {
         "tickets": total,
         "batch": batch,
-        "webhook_statuses": statuses,
-        "first_batch_s": first_s,
-        "last_batch_s": last_s,
-        "median_batch_s": round(statistics.median(b["seconds"] for b in batches), 2),
+        "webhook_statuses": {"lead": lead.statuses, "fresh": fresh.statuses},
+        "first_batches_s": [b["seconds"] for b in first_batches],
+        "last_batches_s": [b["seconds"] for b in last_batches],
+        "first_batch_median_s": first_s,
+        "last_batch_median_s": last_s,
         "last_over_first": round(last_s / first_s, 2),
         "goal_last_within_1_5_of_first": last_s <= 1.5 * first_s,
-        # the first batch also carries the start's own Zendesk reads
-        "calls_per_ticket_constant": len(calls) <= 1,
+        # a bot's first batch also carries its start's own Zendesk reads
+        "calls_per_batch_constant": len(calls) <= 1,
         "largest_store_file_bytes": largest,
-        "batches": batches,
+        "lead_curve": curve + last_batches,
     }

@@ -38,6 +38,7 @@ from core.domain import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, Job, utcnow
 from core.ports import ChatPoster, DraftBackend, Store
 from draftdesk.commands.health_checks import upstream_checks
 from draftdesk.commands.models import standings
+from integrations.language_detector import TicketLanguages
 from integrations.slack import SlackPoster, make_web_client
 from integrations.zendesk import RetryPolicy, ZendeskAccessDenied, ZendeskGateway, ZendeskUnavailable
 
@@ -307,6 +308,8 @@ def _build(settings: Settings, backend: DraftBackend | None, store: Store, metri
         sources=sources,
         staff_names=StaffNames(zendesk).names,
         parent_status=parent_status.refresh_later,
+        languages=TicketLanguages(settings.languages),
+        model_languages={m.name: m.languages for m in settings.models},
     )
     worker = Worker(store, processor, settings.worker)
     actions = DraftActions(store, poster)

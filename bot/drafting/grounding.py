@@ -127,12 +127,14 @@ class HelpCenterSources:
         self.articles_shown = articles_shown
         self.prompt_tokens = prompt_tokens
 
-    def links(self, ticket: Ticket) -> list[tuple[str, str]]:
+    def links(self, ticket: Ticket, language: str | None = None) -> list[tuple[str, str]]:
         if self.articles_shown <= 0:  # the links are off: the index is there for grounded models only
             return []
         return [(a.title, a.url) for a in self.index.top_articles(ticket, self.articles_shown)]
 
-    def passages(self, model: str, ticket: Ticket, count_tokens: Callable[[str], int]) -> list[str]:
+    def passages(
+        self, model: str, ticket: Ticket, count_tokens: Callable[[str], int], language: str | None = None
+    ) -> list[str]:
         if model not in self.grounded_models:
             return []
         return self.index.prompt_passages(ticket, count_tokens, self.prompt_tokens)

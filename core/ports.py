@@ -158,9 +158,9 @@ class TicketReplies(Protocol):
 class HelpCenterSource(Protocol):
     """Where the Help Center's articles come from (Zendesk Guide)."""
 
-    def help_center_changes(self, since: int) -> Iterable[Any]:
-        """Articles of every locale changed since the Unix time ``since``, oldest change first; each
-        has ``id``, ``title``, ``body`` (HTML), ``locale``, ``url``, ``updated_at`` and ``draft``."""
+    def help_center_articles(self, locale: str) -> Iterable[Any]:
+        """Every article of the Help Center in ``locale`` (its own listing); each has ``id``,
+        ``title``, ``body`` (HTML), ``locale``, ``url``, ``updated_at`` and ``draft``."""
         ...
 
 

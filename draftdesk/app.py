@@ -344,6 +344,8 @@ def _build(settings: Settings, backend: DraftBackend | None, store: Store, metri
         model_names,
         untuned=untuned,
         candidates=lambda votes: standings(votes, settings),
+        default_language=settings.languages.default,
+        min_language_tickets=settings.languages.compare_min_tickets,
     )
     register_report_command(bolt, digest.send_report, settings.digest.users, after_ack)
     scheduler = BackgroundScheduler(timezone=settings.digest.timezone)

@@ -30,8 +30,17 @@ class LanguageSettings:
         "the detector's probability (0-1) below which the requester's locale decides instead", 0.8
     )
 
+    compare_min_tickets: int = setting(
+        "rated tickets a language needs before `report` and the digest compare its models with the "
+        "baseline within it (fewer: its ratings only)",
+        10,
+    )
+
     def problems(self) -> list[str]:
-        problems = out_of_range(self, {"min_letters": (0, 10_000), "min_probability": (0, 1)})
+        problems = out_of_range(
+            self,
+            {"min_letters": (0, 10_000), "min_probability": (0, 1), "compare_min_tickets": (2, 1_000_000)},
+        )
         if not is_language_code(self.default):
             problems.append(f'default: expected an ISO 639-1 code like "en", got {self.default!r}')
         wrong = [code for code in self.detect if not is_language_code(code)]

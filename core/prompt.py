@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from core.domain import Comment, Ticket
-from core.languages import language_name
+from core.languages import LANGUAGE_NAMES, language_name
 
 CUSTOMER = "Customer:"
 AGENT = "Agent:"
@@ -126,6 +126,16 @@ def _largest_fitting(length: int, fits: Callable[[int], bool], guess: int) -> in
         else:
             hi = mid
     return lo
+
+
+def prompt_language(prompt: str) -> str | None:
+    """The language a prompt from :func:`build_prompt` asks the reply in (None: English, or not said),
+    as ``language`` that builds it again with the same line."""
+    head = prompt.split(f"{TURN_SEPARATOR}Subject: ", 1)[0]
+    for code in LANGUAGE_NAMES:
+        if code != "en" and REPLY_LANGUAGE.format(language=language_name(code)) in head:
+            return code
+    return None
 
 
 def prompt_sources(prompt: str) -> tuple[str, ...]:

@@ -74,3 +74,21 @@ def test_prepare_language_from_the_command_line(export_dir: Path, tmp_path: Path
     assert wrong.stderr.strip() == (
         "draftdesk finetune prepare: --language: expected an ISO 639-1 code like \"de\", got 'German'"
     )
+
+
+def test_feedback_collects_the_drafts_of_one_language():
+    from bot.store.memory import MemoryStore
+    from core.domain import Vote
+    from draftdesk.commands.feedback import collect
+    from tests.test_promotion import NOW
+
+    store = MemoryStore()
+    for ticket, language in ((1, "de"), (2, "en"), (3, None)):  # 3: recorded before languages were
+        store.enqueue(ticket, "webhook")
+        store.create_round(ticket, ticket * 10, [("A", "m")], language)
+        store.save_generated(f"t{ticket}r1A", "text", None, prompt="prompt")
+        store.record_vote(Vote(ticket, f"t{ticket}r1A", "m", "U1", 4, "button", NOW))
+    assert [(d.ticket_id, d.language) for d in collect(store)] == [(1, "de"), (2, "en"), (3, "en")]
+    assert [d.ticket_id for d in collect(store, language="de")] == [1]
+    assert [d.ticket_id for d in collect(store, language="en")] == [2, 3]
+    assert [d.ticket_id for d in collect(store, language="de", default_language="de")] == [1, 3]

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bot.config import load_settings
+from bot.errors import StartupError
 from core.domain import DraftResult
 from draftdesk.app import build
 from integrations.standins.slack_server import FakeSlack
@@ -110,3 +113,12 @@ def test_a_german_ticket_is_answered_from_german_sources_by_the_models_that_writ
             assert app.store.round_for(7, app.store.drafts_for_ticket(7)[0].comment_id).language == "de"
         finally:
             app.stop()
+
+
+def test_a_language_the_detector_does_not_know_stops_the_start_with_one_line(tmp_path):
+    with FakeZendesk() as zendesk, FakeSlack() as slack:
+        path = config(tmp_path, slack, zendesk)
+        path.write_text(path.read_text().replace('default = "en"', 'default = "en"\ndetect = ["en", "qq"]'))
+        with pytest.raises(StartupError) as caught:
+            build(load_settings(path, env=SECRETS), RecordingDrafts())
+    assert str(caught.value).startswith("[languages] detect: the detector does not know qq (it knows ")

@@ -373,6 +373,7 @@ def parse_settings(
         problems.append(
             f"digest.baseline: no [[models]] entry named {digest.baseline!r} (models: {', '.join(names)})"
         )
+    problems.extend(_languages_not_detected(models, languages))
     if need_secrets:
         problems.extend(_missing_secrets(slack, intake, secrets))
     if problems:
@@ -394,6 +395,19 @@ def parse_settings(
         health=health,
         languages=languages,
     )
+
+
+def _languages_not_detected(models: tuple[ModelSpec, ...], languages: LanguageSettings) -> list[str]:
+    """A model's language the detector is not asked to choose: its tickets could only come by locale."""
+    if not languages.detect:
+        return []
+    return [
+        f"models[{i}].languages: {code!r} is not in [languages] detect {list(languages.detect)!r}: "
+        "add it there, or the detector never picks it"
+        for i, model in enumerate(models)
+        for code in model.languages
+        if code not in languages.detect
+    ]
 
 
 def _missing_secrets(slack: SlackSettings, intake: IntakeSettings, secrets: Secrets) -> list[str]:

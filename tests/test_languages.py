@@ -109,3 +109,21 @@ def test_languages_default_to_english_and_models_to_every_language():
     settings = parse_settings(raw, {}, need_secrets=False)
     assert settings.languages.default == "en"
     assert settings.models[0].writes("de") and settings.models[0].writes("en")
+
+
+def test_a_model_language_the_detector_never_picks_is_a_problem():
+    raw = {
+        "slack": {"channel": "C1"},
+        "zendesk": {"subdomain": "acme"},
+        "languages": {"detect": ["en", "de"]},
+        "models": [
+            {"name": "a", "base_model": "x", "languages": ["en"]},
+            {"name": "b", "base_model": "x", "languages": ["de", "fr"]},
+        ],
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(raw, {}, need_secrets=False)
+    assert caught.value.problems == [
+        "models[1].languages: 'fr' is not in [languages] detect ['en', 'de']: add it there, or the detector "
+        "never picks it"
+    ]

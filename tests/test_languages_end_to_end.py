@@ -118,7 +118,9 @@ def test_a_german_ticket_is_answered_from_german_sources_by_the_models_that_writ
 def test_a_language_the_detector_does_not_know_stops_the_start_with_one_line(tmp_path):
     with FakeZendesk() as zendesk, FakeSlack() as slack:
         path = config(tmp_path, slack, zendesk)
-        path.write_text(path.read_text().replace('default = "en"', 'default = "en"\ndetect = ["en", "qq"]'))
+        path.write_text(
+            path.read_text().replace('default = "en"', 'default = "en"\ndetect = ["en", "de", "qq"]')
+        )
         with pytest.raises(StartupError) as caught:
             build(load_settings(path, env=SECRETS), RecordingDrafts())
     assert str(caught.value).startswith("[languages] detect: the detector does not know qq (it knows ")

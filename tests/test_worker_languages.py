@@ -70,6 +70,8 @@ def test_a_german_ticket_gets_drafts_only_from_the_models_that_write_german():
         == "This ticket is in German: no other model writes German; the 2 drafts below are all there is."
     )
     assert not any(name in texts[1] for name in MODELS)  # which models stays hidden
+    parent = slack.thread(*store.ticket_thread(1))[0]
+    assert "*Status:* new    *Language:* German" in str(parent.blocks)  # the queue it belongs to
     assert store.jobs(JOB_DONE)
 
 

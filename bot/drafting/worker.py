@@ -290,7 +290,7 @@ class TicketProcessor:
             channel = self.channel
             self.store.mark_thread_pending(ticket.id, channel, utcnow())
         links = self.sources.links(ticket, language) if self.sources else []
-        text, blocks = ticket_parent_message(ticket, links)
+        text, blocks = ticket_parent_message(ticket, links, language)
         ts = self.poster.post_parent(channel, text, blocks, mark=mark)
         crash_point("parent_posted")
         self.store.save_ticket_thread(ticket.id, channel, ts)

@@ -185,9 +185,12 @@ def block_text_length(blocks: list[Block]) -> int:
 # --------------------------------------------------------------------------- messages
 
 
-def ticket_parent_message(ticket: Ticket, sources: Sequence[tuple[str, str]] = ()) -> Message:
-    """The channel message that opens a ticket's thread: id, subject, requester, status, link, and
-    the Help Center articles that fit it best (``sources``: title, URL).
+def ticket_parent_message(
+    ticket: Ticket, sources: Sequence[tuple[str, str]] = (), language: str | None = None
+) -> Message:
+    """The channel message that opens a ticket's thread: id, subject, requester, status, the
+    customer's language (when decided), link, and the Help Center articles that fit it best
+    (``sources``: title, URL).
 
     The link target is the trusted ticket URL from the Zendesk API; the subject and the names came
     from the customer and are escaped.
@@ -199,6 +202,8 @@ def ticket_parent_message(ticket: Ticket, sources: Sequence[tuple[str, str]] = (
     url = escape_mrkdwn(ticket.url).replace("|", "%7C")
     link = f"<{url}|#{ticket.id}>"
     body = f"*New ticket {link}:* {subject}\n*Requester:* {first_name}    *Status:* {status}"
+    if language:
+        body += f"    *Language:* {escape_mrkdwn(language_name(language))}"
     blocks = [_section(body, "ticket")]
     if sources:
         links = [

@@ -4,6 +4,7 @@ ticket, and recorded; only the models that write it draft; the thread says when 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -127,3 +128,21 @@ def test_the_language_is_decided_once_per_round_and_kept_on_a_retry():
     worker.run_until_idle()
     assert store.round_for(6, 60).language == "de"
     assert sorted(d.model for d in store.drafts_for_ticket(6)) == ["llama2-7b", "llama2-7b-ft-de"]
+
+
+def test_a_short_follow_up_keeps_the_language_of_the_earlier_rounds():
+    slack, store, backend, tickets, worker = setup(MODELS)
+    tickets.tickets[7] = ticket(7, GERMAN)  # Zendesk's default locale (en-US): the text decides
+    store.enqueue(7, "webhook")
+    worker.run_until_idle()
+    first = tickets.tickets[7].comments[0]
+    thanks = Comment(71, 100, "Danke!", True, T0, True)  # too short to read: not the locale either
+    tickets.tickets[7] = replace(tickets.tickets[7], comments=(first, thanks))
+    store.enqueue(7, "webhook")
+    worker.run_until_idle()
+    assert store.round_for(7, 71).language == "de"
+    english = Comment(72, 100, ENGLISH, True, T0, True)  # a long message in another language decides
+    tickets.tickets[7] = replace(tickets.tickets[7], comments=(first, thanks, english))
+    store.enqueue(7, "webhook")
+    worker.run_until_idle()
+    assert store.round_for(7, 72).language == "en"

@@ -301,17 +301,24 @@ class TicketProcessor:
         return self.sources.public_contacts() if self.sources else NO_PUBLIC_CONTACTS
 
     def _decide_language(self, ticket: Ticket) -> str | None:
+        """The new round's language: its message's, when the text decides; else the ticket's earlier
+        rounds' (a German customer's "Danke!" in round 2 stays German), else the locale's or default."""
         if self.languages is None:
             return None
         decision = self.languages.of_ticket(ticket)
+        language, source = decision.language, decision.decided_by
+        if source != "text":
+            earlier = [d.language for d in self.store.drafts_for_ticket(ticket.id) if d.language]
+            if earlier:
+                language, source = earlier[-1], "earlier rounds"
         log.info(
             "ticket %s: language %s (from the %s)",
             ticket.id,
-            decision.language,
-            {"text": "text", "locale": "requester's locale"}.get(decision.decided_by, "default"),
+            language,
+            {"text": "text", "locale": "requester's locale", "default": "default"}.get(source, source),
             extra={"ticket_id": ticket.id},
         )
-        return decision.language
+        return language
 
     def _writes(self, model: str, language: str | None) -> bool:
         codes = self.model_languages.get(model)

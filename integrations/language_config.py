@@ -24,10 +24,13 @@ class LanguageSettings:
         (),
     )
     min_letters: int = setting(
-        "a text with fewer letters says too little: the requester's Zendesk locale decides instead", 20
+        "a message with fewer letters says too little: the ticket's earlier rounds decide, else the "
+        "requester's Zendesk locale",
+        20,
     )
     min_probability: float = setting(
-        "the detector's probability (0-1) below which the requester's locale decides instead", 0.8
+        "the detector's probability (0-1) below which the earlier rounds or the requester's locale decide",
+        0.8,
     )
 
     compare_min_tickets: int = setting(

@@ -29,6 +29,7 @@ from core.config import (
 )
 from core.secrets import Secrets
 from integrations.grounding_config import GroundingSettings
+from integrations.language_config import LanguageSettings
 from integrations.zendesk_config import ZendeskSettings
 from models.config import load_model_settings, parse_engine, parse_models
 from models.spec import EngineSettings, ModelSpec
@@ -39,6 +40,7 @@ __all__ = [  # the names other modules and the tests use from here
     "GroundingSettings",
     "HealthSettings",
     "IntakeSettings",
+    "LanguageSettings",
     "PromotionSettings",
     "Secrets",
     "ServerSettings",
@@ -68,6 +70,7 @@ BOT_SECTIONS = (
     "digest",
     "promotion",
     "grounding",
+    "languages",
     "storage",
     "engine",
     "models",
@@ -299,6 +302,7 @@ class Settings:
     promotion: PromotionSettings = field(default_factory=PromotionSettings)
     grounding: GroundingSettings = field(default_factory=GroundingSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    languages: LanguageSettings = field(default_factory=LanguageSettings)
 
 
 @dataclass(frozen=True)
@@ -309,6 +313,7 @@ class StoreSettings:
     models: tuple[ModelSpec, ...]
     digest: DigestSettings = field(default_factory=DigestSettings)
     promotion: PromotionSettings = field(default_factory=PromotionSettings)
+    languages: LanguageSettings = field(default_factory=LanguageSettings)
 
 
 def load_settings(path: Path, env: Mapping[str, str] | None = None, *, need_secrets: bool = True) -> Settings:
@@ -325,9 +330,10 @@ def load_store_settings(path: Path) -> StoreSettings:
     models = parse_models(raw.get("models"), path.parent, problems)
     digest = build_section(DigestSettings, raw.get("digest"), "digest", problems)
     promotion = build_section(PromotionSettings, raw.get("promotion"), "promotion", problems)
+    languages = build_section(LanguageSettings, raw.get("languages"), "languages", problems)
     if problems:
         raise ConfigError(problems)
-    return StoreSettings(storage.resolved(path.parent.resolve()), models, digest, promotion)
+    return StoreSettings(storage.resolved(path.parent.resolve()), models, digest, promotion, languages)
 
 
 def parse_settings(
@@ -359,6 +365,7 @@ def parse_settings(
     models = parse_models(raw.get("models"), base_dir, problems)
     engine = parse_engine(raw.get("engine"), problems)
     promotion = build_section(PromotionSettings, raw.get("promotion"), "promotion", problems)
+    languages = build_section(LanguageSettings, raw.get("languages"), "languages", problems)
     if digest.enabled and not digest.channel and not digest.users:
         digest = replace(digest, channel=slack.channel)  # default: the drafts channel
     names = [m.name for m in models]
@@ -366,6 +373,7 @@ def parse_settings(
         problems.append(
             f"digest.baseline: no [[models]] entry named {digest.baseline!r} (models: {', '.join(names)})"
         )
+    problems.extend(_languages_not_detected(models, languages))
     if need_secrets:
         problems.extend(_missing_secrets(slack, intake, secrets))
     if problems:
@@ -385,7 +393,21 @@ def parse_settings(
         promotion=promotion,
         grounding=grounding,
         health=health,
+        languages=languages,
     )
+
+
+def _languages_not_detected(models: tuple[ModelSpec, ...], languages: LanguageSettings) -> list[str]:
+    """A model's language the detector is not asked to choose: its tickets could only come by locale."""
+    if not languages.detect:
+        return []
+    return [
+        f"models[{i}].languages: {code!r} is not in [languages] detect {list(languages.detect)!r}: "
+        "add it there, or the detector never picks it"
+        for i, model in enumerate(models)
+        for code in model.languages
+        if code not in languages.detect
+    ]
 
 
 def _missing_secrets(slack: SlackSettings, intake: IntakeSettings, secrets: Secrets) -> list[str]:

@@ -38,6 +38,7 @@ from core.domain import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, Job, utcnow
 from core.ports import ChatPoster, DraftBackend, Store
 from draftdesk.commands.health_checks import upstream_checks
 from draftdesk.commands.models import standings
+from integrations.language_detector import TicketLanguages, UnknownLanguages
 from integrations.slack import SlackPoster, make_web_client
 from integrations.zendesk import RetryPolicy, ZendeskAccessDenied, ZendeskGateway, ZendeskUnavailable
 
@@ -286,6 +287,11 @@ def _build(settings: Settings, backend: DraftBackend | None, store: Store, metri
     interactive = ObservedGateway(
         ZendeskGateway.from_settings(*credentials, retry=INTERACTIVE_RETRY), metrics, "zendesk"
     )
+    languages = TicketLanguages(settings.languages)
+    try:  # loads the detector's model now (about a second), not while the first ticket waits
+        languages.detector.check()
+    except UnknownLanguages as exc:
+        raise StartupError(str(exc)) from exc
     backend = ObservedBackend(backend or load_backend(settings), metrics)
     model_names = [m.name for m in settings.models]
     index, sources = None, None
@@ -307,6 +313,8 @@ def _build(settings: Settings, backend: DraftBackend | None, store: Store, metri
         sources=sources,
         staff_names=StaffNames(zendesk).names,
         parent_status=parent_status.refresh_later,
+        languages=languages,
+        model_languages={m.name: m.languages for m in settings.models},
     )
     worker = Worker(store, processor, settings.worker)
     actions = DraftActions(store, poster)
@@ -341,6 +349,8 @@ def _build(settings: Settings, backend: DraftBackend | None, store: Store, metri
         model_names,
         untuned=untuned,
         candidates=lambda votes: standings(votes, settings),
+        default_language=settings.languages.default,
+        min_language_tickets=settings.languages.compare_min_tickets,
     )
     register_report_command(bolt, digest.send_report, settings.digest.users, after_ack)
     scheduler = BackgroundScheduler(timezone=settings.digest.timezone)

@@ -175,6 +175,18 @@ def test_rounds_drafts_and_message_lookup(store):
     assert store.drafts_for_ticket(6) == []
 
 
+def test_a_round_keeps_its_language_and_its_drafts_carry_it(store):
+    german = store.create_round(5, 11, [("A", "de-model")], language="de")
+    assert german.language == "de" and store.round_for(5, 11).language == "de"
+    assert store.draft("t5r1A").language == "de" and store.drafts_for_round("t5r1")[0].language == "de"
+    store.mark_round_posted(german.id)
+    assert store.round_for(5, 11).language == "de"
+    unknown = store.create_round(5, 12, [("A", "m1")])  # a caller that decides none
+    assert unknown.language is None and store.draft("t5r2A").language is None
+    none_writes_it = store.create_round(6, 13, [], language="fr")  # no model writes French
+    assert store.drafts_for_round(none_writes_it.id) == [] and store.round_for(6, 13).language == "fr"
+
+
 def test_a_pending_parent_until_its_thread_is_saved(store):
     assert store.thread_pending(5) is None
     store.mark_thread_pending(5, "C1", T0)
@@ -600,6 +612,11 @@ def _assert_holds_the_v1_fixture(store: Store) -> None:
         round_from_doc(r) for r in old["rounds"].values()
     ]
     assert store.round_for(101, 9001).notices_posted == ("failures",)
+    # Recorded before languages were: no language (reports and digests read it as the default).
+    assert {store.round_for(r["ticket_id"], r["comment_id"]).language for r in old["rounds"].values()} == {
+        None
+    }
+    assert {store.draft(d["id"]).language for d in old["drafts"].values()} == {None}
     drafts = [store.draft(d["id"]) for d in old["drafts"].values()]
     for draft, doc in zip(drafts, old["drafts"].values(), strict=True):
         assert draft is not None

@@ -451,13 +451,17 @@ class PartitionedStore:
             return round_from_doc(doc) if doc else None
 
     def create_round(
-        self, ticket_id: int, comment_id: int, assignments: Sequence[tuple[str, str]]
+        self,
+        ticket_id: int,
+        comment_id: int,
+        assignments: Sequence[tuple[str, str]],
+        language: str | None = None,
     ) -> RoundRecord:
         """The round and its drafts in one document: one atomic write."""
         with self._lock:
             rounds = self._rounds_of(ticket_id)
             number = rounds.count(Query().ticket_id == ticket_id) + 1
-            doc = new_round_doc(ticket_id, comment_id, number, utcnow())
+            doc = new_round_doc(ticket_id, comment_id, number, utcnow(), language)
             doc["drafts"] = {label: blank_draft(model) for label, model in assignments}
             rounds.insert(doc)
             return round_from_doc(doc)
@@ -494,6 +498,7 @@ class PartitionedStore:
                 model_version=draft.get("model_version"),
                 prompt=draft.get("prompt"),
                 comment_id=doc.get("comment_id"),
+                language=doc.get("language"),
             )
             for label, draft in sorted(doc["drafts"].items())
         ]

@@ -30,7 +30,7 @@ from bot.reporting.outcomes import OutcomeStats, outcome_stats
 from bot.reporting.report import FORMATS, render
 from bot.store.atomic_storage import StoreDamaged
 from bot.store.lock import StoreInUse
-from bot.store.votes_io import UNDATED, VotesFileError, read_votes, write_votes
+from bot.store.votes_io import UNDATED, VotesFileError, read_votes_and_languages, write_votes
 from core.config import CONFIG_ENV, read_toml
 from core.ports import Store
 from draftdesk.commands import backup as backup_cli
@@ -41,6 +41,7 @@ from draftdesk.commands import zendesk as zendesk_cli
 from draftdesk.commands.feedback import register_feedback
 from draftdesk.logs import LOG_FORMATS, configure_logging
 from finetune import cli as finetune_cli
+from integrations.language_config import LanguageSettings
 from integrations.slack_manifest import ManifestError, app_manifest
 from models import serve as serve_models
 from models.spec import ModelLoadError
@@ -375,7 +376,10 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise VotesFileError(
                 f"--input {where}: no such file: pass a votes file written by `draftdesk votes export`"
             )
-        votes = read_votes(_votes_text(args.input), str(args.input))
+        votes, file_languages = read_votes_and_languages(_votes_text(args.input), str(args.input))
+        if file_languages:  # an export of this version: each vote's customer language
+            default = (settings.languages if settings else LanguageSettings()).default
+            languages = {vote.draft_id: file_languages.get(vote.draft_id, default) for vote in votes}
         if start or end:
             undated = sum(1 for v in votes if v.voted_at == UNDATED)
             if undated:
@@ -444,17 +448,22 @@ def _votes_text(path: Path) -> str:
 
 
 def cmd_votes_export(args: argparse.Namespace) -> int:
-    store = _open_store(_store_settings(args).storage_path)
+    from bot.reporting.languages import vote_languages
+    from bot.slack.digest import store_round_language
+
+    settings = _store_settings(args)
+    store = _open_store(settings.storage_path)
     try:
         votes = store.votes()
+        languages = vote_languages(votes, store_round_language(store), settings.languages.default)
     finally:
         store.close()
     if args.output:
         with args.output.open("w", encoding="utf-8", newline="") as out:
-            count = write_votes(votes, out, args.format)
+            count = write_votes(votes, out, args.format, languages)
         print(f"wrote {count} vote(s) to {args.output.resolve()}", file=sys.stderr)
     else:
-        write_votes(votes, sys.stdout, args.format)
+        write_votes(votes, sys.stdout, args.format, languages)
     return 0
 
 

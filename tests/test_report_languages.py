@@ -153,3 +153,30 @@ def test_the_report_command_reads_the_languages_from_the_store(tmp_path: Path):
     languages = json.loads(result.stdout)["languages"]
     assert languages["de"]["tickets"] == 12 and languages["en"]["tickets"] == 5
     assert languages["de"]["comparisons"][0]["model"] == "llama2-7b-ft-de"
+
+
+def test_a_votes_export_carries_each_votes_language_and_report_input_splits_by_it(tmp_path: Path):
+    store = PartitionedStore(tmp_path / "store.json")
+    seed(store)
+    store.close()
+    config = tmp_path / "config.toml"
+    models = "".join(f'[[models]]\nname = "{m}"\nbase_model = "x"\n' for m in MODELS)
+    config.write_text(f'[storage]\npath = "store.json"\n[languages]\ncompare_min_tickets = 10\n{models}')
+    exported = tmp_path / "votes.csv"
+    result = draftdesk("votes", "export", "--config", str(config), "--output", str(exported))
+    assert result.returncode == 0, result.stderr
+    rows = exported.read_text().splitlines()
+    assert rows[0].endswith(",language") and sum(row.endswith(",de") for row in rows) == 24
+    assert sum(row.endswith(",en") for row in rows) == 6 + 4  # English rounds, and old ones as the default
+    result = draftdesk("report", "--input", str(exported), "--format", "json", "--baseline", "llama2-7b")
+    assert result.returncode == 0, result.stderr
+    languages = json.loads(result.stdout)["languages"]
+    assert languages["de"]["tickets"] == 12 and languages["en"]["tickets"] == 5
+
+
+def test_a_votes_file_with_a_language_that_is_no_code_is_refused_in_one_line(tmp_path: Path):
+    votes = tmp_path / "votes.csv"
+    votes.write_text("model,score,language\nm,4,German\n")
+    result = draftdesk("report", "--input", str(votes))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "votes.csv:2: language must be an ISO 639-1 code like de, got 'german'" in result.stderr

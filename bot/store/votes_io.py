@@ -1,15 +1,20 @@
-"""Votes as CSV or JSON Lines, both ways, so external ratings (the study's own) can be re-analysed."""
+"""Votes as CSV or JSON Lines, both ways, so external ratings (the study's own) can be re-analysed.
+
+A file also carries each vote's customer language (``language``, the ISO 639-1 code of its draft's
+round), so `report --input` splits the ratings by language as the report on the store does; a row
+without one (an older export, the study's ratings) counts as the report's default language."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TextIO
 
 from core.domain import SCORES, VOTE_REASONS, Vote
+from core.languages import is_language_code
 
 COLUMNS = (
     "ticket_id",
@@ -22,6 +27,7 @@ COLUMNS = (
     "voted_at",
     "reason",
     "reason_note",
+    "language",
 )
 REQUIRED = ("model", "score")
 
@@ -50,17 +56,25 @@ def vote_row(vote: Vote) -> dict[str, object]:
     }
 
 
-def write_votes(votes: Iterable[Vote], out: TextIO, fmt: str) -> int:
+def write_votes(
+    votes: Iterable[Vote], out: TextIO, fmt: str, languages: Mapping[str, str] | None = None
+) -> int:
+    """Writes the votes; ``languages`` (draft id → language) fills the ``language`` column."""
     count = 0
+    known = languages or {}
+
+    def row(vote: Vote) -> dict[str, object]:
+        return vote_row(vote) | {"language": known.get(vote.draft_id)}
+
     if fmt == "csv":
         writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
         for vote in votes:
-            writer.writerow(vote_row(vote))
+            writer.writerow(row(vote))
             count += 1
     elif fmt == "jsonl":
         for vote in votes:
-            out.write(json.dumps(vote_row(vote), ensure_ascii=False) + "\n")
+            out.write(json.dumps(row(vote), ensure_ascii=False) + "\n")
             count += 1
     else:
         raise ValueError(f"unknown format {fmt!r}: use csv or jsonl")
@@ -69,9 +83,26 @@ def write_votes(votes: Iterable[Vote], out: TextIO, fmt: str) -> int:
 
 def read_votes(text: str, name: str = "input") -> list[Vote]:
     """Reads CSV (header row) or JSON Lines; only `model` and `score` are required per row."""
+    return read_votes_and_languages(text, name)[0]
+
+
+def read_votes_and_languages(text: str, name: str = "input") -> tuple[list[Vote], dict[str, str]]:
+    """The votes, and draft id → language for the rows that name one (ISO 639-1, lower case)."""
     stripped = text.lstrip("\ufeff").lstrip()
     rows = _jsonl_rows(stripped, name) if stripped.startswith("{") else _csv_rows(stripped, name)
-    return [_vote(row, line, name) for line, row in rows]
+    votes: list[Vote] = []
+    languages: dict[str, str] = {}
+    for line, row in rows:
+        vote = _vote(row, line, name)
+        votes.append(vote)
+        language = str(row.get("language") or "").strip().lower()
+        if language:
+            if not is_language_code(language):
+                raise VotesFileError(
+                    f"{name}:{line}: language must be an ISO 639-1 code like de, got {language!r}"
+                )
+            languages[vote.draft_id] = language
+    return votes, languages
 
 
 def _csv_rows(text: str, name: str) -> Iterator[tuple[int, dict[str, str]]]:

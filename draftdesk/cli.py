@@ -37,6 +37,7 @@ from draftdesk.commands import backup as backup_cli
 from draftdesk.commands import jobs as jobs_cli
 from draftdesk.commands import models as models_cli
 from draftdesk.commands import restore as restore_cli
+from draftdesk.commands import store_copy as store_copy_cli
 from draftdesk.commands import zendesk as zendesk_cli
 from draftdesk.commands.feedback import register_feedback
 from draftdesk.logs import LOG_FORMATS, configure_logging
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_cli.register(sub)
     backup_cli.register(sub)
     restore_cli.register(sub)
+    store_copy_cli.register(sub)
     finetune_cli.register(sub)
     zendesk_cli.register(sub)
     register_feedback(sub)

@@ -123,6 +123,12 @@ class PostgresStore:
         self._pool.close()
 
     @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection (rows as dicts, UTC), for bulk work such as `draftdesk store copy`."""
+        with self._pool.connection() as conn:
+            yield conn
+
+    @contextmanager
     def _tx(self) -> Iterator[psycopg.Connection[Any]]:
         with self._pool.connection() as conn, conn.transaction():
             yield conn

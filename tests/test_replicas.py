@@ -102,6 +102,20 @@ def test_a_starting_replica_leaves_the_live_replicas_jobs_alone(two, postgres_ur
         restarted.close()
 
 
+def test_a_replica_stopped_for_an_upgrade_hands_its_jobs_back_at_once(postgres_url):
+    a = PostgresStore(postgres_url, replica="A")
+    b = PostgresStore(postgres_url, replica="B")
+    try:
+        a.enqueue(4, "webhook")
+        job = a.claim_next_job()
+        assert b.claim_next_job() is None
+        a.close()  # `draftdesk run` stopped (SIGTERM): its worker has finished or given up first
+        taken = b.claim_next_job()
+        assert (taken.id, taken.attempts) == (job.id, 2)
+    finally:
+        b.close()
+
+
 def test_a_replica_that_lost_its_claim_leaves_the_job_to_the_new_claimer(postgres_url):
     a = PostgresStore(postgres_url, replica="A", lease=timedelta(milliseconds=300))
     b = PostgresStore(postgres_url, replica="B", lease=timedelta(seconds=60))

@@ -117,9 +117,18 @@ class PostgresStore:
         return f"PostgresStore({masked(self.url)!r}, replica={self.replica!r})"
 
     def close(self) -> None:
+        """Stops renewing, hands back the jobs this replica still holds (a replica stopped for an
+        upgrade: another takes them at once, not after the lease), and closes the pool."""
         self._stop.set()
         if self._renewing is not None:
             self._renewing.join(timeout=5)
+            try:
+                released = self.requeue_interrupted_jobs()
+            except (psycopg.Error, PoolTimeout) as exc:  # the database is away: the leases run out
+                log.warning("could not hand back this replica's jobs: %s", _reason(exc))
+            else:
+                if released:
+                    log.info("handed back %s job(s) this replica held", released)
         self._pool.close()
 
     @contextmanager

@@ -20,7 +20,7 @@ from bot.drafting.pipeline import Pipeline
 from bot.drafting.staff_names import StaffNames
 from bot.drafting.worker import TicketProcessor, Worker
 from bot.errors import StartupError
-from bot.operations.health import HealthService
+from bot.operations.health import Check, HealthService
 from bot.operations.metrics import Metrics
 from bot.operations.observed import ObservedBackend, ObservedGateway, ObservedStore
 from bot.operations.web import DraftdeskWSGI, WebServer
@@ -284,7 +284,9 @@ def _build_replica(settings: Settings, backend: DraftBackend | None) -> Draftdes
     log.info("store: PostgreSQL %s, this replica %s", masked(settings.database.url), database.replica)
     store: Store = ObservedStore(database, metrics)
     try:
-        return _build(settings, backend, store, metrics, exclusive=database.exclusive)
+        return _build(
+            settings, backend, store, metrics, exclusive=database.exclusive, database=database.check
+        )
     except BaseException:
         store.close()
         raise
@@ -296,6 +298,7 @@ def _build(
     store: Store,
     metrics: Metrics,
     exclusive: Exclusive = alone,
+    database: Check | None = None,
 ) -> Draftdesk:
     secrets = settings.secrets
     client = make_web_client(secrets.slack_bot_token or "", base_url=settings.slack.api_url)
@@ -399,9 +402,12 @@ def _build(
     )
     metrics.watch_queue(lambda: queue_jobs(store))
     app.parent_status = parent_status
+    checks = upstream_checks(settings)
+    if database is not None:
+        checks["database"] = database
     app.health_service = HealthService(
         settings.health,
-        upstream_checks(settings),
+        checks,
         jobs=lambda: queue_jobs(store),
         worker_beat_age=metrics.worker_beat_age,
         worker_alive=app.worker_alive,

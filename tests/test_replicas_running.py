@@ -77,9 +77,14 @@ def test_a_ticket_delivered_to_both_replicas_is_drafted_and_posted_once(replicas
         assert requests.post(f"{base}/slack/events", data=click.encode(), headers=headers, timeout=10).ok
     wait_until(lambda: len(store.votes()) == 2, timeout=10, what="both votes stored")
     assert {v.rater for v in apps[1].store.votes()} == {"UAGENT1", "UAGENT2"}
-    for base in bases:  # each replica answers for itself
+    replicas = set()
+    for base in bases:  # each replica answers for itself, the database part included
         health = requests.get(f"{base}/healthz", timeout=10)
         assert health.status_code == 200, health.text
+        database = health.json()["checks"]["database"]
+        assert database["ok"] and database["detail"].startswith("reachable; replica ")
+        replicas.add(database["detail"].split()[2])
+    assert len(replicas) == 2
 
 
 def test_jobs_commands_work_on_the_database_beside_the_replicas(replicas, capsys):

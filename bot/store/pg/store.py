@@ -154,6 +154,17 @@ class PostgresStore:
         with self._tx() as conn:
             return conn.execute(sql, params).rowcount  # type: ignore[arg-type]
 
+    def check(self) -> tuple[bool, str]:
+        """GET /healthz's database part: reachable, and how many jobs this replica holds."""
+        try:
+            row = self._one(
+                "SELECT count(*) AS held FROM jobs WHERE status = 'running' AND claimed_by = %s",
+                (self.replica,),
+            )
+        except (psycopg.Error, PoolTimeout) as exc:
+            return False, f"{masked(self.url)}: {_reason(exc)}"
+        return True, f"reachable; replica {self.replica} holds {row['held'] if row else 0} job(s)"
+
     # ---- coordination between replicas ---------------------------------------------------------
 
     @contextmanager

@@ -29,6 +29,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -98,7 +99,7 @@ class PostgresStore:
             url,
             min_size=1,
             max_size=max(2, pool_size),
-            kwargs={"row_factory": dict_row, "options": "-c timezone=UTC"},
+            kwargs={"row_factory": dict_row, "options": _with_utc(url)},
             open=False,
             name="draftdesk",
         )
@@ -627,6 +628,15 @@ class PostgresStore:
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, Jsonb(value)),
         )
+
+
+def _with_utc(url: str) -> str:
+    """The URL's own ``options`` (a search_path, say) with the session's time zone set to UTC."""
+    try:
+        own = str(conninfo_to_dict(url).get("options") or "")
+    except psycopg.ProgrammingError:  # a malformed URL: the pool says so when it connects
+        own = ""
+    return f"{own} -c timezone=UTC".strip()
 
 
 def _reason(exc: BaseException) -> str:

@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tickets", type=int, default=73000, help="history (tickets; a year: 73,000)")
     parser.add_argument("--ops", type=int, default=200, help="operations timed per figure")
     args = parser.parse_args(argv)
-    with local_server() if args.url is None else _given(args.url) as url, own_schema(url) as scoped:
+    with local_server() if args.url is None else given(args.url) as url, own_schema(url) as scoped:
         figures = measure(scoped, args.tickets, args.ops)
     report = {
         "cpu": {"model": cpu_description()["model"], "cores": os.cpu_count()},
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 @contextmanager
-def _given(url: str) -> Iterator[str]:
+def given(url: str) -> Iterator[str]:
     yield url
 
 

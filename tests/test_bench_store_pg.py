@@ -42,3 +42,30 @@ def test_bench_store_pg_measures_the_store_and_leaves_the_database_as_it_was(pos
         ).fetchall()
         tables = conn.execute("SELECT to_regclass('public.jobs')").fetchone()
     assert schemas == [] and tables == (None,)  # its schema dropped, nothing made outside it
+
+
+def test_bench_http_replicas_stores_every_click_and_queues_each_ticket_once(postgres_url):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bench_http_replicas",
+            "--url",
+            postgres_url,
+            "--tickets",
+            "60",
+            "--clicks",
+            "4",
+            "--webhooks",
+            "6",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    report = json.loads(done.stdout)
+    assert report["replicas"] == 2
+    assert report["clicks"]["statuses"] == {"200": 4} and report["clicks"]["all_votes_stored"]
+    assert report["webhooks"]["statuses"] == {"200": 12} and report["webhooks"]["queued_each_ticket_once"]

@@ -344,6 +344,7 @@ def _build(
         sources=sources,
         staff_names=StaffNames(zendesk).names,
         parent_status=parent_status.refresh_later,
+        exclusive=exclusive,
     )
     worker = Worker(store, processor, settings.worker)
     actions = DraftActions(store, poster)

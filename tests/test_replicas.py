@@ -15,11 +15,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.config import WorkerSettings
+from bot.drafting.worker import TicketProcessor, Worker
 from bot.slack.digest import META_LAST_PERIOD_END, DigestService
 from bot.store.pg.store import PostgresStore
 from core.domain import JOB_QUEUED, JOB_RUNNING, Vote
 from tests.recording_poster import RecordingPoster
 from tests.test_digest import MODELS, MONDAY_9_KYIV, SETTINGS
+from tests.test_worker import MODELS as DRAFT_MODELS
+from tests.test_worker import ScriptedBackend, Tickets
+from tests.test_worker import ticket as a_ticket
 
 
 @pytest.fixture
@@ -189,6 +194,54 @@ def test_exclusive_work_is_one_replicas_at_a_time(two):
         assert a_holds and not b_holds and b_polls
     with b.exclusive("weekly_digest") as b_holds:
         assert b_holds
+
+
+def test_a_replica_waits_for_another_to_finish_a_tickets_thread_for_a_while(two):
+    a, b = two
+    with a.exclusive("post:7"):
+        began = time.monotonic()
+        with b.exclusive("post:7", wait=0.3) as b_holds:
+            assert not b_holds and time.monotonic() - began >= 0.3
+        answers: list[bool] = []
+
+        def wait_for_it():
+            with b.exclusive("post:7", wait=30) as held:
+                answers.append(held)
+
+        waiter = threading.Thread(target=wait_for_it)
+        waiter.start()
+        _wait_for(lambda: _waiting_for_advisory_locks(a) == 1, seconds=10)
+    waiter.join(10)  # A let go: B has it
+    assert answers == [True]
+
+
+def _waiting_for_advisory_locks(store: PostgresStore) -> int:
+    with store.connection() as conn:
+        row = conn.execute("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        return row.fetchone()["n"]
+
+
+def test_a_ticket_another_replica_is_posting_is_retried_then_posted_once(two):
+    a, b = two
+    slack, tickets = RecordingPoster(), Tickets()
+    tickets.tickets[1] = a_ticket()
+    processor = TicketProcessor(
+        a,
+        tickets,
+        slack,
+        ScriptedBackend(),
+        DRAFT_MODELS,
+        "CDRAFTS",
+        exclusive=a.exclusive,
+        post_lock_wait=0.2,
+    )
+    worker = Worker(a, processor, WorkerSettings(max_attempts=3, retry_base_seconds=0))
+    a.enqueue(1, "webhook")
+    with b.exclusive("post:1"):  # B posts ticket 1's thread (a job it took over) and is not done
+        assert worker.run_until_idle(limit=1) == 1
+    assert slack.calls == [] and a.jobs(JOB_QUEUED)[0].last_error.startswith("PostingElsewhere")
+    assert worker.run_until_idle() == 1
+    assert [c.method for c in slack.calls] == ["post_parent"] + ["post_in_thread"] * 3
 
 
 class _SlowChannel(RecordingPoster):

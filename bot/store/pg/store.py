@@ -102,6 +102,7 @@ class PostgresStore:
             kwargs={"row_factory": dict_row, "options": _with_utc(url)},
             open=False,
             name="draftdesk",
+            check=ConnectionPool.check_connection,  # a connection lost in a failover is replaced
         )
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
@@ -169,17 +170,15 @@ class PostgresStore:
     # ---- coordination between replicas ---------------------------------------------------------
 
     @contextmanager
-    def exclusive(self, name: str) -> Iterator[bool]:
+    def exclusive(self, name: str, wait: float = 0.0) -> Iterator[bool]:
         """Yields True to the one process (of every replica) that holds ``name`` now, False to the
-        others, who should skip the work: it is being done. Held until the block ends."""
+        others, who should skip the work (it is being done) or try later. ``wait``: seconds to wait
+        for a holder to finish first. Held until the block ends, on a connection of its own."""
         key = zlib.crc32(name.encode()) - 2**31  # a stable int4, unlike hash()
         with self._pool.connection() as conn:
             conn.autocommit = True
             try:
-                row = conn.execute(
-                    "SELECT pg_try_advisory_lock(%s, %s) AS held", (EXCLUSIVE_NAMESPACE, key)
-                ).fetchone()
-                held = bool(row and row["held"])  # type: ignore[call-overload]
+                held = self._take(conn, key, wait)
                 try:
                     yield held
                 finally:
@@ -187,6 +186,22 @@ class PostgresStore:
                         conn.execute("SELECT pg_advisory_unlock(%s, %s)", (EXCLUSIVE_NAMESPACE, key))
             finally:
                 conn.autocommit = False
+
+    @staticmethod
+    def _take(conn: psycopg.Connection[Any], key: int, wait: float) -> bool:
+        if wait <= 0:
+            row = conn.execute(
+                "SELECT pg_try_advisory_lock(%s, %s) AS held", (EXCLUSIVE_NAMESPACE, key)
+            ).fetchone()
+            return bool(row and row["held"])  # type: ignore[call-overload]
+        conn.execute(f"SET lock_timeout = {max(1, int(wait * 1000))}")
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s, %s)", (EXCLUSIVE_NAMESPACE, key))
+            return True
+        except errors.LockNotAvailable:
+            return False
+        finally:
+            conn.execute("RESET lock_timeout")
 
     def _renew_leases(self) -> None:
         """While the process lives, its running jobs stay claimed (every third of the lease)."""

@@ -296,7 +296,7 @@ class StorageSettings:
         return self.path if self.path.is_absolute() else base_dir / self.path
 
     def problems(self) -> list[str]:
-        found = out_of_range(self, {"pool_size": (1, 200), "lease_seconds": (5, 3600)})
+        found = out_of_range(self, {"pool_size": (4, 200), "lease_seconds": (5, 3600)})
         if self.url and (problem := url_problem(self.url)):
             found.append(f"url: {problem}")
         return found

@@ -75,10 +75,9 @@ def replica_name() -> str:
 
 
 class PostgresStore:
-    """Thread-safe (a connection pool); ``close`` stops the lease renewal and closes the pool.
-
-    ``read_only`` opens without migrating and refuses no call: PostgreSQL's own permissions are
-    the place for a read-only role."""
+    """Thread-safe (a connection pool); ``close`` stops the lease renewal, hands back the replica's
+    jobs and closes the pool. ``migrate_schema=False`` opens a database whose schema is kept by others
+    (a read-only role: PostgreSQL's own permissions are the place for one)."""
 
     def __init__(
         self,
@@ -95,25 +94,29 @@ class PostgresStore:
         self.lease = lease
         self._renewing: threading.Thread | None = None
         self._stop = threading.Event()
+        settings: dict[str, Any] = {"row_factory": dict_row, "options": _with_utc(url)}
+        try:  # one connection first: its error says why (the pool's would only say it timed out)
+            with psycopg.connect(url, connect_timeout=max(1, round(connect_timeout)), **settings) as conn:
+                if migrate_schema:
+                    migrate(conn)
+        except psycopg.Error as exc:
+            raise DatabaseUnavailable(
+                f"cannot use the PostgreSQL database {masked(url)}: {_reason(exc)}"
+            ) from exc
         self._pool = ConnectionPool(
             url,
             min_size=1,
-            max_size=max(2, pool_size),
-            kwargs={"row_factory": dict_row, "options": _with_utc(url)},
+            max_size=max(4, pool_size),  # a lock held while posting needs one besides the writes
+            kwargs=settings,
             open=False,
             name="draftdesk",
             check=ConnectionPool.check_connection,  # a connection lost in a failover is replaced
         )
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
-            if migrate_schema:
-                with self._pool.connection() as conn:
-                    migrate(conn)
-        except (PoolTimeout, psycopg.Error) as exc:
+        except PoolTimeout as exc:
             self._pool.close()
-            raise DatabaseUnavailable(
-                f"cannot use the PostgreSQL database {masked(url)}: {_reason(exc)}"
-            ) from exc
+            raise DatabaseUnavailable(f"cannot use the PostgreSQL database {masked(url)}: {exc}") from exc
 
     def __repr__(self) -> str:
         return f"PostgresStore({masked(self.url)!r}, replica={self.replica!r})"

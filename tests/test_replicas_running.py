@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
 
 from bot.config import load_settings
-from core.domain import JOB_FAILED
+from core.domain import JOB_FAILED, utcnow
 from draftdesk.app import build
 from draftdesk.cli import main
 from integrations.standins.slack_requests import block_action_body, signed_headers
@@ -97,6 +98,14 @@ def test_jobs_commands_work_on_the_database_beside_the_replicas(replicas, capsys
     assert main(["jobs", "list", "--config", str(config), "--format", "json"]) == 0
     listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(row["id"], row["ticket_id"], row["status"]) for row in listed] == [(failed.id, 404, "failed")]
+    running = apps[1].store
+    tomorrow = utcnow() + timedelta(days=1)  # due for this claim only, not for the replicas' workers
+    running.enqueue(405, "webhook", now=tomorrow)
+    claimed = running.claim_next_job(tomorrow)
+    assert main(["jobs", "list", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert f"job {claimed.id} runs on replica {running.replica} (its claim lasts until " in out
+    running.finish_job(claimed.id)
     assert main(["jobs", "drop", str(failed.id), "--config", str(config)]) == 0
     assert capsys.readouterr().out == f"job {failed.id} (ticket 404, failed) dropped\n"
     assert apps[1].store.jobs(JOB_FAILED) == []

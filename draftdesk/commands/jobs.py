@@ -70,14 +70,33 @@ def cmd_list(args: argparse.Namespace) -> int:
     try:
         statuses = (args.status,) if args.status else IN_QUEUE
         jobs = sorted((job for status in statuses for job in store.jobs(status)), key=lambda job: job.id)
+        claims = _claims(store)
     finally:
         store.close()
     if args.format == "json":
         for job in jobs:
-            print(json.dumps(job_row(job)))
+            print(json.dumps({**job_row(job), **claims.get(job.id, {})}))
         return 0
     print(render_table(jobs))
+    for job_id, claim in sorted(claims.items()):  # replicas on PostgreSQL: who runs what
+        print(
+            f"job {job_id} runs on replica {claim['replica']} (its claim lasts until {claim['lease_until']})"
+        )
     return 0
+
+
+def _claims(store: Store) -> dict[int, dict[str, str]]:
+    """The replica running each running job, and until when its lease lasts (PostgreSQL only)."""
+    job_claims = getattr(store, "job_claims", None)
+    if job_claims is None:
+        return {}
+    return {
+        job_id: {
+            "replica": replica or "?",
+            "lease_until": lease.isoformat(timespec="seconds") if lease else "?",
+        }
+        for job_id, replica, lease in job_claims()
+    }
 
 
 def job_row(job: Job) -> dict[str, Any]:

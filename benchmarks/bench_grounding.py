@@ -30,12 +30,12 @@ SAMPLE = Path(__file__).resolve().parents[1] / "finetune" / "sample_data"
 
 
 class SampleHelpCenter:
-    """The sample's articles as the Zendesk incremental export would hand them over."""
+    """The sample's articles as each locale's Help Center listing would hand them over."""
 
     def __init__(self, articles: list[dict[str, Any]]) -> None:
         self.articles = articles
 
-    def help_center_changes(self, since: int) -> list[SimpleNamespace]:
+    def help_center_articles(self, locale: str) -> list[SimpleNamespace]:
         return [
             SimpleNamespace(
                 id=a["id"],
@@ -47,6 +47,7 @@ class SampleHelpCenter:
                 draft=a["draft"],
             )
             for a in self.articles
+            if a["locale"].lower() == locale.lower()
         ]
 
 

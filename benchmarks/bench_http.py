@@ -3,6 +3,7 @@
     python -m benchmarks.bench_http                      # a year's store (73,000 tickets), waitress
     python -m benchmarks.bench_http --servers waitress,wsgiref --tickets 5000
     python -m benchmarks.bench_http --tickets 5000 --store memory
+    python -m benchmarks.bench_http --burst 5000         # a backlog through the whole bot: bench_http_burst
 
 Each server in turn (``--servers``) serves the real routes (bot.operations.web.DraftdeskWSGI) with a real
 Bolt app (bot.slack.listeners: new_bolt_app, register_listeners, AfterAck) and the real webhook handler
@@ -302,7 +303,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--clicks", type=int, default=20)
     parser.add_argument("--webhooks", type=int, default=500)
     parser.add_argument("--clients", type=int, default=8, help="webhook client threads")
+    parser.add_argument(
+        "--burst", type=int, metavar="TICKETS", help="instead: TICKETS new tickets through the bot"
+    )
+    parser.add_argument("--batch", type=int, default=100, help="with --burst: tickets per batch of webhooks")
     args = parser.parse_args(argv)
+    if args.burst:
+        from benchmarks.bench_http_burst import run_burst
+
+        machine = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"), "cpu": cpu_description()["model"]}
+        machine |= {"cores": os.cpu_count(), "python": platform.python_version()}
+        print(json.dumps(machine | run_burst(args.burst, args.batch)))
+        return
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is 2": a burst
     servers = [name.strip() for name in args.servers.split(",") if name.strip()]
     if not set(servers) <= {"waitress", "wsgiref"}:

@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_store                      # at 1,000 and 73,000 tickets
     python -m benchmarks.bench_store --sizes 1000 5000
+    python -m benchmarks.bench_store --burst 5000         # the worst hour: benchmarks.bench_store_burst
 
 History as issue 9 measured it: 200 tickets a day, each 1 job (finished), 1 thread, 1 round, 3 drafts
 of 800 characters (one Slack message each), 6 votes (3 drafts x 2 raters). The partitioned store is
@@ -192,8 +193,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 73000], help="store sizes (tickets)")
     parser.add_argument("--ops", type=int, default=200, help="operations timed per figure")
+    parser.add_argument(
+        "--burst",
+        type=int,
+        metavar="TICKETS",
+        help="instead: TICKETS tickets within one hour (bench_store_burst)",
+    )
+    parser.add_argument(
+        "--history", type=int, default=1000, help="with --burst: tickets in the store before it"
+    )
     parser.add_argument("--one", nargs=2, metavar=("TICKETS", "OPS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.burst:
+        from benchmarks.bench_store_burst import measure_burst
+
+        report = {"cpu": {"model": cpu_description()["model"], "cores": os.cpu_count()}}
+        report |= {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"), "python": platform.python_version()}
+        print(json.dumps(report | measure_burst(args.burst, args.history), indent=2))
+        return 0
     if args.one:
         print(json.dumps(measure(int(args.one[0]), int(args.one[1]))))
         return 0

@@ -30,6 +30,7 @@ from core.config import (
 from core.db_url import effective_url, url_problem
 from core.secrets import Secrets
 from integrations.grounding_config import GroundingSettings
+from integrations.language_config import LanguageSettings
 from integrations.zendesk_config import ZendeskSettings
 from models.config import load_model_settings, parse_engine, parse_models
 from models.spec import EngineSettings, ModelSpec
@@ -40,6 +41,7 @@ __all__ = [  # the names other modules and the tests use from here
     "GroundingSettings",
     "HealthSettings",
     "IntakeSettings",
+    "LanguageSettings",
     "PromotionSettings",
     "Secrets",
     "ServerSettings",
@@ -69,6 +71,7 @@ BOT_SECTIONS = (
     "digest",
     "promotion",
     "grounding",
+    "languages",
     "storage",
     "engine",
     "models",
@@ -335,6 +338,7 @@ class Settings:
     promotion: PromotionSettings = field(default_factory=PromotionSettings)
     grounding: GroundingSettings = field(default_factory=GroundingSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    languages: LanguageSettings = field(default_factory=LanguageSettings)
     database: Database | None = None  # `[storage] url` (or DRAFTDESK_DATABASE_URL): PostgreSQL, not files
 
 
@@ -346,6 +350,7 @@ class StoreSettings:
     models: tuple[ModelSpec, ...]
     digest: DigestSettings = field(default_factory=DigestSettings)
     promotion: PromotionSettings = field(default_factory=PromotionSettings)
+    languages: LanguageSettings = field(default_factory=LanguageSettings)
     database: Database | None = None
 
 
@@ -373,9 +378,12 @@ def load_store_settings(path: Path, env: Mapping[str, str] | None = None) -> Sto
     models = parse_models(raw.get("models"), path.parent, problems)
     digest = build_section(DigestSettings, raw.get("digest"), "digest", problems)
     promotion = build_section(PromotionSettings, raw.get("promotion"), "promotion", problems)
+    languages = build_section(LanguageSettings, raw.get("languages"), "languages", problems)
     if problems:
         raise ConfigError(problems)
-    return StoreSettings(storage.resolved(path.parent.resolve()), models, digest, promotion, database)
+    return StoreSettings(
+        storage.resolved(path.parent.resolve()), models, digest, promotion, languages, database
+    )
 
 
 def parse_settings(
@@ -408,6 +416,7 @@ def parse_settings(
     models = parse_models(raw.get("models"), base_dir, problems)
     engine = parse_engine(raw.get("engine"), problems)
     promotion = build_section(PromotionSettings, raw.get("promotion"), "promotion", problems)
+    languages = build_section(LanguageSettings, raw.get("languages"), "languages", problems)
     if digest.enabled and not digest.channel and not digest.users:
         digest = replace(digest, channel=slack.channel)  # default: the drafts channel
     names = [m.name for m in models]
@@ -415,6 +424,7 @@ def parse_settings(
         problems.append(
             f"digest.baseline: no [[models]] entry named {digest.baseline!r} (models: {', '.join(names)})"
         )
+    problems.extend(_languages_not_detected(models, languages))
     if need_secrets:
         problems.extend(_missing_secrets(slack, intake, secrets))
     if problems:
@@ -434,8 +444,22 @@ def parse_settings(
         promotion=promotion,
         grounding=grounding,
         health=health,
+        languages=languages,
         database=database,
     )
+
+
+def _languages_not_detected(models: tuple[ModelSpec, ...], languages: LanguageSettings) -> list[str]:
+    """A model's language the detector is not asked to choose: its tickets could only come by locale."""
+    if not languages.detect:
+        return []
+    return [
+        f"models[{i}].languages: {code!r} is not in [languages] detect {list(languages.detect)!r}: "
+        "add it there, or the detector never picks it"
+        for i, model in enumerate(models)
+        for code in model.languages
+        if code not in languages.detect
+    ]
 
 
 def _missing_secrets(slack: SlackSettings, intake: IntakeSettings, secrets: Secrets) -> list[str]:

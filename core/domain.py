@@ -64,6 +64,7 @@ class Ticket:
     comments: tuple[Comment, ...] = ()
     requester_email: str = ""
     author_names: tuple[str, ...] = ()  # the names of everyone who commented (agents, CCs, requester)
+    requester_locale: str = ""  # the requester's Zendesk locale ("de", "en-US"); "" when unknown
 
     @property
     def requester_first_name(self) -> str:
@@ -202,6 +203,9 @@ class RoundRecord:
     number: int  # 1 for a ticket's first round, then 2, 3... for each new customer message
     status: str  # ROUND_GENERATING until every draft is posted, then ROUND_POSTED
     notices_posted: tuple[str, ...] = ()  # the notices already in the thread ("new_round", "failures")
+    # The customer's language (ISO 639-1), decided when the round was created; None in rounds stored
+    # before languages were recorded: they read as `[languages] default`.
+    language: str | None = None
 
     @property
     def posted(self) -> bool:
@@ -225,6 +229,7 @@ class DraftRecord:
     model_version: str | None = None  # the adapter version, e.g. "20260105-093000-dpo-1a2b3c4d"
     prompt: str | None = None  # the exact prompt the model continued
     comment_id: int | None = None  # the customer message the round answers
+    language: str | None = None  # its round's language; None: recorded before languages were
 
     @property
     def generated(self) -> bool:

@@ -158,9 +158,9 @@ class TicketReplies(Protocol):
 class HelpCenterSource(Protocol):
     """Where the Help Center's articles come from (Zendesk Guide)."""
 
-    def help_center_changes(self, since: int) -> Iterable[Any]:
-        """Articles of every locale changed since the Unix time ``since``, oldest change first; each
-        has ``id``, ``title``, ``body`` (HTML), ``locale``, ``url``, ``updated_at`` and ``draft``."""
+    def help_center_articles(self, locale: str) -> Iterable[Any]:
+        """Every article of the Help Center in ``locale`` (its own listing); each has ``id``,
+        ``title``, ``body`` (HTML), ``locale``, ``url``, ``updated_at`` and ``draft``."""
         ...
 
 
@@ -228,10 +228,16 @@ class Store(Protocol):
     def round_for(self, ticket_id: int, comment_id: int) -> RoundRecord | None: ...
 
     def create_round(
-        self, ticket_id: int, comment_id: int, assignments: Sequence[tuple[str, str]]
+        self,
+        ticket_id: int,
+        comment_id: int,
+        assignments: Sequence[tuple[str, str]],
+        language: str | None = None,
     ) -> RoundRecord:
         """Record the ticket's next round (numbered from 1) and one draft per (label, model)
-        assignment, before anything is generated. Ids: ``round_id_for``, ``draft_id_for``."""
+        assignment (none: no model writes the round's language), before anything is generated.
+        ``language``: the customer's (ISO 639-1), kept with the round and its drafts; a round stored
+        without one reads as None. Ids: ``round_id_for``, ``draft_id_for``."""
         ...
 
     def mark_round_posted(self, round_id: str) -> None: ...

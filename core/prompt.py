@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from core.domain import Comment, Ticket
+from core.languages import LANGUAGE_NAMES, language_name
 
 CUSTOMER = "Customer:"
 AGENT = "Agent:"
@@ -37,6 +38,9 @@ INSTRUCTION = (
     "You are a customer support agent for {product}. Write the agent's next reply to the customer "
     "in the ticket below. Be accurate, friendly and concise. Do not invent facts, prices or policies."
 )
+
+# A ticket not in English: the draft follows the customer (English prompts stay as they were).
+REPLY_LANGUAGE = "Write the reply in {language}, the customer's language."
 
 SOURCES_HEADING = "Help Center passages that may answer it (use them only where they apply):"
 
@@ -124,6 +128,16 @@ def _largest_fitting(length: int, fits: Callable[[int], bool], guess: int) -> in
     return lo
 
 
+def prompt_language(prompt: str) -> str | None:
+    """The language a prompt from :func:`build_prompt` asks the reply in (None: English, or not said),
+    as ``language`` that builds it again with the same line."""
+    head = prompt.split(f"{TURN_SEPARATOR}Subject: ", 1)[0]
+    for code in LANGUAGE_NAMES:
+        if code != "en" and REPLY_LANGUAGE.format(language=language_name(code)) in head:
+            return code
+    return None
+
+
 def prompt_sources(prompt: str) -> tuple[str, ...]:
     """The Help Center passages a prompt from :func:`build_prompt` holds (empty: not grounded), as
     ``sources`` that build it again with the same lines."""
@@ -140,8 +154,12 @@ def build_prompt(
     max_tokens: int,
     product_name: str = "our product",
     sources: Sequence[str] = (),
+    language: str | None = None,
 ) -> str:
     """The prompt for ``ticket``, at most ``max_tokens`` tokens as ``count_tokens`` counts them.
+
+    ``language``: the customer's (ISO 639-1); any but English (or None) adds one line to the
+    instruction asking for the reply in that language.
 
     ``sources`` (a grounded model's Help Center passages, already fitted to their own budget) follow
     the instruction, one line each; they are kept like the instruction while the conversation is cut.
@@ -153,6 +171,8 @@ def build_prompt(
     ``MAX_SUBJECT_CHARS``) and an emptied message do not fit.
     """
     instruction = INSTRUCTION.format(product=product_name)
+    if language and language != "en":
+        instruction = f"{instruction} {REPLY_LANGUAGE.format(language=language_name(language))}"
     if sources:
         lines = "\n".join(f"- {' '.join(source.split())}" for source in sources)
         instruction = f"{instruction}\n{SOURCES_HEADING}\n{lines}"

@@ -41,6 +41,7 @@ from core.ports import ChatPoster, DraftBackend, Store
 from draftdesk.commands.health_checks import upstream_checks
 from draftdesk.commands.models import standings
 from draftdesk.commands.stores import open_database
+from integrations.language_detector import TicketLanguages, UnknownLanguages
 from integrations.slack import SlackPoster, make_web_client
 from integrations.zendesk import RetryPolicy, ZendeskAccessDenied, ZendeskGateway, ZendeskUnavailable
 
@@ -323,6 +324,11 @@ def _build(
     interactive = ObservedGateway(
         ZendeskGateway.from_settings(*credentials, retry=INTERACTIVE_RETRY), metrics, "zendesk"
     )
+    languages = TicketLanguages(settings.languages)
+    try:  # loads the detector's model now (about a second), not while the first ticket waits
+        languages.detector.check()
+    except UnknownLanguages as exc:
+        raise StartupError(str(exc)) from exc
     backend = ObservedBackend(backend or load_backend(settings), metrics)
     model_names = [m.name for m in settings.models]
     index, sources = None, None
@@ -344,6 +350,8 @@ def _build(
         sources=sources,
         staff_names=StaffNames(zendesk).names,
         parent_status=parent_status.refresh_later,
+        languages=languages,
+        model_languages={m.name: m.languages for m in settings.models},
         exclusive=exclusive,
     )
     worker = Worker(store, processor, settings.worker)
@@ -379,6 +387,8 @@ def _build(
         model_names,
         untuned=untuned,
         candidates=lambda votes: standings(votes, settings),
+        default_language=settings.languages.default,
+        min_language_tickets=settings.languages.compare_min_tickets,
         exclusive=exclusive,
     )
     register_report_command(bolt, digest.send_report, settings.digest.users, after_ack)

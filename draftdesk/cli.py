@@ -347,7 +347,9 @@ def _window(since: date | None, until: date | None) -> tuple[datetime | None, da
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from bot.reporting.languages import DEFAULT_MIN_TICKETS, vote_languages
     from bot.reporting.period_report import UnknownBaseline, period_report  # scipy, statsmodels: only here
+    from bot.slack.digest import store_round_language
 
     start, end = _window(args.since, args.until)
     if args.since and args.until and args.since > args.until:
@@ -360,6 +362,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     untuned: list[str] = []
     baseline: str | None = args.baseline
     sent: list[OutcomeStats] = []  # a votes file has no replies to compare with
+    languages: dict[str, str] | None = None  # nor the rounds' languages
     # A votes file may come from another deployment: its config is read only when named.
     settings = _store_settings(args) if not args.input or _config_named(args) else None
     if settings is not None:
@@ -390,11 +393,21 @@ def cmd_report(args: argparse.Namespace) -> int:
         try:
             votes = store.votes(start, end)
             sent = outcome_stats(store.outcomes(start, end), models)
+            languages = vote_languages(votes, store_round_language(store), settings.languages.default)
         finally:
             store.close()
     try:
         report = period_report(
-            votes, models, untuned, datetime.now(UTC), sent, args.since, args.until, baseline
+            votes,
+            models,
+            untuned,
+            datetime.now(UTC),
+            sent,
+            args.since,
+            args.until,
+            baseline,
+            languages,
+            settings.languages.compare_min_tickets if settings else DEFAULT_MIN_TICKETS,
         )
     except UnknownBaseline as exc:
         print(f"draftdesk: {exc}", file=sys.stderr)

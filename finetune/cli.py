@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.config import ConfigError, read_toml, resolve_config_path
+from core.languages import is_language_code
 from finetune.config import (
     FinetuneContext,
     FinetuneSettings,
@@ -21,6 +22,7 @@ from finetune.config import (
     load_finetune_settings,
 )
 from integrations.grounding_config import GroundingSettings
+from integrations.language_config import LanguageSettings
 from models.spec import ModelSpec
 
 if TYPE_CHECKING:  # torch and TRL load only for the commands that train
@@ -60,6 +62,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         action="store_true",
         help="prompts with Help Center passages, for models with grounding = true ([grounding] locales "
         "and prompt_tokens; default --out: workdir/dataset-grounded)",
+    )
+    prepare.add_argument(
+        "--language",
+        help="only the tickets in this customer language (ISO 639-1, e.g. de): a per-language model's "
+        "dataset (default --out: workdir/dataset-LANGUAGE)",
     )
     prepare.set_defaults(func=_guard(cmd_prepare))
 
@@ -177,6 +184,7 @@ def _output_folder(path: Path, flag: str = "--out") -> Path:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from finetune.export import export_zendesk
+    from integrations.language_detector import TicketLanguages
     from integrations.zendesk import ZendeskGateway
 
     settings, finetune = _settings(args, required=not args.sample)
@@ -189,6 +197,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if problems:
         raise ConfigError([f"finetune.export.{p}" for p in problems])
     out = _output_folder(args.out or _workdir(finetune, "export"))
+    languages = TicketLanguages(settings.languages if settings else LanguageSettings())
     if args.sample:
         from finetune.sample import SAMPLE_EMAIL, SAMPLE_LOCALES, SAMPLE_TOKEN, sample_zendesk
 
@@ -196,7 +205,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             config = replace(config, locales=list(SAMPLE_LOCALES))
         with sample_zendesk() as zendesk:
             gateway = ZendeskGateway.from_settings(zendesk.url, SAMPLE_EMAIL, SAMPLE_TOKEN)
-            state = export_zendesk(gateway, out, replace(config, requests_per_minute=0))
+            state = export_zendesk(gateway, out, replace(config, requests_per_minute=0), languages=languages)
     else:
         assert settings is not None
         if settings.zendesk is None:
@@ -209,7 +218,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         gateway = ZendeskGateway.from_settings(
             settings.zendesk.url, secrets.zendesk_email, secrets.zendesk_api_token
         )
-        state = export_zendesk(gateway, out, config)
+        state = export_zendesk(gateway, out, config, languages=languages)
     counts = state.counts
     articles = sum(v for k, v in counts.items() if k.startswith("articles_"))
     print(
@@ -231,11 +240,23 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     product = args.product_name or config.product_name or (settings.product_name if settings else "")
     product = product or "our product"  # the bot's own default ([worker] product_name)
     source = args.input or _workdir(finetune, "export")
-    out = _output_folder(args.out or _workdir(finetune, _dataset_name(args.grounding)))
+    if args.language is not None and not is_language_code(args.language):
+        raise ValueError(f'--language: expected an ISO 639-1 code like "de", got {args.language!r}')
+    name = _dataset_name(args.grounding) + (f"-{args.language}" if args.language else "")
+    out = _output_folder(args.out or _workdir(finetune, name))
     grounding = None
     if args.grounding:
         grounding = settings.grounding if settings else GroundingSettings()
-    card = prepare_dataset(source, out, config, product, tokenizer=args.tokenizer, grounding=grounding)
+    card = prepare_dataset(
+        source,
+        out,
+        config,
+        product,
+        tokenizer=args.tokenizer,
+        grounding=grounding,
+        language=args.language,
+        languages=settings.languages if settings else LanguageSettings(),
+    )
     splits = card["splits"]
     grounded = card.get("grounding")
     print(

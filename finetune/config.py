@@ -26,6 +26,7 @@ from core.config import setting as _help
 from core.secrets import Secrets
 from finetune.pairs import PAIR_MODES
 from integrations.grounding_config import GroundingSettings
+from integrations.language_config import LanguageSettings
 from integrations.zendesk_config import ZendeskSettings
 from models.config import parse_models
 from models.spec import ModelSpec
@@ -270,6 +271,7 @@ class FinetuneContext:
     product_name: str
     secrets: Secrets
     grounding: GroundingSettings = field(default_factory=GroundingSettings)
+    languages: LanguageSettings = field(default_factory=LanguageSettings)
 
 
 def load_finetune_context(path: Path, env: Mapping[str, str]) -> FinetuneContext:
@@ -282,6 +284,7 @@ def load_finetune_context(path: Path, env: Mapping[str, str]) -> FinetuneContext
     )
     product_name = _product_name(raw.get("worker"), problems)
     grounding = build_section(GroundingSettings, raw.get("grounding"), "grounding", problems)
+    languages = build_section(LanguageSettings, raw.get("languages"), "languages", problems)
     finetune_table = raw.get("finetune") or {}
     if not isinstance(finetune_table, Mapping):
         problems.append("[finetune]: must be a table")
@@ -300,7 +303,13 @@ def load_finetune_context(path: Path, env: Mapping[str, str]) -> FinetuneContext
     base_dir = path.parent.resolve()
     finetune = replace(finetune, paths=finetune.paths.resolved(base_dir))
     return FinetuneContext(
-        finetune, models, zendesk, product_name, Secrets.from_env(env), grounding.resolved(base_dir)
+        finetune,
+        models,
+        zendesk,
+        product_name,
+        Secrets.from_env(env),
+        grounding.resolved(base_dir),
+        languages,
     )
 
 

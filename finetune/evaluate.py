@@ -7,6 +7,9 @@ Two measures, both on the eval split (tickets the adapter never saw):
   ``disable_adapter``: the same 4-bit weights, so the difference is the adapter's alone);
 - chrF (sacrebleu) of greedy generated answers against the real answers, generated from the same
   prompts with the bot's stop strings, for both.
+
+Both are reported for the whole eval split and, under ``languages``, for each customer language of
+its rows (a dataset prepared before languages were has none: its rows count as one, unnamed).
 """
 
 from __future__ import annotations
@@ -150,25 +153,41 @@ def evaluate_adapter(
         return len(tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"])
 
     product = card["settings"]["product_name"]
-    fitted = [f for row in eval_rows if (f := fit_pair(row, count, limit, product))]
-    encoded = [encode(tokenizer, f["prompt"], f["completion"]) for f in fitted]
+    fitted = [
+        (row.get("language") or "", f) for row in eval_rows if (f := fit_pair(row, count, limit, product))
+    ]
+    encoded = [encode(tokenizer, f["prompt"], f["completion"]) for _, f in fitted]
+    groups: dict[str, list[Encoded]] = {}
+    for (language, _), item in zip(fitted, encoded, strict=True):
+        groups.setdefault(language, []).append(item)
     results: dict[str, dict[str, float | None]] = {}
+    per_language: dict[str, dict[str, Any]] = {
+        language: {"eval_examples": len(items), "generated": 0} for language, items in sorted(groups.items())
+    }
     for name, context in (("base", model.disable_adapter()), ("adapter", nullcontext())):
         with context:
             desc = f"eval loss, {_LABELS[name]}" if progress else ""
-            loss, tokens = answer_loss(model, tokenizer, encoded, eval_config.batch_size, desc)
-        results[name] = {"loss": loss, "perplexity": math.exp(loss) if loss < 50 else None, "chrf": None}
+            losses = {
+                language: answer_loss(model, tokenizer, items, eval_config.batch_size, desc)
+                for language, items in groups.items()
+            }
+        tokens = sum(n for _, n in losses.values())
+        loss = sum(value * n for value, n in losses.values() if n) / tokens if tokens else float("nan")
+        results[name] = _metrics(loss)
+        for language, (value, _) in losses.items():
+            per_language[language][_KEYS[name]] = _metrics(value)
     samples: list[dict[str, str]] = []
     generated = too_long = 0
     if eval_config.max_generate:
         room = int(window) - eval_config.max_new_tokens
-        chosen = []
+        chosen, chosen_languages = [], []
         for row in eval_rows:  # the first max_generate rows whose prompt leaves room for the answer
             if len(chosen) == eval_config.max_generate:
                 break
             fits = fit_pair(row, count, room, product)
             if fits:
                 chosen.append(fits)
+                chosen_languages.append(row.get("language") or "")
             else:
                 too_long += 1
         prompts = [f["prompt"] for f in chosen]
@@ -181,6 +200,11 @@ def evaluate_adapter(
                     model, tokenizer, prompts, eval_config.max_new_tokens, eval_config.batch_size, desc
                 )
             results[name]["chrf"] = corpus_chrf(outputs[name], references)
+            for language in sorted(set(chosen_languages)):
+                picked = [i for i, code in enumerate(chosen_languages) if code == language]
+                chrf = corpus_chrf([outputs[name][i] for i in picked], [references[i] for i in picked])
+                per_language[language][_KEYS[name]]["chrf"] = chrf
+                per_language[language]["generated"] = len(picked)
         generated = len(prompts)
         samples = [
             {"reference": ref, "adapter": a, "base": b}
@@ -199,8 +223,16 @@ def evaluate_adapter(
         "metric": "chrF (sacrebleu)",
         "base": results["base"],
         "adapter_metrics": results["adapter"],
+        "languages": {code: values for code, values in per_language.items() if code},
         "samples": samples,
     }
+
+
+_KEYS = {"base": "base", "adapter": "adapter_metrics"}  # the report's key for each pass
+
+
+def _metrics(loss: float) -> dict[str, float | None]:
+    return {"loss": loss, "perplexity": math.exp(loss) if loss < 50 else None, "chrf": None}
 
 
 def render_table(report: dict[str, Any]) -> str:
@@ -230,4 +262,14 @@ def render_table(report: dict[str, Any]) -> str:
             f"{label:14} {fmt(values['loss'], 3):>8} {fmt(values['perplexity'], 1):>12} "
             f"{fmt(values['chrf'], 1):>7}"
         )
+    languages = report.get("languages") or {}
+    if len(languages) > 1:  # one language: the table above is that language's
+        for code, part in languages.items():
+            lines.append(f"{code}: {part['eval_examples']} eval examples, {part['generated']} generated")
+            for label, key in (("untuned base", "base"), ("adapter", "adapter_metrics")):
+                values = part[key]
+                lines.append(
+                    f"  {label:12} {fmt(values['loss'], 3):>8} {fmt(values['perplexity'], 1):>12} "
+                    f"{fmt(values['chrf'], 1):>7}"
+                )
     return "\n".join(lines) + "\n"

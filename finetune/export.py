@@ -5,9 +5,10 @@ Layout of the export folder (it holds personal data: keep it where the tickets a
     articles/{locale}/{id}.html     the article body as Zendesk stores it
     articles/{locale}/{id}.txt      the same as plain text (title first)
     articles/metadata.json          [{id, title, url, locale, updated_at, section_id}]
-    tickets/{id}.json               {"ticket": {...}, "comments": [public comments with "role"]}
+    tickets/{id}.json               {"ticket": {...}, "comments": [public comments with "role"],
+                                    "language": the customer's, ISO 639-1 (finetune.languages)}
     internal_notes/{id}.json        the ticket's internal notes: kept apart, never used as answers
-    users.jsonl                     {id, name, email, role} of requesters, agents, comment authors
+    users.jsonl                     {id, name, email, role, locale} of requesters, agents, authors
     state.json                      where to resume: the export cursor, finished locales, counts
 
 Tickets come from the cursor-based incremental export, paced to ``requests_per_minute`` (Zendesk
@@ -32,6 +33,9 @@ from tqdm import tqdm
 from core.html_text import html_to_text
 from finetune.config import ExportConfig, parse_start_time
 from finetune.files import read_json, read_jsonl, write_json, write_jsonl, write_text
+from finetune.languages import ticket_language
+from integrations.language_config import LanguageSettings
+from integrations.language_detector import TicketLanguages
 from integrations.zendesk import ExportedComment, ExportedTicket, ZendeskGateway, ZendeskUser, author_role
 
 log = logging.getLogger(__name__)
@@ -73,8 +77,10 @@ class Exporter:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         progress: bool = True,
+        languages: TicketLanguages | None = None,
     ) -> None:
         self.gateway = gateway
+        self.languages = languages or TicketLanguages(LanguageSettings())
         self.out = Path(out_dir)
         self.config = config
         self.sleep = sleep
@@ -204,7 +210,10 @@ class Exporter:
         ticket_path, notes_path = self._paths(ticket.id)
         public = [self._comment_record(c, ticket) for c in comments if c.public]
         notes = [self._comment_record(c, ticket) for c in comments if not c.public]
-        write_json(ticket_path, {"ticket": asdict(ticket), "comments": public})
+        record: dict[str, Any] = {"ticket": asdict(ticket), "comments": public}
+        locales = {user_id: user.locale for user_id, user in self.users.items() if user.locale}
+        record["language"] = ticket_language(record, locales, self.languages)
+        write_json(ticket_path, record)
         if notes:
             write_json(notes_path, {"ticket_id": ticket.id, "notes": notes})
         else:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,7 @@ class RatedDraft:
     prompt: str | None  # None: drafted before prompts were recorded
     text: str | None  # None: the model failed
     scores: tuple[int, ...]
+    language: str | None = None  # the customer's language of its round (None: not known)
 
     @property
     def mean(self) -> float | None:
@@ -240,6 +241,7 @@ def build_feedback(
                 "mean_score": round(draft.mean or 0, 3),
                 "model": draft.model,
                 "model_version": draft.model_version,
+                "language": draft.language,
             }
         )
     filters.update({f"kto_{key}": count for key, count in fits.items()})
@@ -253,7 +255,8 @@ def build_feedback(
     filters["dpo_pairs_after_exact_dedup"] = len(dpo)
 
     sft_filters: Counter[str] = Counter(tickets_exported=len(tickets))
-    drafted = [ticket_comments(tickets[t]) for t in sorted(tickets)]
+    languages = {d.ticket_id: d.language for d in drafts if d.language}
+    drafted = [replace(ticket_comments(tickets[t]), language=languages.get(t)) for t in sorted(tickets)]
     examples, sft_dups = answer_examples(
         drafted, clean.redactor, placeholders, sft_filters, config, count_tokens, product_name
     )

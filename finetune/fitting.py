@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from core.domain import Ticket
-from core.prompt import build_prompt, prompt_sources
+from core.prompt import build_prompt, prompt_language, prompt_sources
 from core.ticket_text import ticket_as_models_read_it
 from finetune.pairs import Turn, render_prompt
 
@@ -99,7 +99,14 @@ def shortened_prompt(
         return None
     readable = ticket_as_models_read_it(replace(ticket, comments=ticket.comments[: end + 1]), known_names)
     try:
-        return build_prompt(readable, count_tokens, max_tokens, product_name, prompt_sources(recorded))
+        return build_prompt(
+            readable,
+            count_tokens,
+            max_tokens,
+            product_name,
+            prompt_sources(recorded),
+            language=prompt_language(recorded),
+        )
     except ValueError:
         return None
 
@@ -138,6 +145,7 @@ def fit_pair(
             room,
             product_name,
             sources=row.get("sources") or (),
+            language=row.get("language"),
         )
     except ValueError:
         return None

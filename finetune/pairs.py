@@ -23,7 +23,8 @@ from core.domain import Comment, Ticket
 from core.prompt import build_prompt
 
 PairMode = Literal["first", "multi_turn"]
-SourceFinder = Callable[[Ticket, Callable[[str], int]], Sequence[str]]
+# (the ticket so far, the token counter, its language) → the passages for its prompt
+SourceFinder = Callable[[Ticket, Callable[[str], int], str | None], Sequence[str]]
 """The passages for a ticket's prompt, counted with the given tokenizer (a grounded model's)."""
 PAIR_MODES: tuple[PairMode, ...] = ("first", "multi_turn")
 Role = Literal["customer", "agent"]
@@ -42,6 +43,7 @@ class Conversation:
     ticket_id: int
     subject: str
     turns: tuple[Turn, ...]
+    language: str | None = None  # the customer's (ISO 639-1): decided once per ticket, at export
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class Example:
     context: tuple[Turn, ...]  # the turns the prompt was built from (to rebuild it for another budget)
     subject: str
     sources: tuple[str, ...] = ()  # the Help Center passages in the prompt (grounded datasets only)
+    language: str | None = None  # the customer's language, as its ticket's
 
     @property
     def question(self) -> str:
@@ -83,14 +86,17 @@ def render_prompt(
     product_name: str,
     ticket_id: int = 0,
     sources: Sequence[str] = (),
+    language: str | None = None,
 ) -> str:
-    """The bot's prompt for a conversation that ends before an agent answer."""
+    """The bot's prompt for a conversation that ends before an agent answer (in the customer's
+    ``language``, as the bot asks for it; English prompts are as they always were)."""
     return build_prompt(
         conversation_ticket(subject, context, ticket_id),
         count_tokens,
         max_tokens,
         product_name=product_name,
         sources=sources,
+        language=language,
     )
 
 
@@ -139,7 +145,7 @@ def conversation_examples(
         sources: tuple[str, ...] = ()
         if find_sources is not None:
             ticket = conversation_ticket(conversation.subject, context, conversation.ticket_id)
-            sources = tuple(find_sources(ticket, count_tokens))
+            sources = tuple(find_sources(ticket, count_tokens, conversation.language))
         prompt = render_prompt(
             conversation.subject,
             context,
@@ -148,6 +154,7 @@ def conversation_examples(
             product_name,
             conversation.ticket_id,
             sources,
+            conversation.language,
         )
         examples.append(
             Example(
@@ -157,6 +164,7 @@ def conversation_examples(
                 context=tuple(context),
                 subject=conversation.subject,
                 sources=sources,
+                language=conversation.language,
             )
         )
     return examples

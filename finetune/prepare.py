@@ -10,7 +10,8 @@ are published, and the bot puts them into prompts as Zendesk serves them.
 
 Output folder::
 
-    train.jsonl   {"ticket_id", "prompt", "completion", "subject", "context": [{"role", "text"}]}
+    train.jsonl   {"ticket_id", "prompt", "completion", "subject", "context": [{"role", "text"}],
+                   "language": the customer's (ISO 639-1)}
     eval.jsonl    the same, for held-out tickets
     articles.jsonl {"id", "locale", "title", "url", "text"}
     card.json, card.md
@@ -19,7 +20,12 @@ With ``grounding`` (``finetune prepare --grounding``, for a model with ``groundi
 prompt also holds the Help Center passages the bot would put there when drafting: the exported
 articles of the ``[grounding]`` locales, indexed as the bot indexes them
 (`integrations.help_center_index`), searched with the ticket as it stood before the answer, fitted
-to ``[grounding] prompt_tokens``. Rows then carry their ``sources`` and the card says so.
+to ``[grounding] prompt_tokens``. Rows then carry their ``sources`` and the card says so. As in the
+bot, a ticket's passages come from its language's articles (the first locale's when it has none).
+
+Every example keeps its ticket's language (`finetune.languages`); a prompt in another language than
+English asks for the reply in it, as the bot's do (English prompts are unchanged). With ``language``
+(``prepare --language de``) only that language's tickets are used, split by ticket as always.
 
 The result depends only on the export and the settings (no clock, no randomness without a
 seed), so re-running gives byte-identical files and the same dataset hash.
@@ -39,17 +45,21 @@ from tqdm import tqdm
 
 from core.domain import Ticket
 from core.html_text import html_to_text
+from core.languages import locale_language
 from core.pii import PublicContacts, Redactor
 from core.ticket_text import model_text
 from finetune.card import render_markdown
 from finetune.config import PrepareConfig
 from finetune.dedup import DedupResult, deduplicate
 from finetune.files import files_hash, read_json, read_jsonl, write_json, write_jsonl, write_text
+from finetune.languages import ticket_language
 from finetune.pairs import Conversation, Example, SourceFinder, Turn, conversation_examples
 from finetune.split import split_tickets
 from integrations.grounding_config import GroundingSettings
 from integrations.help_center_index import PASSAGE_WORDS, Article, ArticleIndex
 from integrations.help_center_index import html_to_text as article_text
+from integrations.language_config import LanguageSettings
+from integrations.language_detector import TicketLanguages
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +103,27 @@ class TicketComments:
     id: int
     subject: str
     comments: list[dict[str, Any]]
+    language: str | None = None  # the customer's (ISO 639-1)
 
 
-def _read_tickets(export_dir: Path) -> list[TicketComments]:
+def _read_tickets(export_dir: Path, languages: TicketLanguages) -> list[TicketComments]:
     folder = export_dir / "tickets"
+    users = export_dir / "users.jsonl"
+    locales = (
+        {int(row["id"]): row["locale"] for row in read_jsonl(users) if row.get("locale")}
+        if users.is_file()
+        else {}
+    )
     tickets = []
     for path in sorted(folder.glob("*.json"), key=lambda p: int(p.stem) if p.stem.isdigit() else 0):
         data = read_json(path)
         tickets.append(
-            TicketComments(int(data["ticket"]["id"]), data["ticket"].get("subject") or "", data["comments"])
+            TicketComments(
+                int(data["ticket"]["id"]),
+                data["ticket"].get("subject") or "",
+                data["comments"],
+                ticket_language(data, locales, languages),
+            )
         )
     return tickets
 
@@ -133,7 +155,7 @@ def clean_conversation(
         turns.append(Turn(kind, redacted.text))  # type: ignore[arg-type]
     subject = redactor.redact(ticket.subject)
     placeholders.update(subject.counts)
-    return Conversation(ticket.id, subject.text, tuple(turns))
+    return Conversation(ticket.id, subject.text, tuple(turns), ticket.language)
 
 
 def _articles(export_dir: Path) -> list[dict[str, Any]]:
@@ -216,6 +238,7 @@ def example_row(example: Example, grounded: bool = False) -> dict[str, Any]:
         "completion": example.completion,
         "subject": example.subject,
         "context": [{"role": t.role, "text": t.text} for t in example.context],
+        "language": example.language,
     }
     if grounded:
         row["sources"] = list(example.sources)
@@ -258,9 +281,15 @@ def _grounded_prompts(export_dir: Path, grounding: GroundingSettings) -> tuple[S
             f"{', '.join(grounding.locales)}: "
             "export them (`draftdesk finetune export --locales ...`) or set [grounding] locales"
         )
-    index, budget = ArticleIndex(indexed), grounding.prompt_tokens
+    by_language: dict[str, list[Article]] = {}
+    for article in indexed:
+        by_language.setdefault(locale_language(article.locale) or "", []).append(article)
+    indexes = {language: ArticleIndex(found, language) for language, found in by_language.items()}
+    default = indexes.get(locale_language(grounding.locales[0]) or "") or next(iter(indexes.values()))
+    budget = grounding.prompt_tokens
 
-    def find_sources(ticket: Ticket, count: Callable[[str], int]) -> list[str]:
+    def find_sources(ticket: Ticket, count: Callable[[str], int], language: str | None) -> list[str]:
+        index = indexes.get(language or "", default)  # the bot's rule: its language's, else the default's
         return index.prompt_passages(ticket, count, budget)
 
     return find_sources, indexed
@@ -287,9 +316,13 @@ def prepare_dataset(
     tokenizer: str | None = None,
     progress: bool = True,
     grounding: GroundingSettings | None = None,
+    language: str | None = None,
+    languages: LanguageSettings | None = None,
 ) -> dict[str, Any]:
     """Build the dataset in ``out_dir`` from the export in ``export_dir``; returns the card.
-    ``grounding``: put Help Center passages into the prompts, as for a model with grounding on."""
+    ``grounding``: put Help Center passages into the prompts, as for a model with grounding on;
+    ``language``: only the tickets in that language; ``languages``: how an export without recorded
+    languages is read (`[languages]`)."""
     export_dir, out_dir = Path(export_dir), Path(out_dir)
     if not (export_dir / "tickets").is_dir() and not (export_dir / "articles").is_dir():
         raise ExportNotFound(
@@ -309,8 +342,11 @@ def prepare_dataset(
     find_sources, indexed = None, []
     if grounding is not None:
         find_sources, indexed = _grounded_prompts(export_dir, grounding)
-    tickets = _read_tickets(export_dir)
+    tickets = _read_tickets(export_dir, TicketLanguages(languages or LanguageSettings()))
     filters["tickets_exported"] = len(tickets)
+    if language is not None:
+        tickets = [t for t in tickets if t.language == language]
+        filters["tickets_in_language"] = len(tickets)
     examples, result = answer_examples(
         tickets, redactor, placeholders, filters, config, count_tokens, product_name, progress, find_sources
     )
@@ -361,7 +397,9 @@ def prepare_dataset(
             "max_prompt_tokens": config.max_prompt_tokens,
             "min_answer_chars": config.min_answer_chars,
             "product_name": product_name,
+            "language": language,
         },
+        "languages": dict(sorted(Counter(e.language or "" for e in train + held_out).items())),
         "filters": dict(filters),
         "duplicates": {
             "exact": len(result.exact),

@@ -19,8 +19,13 @@ class GroundingSettings:
         "by their own `grounding` switch either way",
         None,
     )
-    locales: tuple[str, ...] = setting('the Help Center locales to index, e.g. ["en-us", "de"]', ("en-us",))
-    refresh_hours: float = setting("hours between two reads of the articles changed since the last", 6.0)
+    locales: tuple[str, ...] = setting(
+        'the Help Center locales to index, e.g. ["en-us", "de"], each read from its own listing and '
+        "searched apart: a ticket's links and passages come from its language's articles, or the first "
+        "locale's when its language has none",
+        ("en-us",),
+    )
+    refresh_hours: float = setting("hours between two reads of every locale's articles", 6.0)
     articles_shown: int = setting("article links under each ticket's parent message", 3)
     prompt_tokens: int = setting("tokens of passages in the prompt of a model with grounding = true", 400)
     path: Path = setting(

@@ -73,11 +73,20 @@ def ticket_query(ticket: Ticket) -> str:
     return f"{ticket.subject}\n{latest.body if latest else ''}"
 
 
-class ArticleIndex:
-    """A BM25 index over the passages of some articles. Thread-safe: ``replace`` swaps in a new set
-    of articles while other threads search."""
+# bm25s's stop-word lists, by ISO 639-1 code: a language without one is indexed with every word.
+STOPWORD_LANGUAGES = frozenset(
+    {"da", "de", "en", "es", "fr", "it", "ko", "nl", "no", "pt", "ru", "sv", "tr", "zh"}
+)
 
-    def __init__(self, articles: Iterable[Article] = ()) -> None:
+
+class ArticleIndex:
+    """A BM25 index over the passages of some articles, all in one ``language`` (its stop words are
+    left out of the articles and the queries alike). Thread-safe: ``replace`` swaps in a new set of
+    articles while other threads search."""
+
+    def __init__(self, articles: Iterable[Article] = (), language: str = "en") -> None:
+        self.language = language
+        self._stopwords: str | None = language if language in STOPWORD_LANGUAGES else None
         self._lock = threading.Lock()
         self._passages: list[tuple[Article, str]] = []
         self._retriever: bm25s.BM25 | None = None
@@ -89,7 +98,7 @@ class ArticleIndex:
         retriever = None
         if passages:
             retriever = bm25s.BM25()
-            retriever.index(_tokens([p for _, p in passages]), show_progress=False)
+            retriever.index(_tokens([p for _, p in passages], self._stopwords), show_progress=False)
         with self._lock:
             self._passages, self._retriever = passages, retriever
 
@@ -97,7 +106,7 @@ class ArticleIndex:
         """The ``k`` passages that match ``query`` best, best first; none that share no word with it."""
         with self._lock:
             passages, retriever = self._passages, self._retriever
-        tokens = _tokens([query])
+        tokens = _tokens([query], self._stopwords)
         if retriever is None or not tokens[0]:
             return []
         k = min(k, len(passages))
@@ -132,5 +141,5 @@ class ArticleIndex:
         return chosen
 
 
-def _tokens(texts: Iterable[str]) -> list[list[str]]:
-    return bm25s.tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)
+def _tokens(texts: Iterable[str], stopwords: str | None) -> list[list[str]]:
+    return bm25s.tokenize(list(texts), stopwords=stopwords, return_ids=False, show_progress=False)

@@ -126,6 +126,7 @@ class ZendeskUser:
     name: str
     email: str
     role: str  # "end-user", "agent" or "admin"
+    locale: str = ""  # the language Zendesk writes to them in, e.g. "de" or "en-US"
 
 
 class _ZendeskSession(requests.Session):
@@ -289,6 +290,7 @@ class ZendeskGateway:
             comments=tuple(comments),
             requester_email=requester.email if requester else "",
             author_names=tuple(sorted({u.name for u in users.values() if u.name})),
+            requester_locale=(requester.locale or "") if requester else "",
         )
 
     def add_comment(
@@ -485,7 +487,13 @@ class ZendeskGateway:
             with self._translate_errors(f"reading {len(chunk)} user record(s)", None):
                 found = list(self.client.users(ids=chunk))
             users.extend(
-                ZendeskUser(id=int(u.id), name=u.name or "", email=u.email or "", role=u.role or "end-user")
+                ZendeskUser(
+                    id=int(u.id),
+                    name=u.name or "",
+                    email=u.email or "",
+                    role=u.role or "end-user",
+                    locale=u.locale or "",
+                )
                 for u in found
             )
         return users

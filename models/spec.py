@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from core.config import check_section, out_of_range, setting
+from core.languages import is_language_code
 
 BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 DEFAULT_API_KEY_ENV = "DRAFTDESK_MODELS_API_KEY"
@@ -82,6 +83,12 @@ class ModelSpec:
     grounding: bool = setting(
         "put the Help Center passages that match the ticket into this model's prompt ([grounding])", False
     )
+    languages: tuple[str, ...] = setting(
+        'the customer languages (ISO 639-1) this model drafts in, e.g. ["en", "de"]; a ticket in another '
+        "language gets no draft from it",
+        (),
+        shown_default="every language",
+    )
     backend: BackendKind = setting(
         '"local" (this process) or "openai" (an OpenAI-compatible server: vLLM, serve-models)', "local"
     )
@@ -119,6 +126,9 @@ class ModelSpec:
             problems.append(
                 "api_key_env: must be the NAME of an environment variable holding the key, not the key"
             )
+        wrong = [code for code in self.languages if not is_language_code(code)]
+        if wrong:
+            problems.append(f'languages: expected ISO 639-1 codes like ["en", "de"], got {wrong!r}')
         if not all(self.stop):
             problems.append("stop: must be a list of non-empty strings")
         if self.candidate is not None and self.backend != "local":
@@ -144,6 +154,10 @@ class ModelSpec:
     @property
     def base_key(self) -> tuple[str, str]:
         return (self.base_model, self.quantization)
+
+    def writes(self, language: str) -> bool:
+        """Whether this model drafts tickets in ``language`` (unset ``languages``: every language)."""
+        return not self.languages or language in self.languages
 
     @property
     def served_name(self) -> str:

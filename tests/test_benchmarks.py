@@ -41,6 +41,28 @@ def test_bench_http_stores_every_click_and_queues_each_ticket_once():
     assert run["webhooks"]["queue_holds_exactly_the_distinct_tickets"]
 
 
+def test_bench_store_burst_measures_the_first_and_last_tickets_of_each_shape():
+    report = run_benchmark("benchmarks.bench_store", "--burst", "240", "--history", "30")
+    assert report["window_tickets"] == 120
+    for shape in ("arriving", "backlog"):
+        operations = report[shape]["operations"]
+        assert operations["enqueue"]["first"]["n"] == operations["enqueue"]["last"]["n"] == 120
+        assert operations["finish"]["first"]["max_bytes_written"] > 0
+    arriving = report["arriving"]["operations"]
+    assert arriving["add_draft_message"]["first"]["n"] == 360 and arriving["vote"]["last"]["n"] == 240
+    # what a write rewrites does not grow with the burst (bytes, unlike time, are exact here)
+    assert report["arriving"]["worst_bytes_ratio"] <= 1.1 and report["backlog"]["worst_bytes_ratio"] <= 1.1
+
+
+def test_bench_http_burst_drafts_and_posts_every_batch_through_the_bot():
+    report = run_benchmark("benchmarks.bench_http", "--burst", "40", "--batch", "10")
+    assert report["webhook_statuses"] == {"lead": {"200": 40}, "fresh": {"200": 30}}
+    assert [b["after_tickets"] for b in report["lead_curve"]] == [0, 10, 20, 30]
+    assert all(b["slack_calls"] == 10 * 4 for b in report["lead_curve"])  # a parent and three drafts each
+    assert len(report["first_batches_s"]) == len(report["last_batches_s"]) == 3
+    assert report["calls_per_batch_constant"] and report["last_over_first"] > 0
+
+
 def test_bench_engine_overhead_counts_each_sides_host_work_per_step(tmp_path: Path):
     report = run_benchmark(
         "benchmarks.bench_engine_overhead",

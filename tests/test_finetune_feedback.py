@@ -165,3 +165,14 @@ def test_a_period_with_no_rated_drafts_says_so_and_writes_nothing(feedback, tmp_
     code, out, err = feedback(tmp_path / "none", "--since", "2099-01-01")
     assert code == 1 and out == "" and not (tmp_path / "none").exists()
     assert "no rated drafts since 2099-01-01" in err and "earlier --since" in err and "Traceback" not in err
+
+
+def test_feedback_for_a_language_without_drafts_says_so(feedback, tmp_path: Path):
+    code, _, err = feedback(tmp_path / "de", "--language", "de")  # the store's rounds predate languages
+    assert code == 1 and "no rated drafts in de" in err and "Traceback" not in err
+    code, _, err = feedback(tmp_path / "en", "--language", "en")
+    assert code == 0, err
+    kto = [json.loads(line) for line in (tmp_path / "en" / "kto" / "train.jsonl").open()]
+    assert kto and {row["language"] for row in kto} == {"en"}
+    code, _, err = feedback(tmp_path / "x", "--language", "deu")
+    assert code == 2 and err.strip().endswith("""got 'deu'""")

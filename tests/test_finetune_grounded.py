@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from core.domain import Comment, Ticket
-from core.prompt import SOURCES_HEADING, build_prompt
+from core.languages import language_name
+from core.prompt import REPLY_LANGUAGE, SOURCES_HEADING, build_prompt
 from draftdesk.cli import main
 from finetune.config import PrepareConfig
 from finetune.fitting import fit_pair
@@ -26,10 +27,11 @@ from integrations.help_center_index import Article, ArticleIndex, html_to_text
 CONFIG = PrepareConfig(eval_fraction=0.15)
 GROUNDING = GroundingSettings(locales=("en-us",), prompt_tokens=300)
 # sha256 of the data files `prepare` wrote without grounding (en-us and de, CONFIG): an ungrounded
-# dataset must stay byte-identical. The article links hold the loopback Zendesk's port, so its
-# address is hashed as "ZENDESK". First, what main wrote at c31e354, before grounding existed, for
-# the sample as it was then: its first 44 tickets (ids up to 2044; the tickets added later come
-# after them and leave them byte-identical).
+# dataset must stay byte-identical (`as_before_languages`: less what issue 28 added on purpose).
+# The article links hold the loopback Zendesk's port, so its address is hashed as "ZENDESK".
+# First, what main wrote at c31e354, before grounding existed, for the sample as it was then: its
+# first 44 tickets (ids up to 2044; the tickets added later come after them and leave them
+# byte-identical).
 FIRST_44_TICKETS_SHA256 = {
     "train.jsonl": "a9bf51e31ac6444b2cc175d6c1b09e9150b2ed9ccfaad43acc1fa81bdb290330",
     "eval.jsonl": "f7c650d52d9aff977e9e1b890f4a5016ebf29c3d7d855c0815ec95a5e3e5588a",
@@ -43,6 +45,30 @@ UNGROUNDED_SHA256 = {
     "articles.jsonl": "5d5e28b8c7011fc3c1747429667c129f9d5a9c1e5cc96fcb0e1f706e3e31ab9f",
 }
 LOOPBACK = re.compile(rb"http://127\.0\.0\.1:[0-9]+")
+
+
+def as_before_languages(path: Path) -> bytes:
+    """A data file as prepare wrote it before issue 28: rows without their "language", and prompts
+    without the line that asks a non-English ticket's reply in its language (English prompts never
+    had one). The rest must be byte for byte what it was."""
+    if path.name == "articles.jsonl":
+        return path.read_bytes()
+    lines = []
+    for row in rows(path):
+        language = row.pop("language")
+        if language != "en":
+            line = " " + REPLY_LANGUAGE.format(language=language_name(language))
+            assert line in row["prompt"]
+            row["prompt"] = row["prompt"].replace(line, "", 1)
+        lines.append(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+    return "".join(lines).encode("utf-8")
+
+
+def hashed(folder: Path, names) -> dict[str, str]:
+    return {
+        name: hashlib.sha256(LOOPBACK.sub(b"ZENDESK", as_before_languages(folder / name))).hexdigest()
+        for name in names
+    }
 
 
 def rows(path: Path) -> list[dict]:
@@ -72,11 +98,9 @@ def sample_articles(locale: str) -> list[Article]:
 
 def test_ungrounded_prepare_is_byte_identical_to_before(export_dir: Path, tmp_path: Path) -> None:
     card = prepare_dataset(export_dir, tmp_path, CONFIG, SAMPLE_PRODUCT, progress=False)
-    written = {
-        name: hashlib.sha256(LOOPBACK.sub(b"ZENDESK", (tmp_path / name).read_bytes())).hexdigest()
-        for name in UNGROUNDED_SHA256
-    }
-    assert written == UNGROUNDED_SHA256
+    assert hashed(tmp_path, UNGROUNDED_SHA256) == UNGROUNDED_SHA256
+    languages = {row["language"] for row in rows(tmp_path / "train.jsonl") + rows(tmp_path / "eval.jsonl")}
+    assert languages == {"en", "de"} and card["languages"] == dict(sorted(card["languages"].items()))
     assert "grounding" not in card and "grounded" not in (tmp_path / "card.md").read_text()
 
 
@@ -95,11 +119,7 @@ def test_ungrounded_prepare_of_the_first_44_tickets_is_what_main_wrote_before_gr
         file.unlink()
     out = tmp_path / "dataset"
     prepare_dataset(export, out, CONFIG, SAMPLE_PRODUCT, progress=False)
-    written = {
-        name: hashlib.sha256(LOOPBACK.sub(b"ZENDESK", (out / name).read_bytes())).hexdigest()
-        for name in FIRST_44_TICKETS_SHA256
-    }
-    assert written == FIRST_44_TICKETS_SHA256
+    assert hashed(out, FIRST_44_TICKETS_SHA256) == FIRST_44_TICKETS_SHA256
 
 
 def test_a_grounded_prompt_is_the_prompt_the_bot_would_draft_from(export_dir: Path, tmp_path: Path) -> None:
@@ -110,7 +130,9 @@ def test_a_grounded_prompt_is_the_prompt_the_bot_would_draft_from(export_dir: Pa
         ticket = ticket_from(row)
         sources = index.prompt_passages(ticket, approximate_tokens, GROUNDING.prompt_tokens)
         assert row["sources"] == sources
-        expected = build_prompt(ticket, approximate_tokens, CONFIG.max_prompt_tokens, SAMPLE_PRODUCT, sources)
+        expected = build_prompt(
+            ticket, approximate_tokens, CONFIG.max_prompt_tokens, SAMPLE_PRODUCT, sources, row["language"]
+        )
         assert row["prompt"] == expected
     grounded = [row for row in examples if row["sources"]]
     assert len(grounded) >= len(examples) * 3 // 4 and all(SOURCES_HEADING in r["prompt"] for r in grounded)
@@ -145,7 +167,7 @@ def test_a_grounded_prompt_cut_for_training_keeps_its_passages(export_dir: Path,
 def test_passages_are_found_with_the_question_never_with_the_answer() -> None:
     asked: list[Ticket] = []
 
-    def find_sources(ticket: Ticket, count) -> list[str]:
+    def find_sources(ticket: Ticket, count, language) -> list[str]:
         asked.append(ticket)
         return ["Restore: open Restore and pick a date."]
 

@@ -94,8 +94,12 @@ def test_examples_are_in_the_bots_prompt_format(dataset: tuple[Path, dict]) -> N
         )
         ticket = Ticket(row["ticket_id"], row["subject"], "solved", 1, "", epoch, "", comments)
         assert row["prompt"] == build_prompt(
-            ticket, approximate_tokens, CONFIG.max_prompt_tokens, SAMPLE_PRODUCT
+            ticket, approximate_tokens, CONFIG.max_prompt_tokens, SAMPLE_PRODUCT, language=row["language"]
         )
+        if row["language"] == "en":  # English prompts are as they always were
+            assert row["prompt"] == build_prompt(
+                ticket, approximate_tokens, CONFIG.max_prompt_tokens, SAMPLE_PRODUCT
+            )
         assert row["prompt"].endswith("\n\nAgent:") and row["completion"].startswith(" ")
         assert "Best regards" not in row["completion"]  # the signature was cut
 

@@ -85,6 +85,14 @@ def test_short_run_beats_the_untuned_base_and_loads_into_the_engine(
     assert report["adapter_metrics"]["loss"] < report["base"]["loss"]
     assert report["adapter_metrics"]["perplexity"] < report["base"]["perplexity"]
     assert report["generated"] == 2 and report["base"]["chrf"] is not None
+    # Per customer language too: every eval example is counted in its ticket's language.
+    languages = {json.loads(line)["language"] for line in (dataset_dir / "eval.jsonl").open()}
+    assert set(report["languages"]) == languages
+    assert sum(p["eval_examples"] for p in report["languages"].values()) == report["eval_examples"]
+    assert sum(p["generated"] for p in report["languages"].values()) == 2
+    assert all(
+        p["base"]["loss"] > 0 and p["adapter_metrics"]["loss"] > 0 for p in report["languages"].values()
+    )
 
     # The config names the model's adapters folder; the engine follows its LATEST version.
     engine = DraftEngine(

@@ -11,6 +11,7 @@ import pytest
 from bot.config import load_settings
 from bot.drafting.grounding import HelpCenterIndex, HelpCenterSources
 from core.domain import Comment, DraftResult, Ticket
+from core.ports import GatewayError
 from core.prompt import SOURCES_HEADING
 from draftdesk.app import build
 from integrations.help_center_index import html_to_text
@@ -53,12 +54,12 @@ def test_html_becomes_paragraphs_of_text():
     assert html_to_text(STUCK) == "A backup that stays at 99% waits for a file lock.\nClose Outlook & retry."
 
 
-def test_refresh_reads_only_what_changed_and_survives_a_restart(tmp_path, zendesk):
+def test_refresh_reads_each_locale_from_its_own_listing_and_survives_a_restart(tmp_path, zendesk):
     path = tmp_path / "hc.json"
     index = HelpCenterIndex(path, ["en-us"])
     assert index.refresh(gateway(zendesk)) == 2 and len(index) == 2  # the German one is not indexed
-    [first] = zendesk.requests_to("GET", "/api/v2/help_center/incremental/articles.json")
-    assert first.query["start_time"] == "0"
+    assert zendesk.requests_to("GET", "/api/v2/help_center/en-us/articles.json")
+    assert not zendesk.requests_to("GET", "/api/v2/help_center/de/articles.json")
     zendesk.add_article(
         3, "Change the schedule", "<p>Settings, then Schedule.</p>", updated_at="2026-02-01T00:00:00Z"
     )
@@ -66,12 +67,48 @@ def test_refresh_reads_only_what_changed_and_survives_a_restart(tmp_path, zendes
     reopened = HelpCenterIndex(path, ["en-us"])  # a restart: the articles come from the file
     assert len(reopened) == 2
     assert reopened.refresh(gateway(zendesk)) == 2  # one added, one unpublished
-    second = zendesk.requests_to("GET", "/api/v2/help_center/incremental/articles.json")[-1]
-    assert second.query["start_time"] == str(int(datetime(2026, 1, 2, tzinfo=UTC).timestamp()))
+    assert reopened.refresh(gateway(zendesk)) == 0  # nothing changed since
     found = reopened.top_articles(ticket("Backup stuck", "It hangs at 99%, file lock?"), 3)
     assert [a.id for a in found] == [1]  # words shared with no other article: only one match
     assert reopened.top_articles(ticket("Schedule", "How do I change the schedule?"), 3)[0].id == 3
     assert reopened.search("restore", 3) == []  # unpublished articles are no source
+
+
+def test_each_language_is_searched_in_its_own_articles(tmp_path, zendesk):
+    zendesk.add_article(
+        1,
+        "Sicherung hängt bei 99%",
+        "<p>Eine Sicherung, die bei 99% stehen bleibt, wartet auf eine Dateisperre.</p>",
+        locale="de",
+        updated_at="2026-01-01T00:00:00Z",
+    )
+    index = HelpCenterIndex(tmp_path / "hc.json", ["en-us", "de"])
+    assert index.refresh(gateway(zendesk)) == 4 and index.languages() == ["de", "en"]
+    de_requests = zendesk.requests_to("GET", "/api/v2/help_center/de/articles.json")
+    assert de_requests  # the German articles come from the German listing
+    sources = HelpCenterSources(index, ["grounded"], articles_shown=3, prompt_tokens=200)
+    german = ticket("Sicherung hängt", "Meine Sicherung bleibt bei 99% stehen, Dateisperre?")
+    [(title, url)] = sources.links(german, "de")  # English words (and articles) do not match
+    assert title == "Sicherung hängt bei 99%" and url.startswith(zendesk.url + "/hc/de/articles/1-")
+    words = lambda text: len(text.split())  # noqa: E731
+    [passage] = sources.passages("grounded", german, words, "de")
+    assert passage.startswith("Sicherung hängt bei 99%: Eine Sicherung")
+    english = ticket("Backup stuck at 99%", "My backup waits for a file lock")
+    assert sources.links(english, "en")[0][1].startswith(zendesk.url + "/hc/en-us/")
+    # French has no articles: the default locale's (the first listed) answer instead.
+    assert sources.links(english, "fr") == sources.links(english, "en")
+    assert sources.links(english, None) == sources.links(english, "en")
+
+
+def test_a_locale_whose_listing_fails_keeps_its_articles(tmp_path, zendesk):
+    index = HelpCenterIndex(tmp_path / "hc.json", ["en-us", "de"])
+    index.refresh(gateway(zendesk))
+    zendesk.fail_next("/api/v2/help_center/de/articles", status=500, times=10)
+    zendesk.add_article(3, "Change the schedule", "<p>Settings.</p>", updated_at="2026-02-01T00:00:00Z")
+    quick = ZendeskGateway.from_settings(zendesk.url, "agent@example.com", "token", sleep=lambda _: None)
+    with pytest.raises(GatewayError):
+        index.refresh(quick)
+    assert len(index) == 4 and index.search("Restore", 3, "de")  # German kept, English read anew
 
 
 class Collected(logging.Handler):

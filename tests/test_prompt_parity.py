@@ -21,6 +21,8 @@ from finetune.export import export_zendesk
 from finetune.prepare import approximate_tokens, prepare_dataset
 from finetune.sample import SAMPLE_PRODUCT, export_pages, load_sample, seed_users_and_articles
 from integrations.grounding_config import GroundingSettings
+from integrations.language_config import LanguageSettings
+from integrations.language_detector import TicketLanguages
 from integrations.standins.zendesk_server import FakeZendesk
 from integrations.zendesk import ZendeskGateway
 from tests.recording_poster import RecordingPoster
@@ -60,6 +62,7 @@ def grounded_processor(zendesk: FakeZendesk, tmp_path: Path) -> TicketProcessor:
         rng=random.Random(1),
         sources=HelpCenterSources(index, [MODEL], articles_shown=3, prompt_tokens=GROUNDING.prompt_tokens),
         staff_names=StaffNames(gateway).names,
+        languages=TicketLanguages(LanguageSettings()),  # as `draftdesk run` decides each round's
     )
 
 

@@ -68,7 +68,9 @@ def test_a_ticket_delivered_to_both_replicas_is_drafted_and_posted_once(replicas
     replies = slack.replies(channel, parent_ts)
     drafts = store.drafts_for_ticket(7)
     assert len(replies) == len(drafts) == 3  # one message per draft, across both replicas
-    assert len(store.jobs("done")) == 1  # the second delivery found the job queued: one job
+    # The second delivery joined the queued job, or (the first already claimed) ran after it and
+    # found the drafts posted: never two at once, never a second round.
+    assert len(store.jobs("done")) in (1, 2) and {d.round_number for d in drafts} == {1}
 
     # Votes through either replica, into one table.
     for rater, base in zip(("UAGENT1", "UAGENT2"), bases, strict=True):

@@ -181,6 +181,18 @@ def test_rounds_drafts_and_message_lookup(store):
     assert store.drafts_for_ticket(6) == []
 
 
+def test_a_round_keeps_its_language_and_its_drafts_carry_it(store):
+    german = store.create_round(5, 11, [("A", "de-model")], language="de")
+    assert german.language == "de" and store.round_for(5, 11).language == "de"
+    assert store.draft("t5r1A").language == "de" and store.drafts_for_round("t5r1")[0].language == "de"
+    store.mark_round_posted(german.id)
+    assert store.round_for(5, 11).language == "de"
+    unknown = store.create_round(5, 12, [("A", "m1")])  # a caller that decides none
+    assert unknown.language is None and store.draft("t5r2A").language is None
+    none_writes_it = store.create_round(6, 13, [], language="fr")  # no model writes French
+    assert store.drafts_for_round(none_writes_it.id) == [] and store.round_for(6, 13).language == "fr"
+
+
 def test_a_pending_parent_until_its_thread_is_saved(store):
     assert store.thread_pending(5) is None
     store.mark_thread_pending(5, "C1", T0)
@@ -452,6 +464,8 @@ def test_killing_the_writer_never_corrupts_the_file(tmp_path):
         i = 0
         while True:
             store.enqueue(i, "poll")
+            job = store.claim_next_job()
+            store.fail_job(job.id, "gone") if i % 3 == 0 else store.finish_job(job.id)
             store.create_round(i, 1, [("A", "m1")])
             store.add_draft_message(f"t{{i}}r1A", "C1", f"{{1700000000 + i * 3600}}.5")
             store.record_vote(Vote(i, f"t{{i}}r1A", "m1", "U1", 4, "button", datetime.now(UTC)))
@@ -474,12 +488,13 @@ def test_killing_the_writer_never_corrupts_the_file(tmp_path):
         counter = store.get_meta("counter")
         assert counter >= 19
         # every job, draft message and vote recorded before the last recorded counter is there
-        assert {j.ticket_id for j in store.jobs()} >= set(range(counter + 1))
+        assert {j.ticket_id for j in store.jobs(JOB_DONE)} >= {i for i in range(counter + 1) if i % 3}
+        assert {j.ticket_id for j in store.jobs(JOB_FAILED)} >= set(range(0, counter + 1, 3))
         for i in range(counter + 1):
             assert store.draft_by_message("C1", f"{1700000000 + i * 3600}.5").id == f"t{i}r1A"
             assert store.rated_count(f"t{i}r1A") == 1
         assert len(store.votes()) >= counter + 1
-        assert "jobs" in data
+        assert "jobs" not in data and "format" in data  # the queue lives in jobs/N.json parts
         store.close()
     PartitionedStore(path)  # a writer's open sweeps temporary files a killed writer left behind
     assert not list(tmp_path.glob(".s.json.*.tmp"))
@@ -527,6 +542,10 @@ def test_a_write_rewrites_only_the_small_files_it_concerns(tmp_path):
     changed = {p for p in after if before.get(p) != after[p]}
     assert changed == {Path("s.json.d/votes/000000.json")}  # tickets 0-24: ticket 7's part only
     store.enqueue(99, "poll")
+    assert {p for p, v in _files(tmp_path).items() if after.get(p) != v} == {
+        Path("s.json.d/jobs/000000.json")
+    }
+    after = _files(tmp_path)
     store.set_meta("cursor", 1)
     assert {p for p, v in _files(tmp_path).items() if after[p] != v} == {Path("s.json")}
     sizes = [p.stat().st_size for p in tmp_path.glob("**/*.json")]
@@ -547,18 +566,23 @@ def test_a_vote_in_an_old_week_lands_in_that_week_and_reports_read_only_their_we
         store.votes(new, new + timedelta(days=7))
 
 
-def test_finished_jobs_leave_the_hot_file(tmp_path):
+def test_jobs_live_in_parts_of_a_hundred_ids_and_ids_are_never_given_again(tmp_path):
     store = PartitionedStore(tmp_path / "s.json")
     for ticket in range(5):
         store.enqueue(ticket, "poll", now=T0)
         store.finish_job(store.claim_next_job(T0).id)
     store.enqueue(5, "poll", now=T0)
-    hot = json.loads((tmp_path / "s.json").read_text())
-    assert [job["ticket_id"] for job in hot["jobs"].values()] == [5]
+    store.enqueue(6, "poll", now=T0)
+    assert store.drop_job(7)  # the last id issued
+    assert "jobs" not in json.loads((tmp_path / "s.json").read_text())
+    part = json.loads((tmp_path / "s.json.d/jobs/000000.json").read_text())["jobs"]
+    assert [(job["ticket_id"], job["status"]) for job in part.values()] == [
+        (t, JOB_DONE) for t in range(5)
+    ] + [(5, JOB_QUEUED)]
     store.close()
     reopened = PartitionedStore(tmp_path / "s.json")
-    reopened.enqueue(6, "poll", now=T0)  # ids go on after the archived ones, never reused
-    assert [j.id for j in reopened.jobs()] == [1, 2, 3, 4, 5, 6, 7]
+    reopened.enqueue(7, "poll", now=T0)  # ids go on after the finished and the dropped ones
+    assert [j.id for j in reopened.jobs()] == [1, 2, 3, 4, 5, 6, 8]
     assert [j.ticket_id for j in reopened.jobs(JOB_DONE)] == [0, 1, 2, 3, 4]
 
 
@@ -594,6 +618,11 @@ def _assert_holds_the_v1_fixture(store: Store) -> None:
         round_from_doc(r) for r in old["rounds"].values()
     ]
     assert store.round_for(101, 9001).notices_posted == ("failures",)
+    # Recorded before languages were: no language (reports and digests read it as the default).
+    assert {store.round_for(r["ticket_id"], r["comment_id"]).language for r in old["rounds"].values()} == {
+        None
+    }
+    assert {store.draft(d["id"]).language for d in old["drafts"].values()} == {None}
     drafts = [store.draft(d["id"]) for d in old["drafts"].values()]
     for draft, doc in zip(drafts, old["drafts"].values(), strict=True):
         assert draft is not None

@@ -77,6 +77,7 @@ def test_fetch_ticket_with_comments_and_requester(zd: FakeZendesk, gateway: Zend
         (REQUESTER, "Done, still smoking.", True, True),
     ]
     assert ticket.comments[1].created_at == datetime(2024, 3, 1, 9, 5, tzinfo=UTC)
+    assert ticket.requester_locale == "en-US"  # Zendesk's user record: the tie-breaker for short texts
     assert ticket.latest_customer_comment is not None
     assert ticket.latest_customer_comment.body == "Done, still smoking."
 
@@ -476,3 +477,12 @@ def test_staff_names_are_the_people_who_sign_in_every_page_of_them() -> None:
         names = gateway.staff_names()
     assert len(names) == 121 and "Marta Kowalski" in names and "Agent 119 Person" in names
     assert "Shopify Sync" not in names and "Aiko Tanaka" not in names  # a product's name stays
+
+
+def test_the_requester_locale_is_read_from_their_user_record(
+    zd: FakeZendesk, gateway: ZendeskGateway
+) -> None:
+    zd.add_user(21, "Jonas Weber", "jonas@example.com", locale="de")
+    zd.add_ticket(45, "Rechnung", 21, status="open", created_at="2024-03-01T09:00:00Z")
+    zd.add_comment(45, 21, "Danke!", created_at="2024-03-01T09:00:00Z")
+    assert gateway.fetch_ticket(45).requester_locale == "de"

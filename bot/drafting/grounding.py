@@ -1,11 +1,13 @@
-"""Help-centre sources: the Help Center's articles, kept in step with Zendesk by ``updated_at`` and
-searched with `integrations.help_center_index` (bm25s), answering "which articles fit this ticket"
-(links under the ticket's parent message) and "which passages go into a grounded model's prompt".
+"""Help-centre sources: the Help Center's articles in each configured locale, searched with
+`integrations.help_center_index` (bm25s, one index per language), answering "which articles fit this
+ticket" (links under the ticket's parent message) and "which passages go into a grounded model's
+prompt", both from the articles in the ticket's language.
 
-The articles are kept as plain text in one JSON file (``[grounding] path``) with the time of the
-newest change seen, so a refresh asks Zendesk only for what changed since (the incremental article
-export) and a restart does not read the Help Center again. The index itself is rebuilt in memory
-from that file: a few thousand articles take well under a second.
+Each locale is read from its own Help Center listing (``/help_center/{locale}/articles``): a refresh
+reads them whole, so an article unpublished, archived or deleted leaves the index too. The articles
+are kept as plain text in one JSON file (``[grounding] path``), so a restart does not read the Help
+Center again; the indexes are rebuilt in memory from it: a few thousand articles take well under a
+second.
 """
 
 from __future__ import annotations
@@ -15,12 +17,11 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from core.domain import Ticket
 from core.files import replace_atomically
+from core.languages import locale_language
 from core.pii import PublicContacts
 from core.ports import GatewayError, HelpCenterSource
 from integrations.help_center_index import Article, ArticleIndex, Passage, html_to_text
@@ -29,16 +30,17 @@ log = logging.getLogger(__name__)
 
 
 class HelpCenterIndex:
-    """The articles of ``locales`` and their BM25 index. Thread-safe: the refresh job replaces the
-    index while the worker searches it."""
+    """The articles of ``locales`` and one BM25 index per language: a ticket's links and passages
+    come from its language's articles, or the first locale's (the default) when its language has
+    none. Thread-safe: the refresh job replaces the indexes while the worker searches them."""
 
     def __init__(self, path: Path, locales: Sequence[str]) -> None:
         self.path = path
         self.locales = tuple(locale.lower() for locale in locales)
+        self.default_language = locale_language(self.locales[0] if self.locales else None) or "en"
         self._lock = threading.Lock()
         self._articles: dict[str, Article] = {}
-        self._since = 0  # Unix time of the newest change seen: the next refresh starts there
-        self._index = ArticleIndex()
+        self._indexes: dict[str, ArticleIndex] = {}
         self._public = PublicContacts()
         self._load()
 
@@ -55,65 +57,91 @@ class HelpCenterIndex:
                 "could not read the Help Center index %s (%s): it is read again from Zendesk", self.path, exc
             )
             return
-        self._since = int(data.get("since", 0))
-        self._articles = {key: Article(**value) for key, value in (data.get("articles") or {}).items()}
+        self._articles = {
+            key: Article(**value)
+            for key, value in (data.get("articles") or {}).items()
+            if key.split(":", 1)[0] in self.locales  # a locale no longer configured is no source
+        }
         self._rebuild()
 
     def refresh(self, source: HelpCenterSource) -> int:
-        """Reads the articles changed since the last refresh; how many were added, changed or removed."""
-        changed = 0
-        since = self._since
-        articles = dict(self._articles)
-        for raw in source.help_center_changes(self._since):
-            since = max(since, _unix(raw.updated_at))
-            locale = (raw.locale or "").lower()
-            if locale not in self.locales:
+        """Reads each locale's articles from its own Help Center listing; how many were added,
+        changed or removed. A locale whose listing fails keeps its articles until the next refresh;
+        the first failure is raised once the other locales are read."""
+        articles: dict[str, Article] = {}
+        failure: GatewayError | None = None
+        for locale in self.locales:
+            try:
+                listed = list(source.help_center_articles(locale))
+            except GatewayError as exc:
+                log.warning("could not read the Help Center articles in %s: %s", locale, exc)
+                failure = failure or exc
+                articles.update({k: a for k, a in self._articles.items() if k.startswith(f"{locale}:")})
                 continue
-            key = f"{locale}:{raw.id}"
-            if raw.draft:  # unpublished: no longer a source
-                changed += articles.pop(key, None) is not None
-                continue
-            articles[key] = Article(
-                int(raw.id), locale, raw.title, raw.url, html_to_text(raw.body), raw.updated_at
-            )
-            changed += 1
+            for raw in listed:
+                if raw.draft:  # unpublished: no source
+                    continue
+                article = Article(
+                    int(raw.id), locale, raw.title, raw.url, html_to_text(raw.body), str(raw.updated_at)
+                )
+                articles[f"{locale}:{article.id}"] = article
+        before = self._articles
+        changed = len(set(before) ^ set(articles)) + sum(
+            1 for key, article in articles.items() if key in before and before[key] != article
+        )
         with self._lock:
-            self._articles, self._since = articles, since
+            self._articles = articles
         self._save()
         if changed:
             self._rebuild()
+        if failure is not None:
+            raise failure
         return changed
 
     def _save(self) -> None:
-        data = {"since": self._since, "articles": {key: asdict(a) for key, a in self._articles.items()}}
+        data = {"articles": {key: asdict(a) for key, a in self._articles.items()}}
         payload = json.dumps(data, ensure_ascii=False).encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         replace_atomically(self.path, lambda handle: handle.write(payload))
 
     def _rebuild(self) -> None:
-        articles = list(self._articles.values())
-        self._index.replace(articles)
-        self._public = PublicContacts.found_in(f"{a.title}\n{a.text}" for a in articles)
+        by_language: dict[str, list[Article]] = {}
+        for article in self._articles.values():
+            language = locale_language(article.locale) or self.default_language
+            by_language.setdefault(language, []).append(article)
+        indexes = {language: ArticleIndex(found, language) for language, found in by_language.items()}
+        public = PublicContacts.found_in(f"{a.title}\n{a.text}" for a in self._articles.values())
+        with self._lock:
+            self._indexes, self._public = indexes, public
+
+    def languages(self) -> list[str]:
+        """The languages that have articles, sorted."""
+        with self._lock:
+            return sorted(self._indexes)
+
+    def _index_for(self, language: str | None) -> ArticleIndex | None:
+        """The index of ``language``'s articles; the default locale's when it has none."""
+        with self._lock:
+            indexes = self._indexes
+        return indexes.get(language or self.default_language) or indexes.get(self.default_language)
 
     def public_contacts(self) -> PublicContacts:
         """The e-mail addresses and phone numbers the indexed articles publish."""
         return self._public
 
-    def search(self, query: str, k: int) -> list[Passage]:
-        return self._index.search(query, k)
+    def search(self, query: str, k: int, language: str | None = None) -> list[Passage]:
+        index = self._index_for(language)
+        return index.search(query, k) if index else []
 
-    def top_articles(self, ticket: Ticket, k: int) -> list[Article]:
-        return self._index.top_articles(ticket, k)
+    def top_articles(self, ticket: Ticket, k: int, language: str | None = None) -> list[Article]:
+        index = self._index_for(language)
+        return index.top_articles(ticket, k) if index else []
 
-    def prompt_passages(self, ticket: Ticket, count_tokens: Callable[[str], int], budget: int) -> list[str]:
-        return self._index.prompt_passages(ticket, count_tokens, budget)
-
-
-def _unix(moment: Any) -> int:
-    try:
-        return int(datetime.fromisoformat(str(moment).replace("Z", "+00:00")).timestamp())
-    except ValueError:
-        return 0
+    def prompt_passages(
+        self, ticket: Ticket, count_tokens: Callable[[str], int], budget: int, language: str | None = None
+    ) -> list[str]:
+        index = self._index_for(language)
+        return index.prompt_passages(ticket, count_tokens, budget) if index else []
 
 
 class HelpCenterSources:
@@ -127,15 +155,17 @@ class HelpCenterSources:
         self.articles_shown = articles_shown
         self.prompt_tokens = prompt_tokens
 
-    def links(self, ticket: Ticket) -> list[tuple[str, str]]:
+    def links(self, ticket: Ticket, language: str | None = None) -> list[tuple[str, str]]:
         if self.articles_shown <= 0:  # the links are off: the index is there for grounded models only
             return []
-        return [(a.title, a.url) for a in self.index.top_articles(ticket, self.articles_shown)]
+        return [(a.title, a.url) for a in self.index.top_articles(ticket, self.articles_shown, language)]
 
-    def passages(self, model: str, ticket: Ticket, count_tokens: Callable[[str], int]) -> list[str]:
+    def passages(
+        self, model: str, ticket: Ticket, count_tokens: Callable[[str], int], language: str | None = None
+    ) -> list[str]:
         if model not in self.grounded_models:
             return []
-        return self.index.prompt_passages(ticket, count_tokens, self.prompt_tokens)
+        return self.index.prompt_passages(ticket, count_tokens, self.prompt_tokens, language)
 
     def public_contacts(self) -> PublicContacts:
         return self.index.public_contacts()

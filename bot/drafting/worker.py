@@ -11,14 +11,20 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.config import WorkerSettings
 from bot.drafting.crash_points import crash_point
-from bot.slack.blocks import draft_message, model_failure_notice, new_round_notice, ticket_parent_message
+from bot.slack.blocks import (
+    draft_message,
+    language_notice,
+    model_failure_notice,
+    new_round_notice,
+    ticket_parent_message,
+)
 from bot.slack.draft_view import known_for_ticket
 from core.coordination import Exclusive, alone
 from core.domain import (
@@ -31,6 +37,7 @@ from core.domain import (
     Ticket,
     utcnow,
 )
+from core.languages import LanguageDecision
 from core.pii import NO_PUBLIC_CONTACTS, PublicContacts
 from core.placeholders import fill_placeholders
 from core.ports import ChatError, ChatPoster, DraftBackend, GatewayError, Store, TicketNotFound, TicketSource
@@ -54,19 +61,28 @@ POST_LOCK_WAIT_SECONDS = 30.0
 
 
 class SourceFinder(Protocol):
-    """Help-centre sources for a ticket (`bot.drafting.grounding`): links to show, passages for a prompt."""
+    """Help-centre sources for a ticket (`bot.drafting.grounding`): links to show, passages for a
+    prompt, from the articles in the ticket's ``language`` (None: the default locale's)."""
 
-    def links(self, ticket: Ticket) -> list[tuple[str, str]]:
+    def links(self, ticket: Ticket, language: str | None = None) -> list[tuple[str, str]]:
         """(title, url) of the articles that fit the ticket best."""
         ...
 
-    def passages(self, model: str, ticket: Ticket, count_tokens: Callable[[str], int]) -> list[str]:
+    def passages(
+        self, model: str, ticket: Ticket, count_tokens: Callable[[str], int], language: str | None = None
+    ) -> list[str]:
         """The passages for ``model``'s prompt: none for a model without grounding."""
         ...
 
     def public_contacts(self) -> PublicContacts:
         """The addresses and numbers the Help Center publishes: kept in the models' copy of a ticket."""
         ...
+
+
+class LanguageDecider(Protocol):
+    """Decides a ticket's language (`integrations.language_detector.TicketLanguages`)."""
+
+    def of_ticket(self, ticket: Ticket) -> LanguageDecision: ...
 
 
 @dataclass
@@ -102,6 +118,8 @@ class TicketProcessor:
         sources: SourceFinder | None = None,
         staff_names: Callable[[], Sequence[str]] | None = None,
         parent_status: Callable[[int], None] | None = None,
+        languages: LanguageDecider | None = None,
+        model_languages: Mapping[str, Collection[str]] | None = None,
         exclusive: Exclusive = alone,
         post_lock_wait: float = POST_LOCK_WAIT_SECONDS,
     ) -> None:
@@ -109,6 +127,9 @@ class TicketProcessor:
         ``sources`` finds the help-centre articles for a ticket (bot.drafting.grounding); ``staff_names`` are
         the agents' names, redacted wherever they appear, as in training (bot.drafting.staff_names);
         ``parent_status(ticket_id)`` updates the parent message's status line (bot.slack.parent_status);
+        ``languages`` decides each round's language (None: none is recorded and every model drafts);
+        ``model_languages`` are the languages each model writes (a model missing or with none: every
+        language);
         ``exclusive`` keeps two replicas from posting one ticket's thread at once (core.coordination)."""
         if not model_names:
             raise ValueError("at least one model is needed")
@@ -126,6 +147,8 @@ class TicketProcessor:
         self.sources = sources
         self.staff_names = staff_names
         self.parent_status = parent_status
+        self.languages = languages
+        self.model_languages = {name: frozenset(codes) for name, codes in (model_languages or {}).items()}
         self.exclusive = exclusive
         self.post_lock_wait = post_lock_wait
 
@@ -148,7 +171,13 @@ class TicketProcessor:
         existing = self.store.round_for(ticket.id, question.id)
         if existing and existing.posted:
             return "skipped: this message already has drafts"
-        round_ = existing or self.store.create_round(ticket.id, question.id, self._blind_assignment())
+        if existing is None:
+            language = self._decide_language(ticket)
+            round_ = self.store.create_round(
+                ticket.id, question.id, self._blind_assignment(language), language=language
+            )
+        else:
+            round_ = existing
         crash_point("round_created")
         prepared = PreparedRound(ticket, round_)
         readable: Ticket | None = None
@@ -160,13 +189,18 @@ class TicketProcessor:
             )
             try:
                 count = functools.partial(self.backend.count_tokens, draft.model)
-                passages = self.sources.passages(draft.model, readable, count) if self.sources else []
+                passages = (
+                    self.sources.passages(draft.model, readable, count, round_.language)
+                    if self.sources
+                    else []
+                )
                 prepared.prompts[draft.model] = build_prompt(
                     readable,
                     count_tokens=count,
                     max_tokens=self.backend.context_limit(draft.model),
                     product_name=self.product_name,
                     sources=passages,
+                    language=round_.language,
                 )
             except ValueError as exc:  # prompt cannot fit the context, or a remote server is unreachable
                 prepared.prompt_errors[draft.model] = f"could not build the prompt: {exc}"
@@ -215,13 +249,16 @@ class TicketProcessor:
         round_ = self.store.round_for(ticket.id, prepared.round.comment_id) or prepared.round
         if round_.posted:
             return "skipped: this message already has drafts"
-        channel, thread_ts, may_hold_replies = self._ensure_thread(ticket)
+        channel, thread_ts, may_hold_replies = self._ensure_thread(ticket, round_.language)
         thread = _MarkedThread(self.poster, channel, thread_ts, look_first=may_hold_replies)
         posted = set(round_.notices_posted)
         drafts = self.store.drafts_for_round(round_.id)
         notices: list[tuple[str, tuple[str, list[dict]]]] = []
         if round_.number > 1:
             notices.append(("new_round", new_round_notice(round_.number)))
+        uncovered = self._models_without(round_.language)
+        if uncovered:
+            notices.append(("language", language_notice(round_.language or "", len(drafts))))
         failed = [d for d in drafts if d.text is None]
         if failed:
             notices.append(("failures", model_failure_notice(len(failed), len(drafts))))
@@ -249,7 +286,7 @@ class TicketProcessor:
             self.parent_status(ticket.id)
         return f"posted {len(drafts) - len(failed)} of {len(drafts)} drafts (round {round_.number})"
 
-    def _ensure_thread(self, ticket: Ticket) -> tuple[str, str, bool]:
+    def _ensure_thread(self, ticket: Ticket, language: str | None) -> tuple[str, str, bool]:
         """(channel, parent ts, whether the thread may hold replies already) of the ticket's thread,
         posting the parent message if it is not recorded.
 
@@ -274,8 +311,8 @@ class TicketProcessor:
         else:
             channel = self.channel
             self.store.mark_thread_pending(ticket.id, channel, utcnow())
-        links = self.sources.links(ticket) if self.sources else []
-        text, blocks = ticket_parent_message(ticket, links)
+        links = self.sources.links(ticket, language) if self.sources else []
+        text, blocks = ticket_parent_message(ticket, links, language)
         ts = self.poster.post_parent(channel, text, blocks, mark=mark)
         crash_point("parent_posted")
         self.store.save_ticket_thread(ticket.id, channel, ts)
@@ -285,8 +322,37 @@ class TicketProcessor:
         """The Help Center's own addresses and numbers, kept in the models' copy as in training."""
         return self.sources.public_contacts() if self.sources else NO_PUBLIC_CONTACTS
 
-    def _blind_assignment(self) -> list[tuple[str, str]]:
-        shuffled = list(self.model_names)
+    def _decide_language(self, ticket: Ticket) -> str | None:
+        """The new round's language: its message's, when the text decides; else the ticket's earlier
+        rounds' (a German customer's "Danke!" in round 2 stays German), else the locale's or default."""
+        if self.languages is None:
+            return None
+        decision = self.languages.of_ticket(ticket)
+        language, source = decision.language, decision.decided_by
+        if source != "text":
+            earlier = [d.language for d in self.store.drafts_for_ticket(ticket.id) if d.language]
+            if earlier:
+                language, source = earlier[-1], "earlier rounds"
+        log.info(
+            "ticket %s: language %s (from the %s)",
+            ticket.id,
+            language,
+            {"text": "text", "locale": "requester's locale", "default": "default"}.get(source, source),
+            extra={"ticket_id": ticket.id},
+        )
+        return language
+
+    def _writes(self, model: str, language: str | None) -> bool:
+        codes = self.model_languages.get(model)
+        return language is None or not codes or language in codes
+
+    def _models_without(self, language: str | None) -> list[str]:
+        """The configured models that do not write ``language``."""
+        return [m for m in self.model_names if not self._writes(m, language)]
+
+    def _blind_assignment(self, language: str | None) -> list[tuple[str, str]]:
+        """Blind labels for the models that write the round's language, in a random order."""
+        shuffled = [m for m in self.model_names if self._writes(m, language)]
         self.rng.shuffle(shuffled)
         return list(zip(DRAFT_LABELS, shuffled, strict=False))
 

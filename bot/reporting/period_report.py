@@ -4,10 +4,11 @@ the baseline, the reasons for low ratings, how close drafts came to the reply se
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 
 from bot.reporting.comparisons import analyse, choose_baseline
+from bot.reporting.languages import DEFAULT_MIN_TICKETS, language_sections
 from bot.reporting.model_versions import baseline_row, by_version
 from bot.reporting.outcomes import OutcomeStats
 from bot.reporting.reasons import top_reasons
@@ -29,9 +30,12 @@ def period_report(
     since: date | None = None,
     until: date | None = None,
     baseline: str | None = None,
+    languages: Mapping[str, str] | None = None,
+    min_language_tickets: int = DEFAULT_MIN_TICKETS,
 ) -> Report:
     """``models``: the configured models in order ([] for a votes file: its own models, as voted);
-    ``untuned``: those without an adapter (the default baseline); ``baseline``: asked for by name."""
+    ``untuned``: those without an adapter (the default baseline); ``baseline``: asked for by name;
+    ``languages``: draft id → the customer's language (None: no per-language part, as for a votes file)."""
     versioned, rows_named = by_version(votes, models)
     rows = model_stats(versioned, rows_named)
     names = [row.model for row in rows]
@@ -40,4 +44,9 @@ def period_report(
     chosen = baseline_row(choose_baseline(list(models) or names, list(untuned), baseline), names)
     analysis = analyse(versioned, names, chosen, now)
     reasons = top_reasons(versioned, names)
-    return Report(rows, since, until, ReportExtras(analysis, reasons, sent))
+    sections = (
+        language_sections(votes, languages, models, untuned, baseline, min_language_tickets)
+        if languages is not None
+        else []
+    )
+    return Report(rows, since, until, ReportExtras(analysis, reasons, sent, languages=sections))

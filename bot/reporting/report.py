@@ -14,9 +14,11 @@ from bot.reporting.outcomes import OutcomeStats
 from bot.reporting.reasons import ReasonCount
 from bot.reporting.stats import ModelStats
 from core.domain import SCORES
+from core.languages import language_name
 
 if TYPE_CHECKING:  # the statistics (scipy, statsmodels) load only where a report computes them
-    from bot.reporting.comparisons import Analysis
+    from bot.reporting.comparisons import Analysis, Comparison
+    from bot.reporting.languages import LanguageSection
     from bot.reporting.promotion import Standing
 
 FORMATS = ("text", "markdown", "json", "csv")
@@ -30,6 +32,7 @@ class ReportExtras:
     reasons: Sequence[ReasonCount] = ()  # why drafts rated 1-2 failed
     sent: Sequence[OutcomeStats] = ()  # how close each model's drafts came to the reply sent
     candidates: Sequence[Standing] = ()  # each running candidate adapter against the current one (digest)
+    languages: Sequence[LanguageSection] = ()  # the ratings per customer language (from the store)
 
 
 NO_EXTRAS = ReportExtras()
@@ -74,25 +77,54 @@ def _pair(values: tuple[float, float] | None) -> list[float] | None:
     return list(values) if values else None
 
 
+def comparison_dict(c: Comparison) -> dict:
+    return {
+        "model": c.model,
+        "baseline": c.baseline,
+        "n_pairs": c.n_pairs,
+        "diff_positive_pct": c.diff_positive_pct,
+        "diff_ci_pct": _pair(c.diff_ci_pct),
+        "mcnemar_p": c.mcnemar_p,
+        "wilcoxon_p": c.wilcoxon_p,
+        "test": c.test,
+        "verdict": c.verdict,
+    }
+
+
+def row_dict(row: ModelStats) -> dict:
+    return {
+        "model": row.model,
+        "counts": {str(s): row.counts.get(s, 0) for s in SCORES},
+        "n": row.n,
+        "mean": None if row.mean is None else round(row.mean, 2),
+        "negative_pct": row.negative_pct,
+        "positive_pct": row.positive_pct,
+        "positive_ci95_pct": list(row.positive_ci_pct) if row.positive_ci_pct else None,
+    }
+
+
+def languages_dict(sections: Sequence[LanguageSection]) -> dict:
+    """``languages``: per ISO 639-1 code, each model's ratings in that language and, once the language
+    has ``min_tickets`` rated tickets, the comparison with its baseline (null before)."""
+    return {
+        section.language: {
+            "name": language_name(section.language),
+            "tickets": section.tickets,
+            "baseline": section.baseline,
+            "models": [row_dict(row) for row in section.rows],
+            "comparisons": [comparison_dict(c) for c in section.comparisons] if section.compared else None,
+            "min_tickets": section.min_tickets,
+        }
+        for section in sections
+    }
+
+
 def analysis_dict(analysis: Analysis) -> dict:
     """The JSON keys the issue names: comparisons, ranking, agreement, trend."""
     agreement = analysis.agreement
     return {
         "baseline": analysis.baseline,
-        "comparisons": [
-            {
-                "model": c.model,
-                "baseline": c.baseline,
-                "n_pairs": c.n_pairs,
-                "diff_positive_pct": c.diff_positive_pct,
-                "diff_ci_pct": _pair(c.diff_ci_pct),
-                "mcnemar_p": c.mcnemar_p,
-                "wilcoxon_p": c.wilcoxon_p,
-                "test": c.test,
-                "verdict": c.verdict,
-            }
-            for c in analysis.comparisons
-        ],
+        "comparisons": [comparison_dict(c) for c in analysis.comparisons],
         "ranking": [{"model": r.model, "strength": r.strength, "ci": _pair(r.ci)} for r in analysis.ranking],
         "agreement": {
             "krippendorff_alpha_ordinal": agreement.krippendorff_alpha_ordinal,
@@ -118,19 +150,9 @@ def as_dict(report: Report) -> dict:
     return {
         "since": report.since.isoformat() if report.since else None,
         "until": report.until.isoformat() if report.until else None,
-        "models": [
-            {
-                "model": row.model,
-                "counts": {str(s): row.counts.get(s, 0) for s in SCORES},
-                "n": row.n,
-                "mean": None if row.mean is None else round(row.mean, 2),
-                "negative_pct": row.negative_pct,
-                "positive_pct": row.positive_pct,
-                "positive_ci95_pct": list(row.positive_ci_pct) if row.positive_ci_pct else None,
-            }
-            for row in report.rows
-        ],
+        "models": [row_dict(row) for row in report.rows],
         **extra,
+        "languages": languages_dict(report.extras.languages),
         "reasons": [
             {
                 "model": r.model,
@@ -186,6 +208,55 @@ def sent_table(sent: Sequence[OutcomeStats]) -> tuple[list[str], list[list[str]]
     )
 
 
+LANGUAGES_TITLE = "Per language (the customer's, decided per round)"
+
+
+def shown_languages(report: Report) -> Sequence[LanguageSection]:
+    """The language sections text, Markdown and CSV show: only when the ratings span two or more
+    languages (with one, Tables 1 and 2 already are that language's)."""
+    sections = report.extras.languages
+    return sections if len(sections) > 1 else ()
+
+
+def language_rows_table(sections: Sequence[LanguageSection]) -> tuple[list[str], list[list[str]]]:
+    return (
+        ["Language", "Model", "n", "Mean", "Positive %", "Positive 95% CI"],
+        [
+            [section.language, r.model, str(r.n), _fmt(r.mean, 2), _fmt(r.positive_pct), _ci(r)]
+            for section in sections
+            for r in section.rows
+        ],
+    )
+
+
+def language_comparisons_table(sections: Sequence[LanguageSection]) -> tuple[list[str], list[list[str]]]:
+    return (
+        ["Language", "Model", "vs", "n", "Diff positive %", "95% CI", "p, positive share", "Verdict"],
+        [
+            [
+                section.language,
+                c.model,
+                c.baseline,
+                str(c.n_pairs),
+                _fmt(c.diff_positive_pct),
+                _range(c.diff_ci_pct),
+                _p(c.mcnemar_p),
+                c.verdict,
+            ]
+            for section in sections
+            for c in section.comparisons
+        ],
+    )
+
+
+def language_heading(section: LanguageSection) -> str:
+    """ "German (de): 14 rated tickets", and why there is no comparison yet where there is none."""
+    line = f"{language_name(section.language)} ({section.language}): {section.tickets} rated ticket(s)"
+    if not section.compared:
+        line += f"; compared with the baseline from {section.min_tickets} on"
+    return line
+
+
 def render_csv(report: Report) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -220,6 +291,9 @@ def render_csv(report: Report) -> str:
         tables.append(sent_table(report.extras.sent))
     if report.extras.reasons:
         tables.append(reasons_table(report.extras.reasons))
+    if shown_languages(report):
+        tables.append(language_rows_table(shown_languages(report)))
+        tables.append(language_comparisons_table(shown_languages(report)))
     for headers, body in tables:  # further tables follow, each after a blank line and its own header
         out.write("\n")
         writer.writerow(headers)
@@ -332,6 +406,12 @@ def render_text(report: Report) -> str:
         lines += ["", SENT_TITLE, *_table(*sent_table(report.extras.sent))]
     if report.extras.reasons:
         lines += ["", REASONS_TITLE, *_table(*reasons_table(report.extras.reasons))]
+    for section in shown_languages(report):
+        if section is report.extras.languages[0]:
+            lines += ["", LANGUAGES_TITLE]
+        lines += ["", language_heading(section), *_table(*language_rows_table([section]))]
+        if section.comparisons:
+            lines += _table(*language_comparisons_table([section]))
     return "\n".join(lines) + "\n"
 
 
@@ -356,4 +436,10 @@ def render_markdown(report: Report) -> str:
         lines += ["", f"### {SENT_TITLE}", "", *_md_table(*sent_table(report.extras.sent))]
     if report.extras.reasons:
         lines += ["", f"### {REASONS_TITLE}", "", *_md_table(*reasons_table(report.extras.reasons))]
+    for section in shown_languages(report):
+        if section is report.extras.languages[0]:
+            lines += ["", f"### {LANGUAGES_TITLE}"]
+        lines += ["", f"#### {language_heading(section)}", "", *_md_table(*language_rows_table([section]))]
+        if section.comparisons:
+            lines += ["", *_md_table(*language_comparisons_table([section]))]
     return "\n".join(lines) + "\n"

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from core.domain import VOTE_REASONS, Ticket
+from core.languages import language_name
 from core.placeholders import PLACEHOLDER_PATTERN
 
 SECTION_TEXT_LIMIT = 3000
@@ -184,9 +185,12 @@ def block_text_length(blocks: list[Block]) -> int:
 # --------------------------------------------------------------------------- messages
 
 
-def ticket_parent_message(ticket: Ticket, sources: Sequence[tuple[str, str]] = ()) -> Message:
-    """The channel message that opens a ticket's thread: id, subject, requester, status, link, and
-    the Help Center articles that fit it best (``sources``: title, URL).
+def ticket_parent_message(
+    ticket: Ticket, sources: Sequence[tuple[str, str]] = (), language: str | None = None
+) -> Message:
+    """The channel message that opens a ticket's thread: id, subject, requester, status, the
+    customer's language (when decided), link, and the Help Center articles that fit it best
+    (``sources``: title, URL).
 
     The link target is the trusted ticket URL from the Zendesk API; the subject and the names came
     from the customer and are escaped.
@@ -198,6 +202,8 @@ def ticket_parent_message(ticket: Ticket, sources: Sequence[tuple[str, str]] = (
     url = escape_mrkdwn(ticket.url).replace("|", "%7C")
     link = f"<{url}|#{ticket.id}>"
     body = f"*New ticket {link}:* {subject}\n*Requester:* {first_name}    *Status:* {status}"
+    if language:
+        body += f"    *Language:* {escape_mrkdwn(language_name(language))}"
     blocks = [_section(body, "ticket")]
     if sources:
         links = [
@@ -299,6 +305,18 @@ def model_failure_notice(failed: int, total: int) -> Message:
         rest = "the other draft is below." if total - failed == 1 else "the other drafts are below."
         text = f"{failed} of {total} models failed to produce a draft for this ticket; {rest}"
     return text, [_context([f":warning: {text}"], "model_failure")]
+
+
+def language_notice(language: str, drafts: int) -> Message:
+    """Why a ticket has fewer drafts than there are models: the others do not write its language
+    (which models stays hidden, as with failures)."""
+    name = language_name(language) if language else "this language"
+    if drafts <= 0:
+        text = f"This ticket is in {name}: no model writes {name}, so there are no drafts."
+    else:
+        below = "the draft below is" if drafts == 1 else f"the {drafts} drafts below are"
+        text = f"This ticket is in {name}: no other model writes {name}; {below} all there is."
+    return text, [_context([f":globe_with_meridians: {text}"], "language_coverage")]
 
 
 def new_round_notice(round_number: int) -> Message:

@@ -18,6 +18,7 @@ from apscheduler.triggers.cron import CronTrigger
 from bot.config import DigestSettings
 from bot.reporting.chart import digest_chart
 from bot.reporting.comparisons import Analysis, analyse, choose_baseline
+from bot.reporting.languages import DEFAULT_MIN_TICKETS, LanguageSection, language_sections, vote_languages
 from bot.reporting.model_versions import baseline_row, by_version
 from bot.reporting.outcomes import OutcomeStats, outcome_stats
 from bot.reporting.promotion import Standing, standing_lines
@@ -27,6 +28,7 @@ from bot.reporting.stats import ModelStats, model_stats
 from bot.slack.blocks import escape_mrkdwn
 from core.coordination import Exclusive, alone
 from core.domain import Vote, utcnow
+from core.languages import language_name
 from core.ports import ChatError, ChatPoster, Store
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,58 @@ def analysis_text(analysis: Analysis) -> str:
     return "\n".join(lines)
 
 
+def store_round_language(store: Store) -> Callable[[str], str | None]:
+    """A round's recorded language, read through its drafts (None: recorded before languages were)."""
+
+    def language(round_id: str) -> str | None:
+        drafts = store.drafts_for_round(round_id)
+        return drafts[0].language if drafts else None
+
+    return language
+
+
+def languages_text(week: Sequence[LanguageSection], history: Sequence[LanguageSection]) -> str | None:
+    """Each language's ratings this week, and its models against its baseline over the last 8 weeks
+    once it has enough tickets; None when the ratings span one language only."""
+    codes = sorted({s.language for s in week} | {s.language for s in history})
+    if len(codes) < 2:
+        return None
+    this_week = {s.language: s for s in week}
+    evidence = {s.language: s for s in history}
+    lines = ["*Per language* (the customer's):"]
+    for code in codes:
+        section = this_week.get(code)
+        rated = (
+            ", ".join(
+                f"{escape_mrkdwn(r.model)} {r.positive_pct:.0f}% positive (n={r.n})"
+                for r in section.rows
+                if r.positive_pct is not None
+            )
+            if section
+            else "no ratings this week"
+        )
+        tickets = f"{section.tickets} ticket(s) this week" if section else "no tickets this week"
+        lines.append(f"• *{language_name(code)} ({code})*, {tickets}: {rated}")
+        past = evidence.get(code)
+        if past is None:
+            continue
+        if not past.compared:
+            lines.append(
+                f"   against its baseline from {past.min_tickets} rated tickets on (8 weeks: {past.tickets})"
+            )
+            continue
+        for c in past.comparisons:
+            if c.diff_positive_pct is None or c.diff_ci_pct is None:
+                continue
+            low, high = c.diff_ci_pct
+            lines.append(
+                f"   {escape_mrkdwn(c.model)} vs {escape_mrkdwn(c.baseline)}: "
+                f"{c.diff_positive_pct:+.1f} points (95% CI {low:+.1f} to {high:+.1f}), "
+                f"{c.n_pairs} {c.counted}: {c.verdict}"
+            )
+    return "\n".join(lines)
+
+
 def candidates_text(candidates: Sequence[Standing]) -> str:
     """Each running candidate against its model's current version (all ratings so far)."""
     lines = ["*Candidates* (all ratings so far; promoted only when they win):"]
@@ -124,11 +178,13 @@ def digest_message(
     extras: ReportExtras = NO_EXTRAS,
     title: str = "Weekly draft ratings",
     note: str | None = None,
+    languages_history: Sequence[LanguageSection] = (),
 ) -> tuple[str, list[dict]]:
     """Tables 1 and 2 in a Slack message (a row per model and adapter version), the decision
     (comparisons, agreement), the reasons and the replies sent under them, then each running
     candidate's standing; a text bar per row stands in for the chart. ``note``: a line under the
-    heading (the demo says there that its raters are simulated)."""
+    heading (the demo says there that its raters are simulated); ``extras.languages`` (the week) and
+    ``languages_history`` (8 weeks) give the per-language part when ratings span two languages."""
     period = f"{since:%a %d %b} – {until:%a %d %b %Y}"
     total = sum(r.n for r in rows)
     fallback = f"draftdesk: {title.lower()}, {period}: {total} ratings"
@@ -191,7 +247,9 @@ def digest_message(
     if extras.analysis is not None:
         text = analysis_text(extras.analysis)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}})
-    for extra in (outcomes_text(extras.sent), reasons_text(extras.reasons, [r.model for r in rows])):
+    per_language = languages_text(extras.languages, languages_history)
+    texts = (outcomes_text(extras.sent), reasons_text(extras.reasons, [r.model for r in rows]), per_language)
+    for extra in texts:
         if extra:
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": extra[:3000]}})
     if extras.candidates:
@@ -219,6 +277,8 @@ class DigestService:
         clock: Callable[[], datetime] = utcnow,
         untuned: Sequence[str] = (),
         candidates: Callable[[Sequence[Vote]], Sequence[Standing]] | None = None,
+        default_language: str = "en",
+        min_language_tickets: int = DEFAULT_MIN_TICKETS,
         exclusive: Exclusive = alone,
     ) -> None:
         self.store = store
@@ -230,6 +290,9 @@ class DigestService:
         self.clock = clock
         self.trigger = trigger_for(settings)
         self.candidates = candidates  # the running candidates' standing, from all votes
+        self.untuned = list(untuned)
+        self.default_language = default_language  # the language of rounds recorded before languages were
+        self.min_language_tickets = min_language_tickets
 
     def compose(
         self,
@@ -241,17 +304,18 @@ class DigestService:
         """The digest of the ``period`` before ``period_end``: the scheduled one, a preview, or a
         report asked for with the slash command. Comparisons rest on at least 8 weeks."""
         since = period_end - period
-        votes, names = by_version(self.store.votes(since, period_end), self.model_names)  # a row per version
+        raw = self.store.votes(since, period_end)
+        votes, names = by_version(raw, self.model_names)  # a row per version
         rows = model_stats(votes, names)
-        history, history_names = by_version(
-            self.store.votes(period_end - max(EVIDENCE, period), period_end), self.model_names
-        )
+        raw_history = self.store.votes(period_end - max(EVIDENCE, period), period_end)
+        history, history_names = by_version(raw_history, self.model_names)
         analysis = analyse(history, history_names, baseline_row(self.baseline, history_names), period_end)
         reasons = top_reasons(votes, names)
         sent = outcome_stats(self.store.outcomes(since, period_end), self.model_names)
         standings = self.candidates(self.store.votes(until=period_end)) if self.candidates else ()
-        extras = ReportExtras(analysis, reasons, sent, standings)
-        text, blocks = digest_message(rows, since, period_end, extras, title, note)
+        week_languages, history_languages = self._language_sections(raw), self._language_sections(raw_history)
+        extras = ReportExtras(analysis, reasons, sent, standings, week_languages)
+        text, blocks = digest_message(rows, since, period_end, extras, title, note, history_languages)
         return DigestContent(text, blocks, self._chart(rows, analysis, since, period_end, note))
 
     def send_report(self, user: str, period: timedelta, title: str) -> None:
@@ -279,6 +343,12 @@ class DigestService:
             "posted the weekly digest for %s – %s",
             f"{since:%Y-%m-%d %H:%M %Z}",
             f"{period_end:%Y-%m-%d %H:%M %Z}",
+        )
+
+    def _language_sections(self, votes: Sequence[Vote]) -> list[LanguageSection]:
+        languages = vote_languages(votes, store_round_language(self.store), self.default_language)
+        return language_sections(
+            votes, languages, self.model_names, self.untuned, self.baseline, self.min_language_tickets
         )
 
     @staticmethod

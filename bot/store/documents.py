@@ -35,8 +35,11 @@ def job_from_doc(doc: Any) -> Job:
     )
 
 
-def new_round_doc(ticket_id: int, comment_id: int, number: int, created_at: datetime) -> dict[str, Any]:
-    """A round as created: still generating, no notice posted (each store adds its drafts)."""
+def new_round_doc(
+    ticket_id: int, comment_id: int, number: int, created_at: datetime, language: str | None = None
+) -> dict[str, Any]:
+    """A round as created: still generating, no notice posted (each store adds its drafts). A round
+    written before languages were recorded has no "language" key: it reads as None."""
     return {
         "id": round_id_for(ticket_id, number),
         "ticket_id": ticket_id,
@@ -45,6 +48,7 @@ def new_round_doc(ticket_id: int, comment_id: int, number: int, created_at: date
         "status": ROUND_GENERATING,
         "notices_posted": [],
         "created_at": iso(created_at),
+        "language": language,
     }
 
 
@@ -68,6 +72,7 @@ def round_from_doc(doc: Any) -> RoundRecord:
         number=doc["number"],
         status=doc["status"],
         notices_posted=tuple(doc.get("notices_posted", ())),
+        language=doc.get("language"),
     )
 
 

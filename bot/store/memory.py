@@ -165,12 +165,21 @@ class MemoryStore:
             )
 
     def create_round(
-        self, ticket_id: int, comment_id: int, assignments: Sequence[tuple[str, str]]
+        self,
+        ticket_id: int,
+        comment_id: int,
+        assignments: Sequence[tuple[str, str]],
+        language: str | None = None,
     ) -> RoundRecord:
         with self._lock:
             number = sum(1 for r in self._rounds.values() if r.ticket_id == ticket_id) + 1
             round_ = RoundRecord(
-                round_id_for(ticket_id, number), ticket_id, comment_id, number, ROUND_GENERATING
+                round_id_for(ticket_id, number),
+                ticket_id,
+                comment_id,
+                number,
+                ROUND_GENERATING,
+                language=language,
             )
             self._rounds[round_.id] = round_
             for label, model in assignments:
@@ -188,6 +197,7 @@ class MemoryStore:
                     (),
                     None,
                     comment_id=comment_id,
+                    language=language,
                 )
             return round_
 

@@ -3,19 +3,24 @@ does not grow with history.
 
 Layout (``[storage] path`` = ``draftdesk.json``)::
 
-    draftdesk.json                 hot file: format marker, job queue (no finished jobs), meta
+    draftdesk.json                 hot file: format marker, meta, the index of sends in progress
     draftdesk.json.d/tickets/N.json   tickets N*25 .. N*25+24: their threads and rounds (drafts inside)
     draftdesk.json.d/votes/N.json     the votes on those tickets' drafts, and how each draft compared
                                       with the reply the agent sent (outcomes)
     draftdesk.json.d/votes/weeks.json which ticket parts hold votes or outcomes of which week (Monday, UTC)
     draftdesk.json.d/messages/HOUR.json Slack (channel, ts) -> draft id, by the UTC hour of ts
-                                      (``2025-01-06T13``; stores of 2026-11 kept one file per day)
-    draftdesk.json.d/jobs/WEEK.json     finished jobs, by the week they finished
+                                      (``2025-01-06T13``), a busy hour going on in HOUR/TS.json parts
+                                      of at most 200 (``message_index``)
+    draftdesk.json.d/jobs/N.json        the jobs N*100 .. N*100+99, queued to finished (``job_parts``)
 
 Every id the services hand back carries its ticket (``t{ticket}r{round}{label}``), so the part of
-a round, draft or vote is derived, not looked up; a Slack ``ts`` is a Unix time, so its day file
-is too. Each file is a TinyDB database written through ``AtomicJSONStorage`` (temp file, fsync,
-rename): a write rewrites one small file. Operations that touch two files write the index first
+a round, draft or vote is derived, not looked up; a Slack ``ts`` is a Unix time, so its hour file
+is too. The files a ticket's jobs, drafts, messages and votes are written to are bounded by a count
+(tickets, jobs, messages), not only by time, so a backlog drafted within one hour costs per ticket
+what steady traffic costs (issue 29); the weeks index gains a line per 25 tickets of a week.
+
+Each file is a TinyDB database written through ``AtomicJSONStorage`` (temp file, fsync, rename):
+a write rewrites one small file. Operations that touch two files write the index first
 (a stale index entry only costs a read, never a wrong answer), so a kill at any moment leaves
 every file whole and the store consistent.
 
@@ -24,7 +29,9 @@ A store in the single-file layout of the first version (one TinyDB file whose ta
 ``meta`` hold the ``documents`` formats, and no ``format`` table) is migrated on the first writable
 open; the old file stays beside it as ``draftdesk.json.v1-backup``. The migration reads that file's
 JSON directly: no code of the old store is left. A read-only open reads a migrated temporary copy
-(``open_store``).
+(``open_store``). A store of format 2 (2026-12: the queue in the hot file, finished jobs in a file
+per week, which grew without bound within a week) has its jobs moved into ``jobs/N.json`` parts on
+the first writable open; a read-only open reads it as it is.
 """
 
 from __future__ import annotations
@@ -52,7 +59,6 @@ from bot.store.documents import (
     iso,
     job_from_doc,
     new_round_doc,
-    next_due,
     outcome_doc,
     outcome_from_doc,
     outcomes_from_docs,
@@ -64,7 +70,9 @@ from bot.store.documents import (
     ts_time,
     votes_from_docs,
 )
+from bot.store.job_parts import JobParts, is_week_archive, migrate_format_2
 from bot.store.lock import WriterLock
+from bot.store.message_index import MessageIndex
 from bot.store.votes_io import vote_row
 from core.domain import (
     JOB_DONE,
@@ -89,7 +97,7 @@ from core.ports import Store
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 TICKETS_PER_PART = 25  # ~100 KB of tickets file (plus the drafts' prompts, ~2-15 KB each) and ~30 KB of votes
 OPEN_PARTS = 64  # partition databases kept open (cached) by one store
 MISC_PART = "misc"  # votes on draft ids that name no ticket (imports, tests)
@@ -112,21 +120,6 @@ def week_of(moment: datetime) -> str:
     """The Monday (UTC) of the moment's week, as ``YYYY-MM-DD``."""
     day = moment.astimezone(UTC).date()
     return (day - timedelta(days=day.weekday())).isoformat()
-
-
-def hour_of_ts(ts: str) -> str:
-    """The UTC hour of a Slack ``ts`` (a Unix time), ``2025-01-06T13``; ``other`` for a ts that is
-    not one. An hour holds a few dozen messages, so a look-up reads a file of a few KB."""
-    try:
-        return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%dT%H")
-    except (ValueError, OverflowError, OSError):
-        return "other"
-
-
-def day_of_ts(ts: str) -> str:
-    """The UTC day of a Slack ``ts``: the message index file of stores written before hourly files."""
-    hour = hour_of_ts(ts)
-    return hour.split("T")[0]
 
 
 def history_folder(path: Path) -> Path:
@@ -178,17 +171,39 @@ class PartitionedStore:
         path = self.path
         self._hot = TinyDB(path, storage=AtomicJSONStorage, read_only=read_only)
         data = self._hot.storage.read()  # a damaged file is reported now, not at the first vote
-        self._jobs = self._hot.table("jobs")
         self._meta = self._hot.table("meta")
         self._pending_sends = self._hot.table("pending_sends")  # an index: the records live in rounds
+        self._messages = MessageIndex(
+            self.folder / "messages", lambda name: self._part("messages", name), read_only
+        )
         if not read_only:
             if data and "format" not in data:
                 self._migrate_v1()
             elif "format" not in (data or {}):
                 self._hot_change(lambda d: d.update(format={"1": {"version": FORMAT_VERSION}}))
+            elif self._format() < 3:
+                self._migrate_format_2()
             for sub in ("tickets", "votes", "messages", "jobs"):
                 (self.folder / sub).mkdir(parents=True, exist_ok=True)
                 sweep_leftovers(self.folder / sub)
+            for archive in filter(is_week_archive, (self.folder / "jobs").glob("*.json")):
+                archive.unlink()  # format 2's, left by a migration killed before it removed them
+        self._queue = JobParts(
+            self.folder / "jobs", lambda name: self._part("jobs", name), self._marker(), self._change_marker
+        )
+        if self._format() < 3:  # read-only, format 2: its queue is in the hot file
+            self._queue.adopt((self._hot.storage.read() or {}).get("jobs") or {})
+
+    def _marker(self) -> dict[str, Any]:
+        return dict(((self._hot.storage.read() or {}).get("format") or {}).get("1") or {})
+
+    def _format(self) -> int:
+        return int(self._marker().get("version", 1))
+
+    def _change_marker(self, change: Callable[[dict[str, Any]], None]) -> None:
+        self._hot_change(
+            lambda data: change(data.setdefault("format", {}).setdefault("1", {"version": FORMAT_VERSION}))
+        )
 
     @staticmethod
     def is_partitioned(path: Path) -> bool:
@@ -284,129 +299,93 @@ class PartitionedStore:
         data = self._hot.storage.read() or {}
         change(data)
         self._hot.storage.write(data)
-        for name in ("jobs", "meta"):
+        for name in ("meta", "pending_sends"):
             self._hot.table(name).clear_cache()
 
-    # ---- jobs: a durable queue with one queued job per ticket ---------------------------------
-
-    def _next_job_id(self, data: dict[str, Any]) -> int:
-        marker = data.setdefault("format", {}).setdefault("1", {"version": FORMAT_VERSION})
-        next_id = int(marker.get("next_job_id", 1))
-        marker["next_job_id"] = next_id + 1
-        return next_id
+    # ---- jobs: a durable queue with one queued job per ticket (``job_parts``) ------------------
 
     def enqueue(self, ticket_id: int, source: str, now: datetime | None = None) -> bool:
         """Queue a ticket unless a job for it is already waiting. Returns True if a job was added."""
-        now = now or utcnow()
-        q = Query()
         with self._lock:
-            if self._jobs.contains((q.ticket_id == ticket_id) & (q.status == JOB_QUEUED)):
+            if self._queue.queued_for(ticket_id) is not None:
                 return False
-
-            def add(data: dict[str, Any]) -> None:
-                job_id = self._next_job_id(data)
-                data.setdefault("jobs", {})[str(job_id)] = {
-                    "ticket_id": ticket_id,
-                    "source": source,
-                    "status": JOB_QUEUED,
-                    "attempts": 0,
-                    "created_at": iso(now),
-                    "not_before": iso(now),
-                    "last_error": None,
-                }
-
-            self._hot_change(add)
+            self._queue.add(ticket_id, source, now or utcnow())
             return True
 
     def claim_next_job(self, now: datetime | None = None) -> Job | None:
-        now = now or utcnow()
         with self._lock:
-            due = [
-                doc
-                for doc in self._jobs.all()
-                if doc["status"] == JOB_QUEUED and parse_iso(doc["not_before"]) <= now
-            ]
-            if not due:
+            job_id = self._queue.earliest_due(now or utcnow())
+            if job_id is None:
                 return None
-            doc = min(due, key=lambda d: (d["not_before"], d.doc_id))
-            self._jobs.update({"status": JOB_RUNNING, "attempts": doc["attempts"] + 1}, doc_ids=[doc.doc_id])
-            return job_from_doc(self._jobs.get(doc_id=doc.doc_id))
+            attempts = self._queue.get(job_id)["attempts"] + 1  # type: ignore[index]
+            self._queue.update({job_id: {"status": JOB_RUNNING, "attempts": attempts}})
+            return self._job(job_id)
+
+    def _job(self, job_id: int) -> Job | None:
+        doc = self._queue.get(job_id)
+        return job_from_doc(Document(doc, doc_id=job_id)) if doc is not None else None
 
     def finish_job(self, job_id: int) -> None:
-        """The job leaves the hot file for the week's archive (archive first: a kill between the two
-        writes leaves it in both, and the hot copy wins)."""
         with self._lock:
-            doc = self._jobs.get(doc_id=job_id)
-            if doc is None:
-                return
-            done = {**doc, "status": JOB_DONE, "last_error": None, "finished_at": iso(utcnow())}
-            archive = self._part("jobs", week_of(utcnow())).table("jobs")
-            archive.upsert(Document(done, doc_id=job_id))
-            self._jobs.remove(doc_ids=[job_id])
+            if self._queue.get(job_id) is not None:
+                self._queue.update(
+                    {job_id: {"status": JOB_DONE, "last_error": None, "finished_at": iso(utcnow())}}
+                )
 
     def retry_job(self, job_id: int, error: str, not_before: datetime) -> None:
         with self._lock:
-            if self._jobs.contains(doc_id=job_id):
-                self._jobs.update(
-                    {"status": JOB_QUEUED, "last_error": error, "not_before": iso(not_before)},
-                    doc_ids=[job_id],
+            if self._queue.get(job_id) is not None:
+                self._queue.update(
+                    {job_id: {"status": JOB_QUEUED, "last_error": error, "not_before": iso(not_before)}}
                 )
 
     def fail_job(self, job_id: int, error: str) -> None:
         with self._lock:
-            if self._jobs.contains(doc_id=job_id):
-                self._jobs.update({"status": JOB_FAILED, "last_error": error}, doc_ids=[job_id])
+            if self._queue.get(job_id) is not None:
+                self._queue.update({job_id: {"status": JOB_FAILED, "last_error": error}})
 
     def requeue_interrupted_jobs(self) -> int:
         """At start-up: jobs left running by a killed process go back to the queue."""
         with self._lock:
-            ids = [doc.doc_id for doc in self._jobs.all() if doc["status"] == JOB_RUNNING]
-            if ids:
-                self._jobs.update({"status": JOB_QUEUED}, doc_ids=ids)
-            return len(ids)
+            running = [job.id for job in self._queue.live() if job.status == JOB_RUNNING]
+            self._queue.update({job_id: {"status": JOB_QUEUED} for job_id in running})
+            return len(running)
 
     def requeue_job(self, job_id: int, now: datetime | None = None) -> Job | None:
         now = now or utcnow()
         with self._lock:
-            doc = self._jobs.get(doc_id=job_id)
+            doc = self._queue.get(job_id)
             if doc is None or doc["status"] not in (JOB_QUEUED, JOB_FAILED):
                 return None
-            other = next(
-                (
-                    d
-                    for d in self._jobs.all()
-                    if d["ticket_id"] == doc["ticket_id"] and d["status"] == JOB_QUEUED and d.doc_id != job_id
-                ),
-                None,
-            )
+            other = self._queue.queued_for(doc["ticket_id"], other_than=job_id)
             if other is not None:
-                self._jobs.remove(doc_ids=[job_id])
-                return job_from_doc(other)
-            self._jobs.update({"status": JOB_QUEUED, "attempts": 0, "not_before": iso(now)}, doc_ids=[job_id])
-            return job_from_doc(self._jobs.get(doc_id=job_id))
+                self._queue.remove(job_id)
+                return self._job(other)
+            self._queue.update({job_id: {"status": JOB_QUEUED, "attempts": 0, "not_before": iso(now)}})
+            return self._job(job_id)
 
     def drop_job(self, job_id: int) -> bool:
         with self._lock:
-            doc = self._jobs.get(doc_id=job_id)
+            doc = self._queue.get(job_id)
             if doc is None or doc["status"] not in (JOB_QUEUED, JOB_FAILED):
                 return False
-            self._jobs.remove(doc_ids=[job_id])
+            self._queue.remove(job_id)
             return True
 
     def jobs(self, status: str | None = None) -> list[Job]:
-        """Jobs by id. Finished jobs are read from every week's archive: slow on a long history, and
-        only asked for by tools, not by the running bot."""
+        """Jobs by id. Finished jobs are read from every part: slow on a long history, and only
+        asked for by tools, not by the running bot."""
         with self._lock:
-            found = {doc.doc_id: job_from_doc(doc) for doc in self._jobs.all()}
-            if status in (None, JOB_DONE):
-                for path in sorted((self.folder / "jobs").glob("*.json")):
-                    for doc in self._part("jobs", path.stem).table("jobs").all():
-                        found.setdefault(doc.doc_id, job_from_doc(doc))
+            found = (
+                self._queue.all_jobs()
+                if status in (None, JOB_DONE)
+                else {j.id: j for j in self._queue.live()}
+            )
             return [job for _, job in sorted(found.items()) if status is None or job.status == status]
 
     def next_job_due(self) -> datetime | None:
         with self._lock:
-            return next_due(self._jobs.all(), JOB_QUEUED)
+            return self._queue.next_due()
 
     # ---- ticket threads ---------------------------------------------------------------------
 
@@ -472,13 +451,17 @@ class PartitionedStore:
             return round_from_doc(doc) if doc else None
 
     def create_round(
-        self, ticket_id: int, comment_id: int, assignments: Sequence[tuple[str, str]]
+        self,
+        ticket_id: int,
+        comment_id: int,
+        assignments: Sequence[tuple[str, str]],
+        language: str | None = None,
     ) -> RoundRecord:
         """The round and its drafts in one document: one atomic write."""
         with self._lock:
             rounds = self._rounds_of(ticket_id)
             number = rounds.count(Query().ticket_id == ticket_id) + 1
-            doc = new_round_doc(ticket_id, comment_id, number, utcnow())
+            doc = new_round_doc(ticket_id, comment_id, number, utcnow(), language)
             doc["drafts"] = {label: blank_draft(model) for label, model in assignments}
             rounds.insert(doc)
             return round_from_doc(doc)
@@ -515,6 +498,7 @@ class PartitionedStore:
                 model_version=draft.get("model_version"),
                 prompt=draft.get("prompt"),
                 comment_id=doc.get("comment_id"),
+                language=doc.get("language"),
             )
             for label, draft in sorted(doc["drafts"].items())
         ]
@@ -549,9 +533,7 @@ class PartitionedStore:
         with self._lock:
             if self.draft(draft_id) is None:
                 raise KeyError(draft_id)
-            self._part("messages", hour_of_ts(ts)).table("messages").insert(
-                {"channel": channel, "ts": ts, "draft_id": draft_id}
-            )
+            self._messages.add(channel, ts, draft_id)
 
             def add(draft: dict[str, Any]) -> None:
                 draft["channel"] = channel
@@ -567,36 +549,28 @@ class PartitionedStore:
             return next((d for d in self._drafts(doc) if d.id == draft_id), None)
 
     def draft_by_message(self, channel: str, ts: str) -> DraftRecord | None:
-        """The draft whose (any) Slack message has this ts: one day's index file, then one part."""
+        """The draft whose (any) Slack message has this ts: one part of its hour's index, then one
+        ticket part."""
         with self._lock:
-            q = Query()
-            wanted = (q.ts == ts) & (q.channel == channel)
-            doc = self._part("messages", hour_of_ts(ts)).table("messages").get(wanted)
-            if doc is None and (self.folder / "messages" / f"{day_of_ts(ts)}.json").exists():
-                doc = self._part("messages", day_of_ts(ts)).table("messages").get(wanted)
-            return self.draft(doc["draft_id"]) if doc else None
+            draft_id = self._messages.find(channel, ts)
+            return self.draft(draft_id) if draft_id else None
 
     def mark_sent(self, draft_id: str, user: str) -> None:
         with self._lock:
             self._change_draft(draft_id, lambda d: d.update(sent_to_zendesk_by=user))
 
     def drafts_posted_since(self, since: datetime) -> list[DraftRecord]:
-        """Reads the message index files of the hours (or, in older stores, days) from ``since`` on:
-        a week is 168 files of a few KB, read without filling the cache."""
+        """Reads the message index of the hours (or, in older stores, days) from ``since`` on: a
+        week is 168 files of a few KB, read without filling the cache."""
         hour = since.astimezone(UTC).strftime("%Y-%m-%dT%H")
         found: dict[str, DraftRecord] = {}
         with self._lock:
-            for path in sorted((self.folder / "messages").glob("*.json")):
-                name = path.stem  # 2026-03-02T13 (an hour), or 2026-03-02 (a day, before hourly files)
-                if name == "other" or name < hour[: len(name)]:
+            for doc in self._messages.rows_since(hour):
+                if doc["draft_id"] in found or ts_time(doc["ts"]) < since:
                     continue
-                rows = (AtomicJSONStorage(path, read_only=True).read() or {}).get("messages") or {}
-                for doc in rows.values():
-                    if doc["draft_id"] in found or ts_time(doc["ts"]) < since:
-                        continue
-                    draft = self.draft(doc["draft_id"])
-                    if draft is not None and draft.slack_ts and ts_time(draft.slack_ts[0]) >= since:
-                        found[draft.id] = draft
+                draft = self.draft(doc["draft_id"])
+                if draft is not None and draft.slack_ts and ts_time(draft.slack_ts[0]) >= since:
+                    found[draft.id] = draft
         return sorted(found.values(), key=lambda d: (d.ticket_id, d.round_number, d.label))
 
     # ---- sends into Zendesk (inside their round's document), and the requester's contact -------
@@ -778,7 +752,7 @@ class PartitionedStore:
             for doc in rounds:
                 notices = list(doc.get("notices_posted", ()))
                 rounds_by_id[doc["id"]] = {**doc, "notices_posted": notices, "drafts": {}}
-            messages: dict[str, list[dict[str, Any]]] = {}
+            messages: list[dict[str, Any]] = []
             for doc in drafts:
                 round_doc = rounds_by_id.get(doc["round_id"])
                 if round_doc is None:  # a draft whose round was never written: keep it all the same
@@ -794,10 +768,10 @@ class PartitionedStore:
                 round_doc["drafts"][doc["label"]] = {key: doc.get(key) for key in DRAFT_FIELDS} | {
                     "slack_ts": list(doc.get("slack_ts") or [])
                 }
-                for ts in doc.get("slack_ts") or []:
-                    messages.setdefault(hour_of_ts(ts), []).append(
-                        {"channel": doc["channel"], "ts": ts, "draft_id": doc["id"]}
-                    )
+                messages += (
+                    {"channel": doc["channel"], "ts": ts, "draft_id": doc["id"]}
+                    for ts in doc.get("slack_ts") or []
+                )
             pending: list[dict[str, Any]] = []
             for doc in sends:
                 if doc["round_id"] in rounds_by_id:  # a send of a draft that was never written: none
@@ -817,7 +791,7 @@ class PartitionedStore:
                 table = part.setdefault("rounds", {})
                 table[str(len(table) + 1)] = round_doc
             self._merge("tickets", by_part)
-            self._merge("messages", {hour: {"messages": _numbered(rows)} for hour, rows in messages.items()})
+            self._messages.add_many(messages)
             vote_parts: dict[str, dict[str, dict[str, Any]]] = {}
             for doc in votes:
                 part = part_of_id(doc["draft_id"]) or MISC_PART
@@ -870,20 +844,45 @@ class PartitionedStore:
             contacts=(old.get("contacts") or {}).values(),
             outcomes=(old.get("outcomes") or {}).values(),
         )
-        jobs = {int(k): v for k, v in (old.get("jobs") or {}).items()}
-        for job_id, doc in jobs.items():
-            if doc["status"] == JOB_DONE:
-                self._part("jobs", week_of(parse_iso(doc["created_at"]))).table("jobs").upsert(
-                    Document(doc, doc_id=job_id)
-                )
+        jobs = {str(k): v for k, v in (old.get("jobs") or {}).items()}
+        next_job_id = max(map(int, jobs), default=0) + 1
+        live = self._write_job_parts(jobs, [], next_job_id)
         hot = {
-            "format": {"1": {"version": FORMAT_VERSION, "next_job_id": max(jobs, default=0) + 1}},
-            "jobs": {str(k): v for k, v in jobs.items() if v["status"] != JOB_DONE},
+            "format": {"1": {"version": FORMAT_VERSION, "next_job_id": next_job_id, "live_job_parts": live}},
             "meta": old.get("meta") or {},
             "pending_sends": (self._hot.storage.read() or {}).get("pending_sends") or {},
         }
         self._hot.storage.write(hot)
         self._pending_sends.clear_cache()
+        self._meta.clear_cache()
+
+    def _write_job_parts(self, hot_jobs: dict[str, Any], archives: list[Path], next_job_id: int) -> list[str]:
+        """Writes the job parts of an older format's jobs (each part whole); the parts with live jobs."""
+        parts, live = migrate_format_2(hot_jobs, archives, next_job_id)
+        for name, data in parts.items():
+            AtomicJSONStorage(self.folder / "jobs" / f"{name}.json").write(data)
+        return live
+
+    def _migrate_format_2(self) -> None:
+        """Format 2 → 3: the queue leaves the hot file and the week archives become job parts. The
+        parts are written first, the hot file next, the archives removed last: a kill before the hot
+        file is written redoes it all at the next open (the parts are rewritten whole); a kill after
+        it leaves archives that the next open removes."""
+        data = self._hot.storage.read() or {}
+        marker = self._marker()
+        archives = sorted(filter(is_week_archive, (self.folder / "jobs").glob("*.json")))
+        log.info(
+            "the store's jobs move from the hot file and %d week files to parts of 100 jobs", len(archives)
+        )
+        next_job_id = int(marker.get("next_job_id", 1))
+        live = self._write_job_parts(data.get("jobs") or {}, archives, next_job_id)
+        marker.update(version=FORMAT_VERSION, next_job_id=next_job_id, live_job_parts=live)
+        new = {key: value for key, value in data.items() if key != "jobs"} | {"format": {"1": marker}}
+        self._hot.storage.write(new)
+        for name in ("meta", "pending_sends"):
+            self._hot.table(name).clear_cache()
+        for archive in archives:
+            archive.unlink()
 
 
 class MigratedCopy(PartitionedStore):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.domain import Ticket
+from core.languages import is_language_code
 from core.ports import Store, TicketNotFound, TicketSource
 
 if TYPE_CHECKING:  # the dataset libraries load only when the command runs
@@ -43,11 +44,20 @@ def register_feedback(sub: argparse._SubParsersAction) -> None:
         help="the base model's tokenizer (its folder or a downloaded hub id): counts the SFT prompts' tokens "
         "and fits KTO and DPO rows to [finetune.train] max_length (default: about 4 characters a token)",
     )
+    feedback.add_argument(
+        "--language",
+        help="only the tickets in this customer language (ISO 639-1, e.g. de), as each round recorded "
+        "it ([languages] default for rounds recorded before languages were)",
+    )
     feedback.set_defaults(func=cmd_feedback)
 
 
-def collect(store: Store, since: datetime | None = None) -> list[RatedDraft]:
-    """Every draft of the tickets drafted (or rated) since ``since``, with its raters' scores."""
+def collect(
+    store: Store, since: datetime | None = None, language: str | None = None, default_language: str = "en"
+) -> list[RatedDraft]:
+    """Every draft of the tickets drafted (or rated) since ``since``, with its raters' scores; with
+    ``language``, only the drafts of rounds in that language (a round recorded before languages were
+    counts as ``default_language``)."""
     from finetune.feedback import RatedDraft
 
     votes = store.votes()
@@ -66,9 +76,11 @@ def collect(store: Store, since: datetime | None = None) -> list[RatedDraft]:
             prompt=draft.prompt,
             text=draft.text,
             scores=tuple(scores.get(draft.id, ())),
+            language=draft.language or default_language,
         )
         for ticket in sorted(tickets)
         for draft in store.drafts_for_ticket(ticket)
+        if language is None or (draft.language or default_language) == language
     ]
 
 
@@ -96,6 +108,13 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     from finetune.prepare import token_counter
     from integrations.zendesk import ZendeskError, ZendeskGateway
 
+    if args.language is not None and not is_language_code(args.language):
+        print(
+            "draftdesk finetune feedback: --language: expected an ISO 639-1 code like "
+            f'"de", got {args.language!r}',
+            file=sys.stderr,
+        )
+        return 2
     path = resolve_config_path(args.config, os.environ)
     store_settings = load_store_settings(path)
     storage = store_settings.storage_path
@@ -115,12 +134,14 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     since = datetime.combine(args.since, time.min, UTC) if args.since else None
     store = open_for_reading(storage, store_settings.database)
     try:
-        drafts = collect(store, since)
+        drafts = collect(store, since, args.language, store_settings.languages.default)
     finally:
         store.close()
     if not drafts:
         where = masked(store_settings.database.url) if store_settings.database else storage
-        when = f" since {args.since}" if args.since else ""
+        when = (f" since {args.since}" if args.since else "") + (
+            f" in {args.language}" if args.language else ""
+        )
         print(
             f"draftdesk finetune feedback: no rated drafts{when} in {where}: nothing to learn from yet "
             "(pass an earlier --since, or let the agents rate some drafts first)",

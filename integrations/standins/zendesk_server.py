@@ -124,10 +124,17 @@ class FakeZendesk:
     # -- seeding -----------------------------------------------------------------------------
 
     def add_user(
-        self, id: int, name: str, email: str, role: str = "end-user", signs_in: bool | None = None
+        self,
+        id: int,
+        name: str,
+        email: str,
+        role: str = "end-user",
+        signs_in: bool | None = None,
+        locale: str = "en-US",
     ) -> dict[str, Any]:
         """``signs_in``: whether the user has a ``last_login_at`` (default: agents and admins do; an
-        integration's user, e.g. "Jira Integration", never signs in)."""
+        integration's user, e.g. "Jira Integration", never signs in). ``locale``: the language Zendesk
+        writes to them in."""
         now = _iso(None)
         signs_in = role in ("agent", "admin") if signs_in is None else signs_in
         user = {
@@ -139,8 +146,8 @@ class FakeZendesk:
             "updated_at": now,
             "time_zone": "UTC",
             "iana_time_zone": "Etc/UTC",
-            "locale": "en-US",
-            "locale_id": 1,
+            "locale": locale,
+            "locale_id": 1 if locale == "en-US" else 8,
             "organization_id": None,
             "role": role,
             "verified": True,

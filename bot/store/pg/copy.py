@@ -133,9 +133,10 @@ def _copy_ticket_part(conn: psycopg.Connection[Any], data: dict[str, Any], copie
     sends: list[dict[str, Any]] = []
     for _, doc in _table(data, "rounds"):
         conn.execute(
-            "INSERT INTO rounds (id, ticket_id, comment_id, number, status, notices_posted, created_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, coalesce(%s, now())) ON CONFLICT (id) DO UPDATE SET"
-            " status = excluded.status, notices_posted = excluded.notices_posted",
+            "INSERT INTO rounds (id, ticket_id, comment_id, number, status, notices_posted, created_at,"
+            " language) VALUES (%s, %s, %s, %s, %s, %s, coalesce(%s, now()), %s) ON CONFLICT (id) DO UPDATE"
+            " SET status = excluded.status, notices_posted = excluded.notices_posted,"
+            " language = excluded.language",
             (
                 doc["id"],
                 doc["ticket_id"],
@@ -144,6 +145,7 @@ def _copy_ticket_part(conn: psycopg.Connection[Any], data: dict[str, Any], copie
                 doc["status"],
                 list(doc.get("notices_posted") or []),
                 parse_iso(doc["created_at"]) if doc.get("created_at") else None,
+                doc.get("language"),
             ),
         )
         for label, draft in sorted((doc.get("drafts") or {}).items()):
@@ -167,6 +169,7 @@ def _copy_ticket_part(conn: psycopg.Connection[Any], data: dict[str, Any], copie
                     draft.get("prompt"),
                     doc["comment_id"] if doc["comment_id"] >= 0 else None,
                     first,
+                    doc.get("language"),
                 )
             )
             messages += [(draft["channel"], ts, draft_id) for ts in slack_ts if draft.get("channel")]
@@ -174,12 +177,12 @@ def _copy_ticket_part(conn: psycopg.Connection[Any], data: dict[str, Any], copie
     with conn.cursor() as cursor:
         cursor.executemany(
             "INSERT INTO drafts (id, round_id, ticket_id, round_number, label, model, text, error, channel,"
-            " slack_ts, sent_to_zendesk_by, model_version, prompt, comment_id, first_posted_at)"
-            f" VALUES ({', '.join(['%s'] * 15)}) ON CONFLICT (id) DO UPDATE SET"
+            " slack_ts, sent_to_zendesk_by, model_version, prompt, comment_id, first_posted_at, language)"
+            f" VALUES ({', '.join(['%s'] * 16)}) ON CONFLICT (id) DO UPDATE SET"
             " text = excluded.text, error = excluded.error, channel = excluded.channel,"
             " slack_ts = excluded.slack_ts, sent_to_zendesk_by = excluded.sent_to_zendesk_by,"
             " model_version = excluded.model_version, prompt = excluded.prompt,"
-            " first_posted_at = excluded.first_posted_at",
+            " first_posted_at = excluded.first_posted_at, language = excluded.language",
             drafts,
         )
         cursor.executemany(

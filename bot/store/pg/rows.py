@@ -9,7 +9,7 @@ from core.domain import DraftOutcome, DraftRecord, Job, RoundRecord, SendRecord,
 JOB_COLUMNS = "id, ticket_id, source, attempts, status, created_at, not_before, last_error"
 DRAFT_COLUMNS = (
     "id, ticket_id, round_id, round_number, label, model, text, error, channel, slack_ts, "
-    "sent_to_zendesk_by, model_version, prompt, comment_id"
+    "sent_to_zendesk_by, model_version, prompt, comment_id, language"
 )
 SEND_COLUMNS = (
     'id, ticket_id, round_id, draft_id, "user", state, public, edited, body_sha256, started_at, '
@@ -42,6 +42,7 @@ def round_(row: dict[str, Any]) -> RoundRecord:
         row["number"],
         row["status"],
         notices_posted=tuple(row["notices_posted"] or ()),
+        language=row["language"],
     )
 
 
@@ -61,6 +62,7 @@ def draft(row: dict[str, Any]) -> DraftRecord:
         model_version=row["model_version"],
         prompt=row["prompt"],
         comment_id=row["comment_id"],
+        language=row["language"],
     )
 
 

@@ -413,7 +413,11 @@ class PostgresStore:
         return rows.round_(row) if row else None
 
     def create_round(
-        self, ticket_id: int, comment_id: int, assignments: Sequence[tuple[str, str]]
+        self,
+        ticket_id: int,
+        comment_id: int,
+        assignments: Sequence[tuple[str, str]],
+        language: str | None = None,
     ) -> RoundRecord:
         """The round and its drafts in one transaction, numbered under a lock on the ticket."""
         with self._tx() as conn:
@@ -423,16 +427,22 @@ class PostgresStore:
             ).fetchone()
             number = int(counted["n"]) + 1  # type: ignore[index, call-overload]
             record = RoundRecord(
-                round_id_for(ticket_id, number), ticket_id, comment_id, number, ROUND_GENERATING
+                round_id_for(ticket_id, number),
+                ticket_id,
+                comment_id,
+                number,
+                ROUND_GENERATING,
+                language=language,
             )
             conn.execute(
-                "INSERT INTO rounds (id, ticket_id, comment_id, number, status) VALUES (%s, %s, %s, %s, %s)",
-                (record.id, ticket_id, comment_id, number, ROUND_GENERATING),
+                "INSERT INTO rounds (id, ticket_id, comment_id, number, status, language)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (record.id, ticket_id, comment_id, number, ROUND_GENERATING, language),
             )
             with conn.cursor() as cursor:
                 cursor.executemany(
-                    "INSERT INTO drafts (id, round_id, ticket_id, round_number, label, model, comment_id)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    "INSERT INTO drafts (id, round_id, ticket_id, round_number, label, model, comment_id,"
+                    " language) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                     [
                         (
                             draft_id_for(ticket_id, number, label),
@@ -442,6 +452,7 @@ class PostgresStore:
                             label,
                             model,
                             comment_id,
+                            language,
                         )
                         for label, model in assignments
                     ],

@@ -12,7 +12,7 @@ import pytest
 
 from bot.store.partitioned import PartitionedStore
 from bot.store.pg.copy import copy_files
-from bot.store.pg.schema import migrations, schema_version
+from bot.store.pg.schema import migrate, migrations, schema_version
 from bot.store.pg.store import PostgresStore
 from core.domain import JOB_QUEUED, SEND_PENDING, Vote
 from draftdesk.cli import main
@@ -141,3 +141,25 @@ def test_the_schema_is_migrated_once_by_replicas_starting_together(postgres_url)
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_database_of_an_older_schema_is_migrated_at_open_and_keeps_its_rows(postgres_url):
+    with psycopg.connect(postgres_url) as conn:
+        assert migrate(conn, upto=1) == [1]  # as the first release with PostgreSQL left it
+        conn.execute(
+            "INSERT INTO rounds (id, ticket_id, comment_id, number, status)"
+            " VALUES ('t5r1', 5, 11, 1, 'posted')"
+        )
+        conn.execute(
+            "INSERT INTO drafts (id, round_id, ticket_id, round_number, label, model)"
+            " VALUES ('t5r1A', 't5r1', 5, 1, 'A', 'm1')"
+        )
+    store = PostgresStore(postgres_url)  # `draftdesk run` of the new version
+    try:
+        assert store.round_for(5, 11).language is None and store.draft("t5r1A").language is None
+        assert store.create_round(5, 12, [("A", "m1")], language="de").language == "de"
+        with psycopg.connect(postgres_url) as conn:
+            assert schema_version(conn) == migrations()[-1].version == 2
+            assert migrate(conn) == []  # current: nothing to do
+    finally:
+        store.close()

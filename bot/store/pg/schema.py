@@ -39,8 +39,9 @@ def migrations() -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
-def migrate(conn: psycopg.Connection) -> list[int]:
-    """Brings the database to the latest schema; the versions applied now (none when current)."""
+def migrate(conn: psycopg.Connection, upto: int | None = None) -> list[int]:
+    """Brings the database to the latest schema (or to version ``upto``: tests of an upgrade); the
+    versions applied now (none when current)."""
     applied_now: list[int] = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
@@ -55,7 +56,7 @@ def migrate(conn: psycopg.Connection) -> list[int]:
         }
         known = migrations()
         for migration in known:
-            if migration.version in done:
+            if migration.version in done or (upto is not None and migration.version > upto):
                 continue
             with conn.transaction():
                 conn.execute(migration.sql)  # type: ignore[arg-type]  # our own files, not user input

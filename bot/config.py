@@ -27,6 +27,7 @@ from core.config import (
     resolve_config_path,
     setting,
 )
+from core.db_url import effective_url, url_problem
 from core.secrets import Secrets
 from integrations.grounding_config import GroundingSettings
 from integrations.language_config import LanguageSettings
@@ -281,9 +282,44 @@ class StorageSettings:
         "a relative path is relative to the config file",
         Path(".draftdesk/draftdesk.json"),
     )
+    url: str = setting(
+        "a PostgreSQL database instead of the files (libpq URI, postgresql://user@host:5432/draftdesk): "
+        "two or more `draftdesk run` replicas may share it; the password belongs in the environment, "
+        "DRAFTDESK_DATABASE_URL (which overrides this key); empty: the TinyDB files at path",
+        "",
+    )
+    pool_size: int = setting("PostgreSQL: connections each process keeps open at most", 8)
+    lease_seconds: int = setting(
+        "PostgreSQL: how long a job claimed by a replica that stopped answering (killed, cut off) stays "
+        "claimed before another replica takes it over; running replicas renew their claims",
+        60,
+    )
 
     def resolved(self, base_dir: Path) -> Path:
         return self.path if self.path.is_absolute() else base_dir / self.path
+
+    def problems(self) -> list[str]:
+        found = out_of_range(self, {"pool_size": (4, 200), "lease_seconds": (5, 3600)})
+        if self.url and (problem := url_problem(self.url)):
+            found.append(f"url: {problem}")
+        return found
+
+    def database(self, env: Mapping[str, str]) -> str:
+        """The PostgreSQL URL in force ("" for the files); a bad DRAFTDESK_DATABASE_URL raises
+        ConfigError (its password masked)."""
+        url = effective_url(self.url, env)
+        if url and url != self.url.strip() and (problem := url_problem(url)):
+            raise ConfigError([f"DRAFTDESK_DATABASE_URL: {problem}"])
+        return url
+
+
+@dataclass(frozen=True)
+class Database:
+    """Where a PostgreSQL store lives and how to hold it (``url`` may carry a password: never log it)."""
+
+    url: str = field(repr=False)
+    pool_size: int = 8
+    lease_seconds: int = 60
 
 
 @dataclass(frozen=True)
@@ -303,6 +339,7 @@ class Settings:
     grounding: GroundingSettings = field(default_factory=GroundingSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     languages: LanguageSettings = field(default_factory=LanguageSettings)
+    database: Database | None = None  # `[storage] url` (or DRAFTDESK_DATABASE_URL): PostgreSQL, not files
 
 
 @dataclass(frozen=True)
@@ -314,6 +351,16 @@ class StoreSettings:
     digest: DigestSettings = field(default_factory=DigestSettings)
     promotion: PromotionSettings = field(default_factory=PromotionSettings)
     languages: LanguageSettings = field(default_factory=LanguageSettings)
+    database: Database | None = None
+
+
+def _database(storage: StorageSettings, env: Mapping[str, str], problems: list[str]) -> Database | None:
+    try:
+        url = storage.database(env)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return None
+    return Database(url, storage.pool_size, storage.lease_seconds) if url else None
 
 
 def load_settings(path: Path, env: Mapping[str, str] | None = None, *, need_secrets: bool = True) -> Settings:
@@ -322,18 +369,21 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None, *, need_secr
     return parse_settings(raw, env, base_dir=path.parent.resolve(), need_secrets=need_secrets, source=path)
 
 
-def load_store_settings(path: Path) -> StoreSettings:
+def load_store_settings(path: Path, env: Mapping[str, str] | None = None) -> StoreSettings:
     """Only `[storage]` and `[[models]]`: reading the votes needs no Slack, Zendesk or secrets."""
     raw = read_toml(path)
     problems: list[str] = []
     storage = build_section(StorageSettings, raw.get("storage"), "storage", problems)
+    database = _database(storage, os.environ if env is None else env, problems)
     models = parse_models(raw.get("models"), path.parent, problems)
     digest = build_section(DigestSettings, raw.get("digest"), "digest", problems)
     promotion = build_section(PromotionSettings, raw.get("promotion"), "promotion", problems)
     languages = build_section(LanguageSettings, raw.get("languages"), "languages", problems)
     if problems:
         raise ConfigError(problems)
-    return StoreSettings(storage.resolved(path.parent.resolve()), models, digest, promotion, languages)
+    return StoreSettings(
+        storage.resolved(path.parent.resolve()), models, digest, promotion, languages, database
+    )
 
 
 def parse_settings(
@@ -359,6 +409,7 @@ def parse_settings(
     worker = build_section(WorkerSettings, raw.get("worker"), "worker", problems)
     digest = build_section(DigestSettings, raw.get("digest"), "digest", problems)
     storage = build_section(StorageSettings, raw.get("storage"), "storage", problems)
+    database = _database(storage, env, problems)
     grounding = build_section(GroundingSettings, raw.get("grounding"), "grounding", problems).resolved(
         base_dir
     )
@@ -394,6 +445,7 @@ def parse_settings(
         grounding=grounding,
         health=health,
         languages=languages,
+        database=database,
     )
 
 

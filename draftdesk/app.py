@@ -20,7 +20,7 @@ from bot.drafting.pipeline import Pipeline
 from bot.drafting.staff_names import StaffNames
 from bot.drafting.worker import TicketProcessor, Worker
 from bot.errors import StartupError
-from bot.operations.health import HealthService
+from bot.operations.health import Check, HealthService
 from bot.operations.metrics import Metrics
 from bot.operations.observed import ObservedBackend, ObservedGateway, ObservedStore
 from bot.operations.web import DraftdeskWSGI, WebServer
@@ -34,10 +34,13 @@ from bot.slack.sending import SendFlow
 from bot.store.lock import StoreInUse
 from bot.store.partitioned import PartitionedStore
 from bot.store.requests import StoreRequests
+from core.coordination import Exclusive, alone
+from core.db_url import masked
 from core.domain import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, Job, utcnow
 from core.ports import ChatPoster, DraftBackend, Store
 from draftdesk.commands.health_checks import upstream_checks
 from draftdesk.commands.models import standings
+from draftdesk.commands.stores import open_database
 from integrations.language_detector import TicketLanguages, UnknownLanguages
 from integrations.slack import SlackPoster, make_web_client
 from integrations.zendesk import RetryPolicy, ZendeskAccessDenied, ZendeskGateway, ZendeskUnavailable
@@ -99,6 +102,7 @@ class Draftdesk:
     web: WebServer | None
     scheduler: BackgroundScheduler
     help_center: HelpCenterIndex | None = None
+    exclusive: Exclusive = alone  # replicas on PostgreSQL: polling Zendesk is one replica's at a time
     _stop: threading.Event = field(default_factory=threading.Event)
     metrics: Metrics = field(default_factory=Metrics)
     health_service: HealthService | None = None
@@ -207,7 +211,9 @@ class Draftdesk:
     def _poll(self) -> None:
         assert self.poller is not None
         try:
-            self.poller.poll_once()
+            with self.exclusive("zendesk_poll") as ours:
+                if ours:  # else another replica polls now, from the cursor they share
+                    self.poller.poll_once()
         except Exception:
             log.exception("polling Zendesk failed; retrying at the next interval")
 
@@ -244,6 +250,8 @@ def queue_jobs(store: Store) -> list[Job]:
 
 def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
     """Builds every part; the cheap checks (store, Slack token) come before loading the models."""
+    if settings.database is not None:
+        return _build_replica(settings, backend)
     metrics = Metrics()
     try:
         partitioned = PartitionedStore(settings.storage_path)
@@ -263,7 +271,36 @@ def build(settings: Settings, backend: DraftBackend | None = None) -> Draftdesk:
     return app
 
 
-def _build(settings: Settings, backend: DraftBackend | None, store: Store, metrics: Metrics) -> Draftdesk:
+def _build_replica(settings: Settings, backend: DraftBackend | None) -> Draftdesk:
+    """`draftdesk run` on PostgreSQL: one replica of any number. No store file, no lock, no request
+    folder (commands use the database themselves); the digest and polling are one replica's at a time."""
+    from bot.store.pg.store import DatabaseUnavailable, PostgresStore
+
+    assert settings.database is not None
+    metrics = Metrics()
+    try:
+        database: PostgresStore = open_database(settings.database)  # type: ignore[assignment]
+    except DatabaseUnavailable as exc:
+        raise StartupError(str(exc)) from exc
+    log.info("store: PostgreSQL %s, this replica %s", masked(settings.database.url), database.replica)
+    store: Store = ObservedStore(database, metrics)
+    try:
+        return _build(
+            settings, backend, store, metrics, exclusive=database.exclusive, database=database.check
+        )
+    except BaseException:
+        store.close()
+        raise
+
+
+def _build(
+    settings: Settings,
+    backend: DraftBackend | None,
+    store: Store,
+    metrics: Metrics,
+    exclusive: Exclusive = alone,
+    database: Check | None = None,
+) -> Draftdesk:
     secrets = settings.secrets
     client = make_web_client(secrets.slack_bot_token or "", base_url=settings.slack.api_url)
     poster: ChatPoster = ObservedGateway(SlackPoster(client), metrics, "slack")
@@ -315,6 +352,7 @@ def _build(settings: Settings, backend: DraftBackend | None, store: Store, metri
         parent_status=parent_status.refresh_later,
         languages=languages,
         model_languages={m.name: m.languages for m in settings.models},
+        exclusive=exclusive,
     )
     worker = Worker(store, processor, settings.worker)
     actions = DraftActions(store, poster)
@@ -351,6 +389,7 @@ def _build(settings: Settings, backend: DraftBackend | None, store: Store, metri
         candidates=lambda votes: standings(votes, settings),
         default_language=settings.languages.default,
         min_language_tickets=settings.languages.compare_min_tickets,
+        exclusive=exclusive,
     )
     register_report_command(bolt, digest.send_report, settings.digest.users, after_ack)
     scheduler = BackgroundScheduler(timezone=settings.digest.timezone)
@@ -369,13 +408,17 @@ def _build(settings: Settings, backend: DraftBackend | None, store: Store, metri
         None,
         scheduler,
         help_center=index,
+        exclusive=exclusive,
         metrics=metrics,
     )
     metrics.watch_queue(lambda: queue_jobs(store))
     app.parent_status = parent_status
+    checks = upstream_checks(settings)
+    if database is not None:
+        checks["database"] = database
     app.health_service = HealthService(
         settings.health,
-        upstream_checks(settings),
+        checks,
         jobs=lambda: queue_jobs(store),
         worker_beat_age=metrics.worker_beat_age,
         worker_alive=app.worker_alive,

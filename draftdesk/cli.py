@@ -37,6 +37,7 @@ from draftdesk.commands import backup as backup_cli
 from draftdesk.commands import jobs as jobs_cli
 from draftdesk.commands import models as models_cli
 from draftdesk.commands import restore as restore_cli
+from draftdesk.commands import store_copy as store_copy_cli
 from draftdesk.commands import zendesk as zendesk_cli
 from draftdesk.commands.feedback import register_feedback
 from draftdesk.logs import LOG_FORMATS, configure_logging
@@ -179,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_cli.register(sub)
     backup_cli.register(sub)
     restore_cli.register(sub)
+    store_copy_cli.register(sub)
     finetune_cli.register(sub)
     zendesk_cli.register(sub)
     register_feedback(sub)
@@ -254,7 +256,7 @@ def cmd_digest_preview(args: argparse.Namespace) -> int:
     settings = _store_settings(args)
     names = [m.name for m in settings.models]
     untuned = [m.name for m in settings.models if not m.adapter]
-    store = _open_store(settings.storage_path)
+    store = _open_store(settings)
     service = DigestService(
         store,
         _NoChat(),
@@ -391,7 +393,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             votes = [v for v in votes if (not start or v.voted_at >= start) and (not end or v.voted_at < end)]
     else:
         assert settings is not None
-        store = _open_store(settings.storage_path)
+        store = _open_store(settings)
         try:
             votes = store.votes(start, end)
             sent = outcome_stats(store.outcomes(start, end), models)
@@ -452,7 +454,7 @@ def cmd_votes_export(args: argparse.Namespace) -> int:
     from bot.slack.digest import store_round_language
 
     settings = _store_settings(args)
-    store = _open_store(settings.storage_path)
+    store = _open_store(settings)
     try:
         votes = store.votes()
         languages = vote_languages(votes, store_round_language(store), settings.languages.default)
@@ -467,14 +469,11 @@ def cmd_votes_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_store(storage_path: Path) -> Store:
-    from bot.store.partitioned import open_store
+def _open_store(settings: StoreSettings) -> Store:
+    """The configured store, for reading: the PostgreSQL database, or the files read-only."""
+    from draftdesk.commands.stores import open_for_reading
 
-    if not storage_path.exists():
-        raise FileNotFoundError(
-            f"no store at {storage_path}: run `draftdesk run` first or check [storage] path"
-        )
-    return open_store(storage_path, read_only=True)
+    return open_for_reading(settings.storage_path, settings.database)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest
 
+from tests.postgres_server import postgres_server, postgres_url  # noqa: F401  (fixtures)
+
 
 @pytest.fixture(scope="session")
 def demo_models(tmp_path_factory) -> dict:

@@ -300,7 +300,7 @@ def test_report_config_problems_are_still_reported(tmp_path):
         load_store_settings(config)
     assert info.value.problems == [
         "storage.path: expected a path, got 3",
-        "storage.colour: unknown setting (known: path)",
+        "storage.colour: unknown setting (known: lease_seconds, path, pool_size, url)",
         "[[models]]: missing: add at least one [[models]] table with name and base_model",
     ]
 
@@ -337,3 +337,42 @@ def test_a_config_file_that_is_not_utf8_is_one_problem_with_its_fix(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_settings(path, need_secrets=False)
     assert info.value.problems == [f"{path}: not UTF-8 (byte 29): save it as UTF-8, as TOML requires"]
+
+
+def test_a_database_url_comes_from_the_config_or_the_environment():
+    assert parse_settings(minimal(), ALL_SECRETS).database is None  # the TinyDB files, as before
+    configured = parse_settings(minimal(storage={"url": "postgresql://bot@db:5432/draftdesk"}), ALL_SECRETS)
+    assert configured.database.url == "postgresql://bot@db:5432/draftdesk"
+    assert (configured.database.pool_size, configured.database.lease_seconds) == (8, 60)
+    env = {**ALL_SECRETS, "DRAFTDESK_DATABASE_URL": "postgresql://bot:s3cret@db/draftdesk"}
+    overridden = parse_settings(minimal(storage={"url": "postgresql://bot@db:5432/draftdesk"}), env)
+    assert overridden.database.url == "postgresql://bot:s3cret@db/draftdesk"
+    assert "s3cret" not in repr(overridden)
+
+
+def test_a_bad_database_url_is_one_line_without_its_password():
+    with pytest.raises(ConfigError) as info:
+        parse_settings(minimal(storage={"url": "mysql://bot:s3cret@db/draftdesk"}), ALL_SECRETS)
+    assert info.value.problems == [
+        "storage.url: must start with postgresql:// (got 'mysql://bot:***@db/draftdesk')"
+    ]
+    env = {**ALL_SECRETS, "DRAFTDESK_DATABASE_URL": "postgresql://bot:s3cret@db"}
+    with pytest.raises(ConfigError) as info:
+        parse_settings(minimal(), env)
+    assert info.value.problems == [
+        "DRAFTDESK_DATABASE_URL: names no database: add /DBNAME after the host "
+        "(got 'postgresql://bot:***@db')"
+    ]
+    with pytest.raises(ConfigError) as info:
+        parse_settings(minimal(storage={"lease_seconds": 1}), ALL_SECRETS)
+    assert info.value.problems == ["storage.lease_seconds: must be between 5 and 3600, got 1"]
+
+
+def test_database_url_passwords_are_masked_wherever_they_stand():
+    from core.db_url import masked
+
+    assert masked("postgresql://bot:p%40ss:w0rd@db:5432/dd") == "postgresql://bot:***@db:5432/dd"
+    assert masked("postgresql://db/dd?user=bot&password=hunter2&sslmode=require") == (
+        "postgresql://db/dd?user=bot&password=***&sslmode=require"
+    )
+    assert masked("postgresql://bot@db/dd") == "postgresql://bot@db/dd"

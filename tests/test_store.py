@@ -21,6 +21,7 @@ from bot.store.atomic_storage import AtomicJSONStorage, StoreDamaged
 from bot.store.documents import job_from_doc, outcome_from_doc, round_from_doc, send_from_doc, votes_from_docs
 from bot.store.memory import MemoryStore
 from bot.store.partitioned import PartitionedStore, backup_path, history_folder, open_store
+from bot.store.pg.store import PostgresStore
 from core.domain import (
     JOB_DONE,
     JOB_FAILED,
@@ -46,10 +47,15 @@ def vote(draft="t1r1A", rater="U1", score=4, source="button", at=T0, model="m1")
     return Vote(1, draft, model, rater, score, source, at)
 
 
-@pytest.fixture(params=["partitioned", "memory"])
+@pytest.fixture(params=["partitioned", "memory", "postgres"])
 def store(request, tmp_path) -> Iterator[Store]:
     if request.param == "partitioned":
         opened = PartitionedStore(tmp_path / "s.json")
+        yield opened
+        opened.close()
+    elif request.param == "postgres":
+        database = request.getfixturevalue("postgres_url")  # a real server, a new database
+        opened = PostgresStore(database)
         yield opened
         opened.close()
     else:

@@ -26,6 +26,7 @@ from bot.slack.blocks import (
     ticket_parent_message,
 )
 from bot.slack.draft_view import known_for_ticket
+from core.coordination import Exclusive, alone
 from core.domain import (
     DRAFT_LABELS,
     FINISHED_STATUSES,
@@ -48,6 +49,15 @@ log = logging.getLogger(__name__)
 
 class AllModelsFailed(RuntimeError):
     pass
+
+
+class PostingElsewhere(RuntimeError):
+    """Another replica posts this ticket's thread and has not finished: retried later, when what it
+    posted is recorded and is not posted again."""
+
+
+# How long a replica waits for another one to finish posting a ticket's thread before retrying later.
+POST_LOCK_WAIT_SECONDS = 30.0
 
 
 class SourceFinder(Protocol):
@@ -110,6 +120,8 @@ class TicketProcessor:
         parent_status: Callable[[int], None] | None = None,
         languages: LanguageDecider | None = None,
         model_languages: Mapping[str, Collection[str]] | None = None,
+        exclusive: Exclusive = alone,
+        post_lock_wait: float = POST_LOCK_WAIT_SECONDS,
     ) -> None:
         """``observe_replies`` sees every ticket read (bot.reporting.outcomes: drafts against the reply sent);
         ``sources`` finds the help-centre articles for a ticket (bot.drafting.grounding); ``staff_names`` are
@@ -117,7 +129,8 @@ class TicketProcessor:
         ``parent_status(ticket_id)`` updates the parent message's status line (bot.slack.parent_status);
         ``languages`` decides each round's language (None: none is recorded and every model drafts);
         ``model_languages`` are the languages each model writes (a model missing or with none: every
-        language)."""
+        language);
+        ``exclusive`` keeps two replicas from posting one ticket's thread at once (core.coordination)."""
         if not model_names:
             raise ValueError("at least one model is needed")
         if len(model_names) > len(DRAFT_LABELS):
@@ -136,6 +149,8 @@ class TicketProcessor:
         self.parent_status = parent_status
         self.languages = languages
         self.model_languages = {name: frozenset(codes) for name, codes in (model_languages or {}).items()}
+        self.exclusive = exclusive
+        self.post_lock_wait = post_lock_wait
 
     def prepare(self, ticket_id: int) -> PreparedRound | str:
         """Fetch the ticket, record the round and its blind labels, build prompts. No Slack call.
@@ -221,7 +236,14 @@ class TicketProcessor:
 
     def post(self, prepared: PreparedRound) -> str:
         """Post the parent message (if the ticket has no thread yet), the notices and every draft
-        message not recorded as posted, recording each right after it is posted."""
+        message not recorded as posted, recording each right after it is posted; one replica at a
+        time per ticket (a replica that took over a job whose first claimer still posts waits)."""
+        with self.exclusive(f"post:{prepared.ticket.id}", wait=self.post_lock_wait) as ours:
+            if not ours:
+                raise PostingElsewhere(f"another replica is posting ticket {prepared.ticket.id}'s thread")
+            return self._post(prepared)
+
+    def _post(self, prepared: PreparedRound) -> str:
         ticket = prepared.ticket
         # The round as stored now, not as prepared: an earlier attempt may have posted notices since.
         round_ = self.store.round_for(ticket.id, prepared.round.comment_id) or prepared.round
@@ -501,8 +523,13 @@ class Worker:
         return count
 
     def seconds_until_due(self, idle_wait: float) -> float:
-        """How long to sleep before the next job is due, at most ``idle_wait``."""
-        due = self.store.next_job_due()
+        """How long to sleep before the next job is due, at most ``idle_wait`` (and that long when
+        the store cannot say: a database away for a moment must not end the worker's loop)."""
+        try:
+            due = self.store.next_job_due()
+        except Exception as exc:
+            log.warning("could not read when the next job is due: %s", exc)
+            return idle_wait
         if due is None:
             return idle_wait
         return max(0.05, min(idle_wait, (due - self.clock()).total_seconds()))

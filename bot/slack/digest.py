@@ -26,6 +26,7 @@ from bot.reporting.reasons import ReasonCount, reasons_line, top_reasons
 from bot.reporting.report import NO_EXTRAS, ReportExtras, table1_rows, table2_rows
 from bot.reporting.stats import ModelStats, model_stats
 from bot.slack.blocks import escape_mrkdwn
+from core.coordination import Exclusive, alone
 from core.domain import Vote, utcnow
 from core.languages import language_name
 from core.ports import ChatError, ChatPoster, Store
@@ -278,8 +279,10 @@ class DigestService:
         candidates: Callable[[Sequence[Vote]], Sequence[Standing]] | None = None,
         default_language: str = "en",
         min_language_tickets: int = DEFAULT_MIN_TICKETS,
+        exclusive: Exclusive = alone,
     ) -> None:
         self.store = store
+        self.exclusive = exclusive  # replicas: the one holding "weekly_digest" posts it
         self.poster = poster
         self.settings = settings
         self.model_names = list(model_names)
@@ -366,10 +369,20 @@ class DigestService:
             )
 
     def run_due(self) -> bool:
-        """Posts the latest due digest unless it was already posted. Returns True if it posted."""
+        """Posts the latest due digest unless it was already posted. Returns True if it posted.
+
+        Replicas: the one that holds "weekly_digest" reads what was posted and posts; the others
+        skip, and one that comes later reads that it was posted."""
         due = latest_due(self.trigger, self.clock())
         if due is None:
             return False
+        with self.exclusive("weekly_digest") as ours:
+            if not ours:
+                log.info("another replica is posting the weekly digest")
+                return False
+            return self._post_unless_posted(due)
+
+    def _post_unless_posted(self, due: datetime) -> bool:
         last = self.store.get_meta(META_LAST_PERIOD_END)
         if last is None:
             # First start: nothing was missed. Mark this period as handled so a new install does

@@ -1,5 +1,6 @@
 """`draftdesk backup --output FILE.tar.gz`: the whole store (votes, drafts, sends, the queue) as
-one archive, taken while the bot runs.
+one archive, taken while the bot runs. With a PostgreSQL store (`[storage] url`): pg_dump
+(``pg_backup``).
 
 The store is many small files, and a copy made file by file while the bot writes could hold a vote
 without its draft. So the store first links every file into a snapshot folder beside it in one step
@@ -10,6 +11,7 @@ the archive is written from that snapshot, however long it takes; then the snaps
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import sys
@@ -19,14 +21,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from bot.config import load_store_settings, resolve_config_path
 from bot.store.job_actions import ActionResult
 from bot.store.partitioned import PartitionedStore
 from bot.store.requests import SNAPSHOT, StoreRequest, snapshot_name, wait_seconds
 from core.files import replace_atomically
-from draftdesk.commands.store_access import configured_store_path, on_store
+from draftdesk.commands.store_access import on_store
 
 ARCHIVE_PREFIX = "draftdesk-"  # --into: draftdesk-20261127T231500Z.tar.gz, sorted by name = by time
 DATED_ARCHIVE = re.compile(re.escape(ARCHIVE_PREFIX) + r"\d{8}T\d{6}Z\.tar\.gz")
+DATED_DUMP = re.compile(re.escape(ARCHIVE_PREFIX) + r"\d{8}T\d{6}Z\.dump")  # PostgreSQL: pg_dump
 
 
 def register(sub: Any) -> None:
@@ -49,7 +53,10 @@ def register(sub: Any) -> None:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    store_path = configured_store_path(args.config)
+    settings = load_store_settings(resolve_config_path(args.config, os.environ))
+    if settings.database is not None:
+        return _backup_database(args, settings.database.url)
+    store_path = settings.storage_path
     if args.keep is not None and (args.into is None or args.keep < 1):
         print("draftdesk: --keep N (N ≥ 1) goes with --into FOLDER", file=sys.stderr)
         return 2
@@ -89,6 +96,30 @@ def cmd_backup(args: argparse.Namespace) -> int:
             old.unlink()
             print(f"removed the older backup {old}")
     return 0
+
+
+def _backup_database(args: argparse.Namespace, url: str) -> int:
+    """PostgreSQL: pg_dump into --output, or draftdesk-DATE.dump --into a folder (--keep: the newest N)."""
+    from draftdesk.commands.pg_backup import backup_database
+
+    if args.keep is not None and (args.into is None or args.keep < 1):
+        print("draftdesk: --keep N (N ≥ 1) goes with --into FOLDER", file=sys.stderr)
+        return 2
+    if args.into is not None and not args.into.is_dir():
+        print(f"draftdesk: --into: no folder {args.into}: create it first", file=sys.stderr)
+        return 2
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    output: Path = args.output or args.into / f"{ARCHIVE_PREFIX}{stamp}.dump"
+    if output.is_dir() or not output.parent.is_dir():
+        print(f"draftdesk: --output {output}: give a file in an existing folder", file=sys.stderr)
+        return 2
+    code = backup_database(url, output)
+    if code == 0 and args.keep is not None:
+        dated = sorted(p for p in args.into.iterdir() if DATED_DUMP.fullmatch(p.name) and p != output)
+        for old in dated[: max(0, len(dated) - (args.keep - 1))]:
+            old.unlink()
+            print(f"removed the older backup {old}")
+    return code
 
 
 def _output_problem(output: Path, store_path: Path) -> str:

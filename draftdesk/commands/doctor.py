@@ -49,8 +49,36 @@ def check_settings(settings: Settings) -> list[Check]:
     checks = [
         _guarded(check, settings) for check in (_slack_token, _slack_channel, _socket_mode, _zendesk_user)
     ]
+    if settings.database is not None:
+        checks.append(_guarded(_database, settings))
     checks.extend(_models(settings))
     return checks
+
+
+def _database(settings: Settings) -> Check:
+    """`[storage] url`: the server answers, and how far its schema is (nothing is changed here)."""
+    import psycopg
+
+    from bot.store.pg.schema import migrations, schema_version
+    from core.db_url import masked
+
+    assert settings.database is not None
+    url = settings.database.url
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            server = conn.info.server_version
+            version = schema_version(conn)
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return Check("database", FAIL, f"{masked(url)}: {first}")
+    newest = migrations()[-1].version
+    where = f"{masked(url)}: PostgreSQL {server // 10000}.{server % 10000}"
+    if version == 0:
+        return Check("database", OK, f"{where}, empty: `draftdesk run` creates the schema")
+    state = (
+        "current" if version == newest else ("newer than this draftdesk" if version > newest else "behind")
+    )
+    return Check("database", OK, f"{where}, schema {version} of {newest} ({state})")
 
 
 def _guarded(check: Callable[[Settings], Check], settings: Settings) -> Check:

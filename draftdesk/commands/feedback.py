@@ -101,7 +101,8 @@ def read_tickets(source: TicketSource, ids: Iterable[int], progress: bool = Fals
 
 def cmd_feedback(args: argparse.Namespace) -> int:
     from bot.config import ConfigError, load_store_settings, resolve_config_path
-    from bot.store.partitioned import open_store
+    from core.db_url import masked
+    from draftdesk.commands.stores import open_for_reading
     from finetune.config import load_finetune_context
     from finetune.feedback import build_feedback
     from finetune.prepare import token_counter
@@ -125,23 +126,24 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         raise ConfigError(
             ["ZENDESK_EMAIL / ZENDESK_API_TOKEN: not set: export the agent e-mail and an API token"]
         )
-    if not storage.exists():
+    if store_settings.database is None and not storage.exists():
         print(
             f"draftdesk finetune feedback: no store at {storage}: run `draftdesk run` first", file=sys.stderr
         )
         return 2
     since = datetime.combine(args.since, time.min, UTC) if args.since else None
-    store = open_store(storage, read_only=True)
+    store = open_for_reading(storage, store_settings.database)
     try:
         drafts = collect(store, since, args.language, store_settings.languages.default)
     finally:
         store.close()
     if not drafts:
+        where = masked(store_settings.database.url) if store_settings.database else storage
         when = (f" since {args.since}" if args.since else "") + (
             f" in {args.language}" if args.language else ""
         )
         print(
-            f"draftdesk finetune feedback: no rated drafts{when} in {storage}: nothing to learn from yet "
+            f"draftdesk finetune feedback: no rated drafts{when} in {where}: nothing to learn from yet "
             "(pass an earlier --since, or let the agents rate some drafts first)",
             file=sys.stderr,
         )

@@ -1,23 +1,27 @@
 """`draftdesk jobs list|retry ID|retry --failed|drop ID`: the draft queue, for an operator.
 
 `list` opens the store read-only, so it works while `draftdesk run` runs. `retry` and `drop` write:
-the store admits one writing process at a time (``bot.store.lock``), so while the bot runs they
-hand the change to it (``bot.store.requests``) and print its answer.
+the TinyDB store admits one writing process at a time (``bot.store.lock``), so while the bot runs
+they hand the change to it (``bot.store.requests``) and print its answer. With a PostgreSQL
+database (`[storage] url`) every command works on the database directly, beside the replicas.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from bot.config import StoreSettings, load_store_settings, resolve_config_path
 from bot.store.job_actions import DROP, IN_QUEUE, RETRY, RETRY_FAILED, ActionResult, perform
 from bot.store.requests import StoreRequest, wait_seconds
 from core.domain import JOB_DONE, Job
 from core.ports import Store
-from draftdesk.commands.store_access import configured_store_path, on_store
+from draftdesk.commands.store_access import on_store
+from draftdesk.commands.stores import open_database, open_for_reading
 
 WAIT_HELP = "seconds to wait for a running bot to carry it out (default 10)"
 
@@ -49,28 +53,50 @@ def register(sub: Any) -> None:
     drop.set_defaults(func=cmd_drop)
 
 
-def _storage_path(args: argparse.Namespace) -> Path:
-    path = configured_store_path(args.config)
+def _settings(args: argparse.Namespace) -> StoreSettings:
+    return load_store_settings(resolve_config_path(args.config, os.environ))
+
+
+def _storage_path(settings: StoreSettings) -> Path:
+    path = settings.storage_path
     if not path.exists():
         raise FileNotFoundError(f"no store at {path}: run `draftdesk run` first or check [storage] path")
     return path
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from bot.store.partitioned import open_store
-
-    store = open_store(_storage_path(args), read_only=True)
+    settings = _settings(args)
+    store = open_for_reading(settings.storage_path, settings.database)
     try:
         statuses = (args.status,) if args.status else IN_QUEUE
         jobs = sorted((job for status in statuses for job in store.jobs(status)), key=lambda job: job.id)
+        claims = _claims(store)
     finally:
         store.close()
     if args.format == "json":
         for job in jobs:
-            print(json.dumps(job_row(job)))
+            print(json.dumps({**job_row(job), **claims.get(job.id, {})}))
         return 0
     print(render_table(jobs))
+    for job_id, claim in sorted(claims.items()):  # replicas on PostgreSQL: who runs what
+        print(
+            f"job {job_id} runs on replica {claim['replica']} (its claim lasts until {claim['lease_until']})"
+        )
     return 0
+
+
+def _claims(store: Store) -> dict[int, dict[str, str]]:
+    """The replica running each running job, and until when its lease lasts (PostgreSQL only)."""
+    job_claims = getattr(store, "job_claims", None)
+    if job_claims is None:
+        return {}
+    return {
+        job_id: {
+            "replica": replica or "?",
+            "lease_until": lease.isoformat(timespec="seconds") if lease else "?",
+        }
+        for job_id, replica, lease in job_claims()
+    }
 
 
 def job_row(job: Job) -> dict[str, Any]:
@@ -133,7 +159,15 @@ def _change(args: argparse.Namespace, request: StoreRequest) -> int:
     def here(store: Store) -> ActionResult:
         return perform(store, request.action, request.job_id)
 
-    result = on_store(_storage_path(args), request, here, args.wait)
+    settings = _settings(args)
+    if settings.database is not None:  # the database takes writes from any process
+        store = open_database(settings.database, pool_size=2)
+        try:
+            result: ActionResult | None = here(store)
+        finally:
+            store.close()
+    else:
+        result = on_store(_storage_path(settings), request, here, args.wait)
     if result is None:
         return 2
     if not result.ok:

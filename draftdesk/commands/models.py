@@ -82,11 +82,11 @@ def _settings(args: argparse.Namespace) -> StoreSettings:
 
 
 def _votes(settings: StoreSettings) -> list[Vote]:
-    from bot.store.partitioned import open_store
+    from draftdesk.commands.stores import open_for_reading
 
-    if not settings.storage_path.exists():
+    if settings.database is None and not settings.storage_path.exists():
         return []  # nothing rated yet: every candidate needs its ratings
-    store = open_store(settings.storage_path, read_only=True)
+    store = open_for_reading(settings.storage_path, settings.database)
     try:
         return store.votes()
     finally:

@@ -9,6 +9,7 @@ place. Whatever goes wrong before that last step leaves the current store as it 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tarfile
@@ -16,9 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from bot.config import load_store_settings, resolve_config_path
 from bot.store.lock import StoreInUse, WriterLock
 from bot.store.partitioned import PartitionedStore, history_folder
-from draftdesk.commands.store_access import configured_store_path, owner_problem
+from draftdesk.commands.store_access import owner_problem
 
 
 class RestoreError(Exception):
@@ -35,7 +37,12 @@ def register(sub: Any) -> None:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    store_path = configured_store_path(args.config)
+    settings = load_store_settings(resolve_config_path(args.config, os.environ))
+    if settings.database is not None:  # PostgreSQL: pg_restore of a pg_dump archive
+        from draftdesk.commands.pg_backup import restore_database
+
+        return restore_database(settings.database.url, args.archive)
+    store_path = settings.storage_path
     try:
         print(restore(args.archive, store_path))
     except RestoreError as exc:

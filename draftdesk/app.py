@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.drafting.grounding import HelpCenterIndex, HelpCenterSources, help_center_links
 from bot.drafting.intake import Poller, handle_zendesk_webhook
 from bot.drafting.pipeline import Pipeline
-from bot.drafting.staff_names import StaffNames
+from bot.drafting.staff_names import SharedList, StaffNames
 from bot.drafting.worker import TicketProcessor, Worker
 from bot.errors import StartupError
 from bot.operations.health import Check, HealthService
@@ -348,7 +348,10 @@ def _build(
         settings.worker.product_name,
         observe_replies=replies_observer(store),
         sources=sources,
-        staff_names=StaffNames(zendesk).names,
+        # replicas on one database read the names once an hour between them
+        staff_names=StaffNames(
+            zendesk, shared=None if exclusive is alone else SharedList(store, exclusive)
+        ).names,
         parent_status=parent_status.refresh_later,
         languages=languages,
         model_languages={m.name: m.languages for m in settings.models},

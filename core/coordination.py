@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import Protocol
+
+from core.ports import Store
 
 
 class Exclusive(Protocol):
@@ -24,3 +27,12 @@ class Exclusive(Protocol):
 def alone(name: str, wait: float = 0.0) -> Iterator[bool]:
     """One process: the work is always ours."""
     yield True
+
+
+@dataclass(frozen=True)
+class SharedList:
+    """Where replicas keep what one of them read for all (the agents' names, the Help Center's
+    articles): the store's meta, and the exclusive that says who reads it now."""
+
+    store: Store
+    exclusive: Exclusive

@@ -17,7 +17,8 @@ from bot.config import Settings
 from bot.drafting.grounding import HelpCenterIndex, HelpCenterSources, help_center_links
 from bot.drafting.intake import Poller, handle_zendesk_webhook
 from bot.drafting.pipeline import Pipeline
-from bot.drafting.staff_names import SharedList, StaffNames
+from bot.drafting.shared_help_center import SharedHelpCenterRefresh
+from bot.drafting.staff_names import StaffNames
 from bot.drafting.worker import TicketProcessor, Worker
 from bot.errors import StartupError
 from bot.operations.health import Check, HealthService
@@ -34,7 +35,7 @@ from bot.slack.sending import SendFlow
 from bot.store.lock import StoreInUse
 from bot.store.partitioned import PartitionedStore
 from bot.store.requests import StoreRequests
-from core.coordination import Exclusive, alone
+from core.coordination import Exclusive, SharedList, alone
 from core.db_url import masked
 from core.domain import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, Job, utcnow
 from core.ports import ChatPoster, DraftBackend, Store
@@ -102,6 +103,7 @@ class Draftdesk:
     web: WebServer | None
     scheduler: BackgroundScheduler
     help_center: HelpCenterIndex | None = None
+    shared_help_center: SharedHelpCenterRefresh | None = None  # replicas on one database
     exclusive: Exclusive = alone  # replicas on PostgreSQL: polling Zendesk is one replica's at a time
     _stop: threading.Event = field(default_factory=threading.Event)
     metrics: Metrics = field(default_factory=Metrics)
@@ -199,14 +201,23 @@ class Draftdesk:
         log.info("connected to Slack in Socket Mode")
 
     def refresh_help_center(self) -> None:
-        """Reads the Help Center articles changed since the last refresh into the index."""
+        """Reads the Help Center's listings into the index (replicas: one reads, the others adopt)."""
         assert self.help_center is not None
         try:
-            changed = self.help_center.refresh(self.zendesk)
+            if self.shared_help_center is None:
+                how, changed = "read", self.help_center.refresh(self.zendesk)
+            else:
+                how, changed = self.shared_help_center.refresh()
         except Exception as exc:  # Zendesk down, a bad article: the old index keeps serving
             log.warning("could not refresh the Help Center index; retrying at the next interval: %s", exc)
             return
-        log.info("Help Center index: %s article(s) changed, %s in all", changed, len(self.help_center))
+        if how == "skipped":
+            log.info("Help Center index: another replica reads the Help Center now; adopted next time")
+            return
+        where = "from Zendesk" if how == "read" else "as another replica read them"
+        log.info(
+            "Help Center index %s: %s article(s) changed, %s in all", where, changed, len(self.help_center)
+        )
 
     def _poll(self) -> None:
         assert self.poller is not None
@@ -416,6 +427,11 @@ def _build(
     )
     metrics.watch_queue(lambda: queue_jobs(store))
     app.parent_status = parent_status
+    if index is not None and exclusive is not alone:
+        interval = grounding.refresh_hours * 3600
+        app.shared_help_center = SharedHelpCenterRefresh(
+            index, zendesk, SharedList(store, exclusive), interval
+        )
     checks = upstream_checks(settings)
     if database is not None:
         checks["database"] = database

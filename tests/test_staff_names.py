@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from bot.drafting.staff_names import SharedList, StaffNames
+from bot.drafting.staff_names import StaffNames
 from bot.store.memory import MemoryStore
+from core.coordination import SharedList
 from core.ports import GatewayError
 
 

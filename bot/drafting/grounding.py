@@ -98,6 +98,29 @@ class HelpCenterIndex:
             raise failure
         return changed
 
+    def export(self) -> dict[str, dict[str, object]]:
+        """The indexed articles as plain data (what ``adopt`` takes)."""
+        with self._lock:
+            return {key: asdict(article) for key, article in self._articles.items()}
+
+    def adopt(self, articles: dict[str, dict[str, object]]) -> int:
+        """Serves the articles another replica read (``export``'s form); how many changed."""
+        adopted = {
+            key: Article(**value)  # type: ignore[arg-type]
+            for key, value in articles.items()
+            if key.split(":", 1)[0] in self.locales
+        }
+        before = self._articles
+        changed = len(set(before) ^ set(adopted)) + sum(
+            1 for key, article in adopted.items() if key in before and before[key] != article
+        )
+        with self._lock:
+            self._articles = adopted
+        if changed:
+            self._save()
+            self._rebuild()
+        return changed
+
     def _save(self) -> None:
         data = {"articles": {key: asdict(a) for key, a in self._articles.items()}}
         payload = json.dumps(data, ensure_ascii=False).encode("utf-8")

@@ -18,26 +18,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
-from core.coordination import Exclusive
+from core.coordination import SharedList
 from core.domain import utcnow
-from core.ports import GatewayError, StaffDirectory, Store
+from core.ports import GatewayError, StaffDirectory
 
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 3600.0
 RETRY_SECONDS = 60.0  # after a failed read: not every ticket should wait on a Zendesk outage
 SHARED_KEY = "staff_names"
-
-
-@dataclass(frozen=True)
-class SharedList:
-    """Where replicas keep the list between them: the store's meta, and who reads it now."""
-
-    store: Store
-    exclusive: Exclusive
 
 
 class StaffNames:

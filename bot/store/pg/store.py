@@ -123,7 +123,10 @@ class PostgresStore:
 
     def close(self) -> None:
         """Stops renewing, hands back the jobs this replica still holds (a replica stopped for an
-        upgrade: another takes them at once, not after the lease), and closes the pool."""
+        upgrade: another takes them at once, not after the lease), and closes the pool. Closing a
+        closed store does nothing."""
+        if self._pool.closed:
+            return
         self._stop.set()
         if self._renewing is not None:
             self._renewing.join(timeout=5)

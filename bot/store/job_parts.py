@@ -31,7 +31,7 @@ from tinydb.table import Document
 
 from bot.store.atomic_storage import AtomicJSONStorage
 from bot.store.documents import iso, job_from_doc, parse_iso
-from core.domain import JOB_DONE, JOB_FAILED, JOB_QUEUED, JOB_RUNNING, Job, utcnow
+from core.domain import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, Job
 
 JOBS_PER_PART = 100
 LIVE = (JOB_QUEUED, JOB_RUNNING, JOB_FAILED)
@@ -176,9 +176,6 @@ class JobParts:
             for job_id in ids:
                 self._remember(job_id, {**self._live[job_id], **changes[job_id]})
             self._unlist_if_drained(part)
-
-    def finish(self, job_id: int) -> None:
-        self.update({job_id: {"status": JOB_DONE, "last_error": None, "finished_at": iso(utcnow())}})
 
     def remove(self, job_id: int) -> None:
         part = part_of_job(job_id)

@@ -45,7 +45,8 @@ PRODUCT = "Acme Cloud Backup"
 # `finetune train` trains) without a change to the recipe, the sample or the libraries.
 # 2: bases read everyday e-mails, not the shipping corpus; float32 LoRA weights on the CPU.
 # 3: grounded prompts; one tokenizer for both bases, learned before the grounded prepare counts with it.
-BUILD_VERSION = 3
+# 4: the English tickets only (`prepare --language en`), as the study's English models.
+BUILD_VERSION = 4
 # The English articles only: with the German ones too, an English ticket's prompt often got a German
 # passage second (they share "99 %", "Outlook"), and the drafts mixed the two languages.
 GROUNDING_LOCALES = ("en-us",)
@@ -252,15 +253,29 @@ def _export_and_prepare(root: Path, recipe: Recipe) -> None:
     from models.tiny import train_tokenizer
 
     config = str(root / CONFIG)
+    work = root / "work"
     finetune_command("export", "--sample", "--config", config)
-    finetune_command("prepare", "--config", config)
+    # English only, as the study's models were: the sample's few German tickets would be a language
+    # the adapters see 8 times (the same tickets in both sets: the split is the same).
+    finetune_command("prepare", "--language", "en", "--out", str(work / "dataset"), "--config", config)
     tokenizer = root / TOKENIZER
     if not (tokenizer / "tokenizer.json").is_file():
         texts = tokenizer_texts(root / "work" / "dataset")
         with tempfile.TemporaryDirectory(dir=root, prefix=f".{TOKENIZER}-") as tmp:
             train_tokenizer(texts, vocab_size=recipe.vocab_size).save_pretrained(tmp + "/t")
             os.replace(tmp + "/t", tokenizer)
-    finetune_command("prepare", "--grounding", "--tokenizer", str(tokenizer), "--config", config)
+    finetune_command(
+        "prepare",
+        "--grounding",
+        "--tokenizer",
+        str(tokenizer),
+        "--language",
+        "en",
+        "--out",
+        str(work / "dataset-grounded"),
+        "--config",
+        config,
+    )
 
 
 def _build_family(root: Path, family: str, recipe: Recipe, threads: int, log: str) -> str:

@@ -70,7 +70,9 @@ def test_bench_engine_overhead_counts_each_sides_host_work_per_step(tmp_path: Pa
     )
     figures = report["rows"]["2"]
     for side in ("engine", "reference"):
-        assert figures[side]["ops_per_step"] > 100 and figures[side]["ms_per_step"] > 0
+        # ms per step is a difference of two timed runs: at this size and on a busy machine it can
+        # come out below zero, so only its presence is checked; the counts are exact
+        assert figures[side]["ops_per_step"] > 100 and isinstance(figures[side]["ms_per_step"], float)
     # The engine's steps never wait on the device (a look every 8 steps at most); generate() does.
     assert figures["engine"]["syncs_per_step"] <= 0.5 < figures["reference"]["syncs_per_step"]
     assert figures["ratios"]["ops"] == round(

@@ -34,6 +34,7 @@ from typing import Any
 from bot.reporting.stats import model_stats
 from bot.store.partitioned import TICKETS_PER_PART, PartitionedStore
 from core.domain import Vote
+from core.ports import Store
 from models.machine import cpu_description
 
 START = datetime(2025, 1, 6, tzinfo=UTC)  # a Monday
@@ -137,21 +138,16 @@ def seconds(operation: Callable[[], object]) -> tuple[float, object]:
     return round(time.perf_counter() - began, 3), result
 
 
-def measure(tickets: int, ops: int) -> dict[str, Any]:
-    """The store at one size, in this process."""
-    folder = Path(tempfile.mkdtemp(prefix="bench-store-"))
-    path = folder / "draftdesk.json"
-    build_s, _ = seconds(lambda: build(path, tickets))
-    startup_s, store = seconds(lambda: PartitionedStore(path))
+def operation_figures(
+    store: Store, tickets: int, ops: int, extra: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    """The Store API timed on a store holding ``tickets`` tickets of ``history``: vote, enqueue, claim
+    (then ``extra``, given the figures so far), look-up by message, a week's and a year's report,
+    the export. Every store's benchmark takes the same figures the same way."""
     rng = random.Random(9)
     now = created_at(tickets)
     recent = [f"t{t}r1{label}" for t in range(max(0, tickets - 200), tickets) for label in "ABC"]
-    result: dict[str, Any] = {
-        "store": "partitioned",
-        "tickets": tickets,
-        "build_s": build_s,
-        "startup_s": startup_s,
-    }
+    result: dict[str, Any] = {}
     result["record_vote"] = timed(
         lambda i: store.record_vote(
             Vote(0, rng.choice(recent), "llama", f"UB{i}", 4, "button", now + timedelta(seconds=i))
@@ -160,6 +156,8 @@ def measure(tickets: int, ops: int) -> dict[str, Any]:
     )
     result["enqueue"] = timed(lambda i: store.enqueue(tickets + i, "poll", now=now), ops)
     result["claim"] = timed(lambda i: store.claim_next_job(now + timedelta(seconds=1)), ops)
+    if extra is not None:
+        extra(result)
     probes = [rng.randrange(tickets) for _ in range(ops)]
     result["draft_by_message"] = timed(
         lambda i: store.draft_by_message(CHANNEL, f"{created_at(probes[i]).timestamp() + 2:.6f}"), ops
@@ -173,7 +171,22 @@ def measure(tickets: int, ops: int) -> dict[str, Any]:
     result["report_year_s"] = year_s
     result["export_s"] = export_s
     result["export_votes"] = len(votes)  # type: ignore[arg-type]
-    del votes
+    return result
+
+
+def measure(tickets: int, ops: int) -> dict[str, Any]:
+    """The store at one size, in this process."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-store-"))
+    path = folder / "draftdesk.json"
+    build_s, _ = seconds(lambda: build(path, tickets))
+    startup_s, store = seconds(lambda: PartitionedStore(path))
+    result: dict[str, Any] = {
+        "store": "partitioned",
+        "tickets": tickets,
+        "build_s": build_s,
+        "startup_s": startup_s,
+    }
+    result |= operation_figures(store, tickets, ops)
     store.close()
     result["files"] = sum(1 for p in folder.rglob("*") if p.is_file())
     result["bytes_on_disk"] = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import secrets
 import shutil
 import sys
@@ -30,12 +29,10 @@ from urllib.parse import quote
 
 import psycopg
 
-from benchmarks.bench_store import CHANNEL, MODELS, created_at, history, seconds, timed
-from bot.reporting.stats import model_stats
+from benchmarks.bench_store import created_at, history, operation_figures, seconds, timed
 from bot.store.documents import ts_time
 from bot.store.pg.store import PostgresStore
 from core.db_url import masked
-from core.domain import Vote
 from models.machine import cpu_description
 
 
@@ -132,32 +129,12 @@ def measure(url: str, tickets: int, ops: int) -> dict[str, Any]:
     store = PostgresStore(url, pool_size=4)
     try:
         load_s, _ = seconds(lambda: load(store, tickets))
-        rng = random.Random(9)
-        now = created_at(tickets)
-        recent = [f"t{t}r1{label}" for t in range(max(0, tickets - 200), tickets) for label in "ABC"]
         result: dict[str, Any] = {"store": "postgresql", "tickets": tickets, "load_s": load_s}
-        result["record_vote"] = timed(
-            lambda i: store.record_vote(
-                Vote(0, rng.choice(recent), "llama", f"UB{i}", 4, "button", now + timedelta(seconds=i))
-            ),
-            ops,
-        )
-        result["enqueue"] = timed(lambda i: store.enqueue(tickets + i, "poll", now=now), ops)
-        result["claim"] = timed(lambda i: store.claim_next_job(now + timedelta(seconds=1)), ops)
-        result["finish"] = timed(lambda i: store.finish_job(i + tickets + 1), ops)
-        probes = [rng.randrange(tickets) for _ in range(ops)]
-        result["draft_by_message"] = timed(
-            lambda i: store.draft_by_message(CHANNEL, f"{created_at(probes[i]).timestamp() + 2:.6f}"), ops
-        )
-        names = list(MODELS)
-        week_s, _ = seconds(lambda: model_stats(store.votes(now - timedelta(days=7), now), names))
-        year_start = now - timedelta(days=365)
-        year_s, _ = seconds(lambda: model_stats(store.votes(year_start, now + timedelta(days=1)), names))
-        export_s, votes = seconds(store.votes)
-        result["report_week_s"] = week_s
-        result["report_year_s"] = year_s
-        result["export_s"] = export_s
-        result["export_votes"] = len(votes)  # type: ignore[arg-type]
+
+        def finish(figures: dict[str, Any]) -> None:  # the claimed jobs: this store's finish is a write
+            figures["finish"] = timed(lambda i: store.finish_job(i + tickets + 1), ops)
+
+        result |= operation_figures(store, tickets, ops, finish)
         with store.connection() as conn:
             row = conn.execute("SELECT pg_database_size(current_database()) AS size").fetchone()
             result["database_bytes"] = row["size"] if row else None  # type: ignore[call-overload]

@@ -124,11 +124,16 @@ def timed(operation: Callable[[int], object], count: int) -> dict[str, float]:
         began = time.perf_counter()
         operation(i)
         times.append((time.perf_counter() - began) * 1000)
-    times.sort()
+    return milliseconds_summary(times)
+
+
+def milliseconds_summary(times: list[float]) -> dict[str, float]:
+    """Median, p99 and count of call times in milliseconds."""
+    ordered = sorted(times)
     return {
-        "median_ms": round(statistics.median(times), 3),
-        "p99_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))], 3),
-        "n": count,
+        "median_ms": round(statistics.median(ordered), 3),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3),
+        "n": len(ordered),
     }
 
 

@@ -23,7 +23,6 @@ alike. In ``backlog`` the claims' "first" window is the first 1,000 claims of th
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_store import build
+from benchmarks.bench_store import build, milliseconds_summary
 from bot.store.atomic_storage import AtomicJSONStorage
 from bot.store.partitioned import PartitionedStore
 from core.domain import Vote
@@ -79,15 +78,6 @@ class Timings:
         self.calls[name].append((time.perf_counter() - began) * 1000)
         self.written[name].append(self._bytes.total - before)
         return result
-
-
-def _figures(times: list[float]) -> dict[str, float]:
-    ordered = sorted(times)
-    return {
-        "median_ms": round(statistics.median(ordered), 3),
-        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3),
-        "n": len(ordered),
-    }
 
 
 def _moment(index: int, count: int) -> datetime:
@@ -210,7 +200,7 @@ def _report(
     for name in OPERATIONS:
         if not first.calls[name]:
             continue
-        head, tail = _figures(first.calls[name]), _figures(last.calls[name])
+        head, tail = milliseconds_summary(first.calls[name]), milliseconds_summary(last.calls[name])
         head["max_bytes_written"] = max(first.written[name])
         tail["max_bytes_written"] = max(last.written[name])
         figures[name] = {
